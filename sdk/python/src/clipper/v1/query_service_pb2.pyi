@@ -1,0 +1,56 @@
+from clipper.common.v1 import data_pb2 as _data_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class QueryRequest(_message.Message):
+    __slots__ = ("application", "inputs", "version", "uid")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    inputs: _data_pb2.Inputs
+    version: str
+    uid: str
+    def __init__(self, application: _Optional[str] = ..., inputs: _Optional[_Union[_data_pb2.Inputs, _Mapping]] = ..., version: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
+
+class QueryResult(_message.Message):
+    __slots__ = ("query_id", "output", "default", "default_explanation")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    query_id: int
+    output: str
+    default: bool
+    default_explanation: str
+    def __init__(self, query_id: _Optional[int] = ..., output: _Optional[str] = ..., default: _Optional[bool] = ..., default_explanation: _Optional[str] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QueryResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ...) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("application", "inputs", "labels", "uid")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    inputs: _data_pb2.Inputs
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    uid: str
+    def __init__(self, application: _Optional[str] = ..., inputs: _Optional[_Union[_data_pb2.Inputs, _Mapping]] = ..., labels: _Optional[_Iterable[str]] = ..., uid: _Optional[str] = ...) -> None: ...
+
+class SubmitFeedbackResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    def __init__(self, accepted: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,239 @@
+import { once } from "node:events";
+import type { DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-codec.js";
+import { HealthStatus, createHealthImpl } from "./health.js";
+import type { Logger } from "./logger.js";
+
+/** A service descriptor with its implementation. */
+export interface ServiceRegistration<S extends DescService = DescService> {
+  service: S;
+  impl: Partial<ServiceImpl<S>>;
+}
+
+export function registration<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): ServiceRegistration {
+  return { service, impl } as ServiceRegistration;
+}
+
+export interface GrpcServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  services: ServiceRegistration[];
+  /** Serve gRPC server reflection (v1 and v1alpha) for the registered services. */
+  reflection?: boolean;
+  logger?: Logger;
+  credentials?: grpc.ServerCredentials;
+  /** Largest request accepted, in bytes. */
+  maxReceiveMessageBytes?: number;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  readonly address: string;
+  readonly health: HealthStatus;
+  readonly server: grpc.Server;
+  /** Stops accepting calls, lets running ones finish for up to graceMs, then cuts them. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a grpc-js server for connect-es style service implementations, with
+ * grpc.health.v1 always and server reflection on request.
+ */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const host = options.host ?? "127.0.0.1";
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  });
+  const health = new HealthStatus();
+  const shutdown = new AbortController();
+  const all = [...options.services, registration(Health, createHealthImpl(health, shutdown.signal))];
+  for (const { service, impl } of all) {
+    server.addService(serviceDefinition(service), handlers(service, impl, shutdown.signal, options.logger));
+    health.set(service.typeName, "SERVING");
+  }
+  health.set("", "SERVING");
+  if (options.reflection) {
+    // @grpc/reflection reads only `fileDescriptorProtos` from the package definition.
+    const pkg = reflectionPackage(all.map((r) => r.service)) as unknown as ConstructorParameters<typeof ReflectionService>[0];
+    new ReflectionService(pkg, {
+      services: all.map((r) => r.service.typeName),
+    }).addToServer(server);
+  }
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `${host.includes(":") ? `[${host}]` : host}:${options.port}`,
+      options.credentials ?? grpc.ServerCredentials.createInsecure(),
+      (err, bound) => (err ? reject(err) : resolve(bound)),
+    ),
+  );
+  return {
+    port,
+    address: `${host}:${port}`,
+    health,
+    server,
+    close: async (graceMs = 2000) => {
+      health.shutdown();
+      shutdown.abort();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    def[method.name] = {
+      path: grpcPath(method),
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: serializer(method.input as DescMessage) as grpc.serialize<unknown>,
+      requestDeserialize: deserializer(method.input as DescMessage),
+      responseSerialize: serializer(method.output as DescMessage) as grpc.serialize<unknown>,
+      responseDeserialize: deserializer(method.output as DescMessage),
+      originalName: method.localName,
+    };
+  }
+  return def;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type AnyImpl = (input: unknown, ctx: HandlerContext) => unknown;
+
+function handlers(
+  service: DescService,
+  impl: Partial<ServiceImpl<DescService>>,
+  shutdownSignal: AbortSignal,
+  logger: Logger | undefined,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, AnyImpl | undefined>)[method.localName];
+    const context = (call: AnyCall) => handlerContext(service, method, call, shutdownSignal);
+    const toStatus = (err: unknown) => serviceError(err, method, logger);
+    if (fn === undefined) {
+      out[method.name] = unimplemented(method);
+      continue;
+    }
+    switch (method.methodKind) {
+      case "unary":
+        out[method.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const ctx = context(call);
+          Promise.resolve()
+            .then(() => fn(call.request, ctx))
+            .then(
+              (res) => callback(null, res, trailers(ctx)),
+              (err) => callback(toStatus(err)),
+            )
+            .finally(() => ctx.abort());
+        }) as grpc.handleUnaryCall<unknown, unknown>;
+        break;
+      case "client_streaming":
+        out[method.name] = ((call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const ctx = context(call);
+          Promise.resolve()
+            .then(() => fn(call, ctx))
+            .then(
+              (res) => callback(null, res, trailers(ctx)),
+              (err) => callback(toStatus(err)),
+            )
+            .finally(() => ctx.abort());
+        }) as grpc.handleClientStreamingCall<unknown, unknown>;
+        break;
+      case "server_streaming":
+      case "bidi_streaming":
+        out[method.name] = ((call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
+          const ctx = context(call);
+          const input = method.methodKind === "server_streaming" ? (call as grpc.ServerWritableStream<unknown, unknown>).request : call;
+          void (async () => {
+            try {
+              for await (const message of fn(input, ctx) as AsyncIterable<unknown>) {
+                if (ctx.signal.aborted) break;
+                if (!call.write(message)) await once(call, "drain", { signal: ctx.signal });
+              }
+              call.end(trailers(ctx));
+            } catch (err) {
+              if (!call.cancelled) call.emit("error", toStatus(err));
+            } finally {
+              ctx.abort();
+            }
+          })();
+        }) as grpc.handleServerStreamingCall<unknown, unknown>;
+        break;
+    }
+  }
+  return out;
+}
+
+function unimplemented(method: DescMethod): grpc.UntypedHandleCall {
+  const status = { code: grpc.status.UNIMPLEMENTED, details: `${method.parent.typeName}.${method.name} is not implemented` };
+  if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
+    return ((_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(status)) as grpc.handleUnaryCall<unknown, unknown>;
+  }
+  return ((call: grpc.ServerWritableStream<unknown, unknown>) => call.emit("error", status)) as grpc.handleServerStreamingCall<unknown, unknown>;
+}
+
+function handlerContext(service: DescService, method: DescMethod, call: AnyCall, shutdownSignal: AbortSignal) {
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const requestAbort = new AbortController();
+  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => requestAbort.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+  return createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: grpcPath(method),
+    ...(Number.isFinite(deadlineMs) ? { timeoutMs: Math.max(0, deadlineMs - Date.now()) } : {}),
+    shutdownSignal,
+    requestSignal: requestAbort.signal,
+    requestHeader: metadataToHeaders(call.metadata),
+  });
+}
+
+function trailers(ctx: HandlerContext): grpc.Metadata | undefined {
+  let md: grpc.Metadata | undefined;
+  ctx.responseTrailer.forEach((value, key) => {
+    md ??= new grpc.Metadata();
+    md.add(key, value);
+  });
+  return md;
+}
+
+/** One error type on the wire: ConnectError codes map 1:1 to gRPC status codes; anything else is Internal. */
+function serviceError(err: unknown, method: DescMethod, logger: Logger | undefined): Partial<grpc.StatusObject> {
+  if (err instanceof ConnectError) {
+    return { code: err.code as number as grpc.status, details: err.rawMessage };
+  }
+  logger?.error({ err, method: grpcPath(method) }, "unexpected error in handler");
+  return { code: grpc.status.INTERNAL, details: `internal error in ${method.name}` };
+}
+
+/** The shape @grpc/reflection reads: objects carrying serialized FileDescriptorProtos. */
+function reflectionPackage(services: DescService[]): Record<string, { fileDescriptorProtos: Buffer[] }> {
+  const files = new Map<string, DescFile>();
+  const visit = (file: DescFile) => {
+    if (files.has(file.name)) return;
+    files.set(file.name, file);
+    file.dependencies.forEach(visit);
+  };
+  services.forEach((s) => visit(s.file));
+  const protos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  return { all: { fileDescriptorProtos: protos } };
+}

@@ -1,0 +1,36 @@
+// The small internal package every service shares. Export list is explicit on purpose.
+export { createGrpcTransport } from "./grpc-transport.js";
+export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
+export { startGrpcServer, registration, serviceDefinition } from "./grpc-server.js";
+export type { GrpcServerOptions, RunningGrpcServer, ServiceRegistration } from "./grpc-server.js";
+export { HealthStatus, createHealthImpl } from "./health.js";
+export type { ServingState } from "./health.js";
+export { createLogger } from "./logger.js";
+export type { Logger } from "./logger.js";
+export {
+  Code,
+  ConnectError,
+  invalidArgument,
+  notFound,
+  alreadyExists,
+  failedPrecondition,
+  unavailable,
+  resourceExhausted,
+  deadlineExceeded,
+} from "./errors.js";
+export { loadConfig, usage, parse, defaults, ConfigError } from "./config.js";
+export type { Option, ConfigOf } from "./config.js";
+export { createMetricsRegistry, startMetricsServer, prom } from "./metrics.js";
+export type { MetricsServer } from "./metrics.js";
+export {
+  parseInputType,
+  inputTypeName,
+  inputCount,
+  validateInputs,
+  selectInputs,
+  splitInputs,
+  concatInputs,
+} from "./inputs.js";
+export type { InputLimits } from "./inputs.js";
+export { validateName, validateVersion } from "./names.js";
+export { onShutdownSignal, exitOnStartupError } from "./process.js";
