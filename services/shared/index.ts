@@ -34,3 +34,9 @@ export {
 export type { InputLimits } from "./inputs.js";
 export { validateName, validateVersion } from "./names.js";
 export { onShutdownSignal, exitOnStartupError } from "./process.js";
+export { watchConfig } from "./config-watcher.js";
+export type { ConfigWatcher, ConfigListener, WatchConfigOptions } from "./config-watcher.js";
+export { applyConfigChange, emptyConfigView, viewFromSnapshot, modelKey } from "./config-view.js";
+export type { ConfigView } from "./config-view.js";
+export { Backoff } from "./backoff.js";
+export type { BackoffOptions } from "./backoff.js";

@@ -1,0 +1,67 @@
+import { create } from "@bufbuild/protobuf";
+import { afterEach, describe, expect, it } from "vitest";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import { ConfigChangeSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { Backoff } from "./backoff.js";
+import { applyConfigChange, emptyConfigView } from "./config-view.js";
+import { watchConfig, type ConfigWatcher } from "./config-watcher.js";
+import { registration, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
+import { createLogger } from "./logger.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
+
+const logger = createLogger({ service: "test", level: "silent" });
+
+describe("applyConfigChange", () => {
+  it("upserts and deletes without touching the old view", () => {
+    const v0 = emptyConfigView();
+    const v1 = applyConfigChange(v0, create(ConfigChangeSchema, { revision: 1n, change: { case: "applicationUpserted", value: { name: "a" } } }));
+    const v2 = applyConfigChange(v1, create(ConfigChangeSchema, { revision: 2n, change: { case: "applicationDeleted", value: "a" } }));
+    expect(v0.applications.size).toBe(0);
+    expect(v1.applications.get("a")?.name).toBe("a");
+    expect(v2.applications.has("a")).toBe(false);
+    expect(v2.revision).toBe(2n);
+  });
+});
+
+describe("watchConfig", () => {
+  let server: RunningGrpcServer | undefined;
+  let watcher: ConfigWatcher | undefined;
+  afterEach(async () => {
+    watcher?.close();
+    await server?.close(100);
+  });
+
+  it("applies the snapshot and changes, and reconnects for a fresh snapshot after the stream ends", async () => {
+    let connections = 0;
+    server = await startGrpcServer({
+      port: 0,
+      services: [
+        registration(ManagementService, {
+          async *watchConfig(): AsyncIterable<MessageInitShape<typeof WatchConfigResponseSchema>> {
+            connections++;
+            const revision = BigInt(connections * 10);
+            yield { event: { case: "snapshot", value: { revision, applications: [{ name: "app", inputType: InputType.DOUBLES }] } } };
+            yield {
+              event: { case: "change", value: { revision: revision + 1n, change: { case: "currentVersionSet", value: { modelName: "m", version: String(connections) } } } },
+            };
+          },
+        }),
+      ],
+    });
+    watcher = watchConfig({ registry: server.address, logger, backoff: new Backoff({ initialMs: 10, maxMs: 20, jitter: 0 }) });
+    await watcher.ready;
+    await waitFor(() => watcher!.view().currentVersions.get("m") === "2");
+    expect(watcher.view().applications.get("app")?.inputType).toBe(InputType.DOUBLES);
+    expect(connections).toBeGreaterThanOrEqual(2);
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

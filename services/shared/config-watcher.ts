@@ -1,0 +1,106 @@
+import { createClient } from "@connectrpc/connect";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import type { ConfigChange } from "../../gen/clipper/v1/resources_pb.js";
+import { Backoff } from "./backoff.js";
+import { applyConfigChange, type ConfigView, emptyConfigView, viewFromSnapshot } from "./config-view.js";
+import { createGrpcTransport } from "./grpc-transport.js";
+import type { Logger } from "./logger.js";
+
+export type ConfigListener = (view: ConfigView, change: ConfigChange | undefined) => void;
+
+/** The registry's configuration, kept current by WatchConfig. */
+export interface ConfigWatcher {
+  /** The latest view; the last one received while the registry is unreachable. */
+  view(): ConfigView;
+  /** Resolves after the first snapshot. */
+  readonly ready: Promise<void>;
+  /** Whether the watch stream is connected now. */
+  connected(): boolean;
+  /** Called after every snapshot (change undefined) and change. Returns an unsubscribe function. */
+  onChange(listener: ConfigListener): () => void;
+  close(): void;
+}
+
+export interface WatchConfigOptions {
+  /** host:port of the registry. */
+  registry: string;
+  logger: Logger;
+  backoff?: Backoff;
+}
+
+/**
+ * Follows the registry's WatchConfig stream, reconnecting with backoff. Each
+ * reconnection starts from a fresh snapshot, so nothing changed while the
+ * registry was away is missed.
+ */
+export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
+  const transport = createGrpcTransport({ address: options.registry });
+  const client = createClient(ManagementService, transport);
+  const backoff = options.backoff ?? new Backoff();
+  const listeners = new Set<ConfigListener>();
+  const closing = new AbortController();
+  let view = emptyConfigView();
+  let isConnected = false;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  const publish = (change: ConfigChange | undefined) => {
+    for (const l of listeners) {
+      try {
+        l(view, change);
+      } catch (err) {
+        options.logger.error({ err }, "config listener failed");
+      }
+    }
+  };
+
+  void (async () => {
+    while (!closing.signal.aborted) {
+      try {
+        for await (const event of client.watchConfig({}, { signal: closing.signal })) {
+          if (event.event.case === "snapshot") {
+            view = viewFromSnapshot(event.event.value);
+            if (!isConnected) options.logger.info({ registry: options.registry, revision: String(view.revision) }, "config watch connected");
+            isConnected = true;
+            backoff.reset();
+            markReady();
+            publish(undefined);
+          } else if (event.event.case === "change") {
+            view = applyConfigChange(view, event.event.value);
+            publish(event.event.value);
+          }
+        }
+      } catch (err) {
+        if (closing.signal.aborted) break;
+        if (isConnected) options.logger.warn({ err: String(err), registry: options.registry }, "config watch lost; keeping the last configuration");
+      }
+      isConnected = false;
+      if (closing.signal.aborted) break;
+      await sleep(backoff.next(), closing.signal);
+    }
+  })();
+
+  return {
+    view: () => view,
+    ready,
+    connected: () => isConnected,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      closing.abort();
+      transport.close();
+    },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
