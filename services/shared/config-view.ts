@@ -48,8 +48,12 @@ export function applyConfigChange(view: ConfigView, change: ConfigChange): Confi
       return { ...next, currentVersions: withEntry(view.currentVersions, c.value.modelName, c.value.version) };
     case "currentVersionCleared":
       return { ...next, currentVersions: withoutEntry(view.currentVersions, c.value) };
-    case "replicasReported":
-      return { ...next, replicaSets: withEntry(view.replicaSets, modelKey(c.value.modelName, c.value.modelVersion), c.value) };
+    case "replicasReported": {
+      // An empty report means no replicas; drop the entry so a live view equals a fresh snapshot.
+      const key = modelKey(c.value.modelName, c.value.modelVersion);
+      const replicaSets = c.value.replicas.length === 0 ? withoutEntry(view.replicaSets, key) : withEntry(view.replicaSets, key, c.value);
+      return { ...next, replicaSets };
+    }
     default:
       return next;
   }

@@ -1,0 +1,79 @@
+// The registry's composition root: `node --import tsx services/registry/main.ts [--flag value ...]`.
+// Once serving it logs one JSON line {"msg":"listening","port":N,"metricsPort":M,...} on stdout;
+// with --port 0 that line is how a supervisor learns the port.
+import { join } from "node:path";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import {
+  createLogger,
+  createMetricsRegistry,
+  exitOnStartupError,
+  loadConfig,
+  onShutdownSignal,
+  prom,
+  registration,
+  startGrpcServer,
+  startMetricsServer,
+  usage,
+} from "../shared/index.js";
+import { registryConfigSpec } from "./config.js";
+import { LmdbStore } from "./lmdb-store.js";
+import { RedisStore } from "./redis-store.js";
+import { Registry } from "./registry.js";
+import { createManagementService } from "./service.js";
+import type { RegistryStore } from "./store.js";
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--help")) {
+    process.stdout.write(usage("registry", registryConfigSpec));
+    return;
+  }
+  const config = loadConfig("registry", registryConfigSpec);
+  const logger = createLogger({ service: "registry" });
+
+  const store: RegistryStore =
+    config.store === "redis"
+      ? await RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, logger })
+      : LmdbStore.open(join(config.dataDir, "registry"));
+  const registry = await Registry.open({ store, logger });
+
+  const metrics = createMetricsRegistry("registry");
+  new prom.Gauge({
+    name: "clipper_registry_revision",
+    help: "Configuration revision",
+    registers: [metrics],
+    collect() {
+      this.set(Number(registry.revision));
+    },
+  });
+  new prom.Gauge({
+    name: "clipper_registry_watchers",
+    help: "Open WatchConfig streams",
+    registers: [metrics],
+    collect() {
+      this.set(registry.watchers);
+    },
+  });
+
+  const server = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    reflection: true,
+    logger,
+    services: [registration(ManagementService, createManagementService(registry))],
+  });
+  const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
+  logger.info(
+    { port: server.port, metricsPort: metricsServer.port, host: config.host, store: config.store, revision: registry.revision.toString() },
+    "listening",
+  );
+
+  onShutdownSignal(logger, async () => {
+    // Ending watches first lets their clients see UNAVAILABLE and reconnect elsewhere promptly.
+    registry.endWatches();
+    await server.close();
+    await registry.close();
+    await metricsServer.close();
+  });
+}
+
+main().catch(exitOnStartupError);

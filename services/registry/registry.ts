@@ -1,0 +1,435 @@
+import { clone, create, equals } from "@bufbuild/protobuf";
+import type {
+  CreateApplicationRequest,
+  CreateModelRequest,
+  UpdateApplicationRequest,
+  UpdateModelRequest,
+} from "../../gen/clipper/v1/management_service_pb.js";
+import {
+  type Application,
+  ApplicationSchema,
+  type ConfigChange,
+  ConfigChangeSchema,
+  type ConfigSnapshot,
+  type CurrentVersion,
+  type Model,
+  ModelSchema,
+  type ModelVersionKey,
+  type ReplicaSet,
+  ReplicaSetSchema,
+} from "../../gen/clipper/v1/resources_pb.js";
+import {
+  Code,
+  ConnectError,
+  alreadyExists,
+  failedPrecondition,
+  inputTypeName,
+  notFound,
+  resourceExhausted,
+  unavailable,
+  validateName,
+  validateVersion,
+  type Logger,
+} from "../shared/index.js";
+import { ConfigState } from "./config-state.js";
+import { StoreConflictError, type RegistryStore } from "./store.js";
+import {
+  DEFAULT_SLO_MICROS,
+  LIMITS,
+  validateDesiredReplicas,
+  validateInputType,
+  validateLabels,
+  validateNewModel,
+  validateReplicaSet,
+  validateSlo,
+  validateText,
+} from "./validation.js";
+import { WatchHub, type WatchSubscription } from "./watch-hub.js";
+
+export interface RegistryOptions {
+  store: RegistryStore;
+  logger?: Logger;
+  /** Milliseconds since the epoch; stamps Model.created_at_ms. */
+  now?: () => number;
+  /** Changes buffered per WatchConfig subscriber before it is cut off. */
+  maxWatchBacklog?: number;
+  /** Writes waiting for their turn before new ones are refused. */
+  maxPendingWrites?: number;
+}
+
+/** The content of a ConfigChange; the registry assigns revisions when it commits. */
+type ChangeContent = Exclude<ConfigChange["change"], { case: undefined }>;
+
+/** What a write computes against the current state: its changes, and its answer once they are applied. */
+interface WritePlan<T> {
+  changes: ChangeContent[];
+  result: () => T;
+}
+
+/**
+ * Clipper's configuration and its rules: applications, model versions, current
+ * versions, app→model links and observed replicas. Reads come from memory;
+ * every write is validated against the state, committed to the store as one
+ * atomic set of changes, applied to memory and published to watchers, one write
+ * at a time, so watchers see changes in revision order. One registry process
+ * owns the store.
+ *
+ * Rules chosen here (Clipper leaves them open):
+ * - An application created with slo_micros 0 gets the default SLO (100 ms).
+ * - All versions of a model take the same input type.
+ * - Deleting the current version while other versions exist is
+ *   FAILED_PRECONDITION: choose another current version first, so that linked
+ *   applications never silently lose their model. Deleting the last version
+ *   (or the whole model) clears the current version and removes the model's
+ *   links from every application.
+ * - Linking twice is ALREADY_EXISTS; unlinking a model that is not linked is NOT_FOUND.
+ * - ReportReplicas replaces the version's replica set; an empty set removes it.
+ *   Reporting replicas of an unknown version is NOT_FOUND unless the set is
+ *   empty, and deleting a version also clears its replicas.
+ */
+export class Registry {
+  private state: ConfigState;
+  private readonly hub: WatchHub;
+  private readonly now: () => number;
+  private readonly maxPendingWrites: number;
+  private writeQueue: Promise<void> = Promise.resolve();
+  private pendingWrites = 0;
+  /** Set after a failed commit: memory may differ from the store until it is reloaded. */
+  private stale = false;
+
+  private constructor(
+    private readonly store: RegistryStore,
+    snapshot: ConfigSnapshot,
+    private readonly options: RegistryOptions,
+  ) {
+    this.state = ConfigState.fromSnapshot(snapshot);
+    this.hub = new WatchHub(options.maxWatchBacklog ?? 10_000);
+    this.now = options.now ?? Date.now;
+    this.maxPendingWrites = options.maxPendingWrites ?? 1024;
+  }
+
+  static async open(options: RegistryOptions): Promise<Registry> {
+    return new Registry(options.store, await options.store.load(), options);
+  }
+
+  get revision(): bigint {
+    return this.state.revision;
+  }
+
+  /** The number of open WatchConfig subscriptions. */
+  get watchers(): number {
+    return this.hub.size;
+  }
+
+  /** Ends every WatchConfig stream with UNAVAILABLE, so clients reconnect (to a restarted registry). */
+  endWatches(): void {
+    this.hub.endAll(unavailable("registry is shutting down; reconnect"));
+  }
+
+  /** Ends every watch, waits for queued writes and closes the store. */
+  async close(): Promise<void> {
+    this.endWatches();
+    await this.writeQueue;
+    await this.store.close();
+  }
+
+  // ---- applications
+
+  getApplication(name: string): Application {
+    validateName("application", name);
+    return this.requireApplication(name);
+  }
+
+  listApplications(): Application[] {
+    return this.state.applicationList();
+  }
+
+  async createApplication(req: CreateApplicationRequest): Promise<Application> {
+    validateName("application", req.name);
+    validateInputType("input_type", req.inputType);
+    validateSlo(req.sloMicros);
+    validateText("default_output", req.defaultOutput, LIMITS.maxDefaultOutputBytes);
+    validateText("description", req.description, LIMITS.maxDescriptionBytes);
+    return this.write((s) => {
+      if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
+      const app = create(ApplicationSchema, {
+        name: req.name,
+        inputType: req.inputType,
+        defaultOutput: req.defaultOutput,
+        sloMicros: req.sloMicros === 0n ? DEFAULT_SLO_MICROS : req.sloMicros,
+        description: req.description,
+      });
+      return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(req.name) };
+    });
+  }
+
+  async updateApplication(req: UpdateApplicationRequest): Promise<Application> {
+    validateName("application", req.name);
+    if (req.sloMicros !== undefined) validateSlo(req.sloMicros);
+    if (req.defaultOutput !== undefined) validateText("default_output", req.defaultOutput, LIMITS.maxDefaultOutputBytes);
+    if (req.description !== undefined) validateText("description", req.description, LIMITS.maxDescriptionBytes);
+    return this.write(() => {
+      const app = this.requireApplication(req.name);
+      const updated = clone(ApplicationSchema, app);
+      if (req.sloMicros !== undefined) updated.sloMicros = req.sloMicros === 0n ? DEFAULT_SLO_MICROS : req.sloMicros;
+      if (req.defaultOutput !== undefined) updated.defaultOutput = req.defaultOutput;
+      if (req.description !== undefined) updated.description = req.description;
+      const changes: ChangeContent[] = equals(ApplicationSchema, app, updated) ? [] : [{ case: "applicationUpserted", value: updated }];
+      return { changes, result: () => this.requireApplication(req.name) };
+    });
+  }
+
+  /** Removes the application and, with it, its links. */
+  async deleteApplication(name: string): Promise<void> {
+    validateName("application", name);
+    return this.write(() => {
+      this.requireApplication(name);
+      return { changes: [{ case: "applicationDeleted", value: name }], result: () => undefined };
+    });
+  }
+
+  // ---- models
+
+  /** The version, or the current version when `version` is empty. */
+  getModel(name: string, version: string): { model: Model; currentVersion: string } {
+    validateName("model", name);
+    const current = this.state.currentVersion(name);
+    if (version === "") {
+      if (current === undefined) throw notFound(`model "${name}" not found`);
+      return { model: this.requireModel(name, current), currentVersion: current };
+    }
+    validateVersion(version);
+    return { model: this.requireModel(name, version), currentVersion: current ?? "" };
+  }
+
+  listModels(name: string): { models: Model[]; currentVersions: CurrentVersion[] } {
+    if (name !== "") validateName("model", name);
+    const names = name === "" ? this.state.modelNames() : this.state.versions(name).length > 0 ? [name] : [];
+    return {
+      models: names.flatMap((n) => this.state.versions(n)),
+      currentVersions: names.flatMap((n) => {
+        const version = this.state.currentVersion(n);
+        return version === undefined ? [] : [{ $typeName: "clipper.v1.CurrentVersion" as const, modelName: n, version }];
+      }),
+    };
+  }
+
+  async createModel(req: CreateModelRequest): Promise<{ model: Model; currentVersion: string }> {
+    const requested = req.model;
+    validateNewModel(requested);
+    const { name, version } = requested;
+    return this.write((s) => {
+      if (s.model(name, version)) throw alreadyExists(`model "${name}" version "${version}" already exists`);
+      const existing = s.versions(name)[0];
+      if (existing && existing.inputType !== requested.inputType) {
+        throw failedPrecondition(
+          `model "${name}" version "${version}" takes ${inputTypeName(requested.inputType)} but the model's other versions take ${inputTypeName(existing.inputType)}`,
+        );
+      }
+      const model = clone(ModelSchema, requested);
+      model.createdAtMs = BigInt(this.now());
+      const changes: ChangeContent[] = [{ case: "modelUpserted", value: model }];
+      if (s.currentVersion(name) === undefined || req.setCurrent) {
+        changes.push({ case: "currentVersionSet", value: { $typeName: "clipper.v1.CurrentVersion", modelName: name, version } });
+      }
+      return { changes, result: () => ({ model: this.requireModel(name, version), currentVersion: s.currentVersion(name) ?? "" }) };
+    });
+  }
+
+  async updateModel(req: UpdateModelRequest): Promise<Model> {
+    validateName("model", req.name);
+    validateVersion(req.version);
+    if (req.desiredReplicas !== undefined) validateDesiredReplicas(req.desiredReplicas);
+    validateLabels(req.labels);
+    return this.write(() => {
+      const model = this.requireModel(req.name, req.version);
+      const updated = clone(ModelSchema, model);
+      if (req.desiredReplicas !== undefined) updated.desiredReplicas = req.desiredReplicas;
+      if (req.maxBatchSize !== undefined) updated.maxBatchSize = req.maxBatchSize;
+      updated.labels = req.replaceLabels ? { ...req.labels } : { ...model.labels, ...req.labels };
+      validateLabels(updated.labels);
+      const changes: ChangeContent[] = equals(ModelSchema, model, updated) ? [] : [{ case: "modelUpserted", value: updated }];
+      return { changes, result: () => this.requireModel(req.name, req.version) };
+    });
+  }
+
+  /** Deletes one version, or every version when `version` is empty; returns what was deleted. */
+  async deleteModel(name: string, version: string): Promise<ModelVersionKey[]> {
+    validateName("model", name);
+    if (version !== "") validateVersion(version);
+    return this.write((s) => {
+      const versions = s.versions(name).map((m) => m.version);
+      if (versions.length === 0) throw notFound(`model "${name}" not found`);
+      const current = s.currentVersion(name);
+      let doomed = versions;
+      if (version !== "") {
+        if (!versions.includes(version)) throw notFound(`model "${name}" has no version "${version}"`);
+        if (version === current && versions.length > 1) {
+          throw failedPrecondition(
+            `version "${version}" is the current version of model "${name}", which has other versions: make another one current (SetModelVersion) first, or delete the whole model`,
+          );
+        }
+        doomed = [version];
+      }
+      const keys = doomed.map((v): ModelVersionKey => ({ $typeName: "clipper.v1.ModelVersionKey", modelName: name, version: v }));
+      const changes: ChangeContent[] = [];
+      for (const key of keys) {
+        changes.push({ case: "modelDeleted", value: key });
+        if (s.replicaSet(name, key.version)) {
+          changes.push({ case: "replicasReported", value: create(ReplicaSetSchema, { modelName: name, modelVersion: key.version }) });
+        }
+      }
+      if (doomed.length === versions.length) {
+        if (current !== undefined) changes.push({ case: "currentVersionCleared", value: name });
+        for (const app of s.applicationList()) {
+          if (!app.linkedModels.includes(name)) continue;
+          app.linkedModels = app.linkedModels.filter((m) => m !== name);
+          changes.push({ case: "applicationUpserted", value: app });
+        }
+      }
+      return { changes, result: () => keys };
+    });
+  }
+
+  /** Makes `version` current; returns the previous current version ("" when there was none). */
+  async setModelVersion(name: string, version: string): Promise<string> {
+    validateName("model", name);
+    validateVersion(version);
+    return this.write((s) => {
+      this.requireModel(name, version);
+      const previous = s.currentVersion(name) ?? "";
+      const changes: ChangeContent[] =
+        previous === version ? [] : [{ case: "currentVersionSet", value: { $typeName: "clipper.v1.CurrentVersion", modelName: name, version } }];
+      return { changes, result: () => previous };
+    });
+  }
+
+  // ---- links
+
+  async linkModel(application: string, modelName: string): Promise<Application> {
+    validateName("application", application);
+    validateName("model", modelName);
+    return this.write((s) => {
+      const app = this.requireApplication(application);
+      const model = s.versions(modelName)[0];
+      if (!model) throw notFound(`model "${modelName}" not found`);
+      if (model.inputType !== app.inputType) {
+        throw failedPrecondition(
+          `model "${modelName}" takes ${inputTypeName(model.inputType)} but application "${application}" takes ${inputTypeName(app.inputType)}`,
+        );
+      }
+      if (app.linkedModels.includes(modelName)) throw alreadyExists(`model "${modelName}" is already linked to application "${application}"`);
+      app.linkedModels.push(modelName);
+      return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(application) };
+    });
+  }
+
+  async unlinkModel(application: string, modelName: string): Promise<Application> {
+    validateName("application", application);
+    validateName("model", modelName);
+    return this.write(() => {
+      const app = this.requireApplication(application);
+      if (!app.linkedModels.includes(modelName)) throw notFound(`model "${modelName}" is not linked to application "${application}"`);
+      app.linkedModels = app.linkedModels.filter((m) => m !== modelName);
+      return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(application) };
+    });
+  }
+
+  // ---- replicas
+
+  async reportReplicas(set: ReplicaSet | undefined): Promise<void> {
+    validateReplicaSet(set);
+    const reported = clone(ReplicaSetSchema, set);
+    return this.write((s) => {
+      const stored = s.replicaSet(reported.modelName, reported.modelVersion);
+      if (reported.replicas.length > 0 && !s.model(reported.modelName, reported.modelVersion)) {
+        throw notFound(`model "${reported.modelName}" has no version "${reported.modelVersion}"`);
+      }
+      const unchanged = stored ? equals(ReplicaSetSchema, stored, reported) : reported.replicas.length === 0;
+      return { changes: unchanged ? [] : [{ case: "replicasReported", value: reported }], result: () => undefined };
+    });
+  }
+
+  listReplicas(modelName: string, modelVersion: string): ReplicaSet[] {
+    if (modelName !== "") validateName("model", modelName);
+    if (modelVersion !== "") validateVersion(modelVersion);
+    return this.state
+      .replicaSetList()
+      .filter((r) => (modelName === "" || r.modelName === modelName) && (modelVersion === "" || r.modelVersion === modelVersion));
+  }
+
+  // ---- watch
+
+  /**
+   * The configuration now and every change after it. Taken in one synchronous
+   * step, between writes, so no change falls between the snapshot and the
+   * subscription. The caller must `end()` the subscription when it stops reading.
+   */
+  watch(): { snapshot: ConfigSnapshot; changes: WatchSubscription } {
+    if (this.stale) throw unavailable("registry is reloading its configuration after a store error; retry");
+    return { changes: this.hub.subscribe(), snapshot: this.state.snapshot() };
+  }
+
+  // ---- internals
+
+  private requireApplication(name: string): Application {
+    const app = this.state.application(name);
+    if (!app) throw notFound(`application "${name}" not found`);
+    return app;
+  }
+
+  private requireModel(name: string, version: string): Model {
+    const model = this.state.model(name, version);
+    if (model) return model;
+    if (this.state.versions(name).length === 0) throw notFound(`model "${name}" not found`);
+    throw notFound(`model "${name}" has no version "${version}"`);
+  }
+
+  /** Runs writes one at a time, in arrival order, with a bounded queue. */
+  private write<T>(plan: (state: ConfigState) => WritePlan<T>): Promise<T> {
+    if (this.pendingWrites >= this.maxPendingWrites) {
+      return Promise.reject(resourceExhausted(`registry has ${this.pendingWrites} writes waiting; retry later`));
+    }
+    this.pendingWrites++;
+    const run = this.writeQueue.then(() => this.writeNow(plan));
+    this.writeQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run.finally(() => this.pendingWrites--);
+  }
+
+  private async writeNow<T>(plan: (state: ConfigState) => WritePlan<T>): Promise<T> {
+    if (this.stale) await this.reload();
+    const { changes, result } = plan(this.state);
+    if (changes.length === 0) return result();
+    const base = this.state.revision;
+    const stamped = changes.map((c, i) => create(ConfigChangeSchema, { revision: base + BigInt(i + 1), change: c }));
+    try {
+      await this.store.commit(base, stamped);
+    } catch (err) {
+      // The outcome is unknown (e.g. a timeout after Redis applied it): reload before the next write.
+      this.stale = true;
+      await this.reload().catch((e: unknown) => this.options.logger?.warn({ err: e }, "reloading the registry store failed"));
+      if (err instanceof StoreConflictError) {
+        throw new ConnectError(`${err.message}; the registry reloaded its configuration, retry`, Code.Aborted);
+      }
+      this.options.logger?.error({ err }, "registry store commit failed");
+      throw unavailable(`registry store write failed: ${(err as Error).message}`);
+    }
+    for (const c of stamped) this.state.apply(c);
+    this.hub.publish(stamped);
+    return result();
+  }
+
+  /** Replaces memory with the store's contents; watchers that may have missed changes must start over. */
+  private async reload(): Promise<void> {
+    const snapshot = await this.store.load();
+    if (snapshot.revision !== this.state.revision) {
+      this.state = ConfigState.fromSnapshot(snapshot);
+      this.hub.endAll(unavailable("registry reloaded its configuration; reconnect"));
+      this.options.logger?.warn({ revision: snapshot.revision }, "registry reloaded its configuration from the store");
+    }
+    this.stale = false;
+  }
+}

@@ -1,0 +1,90 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  ApplicationSchema,
+  type ConfigChange,
+  type ConfigSnapshot,
+  ConfigSnapshotSchema,
+  CurrentVersionSchema,
+  ModelSchema,
+  ReplicaSetSchema,
+} from "../../gen/clipper/v1/resources_pb.js";
+
+/**
+ * Where the registry keeps its configuration. A store persists ConfigChanges
+ * atomically, one commit at a time, and loads everything back as one
+ * ConfigSnapshot. The revision counts changes: a commit of N changes moves it
+ * from R to R+N, so change i of the commit has revision R+i+1.
+ */
+export interface RegistryStore {
+  /** Every record and the revision they were read at, read atomically. */
+  load(): Promise<ConfigSnapshot>;
+  /**
+   * Applies the changes atomically (all or none survive a crash) if the stored
+   * revision is still `expectedRevision`, and returns the new revision.
+   * Throws StoreConflictError when another writer moved the revision.
+   */
+  commit(expectedRevision: bigint, changes: readonly ConfigChange[]): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+/** The stored revision is not the one the caller computed its changes against. */
+export class StoreConflictError extends Error {
+  override name = "StoreConflictError";
+  constructor(
+    readonly expected: bigint,
+    readonly actual: bigint,
+  ) {
+    super(`registry store is at revision ${actual}, expected ${expected}: another writer changed it`);
+  }
+}
+
+/** One write to the key space a store holds: a put of a binary record or a delete. */
+export type RecordWrite = { key: string; value: Uint8Array } | { key: string; value: undefined };
+
+/*
+ * Record keys. Names are DNS labels and versions never contain '/', so the
+ * keys cannot collide.
+ */
+const APP = "app/";
+const MODEL = "model/";
+const CURRENT = "current/";
+const REPLICAS = "replicas/";
+
+/** The record writes that persist one change. */
+export function recordWrite(change: ConfigChange): RecordWrite {
+  const c = change.change;
+  switch (c.case) {
+    case "applicationUpserted":
+      return { key: APP + c.value.name, value: toBinary(ApplicationSchema, c.value) };
+    case "applicationDeleted":
+      return { key: APP + c.value, value: undefined };
+    case "modelUpserted":
+      return { key: `${MODEL}${c.value.name}/${c.value.version}`, value: toBinary(ModelSchema, c.value) };
+    case "modelDeleted":
+      return { key: `${MODEL}${c.value.modelName}/${c.value.version}`, value: undefined };
+    case "currentVersionSet":
+      return { key: CURRENT + c.value.modelName, value: toBinary(CurrentVersionSchema, c.value) };
+    case "currentVersionCleared":
+      return { key: CURRENT + c.value, value: undefined };
+    case "replicasReported": {
+      const key = `${REPLICAS}${c.value.modelName}/${c.value.modelVersion}`;
+      // An empty replica set is kept as no record at all.
+      return c.value.replicas.length === 0 ? { key, value: undefined } : { key, value: toBinary(ReplicaSetSchema, c.value) };
+    }
+    case undefined:
+      throw new Error(`config change at revision ${change.revision} has no content`);
+  }
+}
+
+/** Builds a snapshot from stored records (in any order); unknown keys are an error, not silently dropped. */
+export function snapshotFromRecords(revision: bigint, records: Iterable<[string, Uint8Array]>): ConfigSnapshot {
+  const snapshot = create(ConfigSnapshotSchema, { revision });
+  for (const [key, value] of records) {
+    if (key.startsWith(APP)) snapshot.applications.push(fromBinary(ApplicationSchema, value));
+    else if (key.startsWith(MODEL)) snapshot.models.push(fromBinary(ModelSchema, value));
+    else if (key.startsWith(CURRENT)) snapshot.currentVersions.push(fromBinary(CurrentVersionSchema, value));
+    else if (key.startsWith(REPLICAS)) snapshot.replicaSets.push(fromBinary(ReplicaSetSchema, value));
+    else throw new Error(`registry store holds an unknown record "${key}"`);
+  }
+  return snapshot;
+}

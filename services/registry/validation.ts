@@ -1,0 +1,118 @@
+import { isAbsolute } from "node:path";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import type { Model, ModelRuntime, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
+import { invalidArgument, validateName, validateVersion } from "../shared/index.js";
+
+/** Clipper's default latency objective, used when an application is created with slo_micros 0. */
+export const DEFAULT_SLO_MICROS = 100_000n;
+
+/** Limits on stored fields, so one request cannot bloat every WatchConfig snapshot. */
+export const LIMITS = {
+  maxSloMicros: 3_600_000_000n,
+  maxDefaultOutputBytes: 64 * 1024,
+  maxDescriptionBytes: 4096,
+  maxLabels: 64,
+  maxLabelKey: 63,
+  maxLabelValue: 256,
+  maxDesiredReplicas: 1000,
+  maxReplicasPerSet: 1000,
+  maxArgv: 256,
+  maxRuntimeStringBytes: 4096,
+} as const;
+
+export function validateInputType(field: string, t: InputType): void {
+  if (t === InputType.UNSPECIFIED) throw invalidArgument(`${field} is unspecified: use one of bytes, ints, floats, doubles, strings`);
+  if (InputType[t] === undefined) throw invalidArgument(`${field} has unknown value ${t}`);
+}
+
+export function validateSlo(sloMicros: bigint): void {
+  if (sloMicros < 0n) throw invalidArgument(`slo_micros is ${sloMicros}; it must be >= 0 (0 means the default, ${DEFAULT_SLO_MICROS})`);
+  if (sloMicros > LIMITS.maxSloMicros) throw invalidArgument(`slo_micros is ${sloMicros}; the limit is ${LIMITS.maxSloMicros} (one hour)`);
+}
+
+export function validateText(field: string, value: string, maxBytes: number): void {
+  const bytes = Buffer.byteLength(value);
+  if (bytes > maxBytes) throw invalidArgument(`${field} is ${bytes} bytes long; the limit is ${maxBytes}`);
+}
+
+export function validateLabels(labels: Record<string, string>, field = "labels"): void {
+  const entries = Object.entries(labels);
+  if (entries.length > LIMITS.maxLabels) throw invalidArgument(`${field} has ${entries.length} entries; the limit is ${LIMITS.maxLabels}`);
+  for (const [key, value] of entries) {
+    if (key === "" || key.length > LIMITS.maxLabelKey) throw invalidArgument(`${field} key "${key.slice(0, 80)}" must be 1 to ${LIMITS.maxLabelKey} characters`);
+    validateText(`${field}["${key}"]`, value, LIMITS.maxLabelValue);
+  }
+}
+
+export function validateDesiredReplicas(n: number, field = "desired_replicas"): void {
+  if (n > LIMITS.maxDesiredReplicas) throw invalidArgument(`${field} is ${n}; the limit is ${LIMITS.maxDesiredReplicas}`);
+}
+
+export function validateRuntime(runtime: ModelRuntime | undefined, field = "model.runtime"): void {
+  const kind = runtime?.kind;
+  switch (kind?.case) {
+    case undefined:
+      throw invalidArgument(`${field} is not set: give python_closure, command or node_module`);
+    case "pythonClosure":
+      if (!/^[0-9a-f]{64}$/.test(kind.value.artifactDigest)) {
+        throw invalidArgument(`${field}.python_closure.artifact_digest "${kind.value.artifactDigest.slice(0, 80)}" is not a sha256 hex digest (64 lower-case hex characters)`);
+      }
+      if (kind.value.pythonVersion !== "" && !/^\d+\.\d+$/.test(kind.value.pythonVersion)) {
+        throw invalidArgument(`${field}.python_closure.python_version "${kind.value.pythonVersion.slice(0, 80)}" must look like "3.11"`);
+      }
+      kind.value.packages.forEach((p, i) => validateText(`${field}.python_closure.packages[${i}]`, p, LIMITS.maxRuntimeStringBytes));
+      return;
+    case "command":
+      if (kind.value.argv.length === 0 || kind.value.argv[0] === "") throw invalidArgument(`${field}.command.argv is empty: give the program to run`);
+      if (kind.value.argv.length > LIMITS.maxArgv) throw invalidArgument(`${field}.command.argv has ${kind.value.argv.length} entries; the limit is ${LIMITS.maxArgv}`);
+      kind.value.argv.forEach((a, i) => validateText(`${field}.command.argv[${i}]`, a, LIMITS.maxRuntimeStringBytes));
+      for (const [k, v] of Object.entries(kind.value.env)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalidArgument(`${field}.command.env key "${k.slice(0, 80)}" is not a valid environment variable name`);
+        validateText(`${field}.command.env["${k}"]`, v, LIMITS.maxRuntimeStringBytes);
+      }
+      validateText(`${field}.command.working_dir`, kind.value.workingDir, LIMITS.maxRuntimeStringBytes);
+      return;
+    case "nodeModule":
+      if (!isAbsolute(kind.value.modulePath)) throw invalidArgument(`${field}.node_module.module_path "${kind.value.modulePath.slice(0, 200)}" must be an absolute path`);
+      validateText(`${field}.node_module.module_path`, kind.value.modulePath, LIMITS.maxRuntimeStringBytes);
+      return;
+  }
+}
+
+/** Everything CreateModel needs checked in `model` itself (not against other records). */
+export function validateNewModel(model: Model | undefined): asserts model is Model {
+  if (model === undefined) throw invalidArgument("model is missing");
+  validateName("model", model.name);
+  validateVersion(model.version);
+  validateInputType("model.input_type", model.inputType);
+  validateRuntime(model.runtime);
+  validateLabels(model.labels, "model.labels");
+  validateDesiredReplicas(model.desiredReplicas, "model.desired_replicas");
+}
+
+/**
+ * A replica set as the container-manager reports it: its replicas belong to
+ * the set's model version (empty fields are filled in) and have unique ids.
+ */
+export function validateReplicaSet(set: ReplicaSet | undefined): asserts set is ReplicaSet {
+  if (set === undefined) throw invalidArgument("replica_set is missing");
+  validateName("model", set.modelName);
+  validateVersion(set.modelVersion);
+  if (set.replicas.length > LIMITS.maxReplicasPerSet) {
+    throw invalidArgument(`replica_set has ${set.replicas.length} replicas; the limit is ${LIMITS.maxReplicasPerSet}`);
+  }
+  const ids = new Set<string>();
+  set.replicas.forEach((r, i) => {
+    const field = `replica_set.replicas[${i}]`;
+    if (r.id === "") throw invalidArgument(`${field}.id is empty`);
+    if (ids.has(r.id)) throw invalidArgument(`${field}.id "${r.id}" appears twice`);
+    ids.add(r.id);
+    if (r.modelName === "") r.modelName = set.modelName;
+    if (r.modelVersion === "") r.modelVersion = set.modelVersion;
+    if (r.modelName !== set.modelName || r.modelVersion !== set.modelVersion) {
+      throw invalidArgument(`${field} is of ${r.modelName}:${r.modelVersion}, not of the set's ${set.modelName}:${set.modelVersion}`);
+    }
+    validateText(`${field}.message`, r.message, LIMITS.maxRuntimeStringBytes);
+    validateText(`${field}.endpoint`, r.endpoint, 300);
+  });
+}
