@@ -1,0 +1,7 @@
+"""Clipper admin client: deploy and manage models and applications."""
+
+from .connection import ClipperConnection
+from .container_manager import ContainerManager, LocalContainerManager
+from .exceptions import ClipperException
+
+__all__ = ["ClipperConnection", "ContainerManager", "LocalContainerManager", "ClipperException"]

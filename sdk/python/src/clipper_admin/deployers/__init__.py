@@ -1,0 +1,1 @@
+"""Model deployers (Clipper's `clipper_admin.deployers`)."""

@@ -1,0 +1,121 @@
+"""Deploying a Python closure, as Clipper's `python_deployer`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cloudpickle
+
+from clipper.v1 import resources_pb2
+from clipper_runtime.artifact import current_python_version, dump_artifact
+
+from ..connection import ClipperConnection
+from ..exceptions import ClipperException
+from .closure_dependencies import local_modules, merge_packages, required_packages
+
+log = logging.getLogger("clipper_admin")
+
+
+@dataclass
+class SerializedClosure:
+    data: bytes
+    python_version: str
+    packages: list[str]
+
+
+def serialize_closure(func: Any, pkgs_to_install: list[str] | None = None) -> SerializedClosure:
+    """Cloudpickles `func` (a function, or an object with `.predict`) into an
+    artifact. Code of the user's own modules is pickled by value so the
+    runner need not import it; installed packages are recorded."""
+    if not (callable(func) or callable(getattr(func, "predict", None))):
+        raise ClipperException(
+            f"func must be a function predict(inputs) -> list[str] or an object with .predict, "
+            f"got {type(func).__name__}"
+        )
+    modules = local_modules(func)
+    registered = []
+    try:
+        for module in modules:
+            if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+                cloudpickle.register_pickle_by_value(module)
+                registered.append(module)
+        packages = merge_packages(required_packages(func), list(pkgs_to_install or []))
+        try:
+            data = dump_artifact(func, packages)
+        except Exception as error:
+            raise ClipperException(f"cannot pickle the closure: {type(error).__name__}: {error}") from error
+    finally:
+        for module in registered:
+            cloudpickle.unregister_pickle_by_value(module)
+    return SerializedClosure(data=data, python_version=current_python_version(), packages=packages)
+
+
+def deploy_python_closure(
+    clipper_conn: ClipperConnection,
+    name: str,
+    version: str | int,
+    input_type: str,
+    func: Callable[[list], list[str]] | Any,
+    base_image: str = "default",
+    labels: dict[str, str] | None = None,
+    registry: str | None = None,
+    num_replicas: int = 1,
+    batch_size: int = -1,
+    pkgs_to_install: list[str] | None = None,
+    set_current: bool = True,
+    timeout_seconds: int = 0,
+) -> None:
+    """Pickles `func`, uploads it to the container-manager and deploys it as
+    model `name:version`, waiting until its replicas are ready.
+
+    `base_image` and `registry` are Docker options of Clipper's and ignored
+    here: replicas run `python -m clipper_runtime.closure_runner`.
+    """
+    if base_image != "default" or registry is not None:
+        log.info("base_image and registry are ignored: closures run as local processes")
+    closure = serialize_closure(func, pkgs_to_install)
+    log.info(
+        "closure for %s:%s pickled (%d bytes, Python %s, packages: %s)",
+        name, version, len(closure.data), closure.python_version, ", ".join(closure.packages) or "none",
+    )
+    digest = clipper_conn.upload_artifact(closure.data)
+    runtime = resources_pb2.PythonClosureRuntime(
+        artifact_digest=digest, python_version=closure.python_version, packages=closure.packages
+    )
+    clipper_conn.deploy_model(
+        name,
+        version,
+        input_type,
+        runtime,
+        labels=labels,
+        num_replicas=num_replicas,
+        batch_size=batch_size,
+        set_current=set_current,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def create_endpoint(
+    clipper_conn: ClipperConnection,
+    name: str,
+    input_type: str,
+    func: Callable[[list], list[str]] | Any,
+    default_output: str = "None",
+    version: str | int = 1,
+    slo_micros: int = 3000000,
+    labels: dict[str, str] | None = None,
+    registry: str | None = None,
+    base_image: str = "default",
+    num_replicas: int = 1,
+    batch_size: int = -1,
+    pkgs_to_install: list[str] | None = None,
+) -> None:
+    """Registers an application `name`, deploys `func` as model `name` and links them."""
+    clipper_conn.register_application(name, input_type, default_output, slo_micros)
+    deploy_python_closure(
+        clipper_conn, name, version, input_type, func, base_image, labels, registry,
+        num_replicas, batch_size, pkgs_to_install,
+    )
+    clipper_conn.link_model_to_app(name, name)

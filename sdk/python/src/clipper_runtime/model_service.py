@@ -1,0 +1,109 @@
+"""The clipper.model.v1.ModelService handlers around a user's predict function."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+from typing import Any, Callable, Sequence
+
+import grpc
+
+from clipper.common.v1 import data_pb2
+from clipper.model.v1 import model_service_pb2, model_service_pb2_grpc
+
+from .inputs import InvalidInputs, unpack_inputs
+
+log = logging.getLogger("clipper_runtime")
+
+PredictFn = Callable[[list], Sequence[str]]
+
+
+def resolve_predict(model: Any) -> PredictFn:
+    """A model is a predict function or an object with a `.predict` method."""
+    predict = getattr(model, "predict", None)
+    if callable(predict):
+        return predict
+    if callable(model):
+        return model
+    raise TypeError(
+        f"model must be a function predict(inputs) -> list[str] or have a .predict method, "
+        f"got {type(model).__name__}"
+    )
+
+
+def outputs_from_result(result: Any, expected: int) -> list[data_pb2.Output]:
+    """One Output per input. A result of the wrong shape makes every input an
+    error; a non-string element makes that input an error."""
+    if isinstance(result, (str, bytes)) or result is None or not hasattr(result, "__iter__"):
+        message = (
+            f"model returned {type(result).__name__}, expected a list of {expected} strings"
+        )
+        return [data_pb2.Output(error=message) for _ in range(expected)]
+    if not hasattr(result, "__len__"):
+        result = list(result)
+    if len(result) != expected:
+        message = f"model returned {len(result)} outputs for {expected} inputs"
+        return [data_pb2.Output(error=message) for _ in range(expected)]
+    outputs = []
+    for index, value in enumerate(result):
+        if isinstance(value, str):
+            outputs.append(data_pb2.Output(value=value))
+        else:
+            outputs.append(
+                data_pb2.Output(
+                    error=f"output {index} is {type(value).__name__}, expected str"
+                )
+            )
+    return outputs
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(
+        self,
+        predict: PredictFn,
+        name: str,
+        version: str,
+        input_type: int,
+        concurrency: int = 1,
+    ) -> None:
+        self._predict = predict
+        self._name = name
+        self._version = version
+        self._input_type = input_type
+        # Clipper's containers ran one batch at a time; models need not be thread-safe.
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def Predict(self, request, context):
+        try:
+            batch = unpack_inputs(request.inputs, self._input_type)
+        except InvalidInputs as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if not batch:
+            return model_service_pb2.PredictResponse()
+        with self._slots:
+            try:
+                result = self._predict(batch)
+            except (Exception, SystemExit) as error:  # a model bug answers errors, never kills us
+                log.exception("predict failed for batch %d of %d inputs", request.batch_id, len(batch))
+                message = f"model raised {type(error).__name__}: {error}"
+                return model_service_pb2.PredictResponse(
+                    outputs=[data_pb2.Output(error=message) for _ in batch]
+                )
+        outputs = outputs_from_result(result, len(batch))
+        first_error = next((o.error for o in outputs if o.HasField("error")), None)
+        if first_error is not None:
+            log.warning("batch %d: %s", request.batch_id, first_error)
+        return model_service_pb2.PredictResponse(outputs=outputs)
+
+    def GetMetadata(self, request, context):
+        return model_service_pb2.GetMetadataResponse(
+            model_name=self._name,
+            model_version=self._version,
+            input_type=self._input_type,
+            runtime=f"python {platform.python_version()}",
+            max_batch_size=0,
+        )
+
+    def CheckReadiness(self, request, context):
+        return model_service_pb2.CheckReadinessResponse(ready=True)

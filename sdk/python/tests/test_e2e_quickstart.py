@@ -1,0 +1,124 @@
+"""Clipper's quickstart against the real system (`clipper up`), run by the
+lead with CLIPPER_E2E=1; skipped otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(os.environ.get("CLIPPER_E2E") != "1", reason="set CLIPPER_E2E=1 to run")
+
+from clipper_admin import ClipperConnection, LocalContainerManager  # noqa: E402
+from clipper_admin.deployers import python as python_deployer  # noqa: E402
+
+QUERY_DEADLINE_SECONDS = 30.0
+METRICS_PORT_OFFSET = 8000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports p that are free with p + 8000 free too (the services' metrics
+    ports), from a range below the ephemeral ports."""
+    chosen: list[int] = []
+    for port in random.sample(range(20000, 30000), 2000):
+        if _bindable(port) and _bindable(port + METRICS_PORT_OFFSET):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free ports")
+
+
+def feature_sum(xs):
+    return [str(sum(x)) for x in xs]
+
+
+def query(addr: str, app: str, value) -> dict:
+    request = urllib.request.Request(
+        f"http://{addr}/{app}/predict",
+        data=json.dumps({"input": value}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def query_until_answered(addr: str, app: str, value) -> dict:
+    """Config reaches the gateway and router by watch, and a cold replica may
+    miss the first SLO: retry until a model answers, within a bound."""
+    deadline = time.monotonic() + QUERY_DEADLINE_SECONDS
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = query(addr, app, value)
+            if last.get("default") is False:
+                return last
+        except urllib.error.URLError as error:
+            last = error
+        time.sleep(0.25)
+    raise AssertionError(f"{app} gave no model answer within {QUERY_DEADLINE_SECONDS} s; last: {last!r}")
+
+
+@pytest.fixture
+def conn(tmp_path):
+    gateway, registry, router, container_manager = free_ports(4)
+    connection = ClipperConnection(
+        LocalContainerManager(
+            data_dir=tmp_path / "clipper-data", gateway_port=gateway, registry_port=registry,
+            router_port=router, container_manager_port=container_manager,
+        )
+    )
+    connection.start_clipper()
+    try:
+        yield connection
+    finally:
+        connection.stop_all()
+
+
+def test_quickstart(conn):
+    conn.register_application(name="hello-world", input_type="doubles", default_output="-1.0", slo_micros=100000)
+    python_deployer.deploy_python_closure(conn, name="sum-model", version=1, input_type="doubles", func=feature_sum)
+    conn.link_model_to_app(app_name="hello-world", model_name="sum-model")
+    assert conn.get_all_apps() == ["hello-world"]
+    assert conn.get_linked_models("hello-world") == ["sum-model"]
+
+    answer = query_until_answered(conn.get_query_addr(), "hello-world", [1.1, 2.2, 3.3])
+    assert float(answer["output"]) == sum([1.1, 2.2, 3.3])
+
+
+def test_scikit_learn_closure(conn):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(features, labels)
+
+    def predict(xs):
+        return [str(label) for label in model.predict(np.stack(xs))]
+
+    conn.register_application(name="iris", input_type="doubles", default_output="-1", slo_micros=1000000)
+    python_deployer.deploy_python_closure(conn, name="iris-model", version=1, input_type="doubles", func=predict)
+    conn.link_model_to_app(app_name="iris", model_name="iris-model")
+
+    expected = model.predict(features)
+    query_until_answered(conn.get_query_addr(), "iris", features[0].tolist())
+    for index in range(0, len(features), 10):
+        answer = query(conn.get_query_addr(), "iris", features[index].tolist())
+        assert answer["default"] is False, answer
+        assert str(answer["output"]) == str(expected[index])

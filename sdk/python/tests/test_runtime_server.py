@@ -1,0 +1,167 @@
+"""ModelServer in-process, called over real gRPC with the generated stubs."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clipper.common.v1 import data_pb2
+from clipper.model.v1 import model_service_pb2, model_service_pb2_grpc
+from clipper_runtime import ModelServer, pack_inputs
+
+
+@pytest.fixture
+def serve_model(channel_to):
+    servers: list[ModelServer] = []
+
+    def start(model, input_type="doubles", **kwargs):
+        server = ModelServer(model, name="m", version="3", input_type=input_type, port=0, **kwargs)
+        servers.append(server)
+        port = server.start()
+        return model_service_pb2_grpc.ModelServiceStub(channel_to(port)), port
+
+    yield start
+    for server in servers:
+        server.stop(grace=1)
+
+
+def predict(stub, inputs: data_pb2.Inputs) -> list[data_pb2.Output]:
+    return list(stub.Predict(model_service_pb2.PredictRequest(inputs=inputs, batch_id=7), timeout=10).outputs)
+
+
+def values(outputs):
+    assert all(o.HasField("value") for o in outputs), outputs
+    return [o.value for o in outputs]
+
+
+@pytest.mark.parametrize(
+    "input_type,dtype,batch",
+    [
+        ("doubles", np.float64, [[1.5, 2.25, 3.0], [], [-4.0]]),
+        ("floats", np.float32, [[0.5, 1.5], [2.0]]),
+        ("ints", np.int32, [[1, -2, 3], [2147483647, -2147483648]]),
+    ],
+)
+def test_numeric_inputs_arrive_as_numpy_arrays(serve_model, input_type, dtype, batch):
+    seen = []
+
+    def model(xs):
+        seen.extend(xs)
+        return [f"{x.dtype}:{x.tolist()}" for x in xs]
+
+    stub, _ = serve_model(model, input_type)
+    outputs = values(predict(stub, pack_inputs(batch, data_pb2.InputType.Value(f"INPUT_TYPE_{input_type.upper()}"))))
+    assert all(isinstance(x, np.ndarray) and x.dtype == dtype for x in seen)
+    assert outputs == [f"{np.dtype(dtype)}:{np.asarray(x, dtype=dtype).tolist()}" for x in batch]
+
+
+def test_string_inputs_arrive_as_str(serve_model):
+    stub, _ = serve_model(lambda xs: [f"{type(x).__name__}:{x.upper()}" for x in xs], "strings")
+    inputs = data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["héllo", "", "b"])
+    assert values(predict(stub, inputs)) == ["str:HÉLLO", "str:", "str:B"]
+
+
+def test_byte_inputs_arrive_as_bytes(serve_model):
+    stub, _ = serve_model(lambda xs: [f"{type(x).__name__}:{x.hex()}" for x in xs], "bytes")
+    inputs = data_pb2.Inputs(type=data_pb2.INPUT_TYPE_BYTES, bytes=[b"\x00\xff", b"ab"])
+    assert values(predict(stub, inputs)) == ["bytes:00ff", "bytes:6162"]
+
+
+def test_object_with_predict_method(serve_model):
+    class Summer:
+        def predict(self, xs):
+            return [str(float(x.sum())) for x in xs]
+
+    stub, _ = serve_model(Summer())
+    assert values(predict(stub, pack_inputs([[1.0, 2.0], [3.0]], data_pb2.INPUT_TYPE_DOUBLES))) == ["3.0", "3.0"]
+
+
+def test_wrong_output_length_is_a_per_input_error(serve_model):
+    stub, _ = serve_model(lambda xs: ["only one"])
+    outputs = predict(stub, pack_inputs([[1.0], [2.0], [3.0]], data_pb2.INPUT_TYPE_DOUBLES))
+    assert len(outputs) == 3
+    assert [o.error for o in outputs] == ["model returned 1 outputs for 3 inputs"] * 3
+
+
+def test_exception_becomes_errors_and_server_keeps_serving(serve_model):
+    calls = []
+
+    def model(xs):
+        calls.append(len(xs))
+        if len(calls) == 1:
+            raise ValueError("bad feature")
+        return ["ok"] * len(xs)
+
+    stub, _ = serve_model(model)
+    outputs = predict(stub, pack_inputs([[1.0], [2.0]], data_pb2.INPUT_TYPE_DOUBLES))
+    assert [o.error for o in outputs] == ["model raised ValueError: bad feature"] * 2
+    assert values(predict(stub, pack_inputs([[1.0]], data_pb2.INPUT_TYPE_DOUBLES))) == ["ok"]
+
+
+def test_non_string_outputs_are_errors_for_those_inputs(serve_model):
+    stub, _ = serve_model(lambda xs: ["fine", 2.5, None])
+    outputs = predict(stub, pack_inputs([[1.0], [2.0], [3.0]], data_pb2.INPUT_TYPE_DOUBLES))
+    assert outputs[0].value == "fine"
+    assert outputs[1].error == "output 1 is float, expected str"
+    assert outputs[2].error == "output 2 is NoneType, expected str"
+
+
+def test_non_list_result_is_an_error(serve_model):
+    stub, _ = serve_model(lambda xs: "not a list")
+    outputs = predict(stub, pack_inputs([[1.0]], data_pb2.INPUT_TYPE_DOUBLES))
+    assert outputs[0].error == "model returned str, expected a list of 1 strings"
+
+
+def test_numpy_string_array_result_is_accepted(serve_model):
+    stub, _ = serve_model(lambda xs: np.array([str(len(x)) for x in xs]))
+    assert values(predict(stub, pack_inputs([[1.0, 2.0], [3.0]], data_pb2.INPUT_TYPE_DOUBLES))) == ["2", "1"]
+
+
+def test_wrong_input_type_is_invalid_argument(serve_model):
+    stub, _ = serve_model(lambda xs: ["x"] * len(xs))
+    with pytest.raises(grpc.RpcError) as caught:
+        predict(stub, data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["a"]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "inputs.type is strings, this model takes doubles"
+
+
+def test_lengths_not_matching_values_is_invalid_argument(serve_model):
+    stub, _ = serve_model(lambda xs: ["x"] * len(xs))
+    with pytest.raises(grpc.RpcError) as caught:
+        predict(stub, data_pb2.Inputs(type=data_pb2.INPUT_TYPE_DOUBLES, lengths=[2, 2], doubles=[1.0, 2.0, 3.0]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs.lengths sum to 4 but inputs.doubles has 3 values" == caught.value.details()
+
+
+def test_empty_batch_answers_no_outputs_without_calling_the_model(serve_model):
+    calls = []
+    stub, _ = serve_model(lambda xs: calls.append(xs) or [])
+    assert predict(stub, data_pb2.Inputs(type=data_pb2.INPUT_TYPE_DOUBLES)) == []
+    assert calls == []
+
+
+def test_health_metadata_and_readiness(serve_model, channel_to):
+    stub, port = serve_model(lambda xs: ["x"] * len(xs), "ints")
+    health = health_pb2_grpc.HealthStub(channel_to(port))
+    for service in ("", "clipper.model.v1.ModelService"):
+        response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+    metadata = stub.GetMetadata(model_service_pb2.GetMetadataRequest(), timeout=5)
+    assert (metadata.model_name, metadata.model_version, metadata.input_type) == ("m", "3", data_pb2.INPUT_TYPE_INTS)
+    assert metadata.runtime.startswith("python 3.")
+    assert stub.CheckReadiness(model_service_pb2.CheckReadinessRequest(), timeout=5).ready
+
+
+def test_invalid_model_and_input_type_are_rejected_at_construction():
+    with pytest.raises(TypeError, match="must be a function"):
+        ModelServer(42)
+    with pytest.raises(ValueError, match="invalid input type 'matrix'"):
+        ModelServer(lambda xs: xs, input_type="matrix")
+
+
+def test_bind_failure_is_an_os_error():
+    with ModelServer(lambda xs: xs) as first:
+        with pytest.raises(OSError):
+            ModelServer(lambda xs: xs, port=first.port).start()
