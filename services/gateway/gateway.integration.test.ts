@@ -1,0 +1,295 @@
+import http from "node:http";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
+import { ManagementService, type WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
+import { PredictionService, PredictRequestSchema, PredictResponseSchema } from "../../gen/clipper/v1/prediction_service_pb.js";
+import { type ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { startRouter, type RunningRouter } from "../router/router.js";
+import { createLogger, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
+
+const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
+const MAX_BODY_BYTES = 64 * 1024;
+const logger = createLogger({ service: "test", level: "silent" });
+
+/** A model replica: sums each input; an input starting with -1 fails alone; `delayMs` makes it slow. */
+async function startModel(delayMs: number): Promise<RunningGrpcServer> {
+  return startGrpcServer({
+    port: 0,
+    services: [
+      registration(ModelService, {
+        async predict(req, ctx) {
+          if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs, ctx.signal));
+          const inputs = req.inputs;
+          if (inputs === undefined) return { outputs: [] };
+          let offset = 0;
+          return {
+            outputs: inputs.lengths.map((n) => {
+              const values = inputs.doubles.slice(offset, offset + n);
+              offset += n;
+              if (values[0] === -1) return { result: { case: "error" as const, value: "negative input" } };
+              return { result: { case: "value" as const, value: String(values.reduce((a, b) => a + b, 0)) } };
+            }),
+          };
+        },
+      }),
+    ],
+  });
+}
+
+/** A registry that serves one snapshot on WatchConfig and keeps the stream open. */
+async function startRegistry(snapshot: MessageInitShape<typeof ConfigSnapshotSchema>): Promise<RunningGrpcServer> {
+  return startGrpcServer({
+    port: 0,
+    services: [
+      registration(ManagementService, {
+        async *watchConfig(_req, ctx): AsyncIterable<MessageInitShape<typeof WatchConfigResponseSchema>> {
+          yield { event: { case: "snapshot", value: snapshot } };
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        },
+      }),
+    ],
+  });
+}
+
+describe("gateway and router", () => {
+  let sumModel: RunningGrpcServer;
+  let slowModel: RunningGrpcServer;
+  let registry: RunningGrpcServer;
+  let router: RunningRouter;
+  let gateway: RunningGateway;
+  let base: string;
+
+  beforeAll(async () => {
+    sumModel = await startModel(0);
+    slowModel = await startModel(2000);
+    const replica = (model: string, endpoint: string) => ({
+      modelName: model,
+      modelVersion: "1",
+      replicas: [{ id: `${model}-0`, modelName: model, modelVersion: "1", endpoint, state: ReplicaState.READY }],
+    });
+    registry = await startRegistry({
+      revision: 1n,
+      applications: [
+        { name: "sum", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n, linkedModels: ["sum-model"] },
+        { name: "slow", inputType: InputType.DOUBLES, defaultOutput: '"fallback"', sloMicros: 50_000n, linkedModels: ["slow-model"] },
+        { name: "lonely", inputType: InputType.STRINGS, defaultOutput: "none", sloMicros: 50_000n },
+      ],
+      models: [
+        { name: "sum-model", version: "1", inputType: InputType.DOUBLES, maxBatchSize: 2 },
+        { name: "slow-model", version: "1", inputType: InputType.DOUBLES },
+      ],
+      currentVersions: [
+        { modelName: "sum-model", version: "1" },
+        { modelName: "slow-model", version: "1" },
+      ],
+      replicaSets: [replica("sum-model", sumModel.address), replica("slow-model", slowModel.address)],
+    });
+    router = await startRouter({
+      host: "127.0.0.1",
+      port: 0,
+      registry: registry.address,
+      limits: { maxBatch: 1000, maxInputSize: 1000 },
+      maxWaitMs: 10_000,
+      logger,
+      metrics: new prom.Registry(),
+    });
+    gateway = await startGateway({
+      host: "127.0.0.1",
+      port: 0,
+      router: router.address,
+      registry: registry.address,
+      maxBodyBytes: MAX_BODY_BYTES,
+      allowRaggedBatch: false,
+      queryTimeoutMs: 10_000,
+      logger,
+      metrics: new prom.Registry(),
+    });
+    base = `http://127.0.0.1:${gateway.port}`;
+    for (let i = 0; i < 100; i++) {
+      if ((await fetch(`${base}/readyz`)).status === 200) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error("the gateway never became ready");
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await router?.close();
+    await Promise.all([registry?.close(100), sumModel?.close(100), slowModel?.close(100)]);
+  });
+
+  const post = (urlPath: string, body: string) => fetch(`${base}${urlPath}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+
+  it("answers REST predictions on a kept-alive connection, with increasing query ids", async () => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await post("/sum/predict", JSON.stringify({ input: [1, 2, i] }));
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { query_id: number; output: unknown; default: boolean };
+      expect(body).toMatchObject({ output: 3 + i, default: false });
+      expect(body).not.toHaveProperty("default_explanation");
+      ids.push(body.query_id);
+    }
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(5);
+  });
+
+  it("answers a REST batch, split by the model's max_batch_size, in order", async () => {
+    const res = await post("/sum/predict", JSON.stringify({ input_batch: [[1], [2], [3], [-1], [5]] }));
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { batch_predictions: Array<{ output: unknown; default: boolean; default_explanation?: string }> };
+    expect(body.batch_predictions.map((p) => p.output)).toEqual([1, 2, 3, -1, 5]);
+    expect(body.batch_predictions[3]).toMatchObject({ default: true, default_explanation: "Model sum-model:1 failed on this input: negative input" });
+  });
+
+  it.each([
+    ["malformed JSON", "/sum/predict", "{nope", 400, "malformed JSON", undefined],
+    ["a wrong-typed element", "/sum/predict", '{"input":[1,2,"x"]}', 400, "invalid request", "input[2] is not a number"],
+    ["a missing input", "/sum/predict", '{"inputs":[1]}', 400, "invalid request", 'input is missing: send "input" or "input_batch"'],
+    ["an empty batch", "/sum/predict", '{"input_batch":[]}', 400, "invalid request", "input_batch is empty: send at least one input"],
+    [
+      "a ragged batch",
+      "/sum/predict",
+      '{"input_batch":[[1,2],[3]]}',
+      400,
+      "invalid request",
+      "input_batch[1] has 1 values but input_batch[0] has 2: all inputs of a batch must have the same length",
+    ],
+    ["an unknown application", "/nope/predict", '{"input":[1]}', 404, "not found", 'application "nope" not found'],
+    ["an unknown path", "/sum/explain", "{}", 404, "not found", "no route for POST /sum/explain"],
+  ])("answers %s with the documented status and message", async (_case, urlPath, body, status, error, cause) => {
+    const res = await post(urlPath, body);
+    expect(res.status).toBe(status);
+    const json = (await res.json()) as { error: string; cause: string };
+    expect(json.error).toBe(error);
+    if (cause !== undefined) expect(json.cause).toBe(cause);
+    else expect(json.cause).not.toBe("");
+  });
+
+  it("answers 405 for a wrong method and 413 for a body over the limit", async () => {
+    const get = await fetch(`${base}/sum/predict`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+    const big = JSON.stringify({ input: new Array(MAX_BODY_BYTES).fill(1) });
+    const res = await post("/sum/predict", big);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: "request body too large", cause: `the body exceeds the limit of ${MAX_BODY_BYTES} bytes` });
+  });
+
+  it("stops reading a chunked body once it passes the limit", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base}/sum/predict`, { method: "POST", headers: { "transfer-encoding": "chunked" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on("error", reject);
+      req.write(`{"input":[${"1,".repeat(MAX_BODY_BYTES / 2)}`);
+    });
+    expect(status).toBe(413);
+  });
+
+  it("parses a body that spans many TCP segments and maps router errors to REST statuses", async () => {
+    const big = await post("/sum/predict", JSON.stringify({ input: new Array(12_000).fill(1.5) }));
+    expect(big.status).toBe(400);
+    expect(((await big.json()) as { cause: string }).cause).toBe("inputs.lengths[0] is 12000, more than the limit of 1000");
+    const pinned = await post("/sum/predict", JSON.stringify({ input: [1], version: "9" }));
+    expect(pinned.status).toBe(404);
+    expect(((await pinned.json()) as { cause: string }).cause).toBe('model sum-model has no version "9"');
+  });
+
+  it("answers the application's default when the model misses the SLO, or when no model is linked", async () => {
+    const slow = (await (await post("/slow/predict", '{"input":[1]}')).json()) as Record<string, unknown>;
+    expect(slow).toMatchObject({ output: "fallback", default: true, default_explanation: SLO_EXPLANATION });
+    const lonely = (await (await post("/lonely/predict", '{"input":"hi"}')).json()) as Record<string, unknown>;
+    expect(lonely).toMatchObject({ output: "none", default: true, default_explanation: "No connected models found for query" });
+  });
+
+  it("accepts feedback over REST", async () => {
+    const res = await post("/sum/update", JSON.stringify({ uid: 1, input: [1, 2], label: 3 }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ accepted: true });
+  });
+
+  it("serves /healthz, /readyz and /metrics with per-application counters", async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toContain('clipper_gateway_requests_total{application="sum",protocol="rest",outcome="ok"}');
+    expect(text).toContain('clipper_gateway_requests_total{application="unknown",protocol="rest",outcome="not_found"}');
+    expect(text).toContain("clipper_gateway_request_duration_seconds_bucket");
+  });
+
+  it("answers a stock grpc-js client over h2c on the same port", async () => {
+    const client = new grpc.Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
+    try {
+      const call = (input: MessageInitShape<typeof PredictRequestSchema>) =>
+        new Promise<ReturnType<typeof fromBinary<typeof PredictResponseSchema>>>((resolve, reject) =>
+          client.makeUnaryRequest(
+            "/clipper.v1.PredictionService/Predict",
+            (m: MessageInitShape<typeof PredictRequestSchema>) => Buffer.from(toBinary(PredictRequestSchema, create(PredictRequestSchema, m))),
+            (b: Buffer) => fromBinary(PredictResponseSchema, b),
+            input,
+            new grpc.Metadata(),
+            { deadline: Date.now() + 5000 },
+            (err, res) => (err || !res ? reject(err) : resolve(res)),
+          ),
+        );
+      const res = await call({ application: "sum", input: { value: { case: "doubles", value: { values: [4, 5] } } } });
+      expect(res.prediction).toMatchObject({ output: "9", default: false });
+      const err = (await call({ application: "sum", input: { value: { case: "string", value: "x" } } }).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.details).toBe("input holds string but the application expects doubles");
+      const missing = (await call({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(missing.code).toBe(grpc.status.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers the Connect protocol over HTTP/1.1, batches included", async () => {
+    const client = createClient(PredictionService, createConnectTransport({ baseUrl: base, httpVersion: "1.1" }));
+    const res = await client.predict({ application: "sum", input: { value: { case: "doubles", value: { values: [1, 1] } } } });
+    expect(res.prediction?.output).toBe("2");
+    const batch = await client.predictBatch({ application: "sum", inputs: { type: InputType.DOUBLES, lengths: [1, 2], doubles: [1, 2, 3] } });
+    expect(batch.predictions.map((p) => p.output)).toEqual(["1", "5"]);
+    const slow = await client.predict({ application: "slow", input: { value: { case: "doubles", value: { values: [1] } } } }, { timeoutMs: 5000 });
+    expect(slow.prediction).toMatchObject({ default: true, defaultExplanation: SLO_EXPLANATION });
+    const err = (await client.predictBatch({ application: "sum", inputs: { type: InputType.INTS, lengths: [1], ints: [1] } }).catch((e: unknown) => e)) as ConnectError;
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe("inputs.type is ints but the application expects doubles");
+  });
+
+  it("lists the services through gRPC server reflection on the same port", async () => {
+    const require = createRequire(import.meta.url);
+    const protoLoader = require("@grpc/proto-loader") as typeof import("@grpc/proto-loader");
+    const protoPath = path.join(path.dirname(require.resolve("@grpc/reflection")), "../proto/grpc/reflection/v1/reflection.proto");
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath)) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+    };
+    const client = new pkg.grpc.reflection.v1.ServerReflection(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
+    try {
+      const names = await new Promise<string[]>((resolve, reject) => {
+        type ReflectionResponse = { listServicesResponse?: { service: Array<{ name: string }> } };
+        const stream = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, ReflectionResponse> }).ServerReflectionInfo();
+        stream.on("data", (res: ReflectionResponse) => {
+          resolve(res.listServicesResponse?.service.map((s) => s.name) ?? []);
+          stream.end();
+        });
+        stream.on("error", reject);
+        stream.write({ listServices: "" });
+      });
+      expect(names).toEqual(expect.arrayContaining(["clipper.v1.PredictionService", "grpc.health.v1.Health"]));
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -1,0 +1,127 @@
+import http from "node:http";
+import type net from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
+import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { ConnectError, createGrpcTransport, type Logger, type prom, registration, startGrpcServer, watchConfig } from "../shared/index.js";
+import { GatewayMetrics } from "./gateway-metrics.js";
+import { createSniffingListener } from "./h2c-sniffing-listener.js";
+import { Predictor } from "./predictor.js";
+import { createRestHandler, type Readiness } from "./rest-handler.js";
+import { createPredictionServiceImpl } from "./service.js";
+
+export interface GatewayOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** host:port of the router's QueryService. */
+  router: string;
+  /** host:port of the registry. */
+  registry: string;
+  /** Largest request body (REST, Connect, gRPC-Web) or gRPC message accepted. */
+  maxBodyBytes: number;
+  /** Accept REST numeric batches whose inputs differ in length. */
+  allowRaggedBatch: boolean;
+  /** The router call's deadline when the caller sets none. */
+  queryTimeoutMs: number;
+  logger: Logger;
+  metrics: prom.Registry;
+}
+
+export interface RunningGateway {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const SERVICE_PREFIX = `/${PredictionService.typeName}/`;
+
+/**
+ * The public edge on one port: HTTP/1.1 (Clipper's REST, Connect, gRPC-Web)
+ * and gRPC over h2c, told apart by the HTTP/2 preface.
+ */
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const watcher = watchConfig({ registry: options.registry, logger: options.logger });
+  let configReady = false;
+  void watcher.ready.then(() => (configReady = true));
+  const routerTransport = createGrpcTransport({ address: options.router });
+  const routerHealth = createClient(Health, routerTransport);
+  const predictor = new Predictor(() => (configReady ? watcher.view() : undefined), createClient(QueryService, routerTransport), options.queryTimeoutMs);
+  const metrics = new GatewayMetrics(options.metrics);
+  const impl = createPredictionServiceImpl(predictor, metrics);
+
+  const readiness = async (): Promise<Readiness> => {
+    if (!configReady) return { ready: false, cause: `no configuration received from the registry at ${options.registry} yet` };
+    try {
+      const res = await routerHealth.check({ service: "" }, { timeoutMs: 1000 });
+      if (res.status === HealthCheckResponse_ServingStatus.SERVING) return { ready: true, cause: "" };
+      return { ready: false, cause: `the router at ${options.router} is not serving` };
+    } catch (err) {
+      return { ready: false, cause: `the router at ${options.router} is unreachable: ${ConnectError.from(err).rawMessage}` };
+    }
+  };
+
+  // grpc-js takes the h2c connections through a connection injector. The
+  // shared startGrpcServer always binds a port, so this one listens on an
+  // unused loopback port as well; see the report about a non-binding variant.
+  const grpcServer = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    reflection: true,
+    logger: options.logger,
+    maxReceiveMessageBytes: options.maxBodyBytes,
+    services: [registration(PredictionService, impl)],
+  });
+  const injector = grpcServer.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+  const rest = createRestHandler({
+    predictor,
+    metrics,
+    registry: options.metrics,
+    maxBodyBytes: options.maxBodyBytes,
+    parse: { allowRaggedBatch: options.allowRaggedBatch },
+    readiness,
+  });
+  const connect = connectNodeAdapter({
+    routes: (router) => router.service(PredictionService, impl),
+    readMaxBytes: options.maxBodyBytes,
+  });
+  const httpServer = http.createServer((req, res) => {
+    if (req.url?.startsWith(SERVICE_PREFIX)) connect(req, res);
+    else rest(req, res);
+  });
+
+  const sockets = new Set<net.Socket>();
+  const listener = createSniffingListener({
+    http2: (socket) => injector.injectConnection(socket),
+    http1: (socket) => httpServer.emit("connection", socket),
+  });
+  listener.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.port, options.host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+
+  return {
+    port,
+    async close() {
+      listener.close();
+      httpServer.closeIdleConnections();
+      await grpcServer.close(1000);
+      injector.destroy();
+      for (const socket of sockets) socket.destroy();
+      watcher.close();
+      routerTransport.close();
+    },
+  };
+}

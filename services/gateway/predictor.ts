@@ -1,0 +1,52 @@
+import type { Client } from "@connectrpc/connect";
+import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
+import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
+import type { Application } from "../../gen/clipper/v1/resources_pb.js";
+import { type ConfigView, notFound, unavailable } from "../shared/index.js";
+
+export interface QueryCallOptions {
+  version: string;
+  uid: string;
+  /** What is left of the caller's deadline, if it set one. */
+  timeoutMs: number | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * What every protocol of the gateway does with a request once parsed: find
+ * the application in the config view, then ask the router.
+ */
+export class Predictor {
+  constructor(
+    /** Undefined until the first snapshot from the registry has arrived. */
+    private readonly config: () => ConfigView | undefined,
+    private readonly router: Client<typeof QueryService>,
+    /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
+    private readonly defaultTimeoutMs: number,
+  ) {}
+
+  /** The application, or NOT_FOUND without a round trip to the router. */
+  application(name: string): Application {
+    const view = this.config();
+    if (view === undefined) throw unavailable("the gateway has not received the configuration from the registry yet");
+    const app = view.applications.get(name);
+    if (app === undefined) throw notFound(`application "${name}" not found`);
+    return app;
+  }
+
+  async query(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
+    const res = await this.router.query(
+      { application, inputs, version: options.version, uid: options.uid },
+      { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+    return res.results;
+  }
+
+  async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: AbortSignal | undefined): Promise<number> {
+    const res = await this.router.submitFeedback(
+      { application, inputs, labels, uid },
+      { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal } : {}) },
+    );
+    return res.accepted;
+  }
+}

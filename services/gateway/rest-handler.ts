@@ -1,0 +1,142 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Code, ConnectError, type prom } from "../shared/index.js";
+import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
+import type { Predictor } from "./predictor.js";
+import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError, type RestParseOptions, restPrediction } from "./rest-json.js";
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not, when not ready. */
+  cause: string;
+}
+
+export interface RestHandlerDeps {
+  predictor: Predictor;
+  metrics: GatewayMetrics;
+  registry: prom.Registry;
+  /** Largest request body read; a larger one is answered 413 without reading the rest. */
+  maxBodyBytes: number;
+  parse: RestParseOptions;
+  readiness: () => Promise<Readiness>;
+}
+
+const ROUTE = /^\/([^/]+)\/(predict|update)$/;
+
+/** Clipper's REST API (`POST /{app}/predict`, `POST /{app}/update`) plus /healthz, /readyz and /metrics. */
+export function createRestHandler(deps: RestHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error", cause: String(err) });
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
+  if (path === "/healthz" || path === "/readyz" || path === "/metrics") {
+    if (req.method !== "GET" && req.method !== "HEAD") return methodNotAllowed(res, req, "GET");
+    if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (path === "/metrics") {
+      const text = await deps.registry.metrics();
+      res.writeHead(200, { "content-type": deps.registry.contentType, "content-length": Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    const readiness = await deps.readiness();
+    return readiness.ready ? sendJson(res, 200, { status: "ready" }) : sendJson(res, 503, { error: "not ready", cause: readiness.cause });
+  }
+  const route = ROUTE.exec(path);
+  if (route === null) return sendJson(res, 404, { error: "not found", cause: `no route for ${req.method} ${path}` });
+  if (req.method !== "POST") return methodNotAllowed(res, req, "POST");
+  const [, appName = "", action] = route;
+  const startedAt = performance.now();
+  let label = "unknown";
+  try {
+    const app = deps.predictor.application(appName);
+    label = app.name;
+    const body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
+    const caller = abortOnClose(req, res);
+    if (action === "update") {
+      const feedback = parseFeedbackBody(body, app.inputType);
+      const accepted = await deps.predictor.feedback(app.name, feedback.inputs, [feedback.label], feedback.uid, caller);
+      sendJson(res, 200, { accepted: accepted > 0 });
+      deps.metrics.observe(label, "rest", "ok", startedAt);
+      return;
+    }
+    const request = parsePredictBody(body, app.inputType, deps.parse);
+    const results = await deps.predictor.query(app.name, request.inputs, { version: request.version, uid: request.uid, timeoutMs: undefined, signal: caller });
+    const predictions = results.map(restPrediction);
+    sendJson(res, 200, request.batch ? { batch_predictions: predictions } : predictions[0]);
+    deps.metrics.observe(label, "rest", results.some((r) => r.default) ? "default" : "ok", startedAt);
+  } catch (err) {
+    const restError = toRestError(err);
+    if (restError.status === 413) res.setHeader("connection", "close");
+    sendJson(res, restError.status, restError.body());
+    deps.metrics.observe(label, "rest", err instanceof RestError ? `http_${err.status}` : errorOutcome(err), startedAt);
+  }
+}
+
+/** Reads the whole body as UTF-8, or fails with 413 as soon as it exceeds `limit` (the rest is not read). */
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const tooLarge = () => new RestError(413, "request body too large", `the body exceeds the limit of ${limit} bytes`);
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
+}
+
+/** A signal aborted when the client goes away before the answer. */
+function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  req.once("aborted", () => controller.abort());
+  return controller.signal;
+}
+
+const STATUS_OF_CODE: Partial<Record<Code, [number, string]>> = {
+  [Code.InvalidArgument]: [400, "invalid request"],
+  [Code.NotFound]: [404, "not found"],
+  [Code.FailedPrecondition]: [400, "failed precondition"],
+  [Code.ResourceExhausted]: [429, "too many requests"],
+  [Code.Unavailable]: [503, "service unavailable"],
+  [Code.DeadlineExceeded]: [504, "deadline exceeded"],
+  [Code.Canceled]: [499, "request cancelled"],
+};
+
+export function toRestError(err: unknown): RestError {
+  if (err instanceof RestError) return err;
+  if (err instanceof ConnectError) {
+    const [status, error] = STATUS_OF_CODE[err.code] ?? [500, "internal error"];
+    return new RestError(status, error, err.rawMessage);
+  }
+  return new RestError(500, "internal error", String(err));
+}
+
+function methodNotAllowed(res: ServerResponse, req: IncomingMessage, allowed: string): void {
+  res.setHeader("allow", allowed);
+  sendJson(res, 405, { error: "method not allowed", cause: `${req.method} is not allowed here; use ${allowed}` });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
