@@ -50,7 +50,7 @@ describe("end to end on the embedded store, with real Python model containers", 
   });
 
   it("answers a batch over REST", async () => {
-    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5], [0.1, 0.2]] });
+    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0], [0.1, 0.2]] });
     expect(res.status).toBe(200);
     const preds = res.json["batch_predictions"] as Array<Record<string, unknown>>;
     expect(preds.map((p) => p["output"])).toEqual([3, 3.5, 0.3]);
@@ -60,8 +60,8 @@ describe("end to end on the embedded store, with real Python model containers", 
     const client = createClient(PredictionService, system.transport(system.address("gateway")));
     const one = await client.predict({ application: "hello-world", input: { value: { case: "doubles", value: { values: [1.1, 2.2, 3.3] } } } });
     expect(one.prediction?.output).toBe("6.6");
-    const batch = await client.predictBatch({ application: "hello-world", inputs: { type: InputType.DOUBLES, lengths: [1, 2], doubles: [1, 2, 3] } });
-    expect(batch.predictions.map((p) => p.output)).toEqual(["1.0", "5.0"]);
+    const batch = await client.predictBatch({ application: "hello-world", inputs: { type: InputType.DOUBLES, lengths: [2, 2], doubles: [1, 2, 3, 4] } });
+    expect(batch.predictions.map((p) => p.output)).toEqual(["3.0", "7.0"]);
     const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.NotFound);
   });

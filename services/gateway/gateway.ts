@@ -64,11 +64,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
 
   // grpc-js takes the h2c connections through a connection injector. The
-  // shared startGrpcServer always binds a port, so this one listens on an
-  // unused loopback port as well; see the report about a non-binding variant.
+  // Binds nothing: the sniffing listener injects HTTP/2 connections into it.
   const grpcServer = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
+    port: null,
     reflection: true,
     logger: options.logger,
     maxReceiveMessageBytes: options.maxBodyBytes,

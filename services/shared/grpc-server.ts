@@ -22,8 +22,11 @@ export function registration<S extends DescService>(service: S, impl: Partial<Se
 
 export interface GrpcServerOptions {
   host?: string;
-  /** 0 picks a free port. */
-  port: number;
+  /**
+   * 0 picks a free port. null binds nothing: the caller hands connections to
+   * `server.createConnectionInjector()` (the gateway's one-port listener does).
+   */
+  port: number | null;
   services: ServiceRegistration[];
   /** Serve gRPC server reflection (v1 and v1alpha) for the registered services. */
   reflection?: boolean;
@@ -67,7 +70,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       services: all.map((r) => r.service.typeName),
     }).addToServer(server);
   }
-  const port = await new Promise<number>((resolve, reject) =>
+  const port = options.port === null ? 0 : await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${host.includes(":") ? `[${host}]` : host}:${options.port}`,
       options.credentials ?? grpc.ServerCredentials.createInsecure(),

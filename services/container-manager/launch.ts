@@ -1,0 +1,106 @@
+import path from "node:path";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import type { ModelRuntime } from "../../gen/clipper/v1/resources_pb.js";
+import { inputTypeName, invalidArgument } from "../shared/index.js";
+import type { ReplicaSpec } from "./replica-backend.js";
+
+/** Where the runtimes live on this machine. */
+export interface LaunchPaths {
+  repoRoot: string;
+  dataDir: string;
+  /** The Python interpreter for python_closure models. */
+  python: string;
+  /** The Node executable for node_module models. */
+  node: string;
+}
+
+export interface LaunchCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export const artifactPath = (dataDir: string, digest: string) => path.join(dataDir, "artifacts", "sha256", digest);
+
+/** Checks that a runtime can be launched; the error names the field. */
+export function validateRuntime(runtime: ModelRuntime | undefined, field = "model.runtime"): void {
+  const kind = runtime?.kind;
+  switch (kind?.case) {
+    case "pythonClosure":
+      if (!SHA256_HEX.test(kind.value.artifactDigest)) {
+        throw invalidArgument(`${field}.python_closure.artifact_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.artifactDigest.slice(0, 80)}"`);
+      }
+      return;
+    case "nodeModule":
+      if (!path.isAbsolute(kind.value.modulePath)) {
+        throw invalidArgument(`${field}.node_module.module_path must be an absolute path, got "${kind.value.modulePath}"`);
+      }
+      return;
+    case "command":
+      if (kind.value.argv.length === 0 || kind.value.argv[0] === "") throw invalidArgument(`${field}.command.argv is empty`);
+      if (kind.value.workingDir !== "" && !path.isAbsolute(kind.value.workingDir)) {
+        throw invalidArgument(`${field}.command.working_dir must be an absolute path, got "${kind.value.workingDir}"`);
+      }
+      return;
+    default:
+      throw invalidArgument(`${field} is not set: give python_closure, node_module or command`);
+  }
+}
+
+/**
+ * The process that serves one replica. The child gets only the environment it
+ * needs: never the manager's own variables (tokens, credentials).
+ */
+export function launchCommand(spec: ReplicaSpec, port: number, paths: LaunchPaths, parentEnv: NodeJS.ProcessEnv = process.env): LaunchCommand {
+  validateRuntime(spec.runtime);
+  const env: Record<string, string> = {};
+  for (const key of ["PATH", "HOME", "LANG"]) {
+    const value = parentEnv[key];
+    if (value !== undefined) env[key] = value;
+  }
+  const clipperEnv = {
+    CLIPPER_MODEL_PORT: String(port),
+    CLIPPER_MODEL_NAME: spec.modelName,
+    CLIPPER_MODEL_VERSION: spec.modelVersion,
+    CLIPPER_INPUT_TYPE: spec.inputType === InputType.UNSPECIFIED ? "" : inputTypeName(spec.inputType),
+  };
+  const kind = spec.runtime.kind;
+  switch (kind.case) {
+    case "pythonClosure":
+      return {
+        command: paths.python,
+        args: ["-m", "clipper_runtime.closure_runner"],
+        env: {
+          ...env,
+          PYTHONPATH: path.join(paths.repoRoot, "sdk", "python", "src"),
+          // Unbuffered, so the model's output reaches the log as it happens.
+          PYTHONUNBUFFERED: "1",
+          CLIPPER_ARTIFACT: artifactPath(paths.dataDir, kind.value.artifactDigest),
+          ...clipperEnv,
+        },
+        cwd: paths.dataDir,
+      };
+    case "nodeModule":
+      return {
+        command: paths.node,
+        args: ["--import", "tsx", path.join(paths.repoRoot, "sdk", "typescript", "runner.ts")],
+        env: { ...env, CLIPPER_MODEL_MODULE: kind.value.modulePath, ...clipperEnv },
+        // `--import tsx` resolves from the working directory, where node_modules is.
+        cwd: paths.repoRoot,
+      };
+    case "command": {
+      const [command, ...args] = kind.value.argv;
+      return {
+        command: command ?? "",
+        args,
+        env: { ...env, ...kind.value.env, ...clipperEnv },
+        cwd: kind.value.workingDir !== "" ? kind.value.workingDir : paths.dataDir,
+      };
+    }
+    default:
+      throw invalidArgument("model.runtime is not set");
+  }
+}

@@ -1,0 +1,95 @@
+// The container-manager: runs model replicas as local processes.
+//   node --import tsx services/container-manager/main.ts [--flag value ...]
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  createLogger,
+  createMetricsRegistry,
+  defaults,
+  exitOnStartupError,
+  loadConfig,
+  onShutdownSignal,
+  parse,
+  startMetricsServer,
+  usage,
+} from "../shared/index.js";
+import { startContainerManager } from "./manager.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const venvPython = path.join(repoRoot, ".venv", "bin", "python");
+
+const spec = {
+  host: { flag: "host", env: "CLIPPER_HOST", default: "127.0.0.1", parse: parse.string, help: "address to listen on" },
+  port: { flag: "port", env: "CLIPPER_CONTAINER_MANAGER_PORT", default: defaults.containerManagerPort as number, parse: parse.port, help: "gRPC port" },
+  metricsPort: {
+    flag: "metrics-port",
+    env: "CLIPPER_CONTAINER_MANAGER_METRICS_PORT",
+    default: defaults.containerManagerMetricsPort as number,
+    parse: parse.port,
+    help: "Prometheus /metrics port",
+  },
+  registry: { flag: "registry", env: "CLIPPER_REGISTRY", default: `127.0.0.1:${defaults.registryPort}`, parse: parse.address, help: "registry host:port" },
+  dataDir: {
+    flag: "data-dir",
+    env: "CLIPPER_DATA_DIR",
+    default: path.join(os.homedir(), ".clipper", "data"),
+    parse: (raw: string) => path.resolve(raw),
+    help: "data directory (artifacts/, logs/)",
+  },
+  python: {
+    flag: "python",
+    env: "CLIPPER_PYTHON",
+    default: fs.existsSync(venvPython) ? venvPython : "python3",
+    parse: parse.string,
+    help: "Python interpreter for python_closure models",
+  },
+  repoRoot: { flag: "repo-root", env: "CLIPPER_REPO_ROOT", default: repoRoot, parse: (raw: string) => path.resolve(raw), help: "Clipper checkout (SDK runtimes)" },
+  maxArtifactBytes: {
+    flag: "max-artifact-bytes",
+    env: "CLIPPER_MAX_ARTIFACT_BYTES",
+    default: 512 * 1024 * 1024,
+    parse: parse.int(1, Number.MAX_SAFE_INTEGER),
+    help: "largest artifact accepted by UploadArtifact",
+  },
+  deployTimeoutSeconds: {
+    flag: "deploy-timeout-seconds",
+    env: "CLIPPER_DEPLOY_TIMEOUT_SECONDS",
+    default: 120,
+    parse: parse.int(1, 3600),
+    help: "default wait for replicas to become ready",
+  },
+  stopGraceMs: { flag: "stop-grace-ms", env: "CLIPPER_STOP_GRACE_MS", default: 5000, parse: parse.int(0, 600_000), help: "SIGTERM to SIGKILL delay" },
+};
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--help")) {
+    process.stdout.write(usage("container-manager", spec));
+    return;
+  }
+  const config = loadConfig("container-manager", spec);
+  const logger = createLogger({ service: "container-manager" });
+  const metrics = createMetricsRegistry("container-manager");
+  const manager = await startContainerManager({
+    host: config.host,
+    port: config.port,
+    registry: config.registry,
+    dataDir: config.dataDir,
+    repoRoot: config.repoRoot,
+    python: config.python,
+    logger,
+    maxArtifactBytes: config.maxArtifactBytes,
+    deployTimeoutMs: config.deployTimeoutSeconds * 1000,
+    backend: { stopGraceMs: config.stopGraceMs },
+    metrics,
+  });
+  const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
+  onShutdownSignal(logger, async () => {
+    await manager.close();
+    await metricsServer.close();
+  });
+  logger.info({ port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir }, "listening");
+}
+
+main().catch(exitOnStartupError);

@@ -1,0 +1,135 @@
+import { createClient } from "@connectrpc/connect";
+import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { modelKey } from "../shared/config-view.js";
+import { watchConfig } from "../shared/config-watcher.js";
+import { createGrpcTransport, type Logger, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
+import { ArtifactStore } from "./artifact-store.js";
+import { LocalProcessBackend, type LocalProcessBackendOptions } from "./local-process-backend.js";
+import { Reconciler } from "./reconciler.js";
+import { ReplicaReporter } from "./replica-reporter.js";
+import { createContainerManagerService } from "./service.js";
+
+export interface ContainerManagerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** host:port of the registry. */
+  registry: string;
+  dataDir: string;
+  repoRoot: string;
+  python: string;
+  logger: Logger;
+  maxArtifactBytes: number;
+  deployTimeoutMs: number;
+  maxReplicas?: number;
+  /** Backend tuning (health interval, restart policy, grace), mostly for tests. */
+  backend?: Omit<LocalProcessBackendOptions, "paths" | "logger">;
+  metrics?: prom.Registry;
+}
+
+export interface RunningContainerManager {
+  readonly server: RunningGrpcServer;
+  readonly backend: LocalProcessBackend;
+  /** Stops serving, stops every replica (SIGTERM, then SIGKILL after the grace) and reports them gone. */
+  close(): Promise<void>;
+}
+
+const RESYNC_INTERVAL_MS = 5000;
+
+/** Wires the container-manager: config watch → reconciler → backend → reports, and the gRPC service. */
+export async function startContainerManager(o: ContainerManagerOptions): Promise<RunningContainerManager> {
+  const { logger } = o;
+  const backend = new LocalProcessBackend({
+    ...o.backend,
+    paths: { repoRoot: o.repoRoot, dataDir: o.dataDir, python: o.python, node: process.execPath },
+    logger,
+  });
+  const registryTransport = createGrpcTransport({ address: o.registry });
+  const registry = createClient(ManagementService, registryTransport);
+  const reporter = new ReplicaReporter({
+    report: async (replicaSet) => {
+      await registry.reportReplicas({ replicaSet }, { timeoutMs: 5000 });
+    },
+    replicas: () => backend.replicas(),
+    logger,
+  });
+  backend.onChange((r) => reporter.markDirty(r.modelName, r.modelVersion));
+  const reconciler = new Reconciler(backend, logger);
+  const watcher = watchConfig({ registry: o.registry, logger });
+  let closing = false;
+  watcher.onChange((view, change) => {
+    if (closing) return;
+    reconciler.reconcile(view.models.values());
+    if (change === undefined) {
+      // A fresh snapshot (first connection or a reconnect): make the registry's replica sets match what runs here.
+      const keys = new Map<string, [string, string]>();
+      for (const r of backend.replicas()) keys.set(modelKey(r.modelName, r.modelVersion), [r.modelName, r.modelVersion]);
+      for (const s of view.replicaSets.values()) keys.set(modelKey(s.modelName, s.modelVersion), [s.modelName, s.modelVersion]);
+      for (const [name, version] of keys.values()) reporter.markDirty(name, version);
+    }
+  });
+  // A safety net: converge again now and then, in case a start or stop was lost.
+  const resync = setInterval(() => {
+    if (!closing && watcher.connected()) reconciler.reconcile(watcher.view().models.values());
+  }, RESYNC_INTERVAL_MS);
+  resync.unref();
+
+  if (o.metrics !== undefined) {
+    new prom.Gauge({
+      name: "clipper_container_manager_replicas",
+      help: "Replicas run by this container-manager, by state",
+      labelNames: ["state"],
+      registers: [o.metrics],
+      collect() {
+        this.reset();
+        for (const r of backend.replicas()) this.inc({ state: ReplicaState[r.state] ?? "UNSPECIFIED" });
+      },
+    });
+  }
+
+  const service = createContainerManagerService({
+    registry,
+    registryAddress: o.registry,
+    config: watcher,
+    backend,
+    reconciler,
+    artifacts: new ArtifactStore(o.dataDir, o.maxArtifactBytes),
+    logger,
+    defaultTimeoutMs: o.deployTimeoutMs,
+    maxReplicas: o.maxReplicas ?? 64,
+  });
+  let server: RunningGrpcServer;
+  try {
+    server = await startGrpcServer({
+      host: o.host,
+      port: o.port,
+      services: [registration(ContainerManagerService, service)],
+      reflection: true,
+      logger,
+      // Artifacts arrive in chunks; no single message needs to be large.
+      maxReceiveMessageBytes: 16 * 1024 * 1024,
+    });
+  } catch (err) {
+    watcher.close();
+    registryTransport.close();
+    throw err;
+  }
+
+  return {
+    server,
+    backend,
+    async close() {
+      closing = true;
+      clearInterval(resync);
+      watcher.close();
+      await server.close(1000);
+      await backend.close();
+      // Give the registry a moment to hear that the replicas are gone.
+      await Promise.race([reporter.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      reporter.close();
+      registryTransport.close();
+    },
+  };
+}

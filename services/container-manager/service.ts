@@ -1,0 +1,211 @@
+import { equals } from "@bufbuild/protobuf";
+import type { Client, ServiceImpl } from "@connectrpc/connect";
+import fs from "node:fs";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
+import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import { type Model, ModelRuntimeSchema, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import type { ConfigView } from "../shared/config-view.js";
+import {
+  alreadyExists,
+  Code,
+  ConnectError,
+  failedPrecondition,
+  invalidArgument,
+  type Logger,
+  notFound,
+  unavailable,
+  validateName,
+  validateVersion,
+} from "../shared/index.js";
+import type { ArtifactStore } from "./artifact-store.js";
+import { validateRuntime } from "./launch.js";
+import type { Reconciler } from "./reconciler.js";
+import { formatLogLine, type ReplicaBackend } from "./replica-backend.js";
+import { watchRollout } from "./rollout.js";
+
+export interface ContainerManagerServiceDeps {
+  registry: Client<typeof ManagementService>;
+  /** host:port of the registry, for error messages. */
+  registryAddress: string;
+  config: { view(): ConfigView; connected(): boolean };
+  backend: ReplicaBackend;
+  reconciler: Reconciler;
+  artifacts: ArtifactStore;
+  logger: Logger;
+  /** How long DeployModel and ScaleModel wait for readiness when the request says 0. */
+  defaultTimeoutMs: number;
+  /** The most replicas one model version may ask for. */
+  maxReplicas: number;
+}
+
+const REGISTRY_CALL_TIMEOUT_MS = 10_000;
+const MAX_TIMEOUT_SECONDS = 3600;
+const DEFAULT_TAIL_LINES = 200;
+
+/** The ContainerManagerService handlers: validation, registry calls, and waiting on the backend. */
+export function createContainerManagerService(deps: ContainerManagerServiceDeps): ServiceImpl<typeof ContainerManagerService> {
+  const { backend, registry } = deps;
+
+  /** Registry errors keep their code and message; an unreachable registry is named as such. */
+  async function callRegistry<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof ConnectError && (err.code === Code.Unavailable || err.code === Code.DeadlineExceeded)) {
+        throw unavailable(`${what}: the registry at ${deps.registryAddress} is unreachable (${err.rawMessage})`);
+      }
+      throw err;
+    }
+  }
+  const opts = { timeoutMs: REGISTRY_CALL_TIMEOUT_MS };
+
+  const timeoutMs = (seconds: number) => {
+    if (seconds > MAX_TIMEOUT_SECONDS) throw invalidArgument(`timeout_seconds is ${seconds}; the limit is ${MAX_TIMEOUT_SECONDS}`);
+    return seconds > 0 ? seconds * 1000 : deps.defaultTimeoutMs;
+  };
+  const checkReplicas = (n: number, field: string) => {
+    if (n > deps.maxReplicas) throw invalidArgument(`${field} is ${n}; the limit is ${deps.maxReplicas}`);
+  };
+  const replicasOf = (name: string, version?: string) =>
+    backend.replicas().filter((r) => r.modelName === name && (version === undefined || r.modelVersion === version));
+  const hint = () =>
+    deps.config.connected() ? undefined : `no replica was started: the container-manager is not connected to the registry at ${deps.registryAddress}`;
+  const resolveVersion = (name: string, version: string) => {
+    if (version !== "") {
+      validateVersion(version);
+      return version;
+    }
+    const current = deps.config.view().currentVersions.get(name);
+    if (current === undefined) throw notFound(`model "${name}" has no current version; give the version`);
+    return current;
+  };
+
+  function validateModel(model: Model | undefined): Model {
+    if (model === undefined) throw invalidArgument("model is missing");
+    validateName("model", model.name);
+    validateVersion(model.version);
+    if (model.inputType === InputType.UNSPECIFIED || InputType[model.inputType] === undefined) {
+      throw invalidArgument("model.input_type must be one of bytes, ints, floats, doubles, strings");
+    }
+    validateRuntime(model.runtime);
+    checkReplicas(model.desiredReplicas, "model.desired_replicas");
+    const kind = model.runtime?.kind;
+    if (kind?.case === "pythonClosure" && !deps.artifacts.has(kind.value.artifactDigest)) {
+      throw failedPrecondition(`artifact ${kind.value.artifactDigest} is not in the artifact store; upload it with UploadArtifact first`);
+    }
+    if (kind?.case === "nodeModule" && !fs.existsSync(kind.value.modulePath)) {
+      throw failedPrecondition(`model.runtime.node_module.module_path ${kind.value.modulePath} does not exist on the container-manager's machine`);
+    }
+    return model;
+  }
+
+  /** Registers a version; redeploying an identical version (e.g. after a failed start) retries it. */
+  async function register(model: Model, desired: number): Promise<string> {
+    const label = `${model.name}:${model.version}`;
+    try {
+      await callRegistry(`registering ${label}`, () => registry.createModel({ model: { ...model, desiredReplicas: desired }, setCurrent: false }, opts));
+      return `registered model ${label}`;
+    } catch (err) {
+      if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
+    }
+    const existing = (await callRegistry(`reading ${label}`, () => registry.getModel({ name: model.name, version: model.version }, opts))).model;
+    const sameRuntime = existing?.runtime !== undefined && model.runtime !== undefined && equals(ModelRuntimeSchema, existing.runtime, model.runtime);
+    if (!sameRuntime || existing?.inputType !== model.inputType) {
+      throw alreadyExists(`model ${label} is already registered with a different runtime or input type; deploy it as a new version`);
+    }
+    await callRegistry(`updating ${label}`, () => registry.updateModel({ name: model.name, version: model.version, desiredReplicas: desired }, opts));
+    await deps.reconciler.retryFailed(model.name, model.version);
+    return `model ${label} was already registered; starting its replicas again`;
+  }
+
+  return {
+    async uploadArtifact(requests) {
+      const stored = await deps.artifacts.put(requests);
+      deps.logger.info({ digest: stored.digest, sizeBytes: String(stored.sizeBytes) }, "artifact stored");
+      return stored;
+    },
+
+    async *deployModel(req, ctx) {
+      const model = validateModel(req.model);
+      const waitMs = timeoutMs(req.timeoutSeconds);
+      const desired = model.desiredReplicas > 0 ? model.desiredReplicas : 1;
+      const message = await register(model, desired);
+      deps.logger.info({ model: model.name, version: model.version, desired }, message);
+      yield { stage: DeployStage.REGISTERED, message, readyReplicas: 0, desiredReplicas: desired };
+      let replicas: Replica[] = [];
+      const rollout = watchRollout({ backend, modelName: model.name, modelVersion: model.version, desired, timeoutMs: waitMs, signal: ctx.signal, hint });
+      for (let step = await rollout.next(); ; step = await rollout.next()) {
+        if (step.done) {
+          replicas = step.value;
+          break;
+        }
+        const p = step.value;
+        yield { stage: DeployStage.STARTING, message: `${p.ready} of ${p.desired} replicas ready`, readyReplicas: p.ready, desiredReplicas: desired, replicas: p.replicas };
+      }
+      if (req.setCurrent) {
+        await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, opts));
+      }
+      yield { stage: DeployStage.READY, message: `model ${model.name}:${model.version} is ready`, readyReplicas: desired, desiredReplicas: desired, replicas };
+    },
+
+    async scaleModel(req, ctx) {
+      validateName("model", req.name);
+      checkReplicas(req.replicas, "replicas");
+      const waitMs = timeoutMs(req.timeoutSeconds);
+      const version = resolveVersion(req.name, req.version);
+      await callRegistry(`scaling ${req.name}:${version}`, () => registry.updateModel({ name: req.name, version, desiredReplicas: req.replicas }, opts));
+      if (req.replicas > 0) await deps.reconciler.retryFailed(req.name, version);
+      const rollout = watchRollout({ backend, modelName: req.name, modelVersion: version, desired: req.replicas, timeoutMs: waitMs, signal: ctx.signal, hint });
+      for (let step = await rollout.next(); ; step = await rollout.next()) {
+        if (step.done) return { replicas: step.value };
+      }
+    },
+
+    async stopModel(req) {
+      validateName("model", req.name);
+      req.versions.forEach(validateVersion);
+      let versions = req.versions;
+      if (versions.length === 0) {
+        const known = new Set(replicasOf(req.name).map((r) => r.modelVersion));
+        for (const m of deps.config.view().models.values()) if (m.name === req.name) known.add(m.version);
+        versions = [...known];
+      }
+      if (versions.length === 0) throw notFound(`model "${req.name}" has no versions and no replicas`);
+      // Counted before the registry change, which makes the reconciler start stopping them too.
+      const targets = backend.replicas().filter((r) => r.modelName === req.name && versions.includes(r.modelVersion) && r.state !== ReplicaState.STOPPING);
+      for (const version of versions) {
+        await callRegistry(`stopping ${req.name}:${version}`, () =>
+          registry.updateModel({ name: req.name, version, desiredReplicas: 0 }, opts).catch((err: unknown) => {
+            // Replicas of a version the registry no longer knows are stopped all the same.
+            if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+          }),
+        );
+      }
+      await Promise.all(targets.map((r) => backend.stop(r.id)));
+      return { stoppedReplicas: targets.length };
+    },
+
+    listModelReplicas(req) {
+      return {
+        replicas: backend
+          .replicas()
+          .filter((r) => (req.modelName === "" || r.modelName === req.modelName) && (req.modelVersion === "" || r.modelVersion === req.modelVersion)),
+      };
+    },
+
+    getLogs(req) {
+      validateName("model", req.modelName);
+      const version = req.modelVersion !== "" ? resolveVersion(req.modelName, req.modelVersion) : deps.config.view().currentVersions.get(req.modelName);
+      let replicas = replicasOf(req.modelName, version);
+      if (req.replicaId !== "") {
+        replicas = replicas.filter((r) => r.id === req.replicaId);
+        if (replicas.length === 0) throw notFound(`model ${req.modelName} has no replica "${req.replicaId}"${version !== undefined ? ` in version ${version}` : ""}`);
+      }
+      const tail = req.tailLines > 0 ? req.tailLines : DEFAULT_TAIL_LINES;
+      return {
+        logs: replicas.map((r) => ({ replicaId: r.id, lines: (backend.logs(r.id, tail) ?? []).map(formatLogLine) })),
+      };
+    },
+  };
+}
