@@ -1,4 +1,5 @@
 import { createClient } from "@connectrpc/connect";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -16,6 +17,7 @@ import { type RunningContainerManager, startContainerManager } from "./manager.j
 const repoRoot = path.resolve(import.meta.dirname, "..", "..");
 const sumModule = path.join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts");
 const slowModule = path.join(repoRoot, "sdk", "typescript", "examples", "slow-model.ts");
+const venvPython = path.join(repoRoot, ".venv", "bin", "python");
 type RuntimeInit = { kind: ModelRuntime["kind"] };
 
 describe("container-manager with real replica processes", () => {
@@ -36,9 +38,9 @@ describe("container-manager with real replica processes", () => {
       registry: registryServer.address,
       dataDir,
       repoRoot,
-      python: "python3",
+      python: venvPython,
       logger: createLogger({ service: "container-manager-test", level: "silent" }),
-      maxArtifactBytes: 1024,
+      maxArtifactBytes: 1024 * 1024,
       deployTimeoutMs: 30_000,
       backend: {
         healthIntervalMs: 100,
@@ -195,6 +197,25 @@ describe("container-manager with real replica processes", () => {
     const ok = await client.uploadArtifact(parts(digest));
     expect(ok.digest).toBe(digest);
     expect(fs.readFileSync(path.join(dataDir, "artifacts", "sha256", digest), "utf8")).toBe("pickled closure");
+  });
+
+  it.skipIf(!fs.existsSync(venvPython))("deploys an uploaded python_closure artifact with the Python SDK's runner", async () => {
+    const script = [
+      "import sys",
+      `sys.path.insert(0, ${JSON.stringify(path.join(repoRoot, "sdk", "python", "src"))})`,
+      "from clipper_runtime.artifact import dump_artifact",
+      "sys.stdout.buffer.write(dump_artifact(lambda xs: [str(len(x)) for x in xs]))",
+    ].join("\n");
+    const artifact = execFileSync(venvPython, ["-c", script]);
+    const digest = createHash("sha256").update(artifact).digest("hex");
+    async function* parts() {
+      yield { part: { case: "header" as const, value: { sizeBytes: BigInt(artifact.length), sha256: digest } } };
+      yield { part: { case: "chunk" as const, value: artifact } };
+    }
+    expect((await client.uploadArtifact(parts())).digest).toBe(digest);
+    const stages = await deploy("py-len", "1", { kind: { case: "pythonClosure", value: { artifactDigest: digest } } } as RuntimeInit);
+    expect(await predict(stages.at(-1)?.replicas[0], [1, 2, 3])).toBe("3");
+    expect((await client.stopModel({ name: "py-len" })).stoppedReplicas).toBe(1);
   });
 
   it("leaves no replica process behind when it closes", async () => {

@@ -63,10 +63,10 @@ export class LocalProcessBackend implements ReplicaBackend {
   private readonly all = new Map<string, LocalReplica>();
   private readonly listeners = new Set<ReplicaListener>();
   private readonly logDir: string;
-  private readonly o: Required<Omit<LocalProcessBackendOptions, "paths" | "logger">>;
+  private readonly settings: Required<Omit<LocalProcessBackendOptions, "paths" | "logger">>;
 
   constructor(private readonly options: LocalProcessBackendOptions) {
-    this.o = {
+    this.settings = {
       restartPolicy: options.restartPolicy ?? defaultRestartPolicy,
       healthIntervalMs: options.healthIntervalMs ?? 500,
       healthTimeoutMs: options.healthTimeoutMs ?? 1000,
@@ -94,9 +94,9 @@ export class LocalProcessBackend implements ReplicaBackend {
     const replica: LocalReplica = {
       status,
       spec,
-      policy: new RestartPolicy(this.o.restartPolicy),
-      logs: new LogBuffer(this.o.logBufferLines),
-      file: new RotatingLogFile(path.join(this.logDir, `${spec.modelName}-${spec.modelVersion}-${id}.log`), this.o.logFileMaxBytes),
+      policy: new RestartPolicy(this.settings.restartPolicy),
+      logs: new LogBuffer(this.settings.logBufferLines),
+      file: new RotatingLogFile(path.join(this.logDir, `${spec.modelName}-${spec.modelVersion}-${id}.log`), this.settings.logFileMaxBytes),
       launchedAtMs: Date.now(),
       readyThisRun: false,
       failedChecks: 0,
@@ -142,7 +142,7 @@ export class LocalProcessBackend implements ReplicaBackend {
     let command: ReturnType<typeof launchCommand>;
     try {
       port = await freePort();
-      command = launchCommand(r.spec, port, this.options.paths, this.o.parentEnv);
+      command = launchCommand(r.spec, port, this.options.paths, this.settings.parentEnv);
     } catch (err) {
       this.fail(r, `cannot launch: ${err instanceof ConnectError ? err.rawMessage : String(err)}`);
       return;
@@ -180,14 +180,14 @@ export class LocalProcessBackend implements ReplicaBackend {
   }
 
   private scheduleHealthCheck(r: LocalReplica, child: ChildProcess): void {
-    r.timer = setTimeout(() => void this.checkHealth(r, child), this.o.healthIntervalMs);
+    r.timer = setTimeout(() => void this.checkHealth(r, child), this.settings.healthIntervalMs);
   }
 
   private async checkHealth(r: LocalReplica, child: ChildProcess): Promise<void> {
     if (r.child !== child || r.stopping || r.transport === undefined) return;
     let problem: string | undefined;
     try {
-      const res = await createClient(Health, r.transport).check({ service: "" }, { timeoutMs: this.o.healthTimeoutMs });
+      const res = await createClient(Health, r.transport).check({ service: "" }, { timeoutMs: this.settings.healthTimeoutMs });
       if (res.status !== HealthCheckResponse_ServingStatus.SERVING) problem = `health status ${HealthCheckResponse_ServingStatus[res.status]}`;
     } catch (err) {
       problem = err instanceof ConnectError ? err.rawMessage : String(err);
@@ -199,10 +199,10 @@ export class LocalProcessBackend implements ReplicaBackend {
       if (r.status.state !== ReplicaState.READY) this.setState(r, ReplicaState.READY, "");
     } else {
       r.failedChecks++;
-      if (r.status.state === ReplicaState.READY && r.failedChecks >= this.o.unhealthyAfterChecks) {
+      if (r.status.state === ReplicaState.READY && r.failedChecks >= this.settings.unhealthyAfterChecks) {
         this.setState(r, ReplicaState.UNHEALTHY, `health check failed ${r.failedChecks} times: ${problem}`);
-      } else if (!r.readyThisRun && Date.now() - r.launchedAtMs > this.o.startTimeoutMs) {
-        r.killReason = `not ready within ${Math.round(this.o.startTimeoutMs / 1000)} s (last health check: ${problem})`;
+      } else if (!r.readyThisRun && Date.now() - r.launchedAtMs > this.settings.startTimeoutMs) {
+        r.killReason = `not ready within ${Math.round(this.settings.startTimeoutMs / 1000)} s (last health check: ${problem})`;
         killGroup(child, "SIGKILL");
         return;
       }
@@ -235,7 +235,7 @@ export class LocalProcessBackend implements ReplicaBackend {
 
   private fail(r: LocalReplica, reason: string): void {
     this.log(r, "manager", `replica failed: ${reason}`);
-    const lines = r.logs.tail(this.o.failureLogLines).map(formatLogLine);
+    const lines = r.logs.tail(this.settings.failureLogLines).map(formatLogLine);
     this.setState(r, ReplicaState.FAILED, `${reason}; last log lines:\n${lines.join("\n")}`);
     this.options.logger.warn({ replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, reason }, "replica failed");
   }
@@ -247,11 +247,11 @@ export class LocalProcessBackend implements ReplicaBackend {
     if (child !== undefined && r.exited !== undefined) {
       killGroup(child, "SIGTERM");
       let grace: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(true), this.o.stopGraceMs)));
+      const graceOver = new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(true), this.settings.stopGraceMs)));
       const timedOut = await Promise.race([r.exited.then(() => false), graceOver]);
       clearTimeout(grace);
       if (timedOut) {
-        this.log(r, "manager", `no exit ${this.o.stopGraceMs} ms after SIGTERM; sending SIGKILL`);
+        this.log(r, "manager", `no exit ${this.settings.stopGraceMs} ms after SIGTERM; sending SIGKILL`);
         killGroup(child, "SIGKILL");
         await r.exited;
       }

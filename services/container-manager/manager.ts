@@ -2,9 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { modelKey } from "../shared/config-view.js";
-import { watchConfig } from "../shared/config-watcher.js";
-import { createGrpcTransport, type Logger, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
+import { createGrpcTransport, type Logger, modelKey, prom, registration, type RunningGrpcServer, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./local-process-backend.js";
 import { Reconciler } from "./reconciler.js";
@@ -39,14 +37,14 @@ export interface RunningContainerManager {
 const RESYNC_INTERVAL_MS = 5000;
 
 /** Wires the container-manager: config watch → reconciler → backend → reports, and the gRPC service. */
-export async function startContainerManager(o: ContainerManagerOptions): Promise<RunningContainerManager> {
-  const { logger } = o;
+export async function startContainerManager(options: ContainerManagerOptions): Promise<RunningContainerManager> {
+  const { logger } = options;
   const backend = new LocalProcessBackend({
-    ...o.backend,
-    paths: { repoRoot: o.repoRoot, dataDir: o.dataDir, python: o.python, node: process.execPath },
+    ...options.backend,
+    paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
     logger,
   });
-  const registryTransport = createGrpcTransport({ address: o.registry });
+  const registryTransport = createGrpcTransport({ address: options.registry });
   const registry = createClient(ManagementService, registryTransport);
   const reporter = new ReplicaReporter({
     report: async (replicaSet) => {
@@ -57,7 +55,7 @@ export async function startContainerManager(o: ContainerManagerOptions): Promise
   });
   backend.onChange((r) => reporter.markDirty(r.modelName, r.modelVersion));
   const reconciler = new Reconciler(backend, logger);
-  const watcher = watchConfig({ registry: o.registry, logger });
+  const watcher = watchConfig({ registry: options.registry, logger });
   let closing = false;
   watcher.onChange((view, change) => {
     if (closing) return;
@@ -76,12 +74,12 @@ export async function startContainerManager(o: ContainerManagerOptions): Promise
   }, RESYNC_INTERVAL_MS);
   resync.unref();
 
-  if (o.metrics !== undefined) {
+  if (options.metrics !== undefined) {
     new prom.Gauge({
       name: "clipper_container_manager_replicas",
       help: "Replicas run by this container-manager, by state",
       labelNames: ["state"],
-      registers: [o.metrics],
+      registers: [options.metrics],
       collect() {
         this.reset();
         for (const r of backend.replicas()) this.inc({ state: ReplicaState[r.state] ?? "UNSPECIFIED" });
@@ -91,20 +89,20 @@ export async function startContainerManager(o: ContainerManagerOptions): Promise
 
   const service = createContainerManagerService({
     registry,
-    registryAddress: o.registry,
+    registryAddress: options.registry,
     config: watcher,
     backend,
     reconciler,
-    artifacts: new ArtifactStore(o.dataDir, o.maxArtifactBytes),
+    artifacts: new ArtifactStore(options.dataDir, options.maxArtifactBytes),
     logger,
-    defaultTimeoutMs: o.deployTimeoutMs,
-    maxReplicas: o.maxReplicas ?? 64,
+    defaultTimeoutMs: options.deployTimeoutMs,
+    maxReplicas: options.maxReplicas ?? 64,
   });
   let server: RunningGrpcServer;
   try {
     server = await startGrpcServer({
-      host: o.host,
-      port: o.port,
+      host: options.host,
+      port: options.port,
       services: [registration(ContainerManagerService, service)],
       reflection: true,
       logger,

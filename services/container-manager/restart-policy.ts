@@ -1,4 +1,4 @@
-import { Backoff } from "../shared/backoff.js";
+import { Backoff } from "../shared/index.js";
 
 export interface RestartPolicyOptions {
   /** First restart delay; doubles on each crash. */

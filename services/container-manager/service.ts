@@ -5,7 +5,7 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { type Model, ModelRuntimeSchema, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import type { ConfigView } from "../shared/config-view.js";
+import type { ConfigView } from "../shared/index.js";
 import {
   alreadyExists,
   Code,

@@ -1,0 +1,104 @@
+import { createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { ModelService, type PredictResponse } from "../../gen/clipper/model/v1/model_service_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { Code, ConnectError, createGrpcTransport, type GrpcTransport, type RunningGrpcServer } from "../../services/shared/index.js";
+import sumModel from "./examples/sum-model.js";
+import type { ModelInput } from "./model.js";
+import { serveModel } from "./model-server.js";
+
+interface Served {
+  server: RunningGrpcServer;
+  transport: GrpcTransport;
+  client: ReturnType<typeof createClient<typeof ModelService>>;
+}
+
+const started: Served[] = [];
+
+async function serve(model: Parameters<typeof serveModel>[0], inputType: InputType): Promise<Served> {
+  const server = await serveModel(model, { name: "m", version: "v1", inputType, port: 0 });
+  const transport = createGrpcTransport({ address: server.address });
+  const served = { server, transport, client: createClient(ModelService, transport) };
+  started.push(served);
+  return served;
+}
+
+const values = (res: PredictResponse) =>
+  res.outputs.map((o) => `${o.result.case}:${o.result.value}`);
+
+describe("serveModel", () => {
+  let sum: Served;
+  beforeAll(async () => {
+    sum = await serve(sumModel, InputType.DOUBLES);
+  });
+  afterAll(async () => {
+    for (const s of started) {
+      s.transport.close();
+      await s.server.close();
+    }
+  });
+
+  it("answers a packed batch with one correctly rounded sum per input", async () => {
+    const res = await sum.client.predict({ inputs: { type: InputType.DOUBLES, lengths: [3, 1, 2], doubles: [1.1, 2.2, 3.3, 5, 0.1, 0.2] } });
+    expect(values(res)).toEqual(["value:6.6", "value:5", "value:0.30000000000000004"]);
+  });
+
+  it("unpacks each input type for the model", async () => {
+    const seen: ModelInput[][] = [];
+    const echo = (inputs: ModelInput[]) => {
+      seen.push(inputs);
+      return inputs.map((i) => JSON.stringify(i instanceof Uint8Array ? [...i] : i));
+    };
+    const ints = await serve(echo, InputType.INTS);
+    expect(values(await ints.client.predict({ inputs: { type: InputType.INTS, lengths: [2, 1], ints: [1, -2, 3] } }))).toEqual(["value:[1,-2]", "value:[3]"]);
+    const bytes = await serve(echo, InputType.BYTES);
+    await bytes.client.predict({ inputs: { type: InputType.BYTES, bytes: [new Uint8Array([1, 2]), new Uint8Array([255])] } });
+    expect(seen[1]?.[0]).toBeInstanceOf(Uint8Array);
+    const strings = await serve({ predict: echo }, InputType.STRINGS);
+    expect(values(await strings.client.predict({ inputs: { type: InputType.STRINGS, strings: ["a", "é"] } }))).toEqual(['value:"a"', 'value:"é"']);
+  });
+
+  it("turns a wrong number of outputs into per-input errors", async () => {
+    const short = await serve(() => ["only one"], InputType.STRINGS);
+    const res = await short.client.predict({ inputs: { type: InputType.STRINGS, strings: ["a", "b"] } });
+    expect(values(res)).toEqual(["error:predict returned 1 outputs for 2 inputs", "error:predict returned 1 outputs for 2 inputs"]);
+  });
+
+  it("turns non-string outputs into errors for those inputs only", async () => {
+    const mixed = await serve(() => ["ok", 42 as unknown as string, null as unknown as string], InputType.STRINGS);
+    const res = await mixed.client.predict({ inputs: { type: InputType.STRINGS, strings: ["a", "b", "c"] } });
+    expect(values(res)).toEqual(["value:ok", "error:predict output 1 is a number, not a string", "error:predict output 2 is null, not a string"]);
+  });
+
+  it("turns an exception (sync or async) into per-input errors and keeps serving", async () => {
+    const throwing = await serve(() => {
+      throw new Error("boom");
+    }, InputType.STRINGS);
+    const res = await throwing.client.predict({ inputs: { type: InputType.STRINGS, strings: ["a", "b"] } });
+    expect(values(res)).toEqual(["error:predict failed: boom", "error:predict failed: boom"]);
+    const rejecting = await serve(async () => Promise.reject(new Error("later")), InputType.STRINGS);
+    expect(values(await rejecting.client.predict({ inputs: { type: InputType.STRINGS, strings: ["a"] } }))).toEqual(["error:predict failed: later"]);
+    expect(values(await sum.client.predict({ inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [1] } }))).toEqual(["value:1"]);
+  });
+
+  it("rejects inputs of the wrong type with InvalidArgument naming the problem", async () => {
+    const err = (await sum.client.predict({ inputs: { type: InputType.INTS, lengths: [1], ints: [1] } }).catch((e: unknown) => e)) as ConnectError;
+    expect(err).toBeInstanceOf(ConnectError);
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toContain("inputs.type is ints");
+    const missing = (await sum.client.predict({}).catch((e: unknown) => e)) as ConnectError;
+    expect(missing.code).toBe(Code.InvalidArgument);
+  });
+
+  it("serves metadata, readiness and grpc health", async () => {
+    const meta = await sum.client.getMetadata({});
+    expect(meta.modelName).toBe("m");
+    expect(meta.modelVersion).toBe("v1");
+    expect(meta.inputType).toBe(InputType.DOUBLES);
+    expect(meta.runtime).toMatch(/^node /);
+    expect((await sum.client.checkReadiness({})).ready).toBe(true);
+    const health = createClient(Health, sum.transport);
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+  });
+});
