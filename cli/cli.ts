@@ -1,0 +1,765 @@
+/**
+ * The `clipper` command line: the command table, argument parsing (node:util
+ * parseArgs), help, and the mapping of errors to exit statuses
+ * (0 ok, 1 failure, 2 usage).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
+import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
+import { type ModelRuntime, ModelRuntimeSchema, ModelSchema } from "../gen/clipper/v1/resources_pb.js";
+import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
+import { createGrpcTransport, defaults, parseInputType, type GrpcTransport } from "../services/shared/index.js";
+import {
+  CliError,
+  type ContainerManagerClient,
+  type ManagementClient,
+  appCreate,
+  appDelete,
+  appList,
+  deploymentStatus,
+  link,
+  modelDeploy,
+  modelList,
+  modelLogs,
+  modelScale,
+  modelSetVersion,
+  predict,
+  unlink,
+} from "./commands.js";
+import { STOP_GRACE_MS, down, servicesStatus, up } from "./lifecycle.js";
+import type { Output } from "./output.js";
+import type { ProgressOptions } from "./progress.js";
+import { ShellWordsError, splitShellWords } from "./shell-words.js";
+import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
+
+/** What the CLI needs from its surroundings; main.ts passes the real process's. */
+export interface CliEnvironment {
+  stdout: Output;
+  stderr: Output;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** The repository root: where services/ and the Python venv are. */
+  repoRoot: string;
+  fetch?: typeof fetch;
+  progress?: ProgressOptions;
+  /** Resolves when a foreground `clipper up` should stop (Ctrl-C); defaults to SIGINT/SIGTERM. */
+  untilStopRequested?: () => Promise<string>;
+}
+
+export class UsageError extends Error {
+  override name = "UsageError";
+  constructor(
+    message: string,
+    /** The command whose usage to print; undefined prints the overview. */
+    readonly command?: CommandDef,
+  ) {
+    super(message);
+  }
+}
+
+interface OptionDef {
+  type: "string" | "boolean";
+  /** Shown after the flag in help, e.g. "N". */
+  value?: string;
+  help: string;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+interface Invocation {
+  command: CommandDef;
+  values: Values;
+  positionals: string[];
+  env: CliEnvironment;
+  dataDir: string;
+  addresses: Addresses;
+  management(): ManagementClient;
+  containerManager(): ContainerManagerClient;
+}
+
+interface CommandDef {
+  /** e.g. "model deploy". */
+  name: string;
+  summary: string;
+  /** The arguments part of the synopsis. */
+  synopsis: string;
+  positionals: { required: string[]; optional?: string[] };
+  options: Record<string, OptionDef>;
+  examples: string[];
+  run(inv: Invocation): Promise<number>;
+}
+
+const GLOBAL_OPTIONS: Record<string, OptionDef> = {
+  "data-dir": { type: "string", value: "DIR", help: "data directory (env CLIPPER_DATA_DIR, default ~/.clipper/data)" },
+  registry: { type: "string", value: "HOST:PORT", help: "registry address (default: from the data dir's services.json, else 127.0.0.1:1338)" },
+  "container-manager": { type: "string", value: "HOST:PORT", help: "container-manager address (default: services.json, else 127.0.0.1:1340)" },
+  gateway: { type: "string", value: "HOST:PORT", help: "gateway address (default: services.json, else 127.0.0.1:1337)" },
+  help: { type: "boolean", help: "show this help" },
+};
+
+const INPUT_TYPES = "bytes, ints, floats, doubles or strings";
+
+const COMMANDS: CommandDef[] = [
+  {
+    name: "up",
+    summary: "start the registry, container-manager, router and gateway on this machine",
+    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--store embedded|redis] [--redis-url U] [--foreground]",
+    positionals: { required: [] },
+    options: {
+      host: { type: "string", value: "HOST", help: "address the services bind (default 127.0.0.1)" },
+      "gateway-port": { type: "string", value: "PORT", help: "gateway REST/gRPC port (default 1337; metrics on the same port)" },
+      "registry-port": { type: "string", value: "PORT", help: "registry port (default 1338; metrics on port + 8000)" },
+      "router-port": { type: "string", value: "PORT", help: "router port (default 1339; metrics on port + 8000)" },
+      "container-manager-port": { type: "string", value: "PORT", help: "container-manager port (default 1340; metrics on port + 8000)" },
+      store: { type: "string", value: "KIND", help: "registry store: embedded (lmdb in the data dir, default) or redis" },
+      "redis-url": { type: "string", value: "URL", help: "Redis URL for --store redis, e.g. redis://127.0.0.1:6379" },
+      timeout: { type: "string", value: "SECONDS", help: "how long each service has to become healthy (default 60)" },
+      foreground: { type: "boolean", help: "stay attached and stop everything on Ctrl-C" },
+    },
+    examples: ["clipper up", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
+    run: runUp,
+  },
+  {
+    name: "down",
+    summary: "stop the services started by `clipper up` (and their model replicas)",
+    synopsis: "",
+    positionals: { required: [] },
+    options: {},
+    examples: ["clipper down", "clipper down --data-dir /tmp/clipper"],
+    run: async (inv) => {
+      await down(inv.dataDir, inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "status",
+    summary: "show the services, applications, models and replicas",
+    synopsis: "",
+    positionals: { required: [] },
+    options: {},
+    examples: ["clipper status"],
+    run: async (inv) => {
+      servicesStatus(inv.dataDir, inv.env.stdout);
+      await deploymentStatus(inv.management(), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "app create",
+    summary: "create an application (a prediction endpoint)",
+    synopsis: "NAME --input-type TYPE --default-output TEXT [--slo-micros N] [--description TEXT]",
+    positionals: { required: ["NAME"] },
+    options: {
+      "input-type": { type: "string", value: "TYPE", help: `type of each input: ${INPUT_TYPES}` },
+      "default-output": { type: "string", value: "TEXT", help: "answered when no model answers within the SLO" },
+      "slo-micros": { type: "string", value: "N", help: "latency objective in microseconds (default 100000)" },
+      description: { type: "string", value: "TEXT", help: "free-form description" },
+    },
+    examples: ["clipper app create digits --input-type doubles --default-output -1.0 --slo-micros 100000"],
+    run: async (inv) => {
+      await appCreate(
+        inv.management(),
+        {
+          name: positional(inv, 0),
+          inputType: inputTypeFlag(inv, "input-type"),
+          defaultOutput: requiredString(inv, "default-output"),
+          sloMicros: BigInt(intFlag(inv, "slo-micros", 100_000, 1, Number.MAX_SAFE_INTEGER)),
+          description: stringFlag(inv, "description") ?? "",
+        },
+        inv.env.stdout,
+      );
+      return 0;
+    },
+  },
+  {
+    name: "app list",
+    summary: "list the applications and their linked models",
+    synopsis: "",
+    positionals: { required: [] },
+    options: {},
+    examples: ["clipper app list"],
+    run: async (inv) => {
+      await appList(inv.management(), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "app delete",
+    summary: "delete an application",
+    synopsis: "NAME",
+    positionals: { required: ["NAME"] },
+    options: {},
+    examples: ["clipper app delete digits"],
+    run: async (inv) => {
+      await appDelete(inv.management(), positional(inv, 0), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "model deploy",
+    summary: "register a model version and start its replicas, waiting until they are ready",
+    synopsis: 'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
+    positionals: { required: ["NAME"] },
+    options: {
+      version: { type: "string", value: "V", help: "the version label (letters, digits, '.', '_', '-')" },
+      "input-type": { type: "string", value: "TYPE", help: `type of each input: ${INPUT_TYPES}` },
+      python: { type: "string", value: "FILE:FUNC", help: "a Python function FUNC(inputs) -> outputs in FILE, run by the Python SDK" },
+      node: { type: "string", value: "MODULE", help: "a Node module whose default export is a model (TypeScript SDK)" },
+      command: { type: "string", value: "ARGV", help: "any program serving clipper.model.v1.ModelService on $CLIPPER_MODEL_PORT (split like a shell)" },
+      replicas: { type: "string", value: "N", help: "replicas to run (default 1)" },
+      "batch-size": { type: "string", value: "N", help: "largest batch sent to one replica (default 0: no limit)" },
+      "set-current": { type: "boolean", help: "make this version current once ready (a model's first version always is)" },
+      timeout: { type: "string", value: "SECONDS", help: "how long to wait for readiness (default: the container-manager's)" },
+    },
+    examples: [
+      "clipper model deploy sum --version 1 --input-type doubles --python ./model.py:predict",
+      "clipper model deploy echo --version 2 --input-type strings --node ./echo-model.ts --replicas 2 --set-current",
+      'clipper model deploy custom --version 1 --input-type bytes --command "./bin/my-model --threads 2"',
+    ],
+    run: runDeploy,
+  },
+  {
+    name: "model list",
+    summary: "list model versions (current version marked *)",
+    synopsis: "[NAME]",
+    positionals: { required: [], optional: ["NAME"] },
+    options: {},
+    examples: ["clipper model list", "clipper model list sum"],
+    run: async (inv) => {
+      await modelList(inv.management(), inv.env.stdout, inv.positionals[0] ?? "");
+      return 0;
+    },
+  },
+  {
+    name: "model set-version",
+    summary: "make a version the one applications use (roll forward or back)",
+    synopsis: "NAME VERSION",
+    positionals: { required: ["NAME", "VERSION"] },
+    options: {},
+    examples: ["clipper model set-version sum 1"],
+    run: async (inv) => {
+      await modelSetVersion(inv.management(), positional(inv, 0), positional(inv, 1), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "model scale",
+    summary: "set how many replicas of a version run, waiting for them",
+    synopsis: "NAME [--version V] --replicas N [--timeout SECONDS]",
+    positionals: { required: ["NAME"] },
+    options: {
+      version: { type: "string", value: "V", help: "the version (default: the current one)" },
+      replicas: { type: "string", value: "N", help: "replicas to run (0 stops them)" },
+      timeout: { type: "string", value: "SECONDS", help: "how long to wait (default: the container-manager's)" },
+    },
+    examples: ["clipper model scale sum --replicas 3", "clipper model scale sum --version 1 --replicas 0"],
+    run: async (inv) => {
+      await modelScale(
+        inv.containerManager(),
+        {
+          name: positional(inv, 0),
+          version: stringFlag(inv, "version") ?? "",
+          replicas: intFlag(inv, "replicas", undefined, 0, 1000),
+          timeoutSeconds: intFlag(inv, "timeout", 0, 0, 86_400),
+        },
+        inv.env.stdout,
+      );
+      return 0;
+    },
+  },
+  {
+    name: "model logs",
+    summary: "print the captured output of a model's replicas",
+    synopsis: "NAME [--version V] [--tail N]",
+    positionals: { required: ["NAME"] },
+    options: {
+      version: { type: "string", value: "V", help: "the version (default: the current one)" },
+      tail: { type: "string", value: "N", help: "the last N lines of each replica (default 200)" },
+    },
+    examples: ["clipper model logs sum", "clipper model logs sum --version 2 --tail 50"],
+    run: async (inv) => {
+      await modelLogs(
+        inv.containerManager(),
+        { modelName: positional(inv, 0), modelVersion: stringFlag(inv, "version") ?? "", tailLines: intFlag(inv, "tail", 200, 1, 100_000) },
+        inv.env.stdout,
+      );
+      return 0;
+    },
+  },
+  {
+    name: "link",
+    summary: "route an application's queries to a model",
+    synopsis: "APP MODEL",
+    positionals: { required: ["APP", "MODEL"] },
+    options: {},
+    examples: ["clipper link digits sum"],
+    run: async (inv) => {
+      await link(inv.management(), positional(inv, 0), positional(inv, 1), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "unlink",
+    summary: "stop routing an application's queries to a model",
+    synopsis: "APP MODEL",
+    positionals: { required: ["APP", "MODEL"] },
+    options: {},
+    examples: ["clipper unlink digits sum"],
+    run: async (inv) => {
+      await unlink(inv.management(), positional(inv, 0), positional(inv, 1), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "predict",
+    summary: "send a query to an application through the gateway's REST API and print the answer",
+    synopsis: "APP INPUT_JSON [--version V] [--batch]",
+    positionals: { required: ["APP", "INPUT_JSON"] },
+    options: {
+      version: { type: "string", value: "V", help: "ask for this model version instead of the current one" },
+      batch: { type: "boolean", help: "INPUT_JSON is a list of inputs (sent as input_batch)" },
+    },
+    examples: ["clipper predict digits '[1.0, 2.0, 3.0]'", "clipper predict digits '[[1.0], [2.0]]' --batch", "clipper predict greet '\"hello\"'"],
+    run: async (inv) => {
+      const raw = positional(inv, 1);
+      let input: unknown;
+      try {
+        input = JSON.parse(raw);
+      } catch (err) {
+        throw new UsageError(`INPUT_JSON is not valid JSON (${(err as Error).message}): ${raw}`, commandNamed("predict"));
+      }
+      const batch = inv.values["batch"] === true;
+      if (batch && !Array.isArray(input)) throw new UsageError("with --batch, INPUT_JSON must be a JSON list of inputs", commandNamed("predict"));
+      await predict(
+        inv.env.fetch ?? fetch,
+        { gateway: inv.addresses.gateway, application: positional(inv, 0), input, batch, version: stringFlag(inv, "version") ?? "" },
+        inv.env.stdout,
+      );
+      return 0;
+    },
+  },
+];
+
+const GROUPS: Record<string, string> = {
+  app: "applications: create, list, delete",
+  model: "models: deploy, list, set-version, scale, logs",
+};
+
+function commandNamed(name: string): CommandDef {
+  const def = COMMANDS.find((c) => c.name === name);
+  if (def === undefined) throw new Error(`no command ${name}`);
+  return def;
+}
+
+/** Runs the CLI and returns its exit status; never throws. */
+export async function runCli(argv: string[], env: CliEnvironment): Promise<number> {
+  const transports: GrpcTransport[] = [];
+  try {
+    const found = findCommand(moveLeadingGlobalOptions(argv));
+    if (found === "help") {
+      env.stdout.write(overview());
+      return 0;
+    }
+    const { def, rest } = found;
+    const parsed = parse(def, rest);
+    if (parsed.values["help"] === true) {
+      env.stdout.write(commandHelp(def));
+      return 0;
+    }
+    checkPositionals(def, parsed.positionals);
+    const dataDir = resolveDataDir(parsed.values, env);
+    const addresses = resolveAddresses(parsed.values, dataDir);
+    const transport = (address: string) => {
+      const t = createGrpcTransport({ address });
+      transports.push(t);
+      return t;
+    };
+    let management: ManagementClient | undefined;
+    let containerManager: ContainerManagerClient | undefined;
+    return await def.run({
+      command: def,
+      values: parsed.values,
+      positionals: parsed.positionals,
+      env,
+      dataDir,
+      addresses,
+      management: () => (management ??= createClient(ManagementService, transport(addresses.registry))),
+      containerManager: () => (containerManager ??= createClient(ContainerManagerService, transport(addresses.containerManager))),
+    });
+  } catch (err) {
+    return reportError(err, env);
+  } finally {
+    for (const t of transports) t.close();
+  }
+}
+
+function reportError(err: unknown, env: CliEnvironment): number {
+  if (err instanceof UsageError) {
+    env.stderr.write(`error: ${err.message}\n\n${err.command === undefined ? overview() : commandHelp(err.command)}`);
+    return 2;
+  }
+  if (err instanceof ConnectError) {
+    env.stderr.write(`error: ${err.rawMessage}\n`);
+    if (err.code === Code.Unavailable) env.stderr.write("(is `clipper up` running, and are --registry/--container-manager right?)\n");
+    return 1;
+  }
+  if (err instanceof CliError) {
+    env.stderr.write(`error: ${err.message}\n`);
+    return 1;
+  }
+  env.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  return 1;
+}
+
+/** `clipper --data-dir D status` is `clipper status --data-dir D`. */
+function moveLeadingGlobalOptions(argv: string[]): string[] {
+  const leading: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const name = arg.startsWith("--") ? arg.slice(2).split("=")[0] ?? "" : "";
+    const option = name === "help" ? undefined : GLOBAL_OPTIONS[name];
+    if (option === undefined) break;
+    leading.push(arg);
+    if (option.type === "string" && !arg.includes("=") && i + 1 < argv.length) leading.push(argv[++i] as string);
+  }
+  return [...argv.slice(i), ...leading];
+}
+
+function findCommand(argv: string[]): "help" | { def: CommandDef; rest: string[] } {
+  const [first, second, ...others] = argv;
+  if (first === undefined) throw new UsageError("no command given");
+  if (first === "--help" || first === "-h" || first === "help") {
+    if (second === undefined) return "help";
+    // `clipper help model deploy` is `clipper model deploy --help`.
+    return findCommand([second, ...others.filter((a) => !a.startsWith("-")).slice(0, 1), "--help"]);
+  }
+  if (first.startsWith("-")) throw new UsageError(`expected a command before ${first}`);
+  if (first in GROUPS) {
+    if (second === "--help" || second === "-h") return { def: groupHelp(first), rest: ["--help"] };
+    if (second === undefined || second.startsWith("-")) throw new UsageError(`\`clipper ${first}\` needs a subcommand`, groupHelp(first));
+    const def = COMMANDS.find((c) => c.name === `${first} ${second}`);
+    if (def === undefined) throw new UsageError(`unknown command \`clipper ${first} ${second}\`; \`clipper ${first}\` has ${GROUPS[first]}`);
+    return { def, rest: others };
+  }
+  const def = COMMANDS.find((c) => c.name === first);
+  if (def === undefined) throw new UsageError(`unknown command \`${first}\``);
+  return { def, rest: argv.slice(1) };
+}
+
+/** A pseudo-command whose help lists a group's subcommands. */
+function groupHelp(group: string): CommandDef {
+  const members = COMMANDS.filter((c) => c.name.startsWith(`${group} `));
+  return {
+    name: group,
+    summary: GROUPS[group] ?? group,
+    synopsis: `<${members.map((c) => c.name.slice(group.length + 1)).join("|")}> ...`,
+    positionals: { required: [] },
+    options: {},
+    examples: members.flatMap((c) => c.examples.slice(0, 1)),
+    run: () => Promise.resolve(0),
+  };
+}
+
+function parse(def: CommandDef, args: string[]): { values: Values; positionals: string[] } {
+  const options = { ...def.options, ...GLOBAL_OPTIONS };
+  try {
+    const { values, positionals } = parseArgs({
+      args: joinNegativeValues(args, options),
+      options: Object.fromEntries(Object.entries(options).map(([name, o]) => [name, { type: o.type, ...(name === "help" ? { short: "h" } : {}) }])),
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Values, positionals };
+  } catch (err) {
+    // parseArgs's messages name the flag; its advice about `--` and dashes is kept.
+    throw new UsageError((err as Error).message.split("\n")[0] ?? String(err), def);
+  }
+}
+
+/**
+ * parseArgs refuses `--default-output -1.0` as ambiguous; a string flag
+ * followed by a negative number takes it as its value.
+ */
+function joinNegativeValues(args: string[], options: Record<string, OptionDef>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === "string" && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function checkPositionals(def: CommandDef, positionals: string[]): void {
+  const { required, optional = [] } = def.positionals;
+  if (positionals.length < required.length) {
+    throw new UsageError(`missing ${required.slice(positionals.length).join(" ")}`, def);
+  }
+  if (positionals.length > required.length + optional.length) {
+    throw new UsageError(`unexpected argument "${positionals[required.length + optional.length]}"`, def);
+  }
+}
+
+function overview(): string {
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(20)} ${c.summary}`);
+  return [
+    "Usage: clipper <command> [options]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Global options:",
+    ...optionLines(GLOBAL_OPTIONS),
+    "",
+    "Run `clipper <command> --help` for a command's options and examples.",
+    "",
+  ].join("\n");
+}
+
+function commandHelp(def: CommandDef): string {
+  const own = optionLines(def.options);
+  return [
+    `Usage: clipper ${def.name}${def.synopsis === "" ? "" : ` ${def.synopsis}`}`,
+    "",
+    `${def.summary[0]?.toUpperCase() ?? ""}${def.summary.slice(1)}.`,
+    ...(own.length === 0 ? [] : ["", "Options:", ...own]),
+    "",
+    "Global options:",
+    ...optionLines(GLOBAL_OPTIONS),
+    "",
+    "Examples:",
+    ...def.examples.map((e) => `  ${e}`),
+    "",
+  ].join("\n");
+}
+
+function optionLines(options: Record<string, OptionDef>): string[] {
+  return Object.entries(options).map(([name, o]) => `  ${`--${name}${o.value === undefined ? "" : ` ${o.value}`}`.padEnd(30)} ${o.help}`);
+}
+
+function positional(inv: Invocation, index: number): string {
+  return inv.positionals[index] ?? "";
+}
+
+function stringFlag(inv: Invocation, name: string): string | undefined {
+  const v = inv.values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+function requiredString(inv: Invocation, name: string): string {
+  const v = stringFlag(inv, name);
+  if (v === undefined) throw new UsageError(`--${name} is required`, currentDef(inv));
+  return v;
+}
+
+function intFlag(inv: Invocation, name: string, fallback: number | undefined, min: number, max: number): number {
+  const raw = stringFlag(inv, name);
+  if (raw === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`, currentDef(inv));
+    return fallback;
+  }
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`, currentDef(inv));
+  }
+  return Number(raw);
+}
+
+function inputTypeFlag(inv: Invocation, name: string): InputType {
+  const raw = requiredString(inv, name);
+  try {
+    return parseInputType(raw);
+  } catch {
+    throw new UsageError(`--${name} "${raw}" is not an input type: use ${INPUT_TYPES}`, currentDef(inv));
+  }
+}
+
+/** The command being run, for usage errors raised while reading its flags. */
+function currentDef(inv: Invocation): CommandDef {
+  return inv.command;
+}
+
+interface Addresses {
+  registry: string;
+  containerManager: string;
+  gateway: string;
+}
+
+export function resolveDataDir(values: Values, env: CliEnvironment): string {
+  const flag = values["data-dir"];
+  const raw = typeof flag === "string" ? flag : env.env["CLIPPER_DATA_DIR"] || path.join(os.homedir(), ".clipper", "data");
+  return path.resolve(env.cwd, raw);
+}
+
+/** Flags win; then what `clipper up` recorded in the data dir; then the default ports on 127.0.0.1. */
+export function resolveAddresses(values: Values, dataDir: string): Addresses {
+  let file: ServicesFile | undefined;
+  try {
+    file = readServicesFile(dataDir);
+  } catch {
+    file = undefined;
+  }
+  const recorded = (name: string, port: number) => {
+    const s = file?.services.find((x) => x.name === name);
+    return s === undefined ? `127.0.0.1:${port}` : `${connectHost(s.host)}:${s.port}`;
+  };
+  const pick = (flag: string, name: string, port: number) => {
+    const v = values[flag];
+    return typeof v === "string" ? v : recorded(name, port);
+  };
+  return {
+    registry: pick("registry", "registry", defaults.registryPort),
+    containerManager: pick("container-manager", "container-manager", defaults.containerManagerPort),
+    gateway: pick("gateway", "gateway", defaults.gatewayPort),
+  };
+}
+
+async function runUp(inv: Invocation): Promise<number> {
+  const port = (flag: string, fallback: number) => intFlag(inv, flag, fallback, 1, 65535);
+  const store = stringFlag(inv, "store") ?? "embedded";
+  if (store !== "embedded" && store !== "redis") throw new UsageError(`--store must be embedded or redis, got "${store}"`, currentDef(inv));
+  const redisUrl = stringFlag(inv, "redis-url");
+  if (store === "redis" && redisUrl === undefined) throw new UsageError("--store redis needs --redis-url", currentDef(inv));
+  const host = stringFlag(inv, "host") ?? "127.0.0.1";
+  let launches;
+  try {
+    launches = planServices({
+      repoRoot: inv.env.repoRoot,
+      dataDir: inv.dataDir,
+      host,
+      ports: {
+        gateway: port("gateway-port", defaults.gatewayPort),
+        registry: port("registry-port", defaults.registryPort),
+        router: port("router-port", defaults.routerPort),
+        containerManager: port("container-manager-port", defaults.containerManagerPort),
+      },
+      store,
+      ...(redisUrl === undefined ? {} : { redisUrl }),
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message, currentDef(inv));
+  }
+  const file = await up(
+    {
+      dataDir: inv.dataDir,
+      host,
+      launches,
+      healthTimeoutMs: intFlag(inv, "timeout", 60, 1, 3600) * 1000,
+      portFlags: { gateway: "--gateway-port", registry: "--registry-port", router: "--router-port", "container-manager": "--container-manager-port" },
+    },
+    inv.env.stdout,
+  );
+  if (file === undefined || inv.values["foreground"] !== true) return 0;
+  inv.env.stdout.write("running in the foreground; press Ctrl-C to stop\n");
+  const watching = new AbortController();
+  const reason = await Promise.race([(inv.env.untilStopRequested ?? untilSignal)(), untilAnyExits(file, watching.signal)]);
+  watching.abort();
+  inv.env.stdout.write(`${reason}; stopping\n`);
+  await stopServices(file, { graceMs: STOP_GRACE_MS, onProgress: (line) => inv.env.stdout.write(`${line}\n`) });
+  removeServicesFile(inv.dataDir);
+  inv.env.stdout.write("clipper is down\n");
+  return reason.startsWith("received") ? 0 : 1;
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const handler = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+      resolve(`received ${signal}`);
+    };
+    process.on("SIGINT", handler);
+    process.on("SIGTERM", handler);
+  });
+}
+
+/** Polls the services until one exits; the pending poll keeps a foreground CLI alive. */
+async function untilAnyExits(file: ServicesFile, signal: AbortSignal): Promise<string> {
+  while (!signal.aborted) {
+    const gone = file.services.find((s) => !isRunning(s));
+    if (gone !== undefined) return `${gone.name} exited (see ${gone.log})`;
+    await sleep(500, undefined, { signal }).catch(() => undefined);
+  }
+  return "stopped watching";
+}
+
+async function runDeploy(inv: Invocation): Promise<number> {
+  const def = currentDef(inv);
+  const runtimes = (["python", "node", "command"] as const).filter((k) => stringFlag(inv, k) !== undefined);
+  if (runtimes.length !== 1) throw new UsageError("give exactly one of --python FILE:FUNC, --node MODULE or --command ARGV", def);
+  const model = create(ModelSchema, {
+    name: positional(inv, 0),
+    version: requiredString(inv, "version"),
+    inputType: inputTypeFlag(inv, "input-type"),
+    runtime: deployRuntime(inv.values, inv.env, runtimes[0] as "python" | "node" | "command", def),
+    desiredReplicas: intFlag(inv, "replicas", 1, 0, 1000),
+    maxBatchSize: intFlag(inv, "batch-size", 0, 0, 1_000_000),
+  });
+  await modelDeploy(
+    inv.containerManager(),
+    { model, setCurrent: inv.values["set-current"] === true, timeoutSeconds: intFlag(inv, "timeout", 0, 0, 86_400) },
+    inv.env.stdout,
+    inv.env.progress,
+  );
+  return 0;
+}
+
+/** The runtime for a deploy's --python, --node or --command flag. */
+export function deployRuntime(
+  values: Values,
+  env: Pick<CliEnvironment, "cwd" | "repoRoot" | "env">,
+  kind: "python" | "node" | "command",
+  def?: CommandDef,
+): ModelRuntime {
+  const value = values[kind];
+  if (typeof value !== "string") throw new UsageError(`--${kind} needs a value`, def);
+  const { cwd, repoRoot } = env;
+  switch (kind) {
+    case "python": {
+      const colon = value.lastIndexOf(":");
+      if (colon <= 0 || colon === value.length - 1) throw new UsageError(`--python must be FILE:FUNC, got "${value}"`, def);
+      const file = path.resolve(cwd, value.slice(0, colon));
+      const func = value.slice(colon + 1);
+      if (!fs.existsSync(file)) throw new CliError(`--python: ${file} does not exist`);
+      const venvPython = path.join(repoRoot, ".venv", "bin", "python");
+      const python = fs.existsSync(venvPython) ? venvPython : "python3";
+      // The SDK's sources, so `-m clipper_runtime...` works without installing the SDK into that Python.
+      const sdk = path.join(repoRoot, "sdk", "python", "src");
+      const pythonPath = [sdk, env.env["PYTHONPATH"]].filter((p) => p !== undefined && p !== "").join(path.delimiter);
+      return create(ModelRuntimeSchema, {
+        kind: {
+          case: "command",
+          value: { argv: [python, "-m", "clipper_runtime.file_runner", file, func], env: { PYTHONPATH: pythonPath }, workingDir: cwd },
+        },
+      });
+    }
+    case "node": {
+      const modulePath = path.resolve(cwd, value);
+      if (!fs.existsSync(modulePath)) throw new CliError(`--node: ${modulePath} does not exist`);
+      return create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath } } });
+    }
+    case "command": {
+      let argv: string[];
+      try {
+        argv = splitShellWords(value);
+      } catch (err) {
+        if (err instanceof ShellWordsError) throw new UsageError(`--command: ${err.message}`, def);
+        throw err;
+      }
+      if (argv.length === 0) throw new UsageError("--command is empty", def);
+      return create(ModelRuntimeSchema, { kind: { case: "command", value: { argv, workingDir: cwd } } });
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
+import { DeployStage } from "../gen/clipper/v1/container_manager_service_pb.js";
+
+/** Where a command writes; process.stdout and process.stderr satisfy it, and so does a test's buffer. */
+export interface Output {
+  write(text: string): unknown;
+  /** True when the output is a terminal (progress is then redrawn in place). */
+  readonly isTTY?: boolean;
+}
+
+/** Left-aligned columns separated by two spaces; the header row first. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return `${[header, ...rows].map(line).join("\n")}\n`;
+}
+
+export function stageName(stage: DeployStage): string {
+  switch (stage) {
+    case DeployStage.REGISTERED:
+      return "registered";
+    case DeployStage.STARTING:
+      return "starting";
+    case DeployStage.READY:
+      return "ready";
+    default:
+      return "pending";
+  }
+}
+
+export function replicaStateName(state: ReplicaState): string {
+  switch (state) {
+    case ReplicaState.STARTING:
+      return "starting";
+    case ReplicaState.READY:
+      return "ready";
+    case ReplicaState.UNHEALTHY:
+      return "unhealthy";
+    case ReplicaState.FAILED:
+      return "failed";
+    case ReplicaState.STOPPING:
+      return "stopping";
+    default:
+      return "unknown";
+  }
+}
