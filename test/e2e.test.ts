@@ -14,7 +14,7 @@ function pythonModel(name: string, file: string, func = "predict") {
     version: "1",
     inputType: InputType.DOUBLES,
     desiredReplicas: 1,
-    runtime: { kind: { case: "command" as const, value: { argv: [python, "-m", "clipper_runtime.file_runner", file, func], env: {}, workingDir: "" } } },
+    runtime: { kind: { case: "command" as const, value: { argv: [python, "-m", "clipper_runtime.file_runner", file, func], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" } } },
   };
 }
 
@@ -50,10 +50,10 @@ describe("end to end on the embedded store, with real Python model containers", 
   });
 
   it("answers a batch over REST", async () => {
-    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0], [0.1, 0.2]] });
+    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0], [0.25, 0.5]] });
     expect(res.status).toBe(200);
     const preds = res.json["batch_predictions"] as Array<Record<string, unknown>>;
-    expect(preds.map((p) => p["output"])).toEqual([3, 3.5, 0.3]);
+    expect(preds.map((p) => p["output"])).toEqual([3, 3.5, 0.75]);
   });
 
   it("answers Predict and PredictBatch over gRPC on the gateway port", async () => {

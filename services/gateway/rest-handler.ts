@@ -71,7 +71,10 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
     deps.metrics.observe(label, "rest", results.some((r) => r.default) ? "default" : "ok", startedAt);
   } catch (err) {
     const restError = toRestError(err);
-    if (restError.status === 413) res.setHeader("connection", "close");
+    if (restError.status === 413) {
+      res.setHeader("connection", "close");
+      await discardBody(req);
+    }
     sendJson(res, restError.status, restError.body());
     deps.metrics.observe(label, "rest", err instanceof RestError ? `http_${err.status}` : errorOutcome(err), startedAt);
   }
@@ -98,6 +101,36 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on("data", onData);
     req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.once("error", reject);
+  });
+}
+
+/** Bounds on reading and dropping an oversized body before answering 413. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 5_000;
+
+/**
+ * Reads and drops the rest of an oversized body, within bounds, so a client
+ * still uploading reads the 413 instead of a reset connection (EPIPE). Past
+ * the bounds the connection is closed anyway.
+ */
+function discardBody(req: IncomingMessage): Promise<void> {
+  if (req.complete) return Promise.resolve();
+  return new Promise((resolve) => {
+    let dropped = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > DISCARD_MAX_BYTES) done();
+    };
+    const timer = setTimeout(done, DISCARD_MAX_MS);
+    req.on("data", onData);
+    req.once("end", done);
+    req.once("error", done);
+    req.resume();
   });
 }
 
