@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -d node_modules/@bufbuild/protobuf ]; then
   echo "Installing npm packages..."
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, cloudpickle, numpy" 2>/dev/null; then
   echo "Creating the Python environment for model containers (.venv)..."

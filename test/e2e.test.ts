@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,6 +8,9 @@ import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
 import { postJson, repoRoot, TestSystem, waitFor } from "./system.js";
 
 const python = join(repoRoot, ".venv", "bin", "python");
+
+/** grpcurl, a client that knows nothing of this project; .ci/run installs it into .tools/bin. */
+const grpcurl = [process.env["GRPCURL"], join(repoRoot, ".tools", "bin", "grpcurl")].find((p) => p !== undefined && existsSync(p));
 
 /** A model served from a Python file by the Python SDK's runner, as `clipper model deploy --python` does. */
 function pythonModel(name: string, file: string, func = "predict") {
@@ -64,6 +69,18 @@ describe("end to end on the embedded store, with real Python model containers", 
     expect(batch.predictions.map((p) => p.output)).toEqual(["3.0", "7.0"]);
     const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.NotFound);
+  });
+
+  // Skipped only outside CI when grpcurl is not installed; CI always has it.
+  it.skipIf(grpcurl === undefined && !process.env["CI"])("lets grpcurl discover and call Predict through server reflection", () => {
+    const run = (...args: string[]) => execFileSync(grpcurl ?? "grpcurl", ["-plaintext", ...args], { encoding: "utf8", timeout: 20_000 });
+    const services = run(system.address("gateway"), "list");
+    expect(services).toContain("clipper.v1.PredictionService");
+    expect(services).toContain("grpc.health.v1.Health");
+    const answer = JSON.parse(
+      run("-d", JSON.stringify({ application: "hello-world", input: { doubles: { values: [1.1, 2.2, 3.3] } } }), system.address("gateway"), "clipper.v1.PredictionService/Predict"),
+    ) as { prediction: { output: string } };
+    expect(answer.prediction.output).toBe("6.6");
   });
 
   it("answers the application's default when the model misses the SLO", async () => {

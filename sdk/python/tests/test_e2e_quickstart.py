@@ -101,6 +101,21 @@ def test_quickstart(conn):
     answer = query_until_answered(conn.get_query_addr(), "hello-world", [1.1, 2.2, 3.3])
     assert float(answer["output"]) == sum([1.1, 2.2, 3.3])
 
+    # A plain grpcio client from the stubs generated from proto/ calls Predict on the same port.
+    import grpc
+    from clipper.v1 import prediction_service_pb2 as pb
+    from clipper.v1 import prediction_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(conn.get_query_addr()) as channel:
+        stub = pb_grpc.PredictionServiceStub(channel)
+        request = pb.PredictRequest(application="hello-world", input=pb.Input(doubles=pb.DoubleVector(values=[1.1, 2.2, 3.3])))
+        reply = stub.Predict(request, timeout=10)
+        assert reply.prediction.default is False
+        assert float(reply.prediction.output) == sum([1.1, 2.2, 3.3])
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.Predict(pb.PredictRequest(application="no-such-app", input=request.input), timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
 
 def test_scikit_learn_closure(conn):
     from sklearn.datasets import load_iris
