@@ -1,19 +1,18 @@
 // The container-manager: runs model replicas as local processes.
 //   node --import tsx services/container-manager/main.ts [--flag value ...]
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
-  loadConfig,
+  loadServiceConfig,
   onShutdownSignal,
   parse,
   startMetricsServer,
-  usage,
 } from "../shared/index.js";
 import { startContainerManager } from "./manager.js";
 
@@ -21,23 +20,11 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 const venvPython = path.join(repoRoot, ".venv", "bin", "python");
 
 const spec = {
-  host: { flag: "host", env: "CLIPPER_HOST", default: "127.0.0.1", parse: parse.string, help: "address to listen on" },
-  port: { flag: "port", env: "CLIPPER_CONTAINER_MANAGER_PORT", default: defaults.containerManagerPort as number, parse: parse.port, help: "gRPC port" },
-  metricsPort: {
-    flag: "metrics-port",
-    env: "CLIPPER_CONTAINER_MANAGER_METRICS_PORT",
-    default: defaults.containerManagerMetricsPort as number,
-    parse: parse.port,
-    help: "Prometheus /metrics port",
-  },
-  registry: { flag: "registry", env: "CLIPPER_REGISTRY", default: `127.0.0.1:${defaults.registryPort}`, parse: parse.address, help: "registry host:port" },
-  dataDir: {
-    flag: "data-dir",
-    env: "CLIPPER_DATA_DIR",
-    default: path.join(os.homedir(), ".clipper", "data"),
-    parse: (raw: string) => path.resolve(raw),
-    help: "data directory (artifacts/, logs/)",
-  },
+  host: commonOptions.host("CLIPPER_CONTAINER_MANAGER"),
+  port: commonOptions.port("CLIPPER_CONTAINER_MANAGER", defaults.containerManagerPort, "gRPC port"),
+  metricsPort: commonOptions.metricsPort("CLIPPER_CONTAINER_MANAGER", defaults.containerManagerMetricsPort),
+  registry: commonOptions.registry(),
+  dataDir: commonOptions.dataDir("data directory (artifacts/, logs/)"),
   python: {
     flag: "python",
     env: "CLIPPER_PYTHON",
@@ -64,11 +51,7 @@ const spec = {
 };
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help")) {
-    process.stdout.write(usage("container-manager", spec));
-    return;
-  }
-  const config = loadConfig("container-manager", spec);
+  const config = loadServiceConfig("container-manager", spec);
   const logger = createLogger({ service: "container-manager" });
   const metrics = createMetricsRegistry("container-manager");
   const manager = await startContainerManager({

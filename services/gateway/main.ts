@@ -1,24 +1,18 @@
 import {
+  commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
-  loadConfig,
+  loadServiceConfig,
   onShutdownSignal,
   parse,
-  usage,
 } from "../shared/index.js";
 import { startGateway } from "./gateway.js";
 
 const spec = {
-  host: { flag: "host", env: "CLIPPER_GATEWAY_HOST", default: "127.0.0.1", parse: parse.string, help: "address to listen on" },
-  port: {
-    flag: "port",
-    env: "CLIPPER_GATEWAY_PORT",
-    default: defaults.gatewayPort as number,
-    parse: parse.port,
-    help: "port for REST, Connect, gRPC-Web (HTTP/1.1) and gRPC (h2c); /metrics is served here too",
-  },
+  host: commonOptions.host("CLIPPER_GATEWAY"),
+  port: commonOptions.port("CLIPPER_GATEWAY", defaults.gatewayPort, "port for REST, Connect, gRPC-Web (HTTP/1.1) and gRPC (h2c); /metrics is served here too"),
   router: {
     flag: "router",
     env: "CLIPPER_ROUTER",
@@ -26,13 +20,7 @@ const spec = {
     parse: parse.address,
     help: "host:port of the router",
   },
-  registry: {
-    flag: "registry",
-    env: "CLIPPER_REGISTRY",
-    default: `127.0.0.1:${defaults.registryPort}`,
-    parse: parse.address,
-    help: "host:port of the registry",
-  },
+  registry: commonOptions.registry(),
   maxBodyBytes: {
     flag: "max-body-bytes",
     env: "CLIPPER_GATEWAY_MAX_BODY_BYTES",
@@ -57,11 +45,7 @@ const spec = {
 };
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help")) {
-    process.stdout.write(usage("gateway", spec));
-    return;
-  }
-  const config = loadConfig("gateway", spec);
+  const config = loadServiceConfig("gateway", spec);
   const logger = createLogger({ service: "gateway" });
   const gateway = await startGateway({ ...config, logger, metrics: createMetricsRegistry("gateway") });
   logger.info({ port: gateway.port, router: config.router, registry: config.registry }, "listening");

@@ -7,13 +7,12 @@ import {
   createLogger,
   createMetricsRegistry,
   exitOnStartupError,
-  loadConfig,
+  loadServiceConfig,
   onShutdownSignal,
   prom,
   registration,
   startGrpcServer,
   startMetricsServer,
-  usage,
 } from "../shared/index.js";
 import { registryConfigSpec } from "./config.js";
 import { LmdbStore } from "./lmdb-store.js";
@@ -23,11 +22,7 @@ import { createManagementService } from "./service.js";
 import type { RegistryStore } from "./store.js";
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help")) {
-    process.stdout.write(usage("registry", registryConfigSpec));
-    return;
-  }
-  const config = loadConfig("registry", registryConfigSpec);
+  const config = loadServiceConfig("registry", registryConfigSpec);
   const logger = createLogger({ service: "registry" });
 
   const store: RegistryStore =

@@ -1,33 +1,21 @@
 import {
+  commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
-  loadConfig,
+  loadServiceConfig,
   onShutdownSignal,
   parse,
   startMetricsServer,
-  usage,
 } from "../shared/index.js";
 import { startRouter } from "./router.js";
 
 const spec = {
-  host: { flag: "host", env: "CLIPPER_ROUTER_HOST", default: "127.0.0.1", parse: parse.string, help: "address to listen on" },
-  port: { flag: "port", env: "CLIPPER_ROUTER_PORT", default: defaults.routerPort as number, parse: parse.port, help: "gRPC port (QueryService)" },
-  metricsPort: {
-    flag: "metrics-port",
-    env: "CLIPPER_ROUTER_METRICS_PORT",
-    default: defaults.routerMetricsPort as number,
-    parse: parse.port,
-    help: "Prometheus /metrics port",
-  },
-  registry: {
-    flag: "registry",
-    env: "CLIPPER_REGISTRY",
-    default: `127.0.0.1:${defaults.registryPort}`,
-    parse: parse.address,
-    help: "host:port of the registry",
-  },
+  host: commonOptions.host("CLIPPER_ROUTER"),
+  port: commonOptions.port("CLIPPER_ROUTER", defaults.routerPort, "gRPC port (QueryService)"),
+  metricsPort: commonOptions.metricsPort("CLIPPER_ROUTER", defaults.routerMetricsPort),
+  registry: commonOptions.registry(),
   maxBatch: { flag: "max-batch", env: "CLIPPER_ROUTER_MAX_BATCH", default: 10_000, parse: parse.int(1, 1_000_000), help: "most inputs in one query" },
   maxInputSize: {
     flag: "max-input-size",
@@ -46,11 +34,7 @@ const spec = {
 };
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help")) {
-    process.stdout.write(usage("router", spec));
-    return;
-  }
-  const config = loadConfig("router", spec);
+  const config = loadServiceConfig("router", spec);
   const logger = createLogger({ service: "router" });
   const metrics = createMetricsRegistry("router");
   const router = await startRouter({

@@ -1,3 +1,6 @@
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
 /**
  * Typed service configuration from flags and environment variables, with
  * defaults that work on one machine. Flags win over the environment.
@@ -109,3 +112,51 @@ export const defaults = {
   routerMetricsPort: 9339,
   containerManagerMetricsPort: 9340,
 } as const;
+
+/** Options every service shares; `envPrefix` is e.g. "CLIPPER_ROUTER". */
+export const commonOptions = {
+  host: (envPrefix: string): Option<string> => ({
+    flag: "host",
+    env: `${envPrefix}_HOST`,
+    default: "127.0.0.1",
+    parse: parse.string,
+    help: "address to listen on",
+  }),
+  port: (envPrefix: string, defaultPort: number, help: string): Option<number> => ({
+    flag: "port",
+    env: `${envPrefix}_PORT`,
+    default: defaultPort,
+    parse: parse.port,
+    help: `${help} (0 picks a free one)`,
+  }),
+  metricsPort: (envPrefix: string, defaultPort: number): Option<number> => ({
+    flag: "metrics-port",
+    env: `${envPrefix}_METRICS_PORT`,
+    default: defaultPort,
+    parse: parse.port,
+    help: "Prometheus /metrics port (0 picks a free one)",
+  }),
+  registry: (): Option<string> => ({
+    flag: "registry",
+    env: "CLIPPER_REGISTRY",
+    default: `127.0.0.1:${defaults.registryPort}`,
+    parse: parse.address,
+    help: "host:port of the registry",
+  }),
+  dataDir: (help: string): Option<string> => ({
+    flag: "data-dir",
+    env: "CLIPPER_DATA_DIR",
+    default: join(homedir(), ".clipper", "data"),
+    parse: (raw: string) => resolve(raw),
+    help,
+  }),
+};
+
+/** loadConfig for a service's main.ts: `--help` prints the usage and exits 0. */
+export function loadServiceConfig<S extends Record<string, Option<unknown>>>(service: string, spec: S): ConfigOf<S> {
+  if (process.argv.includes("--help")) {
+    process.stdout.write(usage(service, spec));
+    process.exit(0);
+  }
+  return loadConfig(service, spec);
+}

@@ -113,7 +113,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           });
         });
         const writer = call as grpc.ClientWritableStream<MessageInitShape<I>>;
-        signal?.addEventListener("abort", () => writer.cancel(), { once: true });
+        const onAbort = () => writer.cancel();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        writer.once("status", () => signal?.removeEventListener("abort", onAbort));
         void pump(input, writer);
         async function* single() {
           yield await response;
@@ -130,7 +132,10 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         void pump(input, duplex);
         readable = duplex;
       }
-      signal?.addEventListener("abort", () => readable.cancel(), { once: true });
+      // Removed when the call ends: callers reuse one signal across reconnections.
+      const onAbort = () => readable.cancel();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      readable.once("status", () => signal?.removeEventListener("abort", onAbort));
       async function* messages() {
         try {
           for await (const message of readable) yield message as ReturnType<typeof de>;

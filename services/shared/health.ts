@@ -64,6 +64,8 @@ export function createHealthImpl(status: HealthStatus, shutdown: AbortSignal): S
           shutdown.addEventListener("abort", done, { once: true });
           function done() {
             off();
+            ctx.signal.removeEventListener("abort", done);
+            shutdown.removeEventListener("abort", done);
             resolve();
           }
         });

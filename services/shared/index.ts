@@ -18,7 +18,7 @@ export {
   resourceExhausted,
   deadlineExceeded,
 } from "./errors.js";
-export { loadConfig, usage, parse, defaults, ConfigError } from "./config.js";
+export { loadConfig, loadServiceConfig, commonOptions, usage, parse, defaults, ConfigError } from "./config.js";
 export type { Option, ConfigOf } from "./config.js";
 export { createMetricsRegistry, startMetricsServer, prom } from "./metrics.js";
 export type { MetricsServer } from "./metrics.js";
