@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
@@ -69,6 +70,17 @@ describe("end to end on the embedded store, with real Python model containers", 
     expect(batch.predictions.map((p) => p.output)).toEqual(["3.0", "7.0"]);
     const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.NotFound);
+  });
+
+  it("answers Predict over Connect and gRPC-Web on HTTP/1.1", async () => {
+    for (const transport of [
+      createConnectTransport({ baseUrl: system.gatewayUrl, httpVersion: "1.1" }),
+      createGrpcWebTransport({ baseUrl: system.gatewayUrl, httpVersion: "1.1" }),
+    ]) {
+      const client = createClient(PredictionService, transport);
+      const res = await client.predict({ application: "hello-world", input: { value: { case: "doubles", value: { values: [2, 3] } } } });
+      expect(res.prediction?.output).toBe("5.0");
+    }
   });
 
   // Skipped only outside CI when grpcurl is not installed; CI always has it.
