@@ -62,7 +62,7 @@ describe("lmdb store durability", () => {
   it("keeps a registry's configuration across close and reopen", async () => {
     const dir = join(root, "restart");
     const first = await Registry.open({ store: LmdbStore.open(dir) });
-    await first.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "a", inputType: InputType.BYTES, defaultOutput: "d", sloMicros: 7n, description: "" });
+    await first.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "a", inputType: InputType.BYTES, defaultOutput: "d", sloMicros: 7n, description: "", cacheEnabled: false, defaultOnOverload: false });
     await first.createModel({
       $typeName: "clipper.v1.CreateModelRequest",
       model: {

@@ -314,3 +314,28 @@ describe("Registry watch", () => {
     expect(third?.status === "rejected" && (third.reason as ConnectError).code).toBe(Code.ResourceExhausted);
   });
 });
+
+describe("Registry serving knobs", () => {
+  it("keeps an application's cache and overload settings and changes them", async () => {
+    const r = await open();
+    await r.createApplication(create(CreateApplicationRequestSchema, { name: "a", inputType: InputType.DOUBLES, cacheEnabled: true }));
+    expect(r.getApplication("a")).toMatchObject({ cacheEnabled: true, defaultOnOverload: false });
+    await r.updateApplication(create(UpdateApplicationRequestSchema, { name: "a", cacheEnabled: false, defaultOnOverload: true }));
+    expect(r.getApplication("a")).toMatchObject({ cacheEnabled: false, defaultOnOverload: true });
+  });
+
+  it("changes a model's batching knobs and refuses impossible ones, naming the field", async () => {
+    const r = await open();
+    await r.createModel(modelRequest("m", "1"));
+    const updated = await r.updateModel(
+      create(UpdateModelRequestSchema, { name: "m", version: "1", maxBatchSize: 32, batching: { maxWaitMicros: 2000, fixedSize: true, maxInFlightPerReplica: 2 } }),
+    );
+    expect(updated.batching).toMatchObject({ maxWaitMicros: 2000, fixedSize: true, maxInFlightPerReplica: 2 });
+    const tooLong = await rejection(r.updateModel(create(UpdateModelRequestSchema, { name: "m", version: "1", batching: { maxWaitMicros: 60_000_000 } })));
+    expect(tooLong.code).toBe(Code.InvalidArgument);
+    expect(tooLong.rawMessage).toContain("batching.max_wait_micros");
+    await r.createModel(modelRequest("n", "1"));
+    const fixed = await rejection(r.updateModel(create(UpdateModelRequestSchema, { name: "n", version: "1", batching: { fixedSize: true } })));
+    expect(fixed.rawMessage).toContain("fixed_size needs max_batch_size");
+  });
+});

@@ -8,6 +8,7 @@ import type {
 import {
   type Application,
   ApplicationSchema,
+  BatchingConfigSchema,
   type ConfigChange,
   ConfigChangeSchema,
   type ConfigSnapshot,
@@ -24,6 +25,7 @@ import {
   alreadyExists,
   failedPrecondition,
   inputTypeName,
+  invalidArgument,
   notFound,
   resourceExhausted,
   unavailable,
@@ -36,6 +38,7 @@ import { StoreConflictError, type RegistryStore } from "./store.js";
 import {
   DEFAULT_SLO_MICROS,
   LIMITS,
+  validateBatching,
   validateDesiredReplicas,
   validateInputType,
   validateLabels,
@@ -158,6 +161,8 @@ export class Registry {
         defaultOutput: req.defaultOutput,
         sloMicros: req.sloMicros === 0n ? DEFAULT_SLO_MICROS : req.sloMicros,
         description: req.description,
+        cacheEnabled: req.cacheEnabled,
+        defaultOnOverload: req.defaultOnOverload,
       });
       return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(req.name) };
     });
@@ -174,6 +179,8 @@ export class Registry {
       if (req.sloMicros !== undefined) updated.sloMicros = req.sloMicros === 0n ? DEFAULT_SLO_MICROS : req.sloMicros;
       if (req.defaultOutput !== undefined) updated.defaultOutput = req.defaultOutput;
       if (req.description !== undefined) updated.description = req.description;
+      if (req.cacheEnabled !== undefined) updated.cacheEnabled = req.cacheEnabled;
+      if (req.defaultOnOverload !== undefined) updated.defaultOnOverload = req.defaultOnOverload;
       const changes: ChangeContent[] = equals(ApplicationSchema, app, updated) ? [] : [{ case: "applicationUpserted", value: updated }];
       return { changes, result: () => this.requireApplication(req.name) };
     });
@@ -241,11 +248,16 @@ export class Registry {
     validateVersion(req.version);
     if (req.desiredReplicas !== undefined) validateDesiredReplicas(req.desiredReplicas);
     validateLabels(req.labels);
+    if (req.batching !== undefined) validateBatching(req.batching, req.maxBatchSize);
     return this.write(() => {
       const model = this.requireModel(req.name, req.version);
       const updated = clone(ModelSchema, model);
       if (req.desiredReplicas !== undefined) updated.desiredReplicas = req.desiredReplicas;
       if (req.maxBatchSize !== undefined) updated.maxBatchSize = req.maxBatchSize;
+      if (req.batching !== undefined) updated.batching = clone(BatchingConfigSchema, req.batching);
+      if (updated.batching?.fixedSize && updated.maxBatchSize === 0) {
+        throw invalidArgument("batching.fixed_size needs max_batch_size: set it in the same update or before");
+      }
       updated.labels = req.replaceLabels ? { ...req.labels } : { ...model.labels, ...req.labels };
       validateLabels(updated.labels);
       const changes: ChangeContent[] = equals(ModelSchema, model, updated) ? [] : [{ case: "modelUpserted", value: updated }];

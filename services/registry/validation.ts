@@ -1,6 +1,6 @@
 import { isAbsolute } from "node:path";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import type { Model, ModelRuntime, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
+import type { BatchingConfig, Model, ModelRuntime, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
 import { invalidArgument, validateName, validateVersion } from "../shared/index.js";
 
 /** Clipper's default latency objective, used when an application is created with slo_micros 0. */
@@ -18,6 +18,9 @@ export const LIMITS = {
   maxReplicasPerSet: 1000,
   maxArgv: 256,
   maxRuntimeStringBytes: 4096,
+  maxBatchWaitMicros: 10_000_000,
+  maxInFlightPerReplica: 64,
+  maxQueueLength: 1_000_000,
 } as const;
 
 export function validateInputType(field: string, t: InputType): void {
@@ -88,6 +91,21 @@ export function validateNewModel(model: Model | undefined): asserts model is Mod
   validateRuntime(model.runtime);
   validateLabels(model.labels, "model.labels");
   validateDesiredReplicas(model.desiredReplicas, "model.desired_replicas");
+  if (model.batching !== undefined) validateBatching(model.batching, model.maxBatchSize, "model.batching");
+}
+
+/** Batching knobs; `maxBatchSize` is the one the model will have (undefined: unchanged, not checked here). */
+export function validateBatching(batching: BatchingConfig, maxBatchSize: number | undefined, field = "batching"): void {
+  if (batching.maxWaitMicros !== undefined && batching.maxWaitMicros > LIMITS.maxBatchWaitMicros) {
+    throw invalidArgument(`${field}.max_wait_micros is ${batching.maxWaitMicros}; the limit is ${LIMITS.maxBatchWaitMicros}`);
+  }
+  if (batching.maxInFlightPerReplica > LIMITS.maxInFlightPerReplica) {
+    throw invalidArgument(`${field}.max_in_flight_per_replica is ${batching.maxInFlightPerReplica}; the limit is ${LIMITS.maxInFlightPerReplica}`);
+  }
+  if (batching.maxQueueLength > LIMITS.maxQueueLength) {
+    throw invalidArgument(`${field}.max_queue_length is ${batching.maxQueueLength}; the limit is ${LIMITS.maxQueueLength}`);
+  }
+  if (batching.fixedSize && maxBatchSize === 0) throw invalidArgument(`${field}.fixed_size needs max_batch_size`);
 }
 
 /**

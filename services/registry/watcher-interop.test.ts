@@ -26,7 +26,7 @@ describe("the shared ConfigWatcher following this registry", () => {
     const watcher = watchConfig({ registry: server.address, logger: createLogger({ service: "test", level: "silent" }) });
     try {
       await watcher.ready;
-      await registry.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "a", inputType: InputType.INTS, defaultOutput: "", sloMicros: 0n, description: "" });
+      await registry.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "a", inputType: InputType.INTS, defaultOutput: "", sloMicros: 0n, description: "", cacheEnabled: false, defaultOnOverload: false });
       const model = { $typeName: "clipper.v1.Model" as const, name: "m", version: "1", inputType: InputType.INTS, runtime: command, maxBatchSize: 0, labels: {}, desiredReplicas: 1, createdAtMs: 0n };
       await registry.createModel({ $typeName: "clipper.v1.CreateModelRequest", model, setCurrent: false });
       await registry.createModel({ $typeName: "clipper.v1.CreateModelRequest", model: { ...model, version: "2" }, setCurrent: true });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/resources.proto.
  */
 export const file_clipper_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKlAQoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCSKqAgoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitwEKDE1vZGVsUnVudGltZRI6Cg5weXRob25fY2xvc3VyZRgBIAEoCzIgLmNsaXBwZXIudjEuUHl0aG9uQ2xvc3VyZVJ1bnRpbWVIABItCgdjb21tYW5kGAIgASgLMhouY2xpcHBlci52MS5Db21tYW5kUnVudGltZUgAEjQKC25vZGVfbW9kdWxlGAMgASgLMh0uY2xpcHBlci52MS5Ob2RlTW9kdWxlUnVudGltZUgAQgYKBGtpbmQiWQoUUHl0aG9uQ2xvc3VyZVJ1bnRpbWUSFwoPYXJ0aWZhY3RfZGlnZXN0GAEgASgJEhYKDnB5dGhvbl92ZXJzaW9uGAIgASgJEhAKCHBhY2thZ2VzGAMgAygJIpEBCg5Db21tYW5kUnVudGltZRIMCgRhcmd2GAEgAygJEjAKA2VudhgCIAMoCzIjLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWUuRW52RW50cnkSEwoLd29ya2luZ19kaXIYAyABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIoChFOb2RlTW9kdWxlUnVudGltZRITCgttb2R1bGVfcGF0aBgBIAEoCSI1Cg5DdXJyZW50VmVyc2lvbhISCgptb2RlbF9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkitQEKB1JlcGxpY2ESCgoCaWQYASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAMgASgJEhAKCGVuZHBvaW50GAQgASgJEicKBXN0YXRlGAUgASgOMhguY2xpcHBlci52MS5SZXBsaWNhU3RhdGUSEAoIcmVzdGFydHMYBiABKA0SDwoHbWVzc2FnZRgHIAEoCRIVCg1zdGFydGVkX2F0X21zGAggASgDIl4KClJlcGxpY2FTZXQSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiUKCHJlcGxpY2FzGAMgAygLMhMuY2xpcHBlci52MS5SZXBsaWNhItgBCg5Db25maWdTbmFwc2hvdBIQCghyZXZpc2lvbhgBIAEoBBItCgxhcHBsaWNhdGlvbnMYAiADKAsyFy5jbGlwcGVyLnYxLkFwcGxpY2F0aW9uEiEKBm1vZGVscxgDIAMoCzIRLmNsaXBwZXIudjEuTW9kZWwSNAoQY3VycmVudF92ZXJzaW9ucxgEIAMoCzIaLmNsaXBwZXIudjEuQ3VycmVudFZlcnNpb24SLAoMcmVwbGljYV9zZXRzGAUgAygLMhYuY2xpcHBlci52MS5SZXBsaWNhU2V0IjYKD01vZGVsVmVyc2lvbktleRISCgptb2RlbF9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAki+AIKDENvbmZpZ0NoYW5nZRIQCghyZXZpc2lvbhgBIAEoBBI3ChRhcHBsaWNhdGlvbl91cHNlcnRlZBgCIAEoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb25IABIdChNhcHBsaWNhdGlvbl9kZWxldGVkGAMgASgJSAASKwoObW9kZWxfdXBzZXJ0ZWQYBCABKAsyES5jbGlwcGVyLnYxLk1vZGVsSAASNAoNbW9kZWxfZGVsZXRlZBgFIAEoCzIbLmNsaXBwZXIudjEuTW9kZWxWZXJzaW9uS2V5SAASOQoTY3VycmVudF92ZXJzaW9uX3NldBgGIAEoCzIaLmNsaXBwZXIudjEuQ3VycmVudFZlcnNpb25IABIhChdjdXJyZW50X3ZlcnNpb25fY2xlYXJlZBgHIAEoCUgAEjMKEXJlcGxpY2FzX3JlcG9ydGVkGAggASgLMhYuY2xpcHBlci52MS5SZXBsaWNhU2V0SABCCAoGY2hhbmdlKrUBCgxSZXBsaWNhU3RhdGUSHQoZUkVQTElDQV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFlJFUExJQ0FfU1RBVEVfU1RBUlRJTkcQARIXChNSRVBMSUNBX1NUQVRFX1JFQURZEAISGwoXUkVQTElDQV9TVEFURV9VTkhFQUxUSFkQAxIYChRSRVBMSUNBX1NUQVRFX0ZBSUxFRBAEEhoKFlJFUExJQ0FfU1RBVEVfU1RPUFBJTkcQBWIGcHJvdG8z", [file_clipper_common_v1_data]);
+  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSLZAQoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgi2AIKBU1vZGVsEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIwCgppbnB1dF90eXBlGAMgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEikKB3J1bnRpbWUYBCABKAsyGC5jbGlwcGVyLnYxLk1vZGVsUnVudGltZRIWCg5tYXhfYmF0Y2hfc2l6ZRgFIAEoDRItCgZsYWJlbHMYBiADKAsyHS5jbGlwcGVyLnYxLk1vZGVsLkxhYmVsc0VudHJ5EhgKEGRlc2lyZWRfcmVwbGljYXMYByABKA0SFQoNY3JlYXRlZF9hdF9tcxgIIAEoAxIsCghiYXRjaGluZxgJIAEoCzIaLmNsaXBwZXIudjEuQmF0Y2hpbmdDb25maWcaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKTAQoOQmF0Y2hpbmdDb25maWcSHAoPbWF4X3dhaXRfbWljcm9zGAEgASgNSACIAQESIQoZbWF4X2luX2ZsaWdodF9wZXJfcmVwbGljYRgCIAEoDRISCgpmaXhlZF9zaXplGAMgASgIEhgKEG1heF9xdWV1ZV9sZW5ndGgYBCABKA1CEgoQX21heF93YWl0X21pY3JvcyK3AQoMTW9kZWxSdW50aW1lEjoKDnB5dGhvbl9jbG9zdXJlGAEgASgLMiAuY2xpcHBlci52MS5QeXRob25DbG9zdXJlUnVudGltZUgAEi0KB2NvbW1hbmQYAiABKAsyGi5jbGlwcGVyLnYxLkNvbW1hbmRSdW50aW1lSAASNAoLbm9kZV9tb2R1bGUYAyABKAsyHS5jbGlwcGVyLnYxLk5vZGVNb2R1bGVSdW50aW1lSABCBgoEa2luZCJZChRQeXRob25DbG9zdXJlUnVudGltZRIXCg9hcnRpZmFjdF9kaWdlc3QYASABKAkSFgoOcHl0aG9uX3ZlcnNpb24YAiABKAkSEAoIcGFja2FnZXMYAyADKAkikQEKDkNvbW1hbmRSdW50aW1lEgwKBGFyZ3YYASADKAkSMAoDZW52GAIgAygLMiMuY2xpcHBlci52MS5Db21tYW5kUnVudGltZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgDIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIigKEU5vZGVNb2R1bGVSdW50aW1lEhMKC21vZHVsZV9wYXRoGAEgASgJIjUKDkN1cnJlbnRWZXJzaW9uEhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSK1AQoHUmVwbGljYRIKCgJpZBgBIAEoCRISCgptb2RlbF9uYW1lGAIgASgJEhUKDW1vZGVsX3ZlcnNpb24YAyABKAkSEAoIZW5kcG9pbnQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5jbGlwcGVyLnYxLlJlcGxpY2FTdGF0ZRIQCghyZXN0YXJ0cxgGIAEoDRIPCgdtZXNzYWdlGAcgASgJEhUKDXN0YXJ0ZWRfYXRfbXMYCCABKAMiXgoKUmVwbGljYVNldBISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSJQoIcmVwbGljYXMYAyADKAsyEy5jbGlwcGVyLnYxLlJlcGxpY2Ei2AEKDkNvbmZpZ1NuYXBzaG90EhAKCHJldmlzaW9uGAEgASgEEi0KDGFwcGxpY2F0aW9ucxgCIAMoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb24SIQoGbW9kZWxzGAMgAygLMhEuY2xpcHBlci52MS5Nb2RlbBI0ChBjdXJyZW50X3ZlcnNpb25zGAQgAygLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbhIsCgxyZXBsaWNhX3NldHMYBSADKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiNgoPTW9kZWxWZXJzaW9uS2V5EhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSL4AgoMQ29uZmlnQ2hhbmdlEhAKCHJldmlzaW9uGAEgASgEEjcKFGFwcGxpY2F0aW9uX3Vwc2VydGVkGAIgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbkgAEh0KE2FwcGxpY2F0aW9uX2RlbGV0ZWQYAyABKAlIABIrCg5tb2RlbF91cHNlcnRlZBgEIAEoCzIRLmNsaXBwZXIudjEuTW9kZWxIABI0Cg1tb2RlbF9kZWxldGVkGAUgASgLMhsuY2xpcHBlci52MS5Nb2RlbFZlcnNpb25LZXlIABI5ChNjdXJyZW50X3ZlcnNpb25fc2V0GAYgASgLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbkgAEiEKF2N1cnJlbnRfdmVyc2lvbl9jbGVhcmVkGAcgASgJSAASMwoRcmVwbGljYXNfcmVwb3J0ZWQYCCABKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXRIAEIICgZjaGFuZ2UqtQEKDFJlcGxpY2FTdGF0ZRIdChlSRVBMSUNBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQV9TVEFURV9TVEFSVElORxABEhcKE1JFUExJQ0FfU1RBVEVfUkVBRFkQAhIbChdSRVBMSUNBX1NUQVRFX1VOSEVBTFRIWRADEhgKFFJFUExJQ0FfU1RBVEVfRkFJTEVEEAQSGgoWUkVQTElDQV9TVEFURV9TVE9QUElORxAFYgZwcm90bzM", [file_clipper_common_v1_data]);
 
 /**
  * An application: a named prediction endpoint with a latency objective.
@@ -63,6 +63,22 @@ export type Application = Message<"clipper.v1.Application"> & {
    * @generated from field: string description = 6;
    */
   description: string;
+
+  /**
+   * Cache predictions of this application's models (keyed by model, version
+   * and input bytes).
+   *
+   * @generated from field: bool cache_enabled = 7;
+   */
+  cacheEnabled: boolean;
+
+  /**
+   * When a model's queue is full, answer the default output (default=true)
+   * instead of failing with RESOURCE_EXHAUSTED.
+   *
+   * @generated from field: bool default_on_overload = 8;
+   */
+  defaultOnOverload: boolean;
 };
 
 /**
@@ -127,6 +143,13 @@ export type Model = Message<"clipper.v1.Model"> & {
    * @generated from field: int64 created_at_ms = 8;
    */
   createdAtMs: bigint;
+
+  /**
+   * How the router batches queries for this version.
+   *
+   * @generated from field: clipper.v1.BatchingConfig batching = 9;
+   */
+  batching?: BatchingConfig | undefined;
 };
 
 /**
@@ -135,6 +158,52 @@ export type Model = Message<"clipper.v1.Model"> & {
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
   messageDesc(file_clipper_v1_resources, 1);
+
+/**
+ * Per-model batching knobs (Triton's dynamic batcher, Ray Serve's
+ * @serve.batch). max_batch_size on the Model bounds every batch.
+ *
+ * @generated from message clipper.v1.BatchingConfig
+ */
+export type BatchingConfig = Message<"clipper.v1.BatchingConfig"> & {
+  /**
+   * Longest a batch is held open to fill, in microseconds. Unset: the router
+   * chooses (no wait for cheap models). 0: never wait.
+   *
+   * @generated from field: optional uint32 max_wait_micros = 1;
+   */
+  maxWaitMicros?: number | undefined;
+
+  /**
+   * Batches in flight to one replica at once; 0 means the router's default.
+   *
+   * @generated from field: uint32 max_in_flight_per_replica = 2;
+   */
+  maxInFlightPerReplica: number;
+
+  /**
+   * Always send max_batch_size queries (waiting up to max_wait_micros to
+   * fill), for models compiled for one batch shape. Needs max_batch_size.
+   *
+   * @generated from field: bool fixed_size = 3;
+   */
+  fixedSize: boolean;
+
+  /**
+   * Queries waiting per model version before new ones are refused; 0 means
+   * the router's default.
+   *
+   * @generated from field: uint32 max_queue_length = 4;
+   */
+  maxQueueLength: number;
+};
+
+/**
+ * Describes the message clipper.v1.BatchingConfig.
+ * Use `create(BatchingConfigSchema)` to create a new message.
+ */
+export const BatchingConfigSchema: GenMessage<BatchingConfig> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 2);
 
 /**
  * How the container-manager starts a replica of a model version.
@@ -171,7 +240,7 @@ export type ModelRuntime = Message<"clipper.v1.ModelRuntime"> & {
  * Use `create(ModelRuntimeSchema)` to create a new message.
  */
 export const ModelRuntimeSchema: GenMessage<ModelRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 2);
+  messageDesc(file_clipper_v1_resources, 3);
 
 /**
  * A pickled Python closure run by the Python SDK's runner.
@@ -206,7 +275,7 @@ export type PythonClosureRuntime = Message<"clipper.v1.PythonClosureRuntime"> & 
  * Use `create(PythonClosureRuntimeSchema)` to create a new message.
  */
 export const PythonClosureRuntimeSchema: GenMessage<PythonClosureRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 3);
+  messageDesc(file_clipper_v1_resources, 4);
 
 /**
  * Any program that serves clipper.model.v1.ModelService on the port given in
@@ -236,7 +305,7 @@ export type CommandRuntime = Message<"clipper.v1.CommandRuntime"> & {
  * Use `create(CommandRuntimeSchema)` to create a new message.
  */
 export const CommandRuntimeSchema: GenMessage<CommandRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 4);
+  messageDesc(file_clipper_v1_resources, 5);
 
 /**
  * A Node module whose default export is a model for the TypeScript SDK.
@@ -257,7 +326,7 @@ export type NodeModuleRuntime = Message<"clipper.v1.NodeModuleRuntime"> & {
  * Use `create(NodeModuleRuntimeSchema)` to create a new message.
  */
 export const NodeModuleRuntimeSchema: GenMessage<NodeModuleRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 5);
+  messageDesc(file_clipper_v1_resources, 6);
 
 /**
  * Which version of a model applications use.
@@ -281,7 +350,7 @@ export type CurrentVersion = Message<"clipper.v1.CurrentVersion"> & {
  * Use `create(CurrentVersionSchema)` to create a new message.
  */
 export const CurrentVersionSchema: GenMessage<CurrentVersion> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 6);
+  messageDesc(file_clipper_v1_resources, 7);
 
 /**
  * One running (or failed) replica, as observed by the container-manager.
@@ -339,7 +408,7 @@ export type Replica = Message<"clipper.v1.Replica"> & {
  * Use `create(ReplicaSchema)` to create a new message.
  */
 export const ReplicaSchema: GenMessage<Replica> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 7);
+  messageDesc(file_clipper_v1_resources, 8);
 
 /**
  * The observed replicas of one model version.
@@ -368,7 +437,7 @@ export type ReplicaSet = Message<"clipper.v1.ReplicaSet"> & {
  * Use `create(ReplicaSetSchema)` to create a new message.
  */
 export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 8);
+  messageDesc(file_clipper_v1_resources, 9);
 
 /**
  * All configuration at one revision.
@@ -407,7 +476,7 @@ export type ConfigSnapshot = Message<"clipper.v1.ConfigSnapshot"> & {
  * Use `create(ConfigSnapshotSchema)` to create a new message.
  */
 export const ConfigSnapshotSchema: GenMessage<ConfigSnapshot> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 9);
+  messageDesc(file_clipper_v1_resources, 10);
 
 /**
  * Identifies one model version.
@@ -431,7 +500,7 @@ export type ModelVersionKey = Message<"clipper.v1.ModelVersionKey"> & {
  * Use `create(ModelVersionKeySchema)` to create a new message.
  */
 export const ModelVersionKeySchema: GenMessage<ModelVersionKey> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 10);
+  messageDesc(file_clipper_v1_resources, 11);
 
 /**
  * One change to the configuration.
@@ -499,7 +568,7 @@ export type ConfigChange = Message<"clipper.v1.ConfigChange"> & {
  * Use `create(ConfigChangeSchema)` to create a new message.
  */
 export const ConfigChangeSchema: GenMessage<ConfigChange> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 11);
+  messageDesc(file_clipper_v1_resources, 12);
 
 /**
  * @generated from enum clipper.v1.ReplicaState

@@ -9,7 +9,7 @@ const change = (c: Change): ConfigChange => create(ConfigChangeSchema, { change:
 
 export const sampleChanges = {
   app: (name: string, slo = 1000n): ConfigChange =>
-    change({ case: "applicationUpserted", value: { $typeName: "clipper.v1.Application", name, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: slo, linkedModels: [], description: "" } }),
+    change({ case: "applicationUpserted", value: { $typeName: "clipper.v1.Application", name, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: slo, linkedModels: [], description: "", cacheEnabled: false, defaultOnOverload: false } }),
   model: (name: string, version: string): ConfigChange =>
     change({
       case: "modelUpserted",

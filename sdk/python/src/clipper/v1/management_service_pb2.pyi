@@ -9,18 +9,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateApplicationRequest(_message.Message):
-    __slots__ = ("name", "input_type", "default_output", "slo_micros", "description")
+    __slots__ = ("name", "input_type", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     SLO_MICROS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_type: _data_pb2.InputType
     default_output: str
     slo_micros: int
     description: str
-    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    cache_enabled: bool
+    default_on_overload: bool
+    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
 
 class CreateApplicationResponse(_message.Message):
     __slots__ = ("application",)
@@ -51,16 +55,20 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[_resources_pb2.Application, _Mapping]]] = ...) -> None: ...
 
 class UpdateApplicationRequest(_message.Message):
-    __slots__ = ("name", "default_output", "slo_micros", "description")
+    __slots__ = ("name", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     SLO_MICROS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
     name: str
     default_output: str
     slo_micros: int
     description: str
-    def __init__(self, name: _Optional[str] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    cache_enabled: bool
+    default_on_overload: bool
+    def __init__(self, name: _Optional[str] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
 
 class UpdateApplicationResponse(_message.Message):
     __slots__ = ("application",)
@@ -125,7 +133,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[_resources_pb2.Model, _Mapping]]] = ..., current_versions: _Optional[_Iterable[_Union[_resources_pb2.CurrentVersion, _Mapping]]] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
-    __slots__ = ("name", "version", "desired_replicas", "max_batch_size", "labels", "replace_labels")
+    __slots__ = ("name", "version", "desired_replicas", "max_batch_size", "labels", "replace_labels", "batching")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,13 +147,15 @@ class UpdateModelRequest(_message.Message):
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     REPLACE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     desired_replicas: int
     max_batch_size: int
     labels: _containers.ScalarMap[str, str]
     replace_labels: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., replace_labels: _Optional[bool] = ...) -> None: ...
+    batching: _resources_pb2.BatchingConfig
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., desired_replicas: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., replace_labels: _Optional[bool] = ..., batching: _Optional[_Union[_resources_pb2.BatchingConfig, _Mapping]] = ...) -> None: ...
 
 class UpdateModelResponse(_message.Message):
     __slots__ = ("model",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clipper.common.v1 import data_pb2 as clipper_dot_common_dot_v1_dot_data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63lipper/v1/resources.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\xeb\x01\n\x0b\x41pplication\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12;\n\ninput_type\x18\x02 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12%\n\x0e\x64\x65\x66\x61ult_output\x18\x03 \x01(\tR\rdefaultOutput\x12\x1d\n\nslo_micros\x18\x04 \x01(\x03R\tsloMicros\x12#\n\rlinked_models\x18\x05 \x03(\tR\x0clinkedModels\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\"\x8d\x03\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12;\n\ninput_type\x18\x03 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12\x32\n\x07runtime\x18\x04 \x01(\x0b\x32\x18.clipper.v1.ModelRuntimeR\x07runtime\x12$\n\x0emax_batch_size\x18\x05 \x01(\rR\x0cmaxBatchSize\x12\x35\n\x06labels\x18\x06 \x03(\x0b\x32\x1d.clipper.v1.Model.LabelsEntryR\x06labels\x12)\n\x10\x64\x65sired_replicas\x18\x07 \x01(\rR\x0f\x64\x65siredReplicas\x12\"\n\rcreated_at_ms\x18\x08 \x01(\x03R\x0b\x63reatedAtMs\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xdb\x01\n\x0cModelRuntime\x12I\n\x0epython_closure\x18\x01 \x01(\x0b\x32 .clipper.v1.PythonClosureRuntimeH\x00R\rpythonClosure\x12\x36\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1a.clipper.v1.CommandRuntimeH\x00R\x07\x63ommand\x12@\n\x0bnode_module\x18\x03 \x01(\x0b\x32\x1d.clipper.v1.NodeModuleRuntimeH\x00R\nnodeModuleB\x06\n\x04kind\"\x82\x01\n\x14PythonClosureRuntime\x12\'\n\x0f\x61rtifact_digest\x18\x01 \x01(\tR\x0e\x61rtifactDigest\x12%\n\x0epython_version\x18\x02 \x01(\tR\rpythonVersion\x12\x1a\n\x08packages\x18\x03 \x03(\tR\x08packages\"\xb4\x01\n\x0e\x43ommandRuntime\x12\x12\n\x04\x61rgv\x18\x01 \x03(\tR\x04\x61rgv\x12\x35\n\x03\x65nv\x18\x02 \x03(\x0b\x32#.clipper.v1.CommandRuntime.EnvEntryR\x03\x65nv\x12\x1f\n\x0bworking_dir\x18\x03 \x01(\tR\nworkingDir\x1a\x36\n\x08\x45nvEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"4\n\x11NodeModuleRuntime\x12\x1f\n\x0bmodule_path\x18\x01 \x01(\tR\nmodulePath\"I\n\x0e\x43urrentVersion\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\"\x83\x02\n\x07Replica\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nmodel_name\x18\x02 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x03 \x01(\tR\x0cmodelVersion\x12\x1a\n\x08\x65ndpoint\x18\x04 \x01(\tR\x08\x65ndpoint\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x18.clipper.v1.ReplicaStateR\x05state\x12\x1a\n\x08restarts\x18\x06 \x01(\rR\x08restarts\x12\x18\n\x07message\x18\x07 \x01(\tR\x07message\x12\"\n\rstarted_at_ms\x18\x08 \x01(\x03R\x0bstartedAtMs\"\x81\x01\n\nReplicaSet\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12/\n\x08replicas\x18\x03 \x03(\x0b\x32\x13.clipper.v1.ReplicaR\x08replicas\"\x96\x02\n\x0e\x43onfigSnapshot\x12\x1a\n\x08revision\x18\x01 \x01(\x04R\x08revision\x12;\n\x0c\x61pplications\x18\x02 \x03(\x0b\x32\x17.clipper.v1.ApplicationR\x0c\x61pplications\x12)\n\x06models\x18\x03 \x03(\x0b\x32\x11.clipper.v1.ModelR\x06models\x12\x45\n\x10\x63urrent_versions\x18\x04 \x03(\x0b\x32\x1a.clipper.v1.CurrentVersionR\x0f\x63urrentVersions\x12\x39\n\x0creplica_sets\x18\x05 \x03(\x0b\x32\x16.clipper.v1.ReplicaSetR\x0breplicaSets\"J\n\x0fModelVersionKey\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\"\x84\x04\n\x0c\x43onfigChange\x12\x1a\n\x08revision\x18\x01 \x01(\x04R\x08revision\x12L\n\x14\x61pplication_upserted\x18\x02 \x01(\x0b\x32\x17.clipper.v1.ApplicationH\x00R\x13\x61pplicationUpserted\x12\x31\n\x13\x61pplication_deleted\x18\x03 \x01(\tH\x00R\x12\x61pplicationDeleted\x12:\n\x0emodel_upserted\x18\x04 \x01(\x0b\x32\x11.clipper.v1.ModelH\x00R\rmodelUpserted\x12\x42\n\rmodel_deleted\x18\x05 \x01(\x0b\x32\x1b.clipper.v1.ModelVersionKeyH\x00R\x0cmodelDeleted\x12L\n\x13\x63urrent_version_set\x18\x06 \x01(\x0b\x32\x1a.clipper.v1.CurrentVersionH\x00R\x11\x63urrentVersionSet\x12\x38\n\x17\x63urrent_version_cleared\x18\x07 \x01(\tH\x00R\x15\x63urrentVersionCleared\x12\x45\n\x11replicas_reported\x18\x08 \x01(\x0b\x32\x16.clipper.v1.ReplicaSetH\x00R\x10replicasReportedB\x08\n\x06\x63hange*\xb5\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x1b\n\x17REPLICA_STATE_UNHEALTHY\x10\x03\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x04\x12\x1a\n\x16REPLICA_STATE_STOPPING\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63lipper/v1/resources.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\xc0\x02\n\x0b\x41pplication\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12;\n\ninput_type\x18\x02 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12%\n\x0e\x64\x65\x66\x61ult_output\x18\x03 \x01(\tR\rdefaultOutput\x12\x1d\n\nslo_micros\x18\x04 \x01(\x03R\tsloMicros\x12#\n\rlinked_models\x18\x05 \x03(\tR\x0clinkedModels\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\x12#\n\rcache_enabled\x18\x07 \x01(\x08R\x0c\x63\x61\x63heEnabled\x12.\n\x13\x64\x65\x66\x61ult_on_overload\x18\x08 \x01(\x08R\x11\x64\x65\x66\x61ultOnOverload\"\xc5\x03\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12;\n\ninput_type\x18\x03 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12\x32\n\x07runtime\x18\x04 \x01(\x0b\x32\x18.clipper.v1.ModelRuntimeR\x07runtime\x12$\n\x0emax_batch_size\x18\x05 \x01(\rR\x0cmaxBatchSize\x12\x35\n\x06labels\x18\x06 \x03(\x0b\x32\x1d.clipper.v1.Model.LabelsEntryR\x06labels\x12)\n\x10\x64\x65sired_replicas\x18\x07 \x01(\rR\x0f\x64\x65siredReplicas\x12\"\n\rcreated_at_ms\x18\x08 \x01(\x03R\x0b\x63reatedAtMs\x12\x36\n\x08\x62\x61tching\x18\t \x01(\x0b\x32\x1a.clipper.v1.BatchingConfigR\x08\x62\x61tching\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xd4\x01\n\x0e\x42\x61tchingConfig\x12+\n\x0fmax_wait_micros\x18\x01 \x01(\rH\x00R\rmaxWaitMicros\x88\x01\x01\x12\x38\n\x19max_in_flight_per_replica\x18\x02 \x01(\rR\x15maxInFlightPerReplica\x12\x1d\n\nfixed_size\x18\x03 \x01(\x08R\tfixedSize\x12(\n\x10max_queue_length\x18\x04 \x01(\rR\x0emaxQueueLengthB\x12\n\x10_max_wait_micros\"\xdb\x01\n\x0cModelRuntime\x12I\n\x0epython_closure\x18\x01 \x01(\x0b\x32 .clipper.v1.PythonClosureRuntimeH\x00R\rpythonClosure\x12\x36\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1a.clipper.v1.CommandRuntimeH\x00R\x07\x63ommand\x12@\n\x0bnode_module\x18\x03 \x01(\x0b\x32\x1d.clipper.v1.NodeModuleRuntimeH\x00R\nnodeModuleB\x06\n\x04kind\"\x82\x01\n\x14PythonClosureRuntime\x12\'\n\x0f\x61rtifact_digest\x18\x01 \x01(\tR\x0e\x61rtifactDigest\x12%\n\x0epython_version\x18\x02 \x01(\tR\rpythonVersion\x12\x1a\n\x08packages\x18\x03 \x03(\tR\x08packages\"\xb4\x01\n\x0e\x43ommandRuntime\x12\x12\n\x04\x61rgv\x18\x01 \x03(\tR\x04\x61rgv\x12\x35\n\x03\x65nv\x18\x02 \x03(\x0b\x32#.clipper.v1.CommandRuntime.EnvEntryR\x03\x65nv\x12\x1f\n\x0bworking_dir\x18\x03 \x01(\tR\nworkingDir\x1a\x36\n\x08\x45nvEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"4\n\x11NodeModuleRuntime\x12\x1f\n\x0bmodule_path\x18\x01 \x01(\tR\nmodulePath\"I\n\x0e\x43urrentVersion\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\"\x83\x02\n\x07Replica\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nmodel_name\x18\x02 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x03 \x01(\tR\x0cmodelVersion\x12\x1a\n\x08\x65ndpoint\x18\x04 \x01(\tR\x08\x65ndpoint\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x18.clipper.v1.ReplicaStateR\x05state\x12\x1a\n\x08restarts\x18\x06 \x01(\rR\x08restarts\x12\x18\n\x07message\x18\x07 \x01(\tR\x07message\x12\"\n\rstarted_at_ms\x18\x08 \x01(\x03R\x0bstartedAtMs\"\x81\x01\n\nReplicaSet\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12/\n\x08replicas\x18\x03 \x03(\x0b\x32\x13.clipper.v1.ReplicaR\x08replicas\"\x96\x02\n\x0e\x43onfigSnapshot\x12\x1a\n\x08revision\x18\x01 \x01(\x04R\x08revision\x12;\n\x0c\x61pplications\x18\x02 \x03(\x0b\x32\x17.clipper.v1.ApplicationR\x0c\x61pplications\x12)\n\x06models\x18\x03 \x03(\x0b\x32\x11.clipper.v1.ModelR\x06models\x12\x45\n\x10\x63urrent_versions\x18\x04 \x03(\x0b\x32\x1a.clipper.v1.CurrentVersionR\x0f\x63urrentVersions\x12\x39\n\x0creplica_sets\x18\x05 \x03(\x0b\x32\x16.clipper.v1.ReplicaSetR\x0breplicaSets\"J\n\x0fModelVersionKey\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\"\x84\x04\n\x0c\x43onfigChange\x12\x1a\n\x08revision\x18\x01 \x01(\x04R\x08revision\x12L\n\x14\x61pplication_upserted\x18\x02 \x01(\x0b\x32\x17.clipper.v1.ApplicationH\x00R\x13\x61pplicationUpserted\x12\x31\n\x13\x61pplication_deleted\x18\x03 \x01(\tH\x00R\x12\x61pplicationDeleted\x12:\n\x0emodel_upserted\x18\x04 \x01(\x0b\x32\x11.clipper.v1.ModelH\x00R\rmodelUpserted\x12\x42\n\rmodel_deleted\x18\x05 \x01(\x0b\x32\x1b.clipper.v1.ModelVersionKeyH\x00R\x0cmodelDeleted\x12L\n\x13\x63urrent_version_set\x18\x06 \x01(\x0b\x32\x1a.clipper.v1.CurrentVersionH\x00R\x11\x63urrentVersionSet\x12\x38\n\x17\x63urrent_version_cleared\x18\x07 \x01(\tH\x00R\x15\x63urrentVersionCleared\x12\x45\n\x11replicas_reported\x18\x08 \x01(\x0b\x32\x16.clipper.v1.ReplicaSetH\x00R\x10replicasReportedB\x08\n\x06\x63hange*\xb5\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x1b\n\x17REPLICA_STATE_UNHEALTHY\x10\x03\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x04\x12\x1a\n\x16REPLICA_STATE_STOPPING\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_COMMANDRUNTIME_ENVENTRY']._loaded_options = None
   _globals['_COMMANDRUNTIME_ENVENTRY']._serialized_options = b'8\001'
-  _globals['_REPLICASTATE']._serialized_start=2648
-  _globals['_REPLICASTATE']._serialized_end=2829
+  _globals['_REPLICASTATE']._serialized_start=3004
+  _globals['_REPLICASTATE']._serialized_end=3185
   _globals['_APPLICATION']._serialized_start=73
-  _globals['_APPLICATION']._serialized_end=308
-  _globals['_MODEL']._serialized_start=311
-  _globals['_MODEL']._serialized_end=708
-  _globals['_MODEL_LABELSENTRY']._serialized_start=651
-  _globals['_MODEL_LABELSENTRY']._serialized_end=708
-  _globals['_MODELRUNTIME']._serialized_start=711
-  _globals['_MODELRUNTIME']._serialized_end=930
-  _globals['_PYTHONCLOSURERUNTIME']._serialized_start=933
-  _globals['_PYTHONCLOSURERUNTIME']._serialized_end=1063
-  _globals['_COMMANDRUNTIME']._serialized_start=1066
-  _globals['_COMMANDRUNTIME']._serialized_end=1246
-  _globals['_COMMANDRUNTIME_ENVENTRY']._serialized_start=1192
-  _globals['_COMMANDRUNTIME_ENVENTRY']._serialized_end=1246
-  _globals['_NODEMODULERUNTIME']._serialized_start=1248
-  _globals['_NODEMODULERUNTIME']._serialized_end=1300
-  _globals['_CURRENTVERSION']._serialized_start=1302
-  _globals['_CURRENTVERSION']._serialized_end=1375
-  _globals['_REPLICA']._serialized_start=1378
-  _globals['_REPLICA']._serialized_end=1637
-  _globals['_REPLICASET']._serialized_start=1640
-  _globals['_REPLICASET']._serialized_end=1769
-  _globals['_CONFIGSNAPSHOT']._serialized_start=1772
-  _globals['_CONFIGSNAPSHOT']._serialized_end=2050
-  _globals['_MODELVERSIONKEY']._serialized_start=2052
-  _globals['_MODELVERSIONKEY']._serialized_end=2126
-  _globals['_CONFIGCHANGE']._serialized_start=2129
-  _globals['_CONFIGCHANGE']._serialized_end=2645
+  _globals['_APPLICATION']._serialized_end=393
+  _globals['_MODEL']._serialized_start=396
+  _globals['_MODEL']._serialized_end=849
+  _globals['_MODEL_LABELSENTRY']._serialized_start=792
+  _globals['_MODEL_LABELSENTRY']._serialized_end=849
+  _globals['_BATCHINGCONFIG']._serialized_start=852
+  _globals['_BATCHINGCONFIG']._serialized_end=1064
+  _globals['_MODELRUNTIME']._serialized_start=1067
+  _globals['_MODELRUNTIME']._serialized_end=1286
+  _globals['_PYTHONCLOSURERUNTIME']._serialized_start=1289
+  _globals['_PYTHONCLOSURERUNTIME']._serialized_end=1419
+  _globals['_COMMANDRUNTIME']._serialized_start=1422
+  _globals['_COMMANDRUNTIME']._serialized_end=1602
+  _globals['_COMMANDRUNTIME_ENVENTRY']._serialized_start=1548
+  _globals['_COMMANDRUNTIME_ENVENTRY']._serialized_end=1602
+  _globals['_NODEMODULERUNTIME']._serialized_start=1604
+  _globals['_NODEMODULERUNTIME']._serialized_end=1656
+  _globals['_CURRENTVERSION']._serialized_start=1658
+  _globals['_CURRENTVERSION']._serialized_end=1731
+  _globals['_REPLICA']._serialized_start=1734
+  _globals['_REPLICA']._serialized_end=1993
+  _globals['_REPLICASET']._serialized_start=1996
+  _globals['_REPLICASET']._serialized_end=2125
+  _globals['_CONFIGSNAPSHOT']._serialized_start=2128
+  _globals['_CONFIGSNAPSHOT']._serialized_end=2406
+  _globals['_MODELVERSIONKEY']._serialized_start=2408
+  _globals['_MODELVERSIONKEY']._serialized_end=2482
+  _globals['_CONFIGCHANGE']._serialized_start=2485
+  _globals['_CONFIGCHANGE']._serialized_end=3001
 # @@protoc_insertion_point(module_scope)

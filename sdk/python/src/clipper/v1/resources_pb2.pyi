@@ -24,23 +24,27 @@ REPLICA_STATE_FAILED: ReplicaState
 REPLICA_STATE_STOPPING: ReplicaState
 
 class Application(_message.Message):
-    __slots__ = ("name", "input_type", "default_output", "slo_micros", "linked_models", "description")
+    __slots__ = ("name", "input_type", "default_output", "slo_micros", "linked_models", "description", "cache_enabled", "default_on_overload")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     SLO_MICROS_FIELD_NUMBER: _ClassVar[int]
     LINKED_MODELS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_type: _data_pb2.InputType
     default_output: str
     slo_micros: int
     linked_models: _containers.RepeatedScalarFieldContainer[str]
     description: str
-    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., linked_models: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+    cache_enabled: bool
+    default_on_overload: bool
+    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., linked_models: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "version", "input_type", "runtime", "max_batch_size", "labels", "desired_replicas", "created_at_ms")
+    __slots__ = ("name", "version", "input_type", "runtime", "max_batch_size", "labels", "desired_replicas", "created_at_ms", "batching")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +60,7 @@ class Model(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     input_type: _data_pb2.InputType
@@ -64,7 +69,20 @@ class Model(_message.Message):
     labels: _containers.ScalarMap[str, str]
     desired_replicas: int
     created_at_ms: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., runtime: _Optional[_Union[ModelRuntime, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_replicas: _Optional[int] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+    batching: BatchingConfig
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., runtime: _Optional[_Union[ModelRuntime, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_replicas: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ...) -> None: ...
+
+class BatchingConfig(_message.Message):
+    __slots__ = ("max_wait_micros", "max_in_flight_per_replica", "fixed_size", "max_queue_length")
+    MAX_WAIT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_PER_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    FIXED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    max_wait_micros: int
+    max_in_flight_per_replica: int
+    fixed_size: bool
+    max_queue_length: int
+    def __init__(self, max_wait_micros: _Optional[int] = ..., max_in_flight_per_replica: _Optional[int] = ..., fixed_size: _Optional[bool] = ..., max_queue_length: _Optional[int] = ...) -> None: ...
 
 class ModelRuntime(_message.Message):
     __slots__ = ("python_closure", "command", "node_module")
