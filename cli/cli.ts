@@ -35,6 +35,7 @@ import {
 import { STOP_GRACE_MS, down, servicesStatus, up } from "./lifecycle.js";
 import type { Output } from "./output.js";
 import type { ProgressOptions } from "./progress.js";
+import { cliClientSecurity, createApiToken, createAppKey, parseRole } from "./security.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
 import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
 
@@ -100,6 +101,10 @@ const GLOBAL_OPTIONS: Record<string, OptionDef> = {
   registry: { type: "string", value: "HOST:PORT", help: "registry address (default: from the data dir's services.json, else 127.0.0.1:1338)" },
   "container-manager": { type: "string", value: "HOST:PORT", help: "container-manager address (default: services.json, else 127.0.0.1:1340)" },
   gateway: { type: "string", value: "HOST:PORT", help: "gateway address (default: services.json, else 127.0.0.1:1337)" },
+  token: { type: "string", value: "TOKEN", help: "API token for the registry and container-manager (env CLIPPER_TOKEN; prefer the env: flags show in ps)" },
+  "tls-ca": { type: "string", value: "FILE", help: "CA of the services' certificates: talk TLS to them (env CLIPPER_TLS_CA)" },
+  "tls-cert": { type: "string", value: "FILE", help: "client certificate for mutual TLS (env CLIPPER_TLS_CERT)" },
+  "tls-key": { type: "string", value: "FILE", help: "key of --tls-cert (env CLIPPER_TLS_KEY)" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -293,6 +298,45 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: "token create",
+    summary: "create an API token and append its hash to the tokens file; the token is printed once",
+    synopsis: "--role admin|read-only|service --name NAME [--tokens-file FILE]",
+    positionals: { required: [] },
+    options: {
+      role: { type: "string", value: "ROLE", help: "admin (everything), read-only (Get/List/Watch), service (what the container-manager needs)" },
+      name: { type: "string", value: "NAME", help: "who the token is for, shown in refusals" },
+      "tokens-file": { type: "string", value: "FILE", help: "tokens file (env CLIPPER_TOKENS_FILE, default <data-dir>/tokens)" },
+    },
+    examples: ["clipper token create --role admin --name ops", "clipper token create --role read-only --name dashboard --tokens-file /etc/clipper/tokens"],
+    run: async (inv) => {
+      const file = path.resolve(inv.env.cwd, stringFlag(inv, "tokens-file") ?? (inv.env.env["CLIPPER_TOKENS_FILE"] || path.join(inv.dataDir, "tokens")));
+      const token = wrapUsage(inv, () => createApiToken(file, parseRole(stringFlag(inv, "role")), requiredString(inv, "name")));
+      inv.env.stdout.write(`${token}
+`);
+      inv.env.stderr.write(`added to ${file}; this is the only time the token is shown. Services read the file when they start.\n`);
+      return 0;
+    },
+  },
+  {
+    name: "key create",
+    summary: "create a prediction key for an application and append its hash to the gateway's keys file; printed once",
+    synopsis: "--app APP|'*' --name NAME [--keys-file FILE]",
+    positionals: { required: [] },
+    options: {
+      app: { type: "string", value: "APP", help: "application the key opens; * for every application" },
+      name: { type: "string", value: "NAME", help: "label of the key (who holds it)" },
+      "keys-file": { type: "string", value: "FILE", help: "gateway keys file (env CLIPPER_GATEWAY_APP_KEYS_FILE, default <data-dir>/app-keys)" },
+    },
+    examples: ["clipper key create --app digits --name web-frontend"],
+    run: async (inv) => {
+      const file = path.resolve(inv.env.cwd, stringFlag(inv, "keys-file") ?? (inv.env.env["CLIPPER_GATEWAY_APP_KEYS_FILE"] || path.join(inv.dataDir, "app-keys")));
+      const key = wrapUsage(inv, () => createAppKey(file, requiredString(inv, "app"), requiredString(inv, "name")));
+      inv.env.stdout.write(`${key}\n`);
+      inv.env.stderr.write(`added to ${file}; this is the only time the key is shown. The gateway reads the file when it starts.\n`);
+      return 0;
+    },
+  },
+  {
     name: "link",
     summary: "route an application's queries to a model",
     synopsis: "APP MODEL",
@@ -349,6 +393,8 @@ const COMMANDS: CommandDef[] = [
 const GROUPS: Record<string, string> = {
   app: "applications: create, list, delete",
   model: "models: deploy, list, set-version, scale, logs",
+  token: "API tokens: create",
+  key: "prediction keys: create",
 };
 
 function commandNamed(name: string): CommandDef {
@@ -375,8 +421,12 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
     checkPositionals(def, parsed.positionals);
     const dataDir = resolveDataDir(parsed.values, env);
     const addresses = resolveAddresses(parsed.values, dataDir);
+    const security = wrapUsage(def, () => cliClientSecurity((flag, envName) => {
+      const v = parsed.values[flag];
+      return typeof v === "string" && v !== "" ? v : env.env[envName] || undefined;
+    }));
     const transport = (address: string) => {
-      const t = createGrpcTransport({ address });
+      const t = createGrpcTransport({ address, ...security });
       transports.push(t);
       return t;
     };
@@ -407,6 +457,7 @@ function reportError(err: unknown, env: CliEnvironment): number {
   if (err instanceof ConnectError) {
     env.stderr.write(`error: ${err.rawMessage}\n`);
     if (err.code === Code.Unavailable) env.stderr.write("(is `clipper up` running, and are --registry/--container-manager right?)\n");
+    if (err.code === Code.Unauthenticated) env.stderr.write("(pass an API token: --token or $CLIPPER_TOKEN; see docs/security.md)\n");
     return 1;
   }
   if (err instanceof CliError) {
@@ -583,6 +634,16 @@ function inputTypeFlag(inv: Invocation, name: string): InputType {
     return parseInputType(raw);
   } catch {
     throw new UsageError(`--${name} "${raw}" is not an input type: use ${INPUT_TYPES}`, currentDef(inv));
+  }
+}
+
+/** Runs a check whose Error becomes a usage error of the command. */
+function wrapUsage<T>(invOrDef: Invocation | CommandDef, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(err instanceof Error ? err.message : String(err), "command" in invOrDef ? invOrDef.command : invOrDef);
   }
 }
 

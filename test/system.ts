@@ -18,6 +18,8 @@ export interface SystemOptions {
   redisUrl?: string;
   /** Reuse a data directory (e.g. across a restart); a new temp dir otherwise. */
   dataDir?: string;
+  /** Extra flags per service (limits, memory limits, ...), added after the ones TestSystem sets. */
+  args?: Partial<Record<ServiceName, string[]>>;
 }
 
 interface RunningService {
@@ -82,6 +84,7 @@ export class TestSystem {
     }
     if (name === "container-manager") args.push("--data-dir", this.dataDir);
     if (name === "gateway") args.push("--router", this.address("router"));
+    args.push(...(this.options.args?.[name] ?? []));
     const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "services", name, "main.ts"), ...args], {
       cwd: repoRoot,
       env: { ...process.env, CLIPPER_LOG_LEVEL: "info" },

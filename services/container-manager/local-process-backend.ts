@@ -9,6 +9,7 @@ import { type Replica, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../shared/index.js";
 import { type LaunchPaths, launchCommand } from "./launch.js";
+import { formatMiB, residentBytes } from "./process-memory.js";
 import { LineSplitter, LogBuffer, RotatingLogFile } from "./log-buffer.js";
 import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
 import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
@@ -32,6 +33,11 @@ export interface LocalProcessBackendOptions {
   failureLogLines?: number;
   /** Where PATH, HOME and LANG for the children come from. */
   parentEnv?: NodeJS.ProcessEnv;
+  /**
+   * A replica whose resident memory (VmRSS of its process) exceeds this many
+   * bytes is killed and restarted; checked with each health check. 0: no limit.
+   */
+  memoryLimitBytes?: number;
 }
 
 const MAX_LOG_LINE_CHARS = 4096;
@@ -51,6 +57,8 @@ interface LocalReplica {
   failedChecks: number;
   timer?: NodeJS.Timeout;
   killReason?: string;
+  /** Why the previous process ended, kept in the message once the replacement is READY. */
+  lastExit?: string;
   stopping?: Promise<void>;
 }
 
@@ -77,6 +85,7 @@ export class LocalProcessBackend implements ReplicaBackend {
       logFileMaxBytes: options.logFileMaxBytes ?? 10 * 1024 * 1024,
       failureLogLines: options.failureLogLines ?? 20,
       parentEnv: options.parentEnv ?? process.env,
+      memoryLimitBytes: options.memoryLimitBytes ?? 0,
     };
     this.logDir = path.join(options.paths.dataDir, "logs");
     fs.mkdirSync(this.logDir, { recursive: true });
@@ -185,6 +194,7 @@ export class LocalProcessBackend implements ReplicaBackend {
 
   private async checkHealth(r: LocalReplica, child: ChildProcess): Promise<void> {
     if (r.child !== child || r.stopping || r.transport === undefined) return;
+    if (this.overMemoryLimit(r, child)) return;
     let problem: string | undefined;
     try {
       const res = await createClient(Health, r.transport).check({ service: "" }, { timeoutMs: this.settings.healthTimeoutMs });
@@ -196,7 +206,7 @@ export class LocalProcessBackend implements ReplicaBackend {
     if (problem === undefined) {
       r.failedChecks = 0;
       r.readyThisRun = true;
-      if (r.status.state !== ReplicaState.READY) this.setState(r, ReplicaState.READY, "");
+      if (r.status.state !== ReplicaState.READY) this.setState(r, ReplicaState.READY, r.lastExit === undefined ? "" : `ready; restarted after: ${r.lastExit}`);
     } else {
       r.failedChecks++;
       if (r.status.state === ReplicaState.READY && r.failedChecks >= this.settings.unhealthyAfterChecks) {
@@ -210,6 +220,18 @@ export class LocalProcessBackend implements ReplicaBackend {
     this.scheduleHealthCheck(r, child);
   }
 
+  /** Kills a replica above the memory limit (its exit then restarts it); true when it did. */
+  private overMemoryLimit(r: LocalReplica, child: ChildProcess): boolean {
+    const limit = this.settings.memoryLimitBytes;
+    if (limit <= 0 || child.pid === undefined) return false;
+    const rss = residentBytes(child.pid);
+    if (rss === undefined || rss <= limit) return false;
+    r.killReason = `killed for exceeding the memory limit: resident memory ${formatMiB(rss)} > limit ${formatMiB(limit)}`;
+    this.options.logger.warn({ replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, rssBytes: rss, limitBytes: limit }, "replica over its memory limit");
+    killGroup(child, "SIGKILL");
+    return true;
+  }
+
   private onExit(r: LocalReplica, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, err: Error | undefined): void {
     if (r.child !== child) return;
     delete r.child;
@@ -221,6 +243,7 @@ export class LocalProcessBackend implements ReplicaBackend {
     if (r.stopping) return;
     const what = err !== undefined ? `could not start: ${err.message}` : (r.killReason ?? (signal !== null ? `killed by signal ${signal}` : `exited with code ${code}`));
     this.log(r, "manager", what);
+    r.lastExit = what;
     const decision = r.policy.onExit(Date.now() - r.launchedAtMs, r.readyThisRun);
     if (decision.action === "fail") {
       this.fail(r, `${what}; it stopped ${decision.startFailures} times in a row before becoming ready`);

@@ -14,6 +14,7 @@ import {
   parse,
   startMetricsServer,
 } from "../shared/index.js";
+import { clientSecurity, securityOptions, serverSecurity } from "../shared/index.js";
 import { startContainerManager } from "./manager.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -47,12 +48,33 @@ const spec = {
     parse: parse.int(1, 3600),
     help: "default wait for replicas to become ready",
   },
+  maxReplicas: {
+    flag: "max-replicas",
+    env: "CLIPPER_MAX_REPLICAS",
+    default: 64,
+    parse: parse.int(1, 100_000),
+    help: "most replicas one model version may ask for (DeployModel, ScaleModel)",
+  },
+  replicaMemoryLimitBytes: {
+    flag: "replica-memory-limit-bytes",
+    env: "CLIPPER_REPLICA_MEMORY_LIMIT_BYTES",
+    default: 0,
+    parse: parse.int(0, Number.MAX_SAFE_INTEGER),
+    help: "kill and restart a replica whose resident memory exceeds this (checked every health check); 0: no limit",
+  },
+  tokensFile: securityOptions.tokensFile(),
+  serviceToken: securityOptions.serviceToken(),
+  insecure: securityOptions.insecure(),
+  tlsCert: securityOptions.tlsCert(),
+  tlsKey: securityOptions.tlsKey(),
+  tlsCa: securityOptions.tlsCa(),
   stopGraceMs: { flag: "stop-grace-ms", env: "CLIPPER_STOP_GRACE_MS", default: 5000, parse: parse.int(0, 600_000), help: "SIGTERM to SIGKILL delay" },
 };
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("container-manager", spec);
   const logger = createLogger({ service: "container-manager" });
+  const security = serverSecurity("container-manager", config);
   const metrics = createMetricsRegistry("container-manager");
   const manager = await startContainerManager({
     host: config.host,
@@ -64,8 +86,11 @@ async function main(): Promise<void> {
     logger,
     maxArtifactBytes: config.maxArtifactBytes,
     deployTimeoutMs: config.deployTimeoutSeconds * 1000,
-    backend: { stopGraceMs: config.stopGraceMs },
+    maxReplicas: config.maxReplicas,
+    backend: { stopGraceMs: config.stopGraceMs, memoryLimitBytes: config.replicaMemoryLimitBytes },
     metrics,
+    serverSecurity: security.grpc,
+    registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
   });
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
   onShutdownSignal(logger, async () => {

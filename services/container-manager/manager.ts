@@ -5,6 +5,7 @@ import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { createGrpcTransport, type Logger, modelKey, prom, registration, type RunningGrpcServer, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./local-process-backend.js";
+import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { Reconciler } from "./reconciler.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 import { createContainerManagerService } from "./service.js";
@@ -25,6 +26,10 @@ export interface ContainerManagerOptions {
   /** Backend tuning (health interval, restart policy, grace), mostly for tests. */
   backend?: Omit<LocalProcessBackendOptions, "paths" | "logger">;
   metrics?: prom.Registry;
+  /** TLS and the service token for calls to the registry. */
+  registrySecurity?: ClientSecurity;
+  /** mTLS credentials and the API token check of this server. */
+  serverSecurity?: ServerSecurity;
 }
 
 export interface RunningContainerManager {
@@ -44,7 +49,7 @@ export async function startContainerManager(options: ContainerManagerOptions): P
     paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
     logger,
   });
-  const registryTransport = createGrpcTransport({ address: options.registry });
+  const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
   const registry = createClient(ManagementService, registryTransport);
   const reporter = new ReplicaReporter({
     report: async (replicaSet) => {
@@ -55,7 +60,7 @@ export async function startContainerManager(options: ContainerManagerOptions): P
   });
   backend.onChange((r) => reporter.markDirty(r.modelName, r.modelVersion));
   const reconciler = new Reconciler(backend, logger);
-  const watcher = watchConfig({ registry: options.registry, logger });
+  const watcher = watchConfig({ registry: options.registry, logger, ...(options.registrySecurity ? { security: options.registrySecurity } : {}) });
   let closing = false;
   watcher.onChange((view, change) => {
     if (closing) return;
@@ -106,6 +111,7 @@ export async function startContainerManager(options: ContainerManagerOptions): P
       services: [registration(ContainerManagerService, service)],
       reflection: true,
       logger,
+      ...options.serverSecurity,
       // Artifacts arrive in chunks; no single message needs to be large.
       maxReceiveMessageBytes: 16 * 1024 * 1024,
     });

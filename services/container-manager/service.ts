@@ -164,7 +164,14 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
 
     async stopModel(req) {
       validateName("model", req.name);
-      req.versions.forEach(validateVersion);
+      req.versions.forEach((version, i) => {
+        try {
+          validateVersion(version);
+        } catch (err) {
+          // The shared check speaks of "model version"; name the list entry the caller sent.
+          throw invalidArgument(`versions[${i}]: ${err instanceof ConnectError ? err.rawMessage : String(err)}`);
+        }
+      });
       let versions = req.versions;
       if (versions.length === 0) {
         const known = new Set(replicasOf(req.name).map((r) => r.modelVersion));

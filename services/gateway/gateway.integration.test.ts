@@ -109,6 +109,8 @@ describe("gateway and router", () => {
       maxBodyBytes: MAX_BODY_BYTES,
       allowRaggedBatch: false,
       queryTimeoutMs: 10_000,
+      maxInFlight: 1000,
+      drainMs: 1000,
       logger,
       metrics: new prom.Registry(),
     });

@@ -7,8 +7,11 @@ import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ConnectError, createGrpcTransport, type Logger, type prom, registration, startGrpcServer, watchConfig } from "../shared/index.js";
+import type { ClientSecurity } from "../shared/index.js";
+import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
+import { createTlsAlpnListener } from "./tls-alpn-listener.js";
 import { Predictor } from "./predictor.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
 import { createPredictionServiceImpl } from "./service.js";
@@ -27,8 +30,19 @@ export interface GatewayOptions {
   allowRaggedBatch: boolean;
   /** The router call's deadline when the caller sets none. */
   queryTimeoutMs: number;
+  /** Queries answered at once; more are shed with RESOURCE_EXHAUSTED / HTTP 429. */
+  maxInFlight: number;
+  /** On close, how long requests already being answered get to finish before their connections are cut (default 5000). */
+  drainMs?: number;
   logger: Logger;
   metrics: prom.Registry;
+  /** Serve HTTPS and gRPC over TLS on the port instead of cleartext. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** Per-application prediction keys; without them predictions are open. */
+  appKeys?: AppKeys;
+  /** TLS and token for the router and the registry. */
+  routerSecurity?: ClientSecurity;
+  registrySecurity?: ClientSecurity;
 }
 
 export interface RunningGateway {
@@ -43,14 +57,19 @@ const SERVICE_PREFIX = `/${PredictionService.typeName}/`;
  * and gRPC over h2c, told apart by the HTTP/2 preface.
  */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  const watcher = watchConfig({ registry: options.registry, logger: options.logger });
+  const watcher = watchConfig({
+    registry: options.registry,
+    logger: options.logger,
+    ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
+  });
   let configReady = false;
   void watcher.ready.then(() => (configReady = true));
-  const routerTransport = createGrpcTransport({ address: options.router });
+  const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
   const routerHealth = createClient(Health, routerTransport);
-  const predictor = new Predictor(() => (configReady ? watcher.view() : undefined), createClient(QueryService, routerTransport), options.queryTimeoutMs);
+  const predictor = new Predictor(() => (configReady ? watcher.view() : undefined), createClient(QueryService, routerTransport), options.queryTimeoutMs, options.maxInFlight);
   const metrics = new GatewayMetrics(options.metrics);
-  const impl = createPredictionServiceImpl(predictor, metrics);
+  const openImpl = createPredictionServiceImpl(predictor, metrics);
+  const impl = options.appKeys ? withAppKeys(openImpl, options.appKeys) : openImpl;
 
   const readiness = async (): Promise<Readiness> => {
     if (!configReady) return { ready: false, cause: `no configuration received from the registry at ${options.registry} yet` };
@@ -74,7 +93,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   const injector = grpcServer.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
-  const rest = createRestHandler({
+  const openRest = createRestHandler({
     predictor,
     metrics,
     registry: options.metrics,
@@ -82,20 +101,24 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     parse: { allowRaggedBatch: options.allowRaggedBatch },
     readiness,
   });
+  const rest = options.appKeys ? restKeyGuard(options.appKeys, openRest) : openRest;
   const connect = connectNodeAdapter({
     routes: (router) => router.service(PredictionService, impl),
     readMaxBytes: options.maxBodyBytes,
   });
+  const drain = new HttpDrain();
   const httpServer = http.createServer((req, res) => {
+    drain.track(res);
     if (req.url?.startsWith(SERVICE_PREFIX)) connect(req, res);
     else rest(req, res);
   });
 
   const sockets = new Set<net.Socket>();
-  const listener = createSniffingListener({
-    http2: (socket) => injector.injectConnection(socket),
-    http1: (socket) => httpServer.emit("connection", socket),
-  });
+  const route = {
+    http2: (socket: net.Socket) => injector.injectConnection(socket),
+    http1: (socket: net.Socket) => httpServer.emit("connection", socket),
+  };
+  const listener = options.tls ? createTlsAlpnListener({ ...route, ...options.tls }) : createSniffingListener(route);
   listener.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -114,12 +137,50 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     port,
     async close() {
       listener.close();
+      drain.start();
       httpServer.closeIdleConnections();
-      await grpcServer.close(1000);
+      const drainMs = options.drainMs ?? 5000;
+      await Promise.all([grpcServer.close(drainMs), drain.finished(drainMs)]);
       injector.destroy();
       for (const socket of sockets) socket.destroy();
       watcher.close();
       routerTransport.close();
     },
   };
+}
+
+/**
+ * Lets HTTP/1.1 requests being answered finish when the gateway stops: once
+ * draining, every answer closes its connection, and `finished` waits for the
+ * open ones (up to a bound) before the caller cuts what is left.
+ */
+class HttpDrain {
+  private readonly open = new Set<http.ServerResponse>();
+  private draining = false;
+  private onIdle: (() => void) | undefined;
+
+  track(res: http.ServerResponse): void {
+    if (this.draining) res.setHeader("connection", "close");
+    this.open.add(res);
+    res.once("close", () => {
+      this.open.delete(res);
+      if (this.open.size === 0) this.onIdle?.();
+    });
+  }
+
+  start(): void {
+    this.draining = true;
+    for (const res of this.open) if (!res.headersSent) res.setHeader("connection", "close");
+  }
+
+  finished(boundMs: number): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, boundMs);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 }

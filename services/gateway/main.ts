@@ -1,5 +1,6 @@
 import {
   commonOptions,
+  ConfigError,
   createLogger,
   createMetricsRegistry,
   defaults,
@@ -8,6 +9,8 @@ import {
   onShutdownSignal,
   parse,
 } from "../shared/index.js";
+import { clientSecurity, loadTlsMaterial, securityOptions } from "../shared/index.js";
+import { AppKeys } from "./app-keys.js";
 import { startGateway } from "./gateway.js";
 
 const spec = {
@@ -35,6 +38,31 @@ const spec = {
     parse: parse.bool,
     help: "accept REST numeric batches whose inputs differ in length",
   },
+  maxInFlight: {
+    flag: "max-in-flight",
+    env: "CLIPPER_GATEWAY_MAX_IN_FLIGHT",
+    default: 4096,
+    parse: parse.int(1, 1_000_000),
+    help: "queries answered at once (all protocols); more are refused with 429 / RESOURCE_EXHAUSTED",
+  },
+  appKeysFile: {
+    flag: "app-keys-file",
+    env: "CLIPPER_GATEWAY_APP_KEYS_FILE",
+    default: "",
+    parse: parse.string,
+    help: "file of hashed per-application prediction keys (`clipper key create`); applications it names need a key",
+  },
+  tlsCert: securityOptions.tlsCert(),
+  tlsKey: securityOptions.tlsKey(),
+  tlsCa: securityOptions.tlsCa(),
+  serviceToken: securityOptions.serviceToken(),
+  drainMs: {
+    flag: "drain-ms",
+    env: "CLIPPER_GATEWAY_DRAIN_MS",
+    default: 5000,
+    parse: parse.int(0, 600_000),
+    help: "on shutdown, how long requests already being answered get to finish",
+  },
   queryTimeoutMs: {
     flag: "query-timeout-ms",
     env: "CLIPPER_GATEWAY_QUERY_TIMEOUT_MS",
@@ -47,9 +75,29 @@ const spec = {
 async function main(): Promise<void> {
   const config = loadServiceConfig("gateway", spec);
   const logger = createLogger({ service: "gateway" });
-  const gateway = await startGateway({ ...config, logger, metrics: createMetricsRegistry("gateway") });
-  logger.info({ port: gateway.port, router: config.router, registry: config.registry }, "listening");
+  const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, ...options } = config;
+  // The same certificate serves the public edge and identifies the gateway to the router and registry (mutual TLS).
+  const tls = loadTlsMaterial({ cert: tlsCert, key: tlsKey, ca: tlsCa });
+  const appKeys = appKeysFile === "" ? undefined : loadAppKeys(appKeysFile);
+  const gateway = await startGateway({
+    ...options,
+    logger,
+    metrics: createMetricsRegistry("gateway"),
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    ...(appKeys ? { appKeys } : {}),
+    routerSecurity: clientSecurity({ tls }),
+    registrySecurity: clientSecurity({ tls, token: serviceToken }),
+  });
+  logger.info({ port: gateway.port, router: config.router, registry: config.registry, tls: tls !== undefined, appKeys: appKeys !== undefined }, "listening");
   onShutdownSignal(logger, () => gateway.close());
+}
+
+function loadAppKeys(file: string): AppKeys {
+  try {
+    return AppKeys.load(file);
+  } catch (err) {
+    throw new ConfigError(`gateway: --app-keys-file: ${(err as Error).message}`);
+  }
 }
 
 main().catch(exitOnStartupError);

@@ -2,7 +2,7 @@ import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { type ConfigView, notFound, unavailable } from "../shared/index.js";
+import { type ConfigView, notFound, resourceExhausted, unavailable } from "../shared/index.js";
 
 export interface QueryCallOptions {
   version: string;
@@ -17,13 +17,22 @@ export interface QueryCallOptions {
  * the application in the config view, then ask the router.
  */
 export class Predictor {
+  private inFlight = 0;
+
   constructor(
     /** Undefined until the first snapshot from the registry has arrived. */
     private readonly config: () => ConfigView | undefined,
     private readonly router: Client<typeof QueryService>,
     /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
     private readonly defaultTimeoutMs: number,
+    /** Router calls open at once; past it a call is shed with RESOURCE_EXHAUSTED (HTTP 429) instead of queueing without bound. */
+    private readonly maxInFlight: number = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Router calls open right now. */
+  get queriesInFlight(): number {
+    return this.inFlight;
+  }
 
   /** The application, or NOT_FOUND without a round trip to the router. */
   application(name: string): Application {
@@ -35,18 +44,31 @@ export class Predictor {
   }
 
   async query(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
-    const res = await this.router.query(
-      { application, inputs, version: options.version, uid: options.uid },
-      { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+    const res = await this.admitted(() =>
+      this.router.query(
+        { application, inputs, version: options.version, uid: options.uid },
+        { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+      ),
     );
     return res.results;
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: AbortSignal | undefined): Promise<number> {
-    const res = await this.router.submitFeedback(
-      { application, inputs, labels, uid },
-      { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal } : {}) },
+    const res = await this.admitted(() =>
+      this.router.submitFeedback({ application, inputs, labels, uid }, { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal } : {}) }),
     );
     return res.accepted;
+  }
+
+  private async admitted<T>(call: () => Promise<T>): Promise<T> {
+    if (this.inFlight >= this.maxInFlight) {
+      throw resourceExhausted(`the gateway is answering its limit of ${this.maxInFlight} queries at once (--max-in-flight); retry shortly`);
+    }
+    this.inFlight++;
+    try {
+      return await call();
+    } finally {
+      this.inFlight--;
+    }
   }
 }

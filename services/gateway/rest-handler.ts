@@ -71,6 +71,8 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
     deps.metrics.observe(label, "rest", results.some((r) => r.default) ? "default" : "ok", startedAt);
   } catch (err) {
     const restError = toRestError(err);
+    // Shed load: tell well-behaved clients when to come back.
+    if (restError.status === 429) res.setHeader("retry-after", "1");
     if (restError.status === 413) {
       res.setHeader("connection", "close");
       await discardBody(req);

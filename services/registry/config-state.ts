@@ -79,6 +79,17 @@ export class ConfigState {
     return a && clone(ApplicationSchema, a);
   }
 
+  get applicationCount(): number {
+    return this.applications.size;
+  }
+
+  /** Model versions of every model together. */
+  get modelVersionCount(): number {
+    let n = 0;
+    for (const versions of this.models.values()) n += versions.size;
+    return n;
+  }
+
   applicationList(): Application[] {
     return [...this.applications.values()].sort((a, b) => byName(a.name, b.name)).map((a) => clone(ApplicationSchema, a));
   }

@@ -1,4 +1,5 @@
 import { type ConfigOf, commonOptions, defaults, parse } from "../shared/index.js";
+import { DEFAULT_REGISTRY_LIMITS } from "./validation.js";
 
 /** The registry's flags; each also has an environment variable. */
 export const registryConfigSpec = {
@@ -8,6 +9,9 @@ export const registryConfigSpec = {
   dataDir: commonOptions.dataDir("data directory; the embedded store lives in <data-dir>/registry"),
   store: { flag: "store", env: "CLIPPER_REGISTRY_STORE", default: "embedded" as "embedded" | "redis", parse: parse.oneOf("embedded", "redis"), help: "where configuration is kept" },
   redisUrl: { flag: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", parse: parseRedisUrl, help: "Redis to use with --store redis" },
+  maxApplications: { flag: "max-applications", env: "CLIPPER_REGISTRY_MAX_APPLICATIONS", default: DEFAULT_REGISTRY_LIMITS.maxApplications, parse: parse.int(1, 1_000_000), help: "most applications the registry holds" },
+  maxModelVersions: { flag: "max-model-versions", env: "CLIPPER_REGISTRY_MAX_MODEL_VERSIONS", default: DEFAULT_REGISTRY_LIMITS.maxModelVersions, parse: parse.int(1, 1_000_000), help: "most model versions (of all models together) the registry holds" },
+  maxDesiredReplicas: { flag: "max-desired-replicas", env: "CLIPPER_REGISTRY_MAX_DESIRED_REPLICAS", default: DEFAULT_REGISTRY_LIMITS.maxDesiredReplicas, parse: parse.int(1, 100_000), help: "most replicas one model version may ask for" },
   redisPrefix: { flag: "redis-prefix", env: "CLIPPER_REDIS_PREFIX", default: "clipper:", parse: parse.string, help: "prefix of the registry's Redis keys" },
 };
 

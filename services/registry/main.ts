@@ -14,6 +14,7 @@ import {
   startGrpcServer,
   startMetricsServer,
 } from "../shared/index.js";
+import { securityOptions, serverSecurity } from "../shared/index.js";
 import { registryConfigSpec } from "./config.js";
 import { LmdbStore } from "./lmdb-store.js";
 import { RedisStore } from "./redis-store.js";
@@ -22,14 +23,27 @@ import { createManagementService } from "./service.js";
 import type { RegistryStore } from "./store.js";
 
 async function main(): Promise<void> {
-  const config = loadServiceConfig("registry", registryConfigSpec);
+  const config = loadServiceConfig("registry", {
+    ...registryConfigSpec,
+    tokensFile: securityOptions.tokensFile(),
+    insecure: securityOptions.insecure(),
+    tlsCert: securityOptions.tlsCert(),
+    tlsKey: securityOptions.tlsKey(),
+    tlsCa: securityOptions.tlsCa(),
+  });
   const logger = createLogger({ service: "registry" });
+  // Checked before the store opens: a refused configuration changes nothing.
+  const security = serverSecurity("registry", config);
 
   const store: RegistryStore =
     config.store === "redis"
       ? await RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, logger })
       : LmdbStore.open(join(config.dataDir, "registry"));
-  const registry = await Registry.open({ store, logger });
+  const registry = await Registry.open({
+    store,
+    logger,
+    limits: { maxApplications: config.maxApplications, maxModelVersions: config.maxModelVersions, maxDesiredReplicas: config.maxDesiredReplicas },
+  });
 
   const metrics = createMetricsRegistry("registry");
   new prom.Gauge({
@@ -54,11 +68,12 @@ async function main(): Promise<void> {
     port: config.port,
     reflection: true,
     logger,
+    ...security.grpc,
     services: [registration(ManagementService, createManagementService(registry))],
   });
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
   logger.info(
-    { port: server.port, metricsPort: metricsServer.port, host: config.host, store: config.store, revision: registry.revision.toString() },
+    { port: server.port, metricsPort: metricsServer.port, host: config.host, store: config.store, revision: registry.revision.toString(), auth: security.grpc.authorize !== undefined, tls: security.tls !== undefined },
     "listening",
   );
 

@@ -36,7 +36,9 @@ import {
 import { ConfigState } from "./config-state.js";
 import { StoreConflictError, type RegistryStore } from "./store.js";
 import {
+  DEFAULT_REGISTRY_LIMITS,
   DEFAULT_SLO_MICROS,
+  type RegistryLimits,
   LIMITS,
   validateBatching,
   validateDesiredReplicas,
@@ -58,6 +60,7 @@ export interface RegistryOptions {
   maxWatchBacklog?: number;
   /** Writes waiting for their turn before new ones are refused. */
   maxPendingWrites?: number;
+  limits?: Partial<RegistryLimits>;
 }
 
 /** The content of a ConfigChange; the registry assigns revisions when it commits. */
@@ -95,6 +98,7 @@ export class Registry {
   private readonly hub: WatchHub;
   private readonly now: () => number;
   private readonly maxPendingWrites: number;
+  private readonly limits: RegistryLimits;
   private writeQueue: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
   /** Set after a failed commit: memory may differ from the store until it is reloaded. */
@@ -109,6 +113,7 @@ export class Registry {
     this.hub = new WatchHub(options.maxWatchBacklog ?? 10_000);
     this.now = options.now ?? Date.now;
     this.maxPendingWrites = options.maxPendingWrites ?? 1024;
+    this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
   }
 
   static async open(options: RegistryOptions): Promise<Registry> {
@@ -155,6 +160,9 @@ export class Registry {
     validateText("description", req.description, LIMITS.maxDescriptionBytes);
     return this.write((s) => {
       if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
+      if (s.applicationCount >= this.limits.maxApplications) {
+        throw resourceExhausted(`application "${req.name}" would be one too many: the registry holds at most ${this.limits.maxApplications} applications (--max-applications)`);
+      }
       const app = create(ApplicationSchema, {
         name: req.name,
         inputType: req.inputType,
@@ -223,10 +231,13 @@ export class Registry {
 
   async createModel(req: CreateModelRequest): Promise<{ model: Model; currentVersion: string }> {
     const requested = req.model;
-    validateNewModel(requested);
+    validateNewModel(requested, this.limits.maxDesiredReplicas);
     const { name, version } = requested;
     return this.write((s) => {
       if (s.model(name, version)) throw alreadyExists(`model "${name}" version "${version}" already exists`);
+      if (s.modelVersionCount >= this.limits.maxModelVersions) {
+        throw resourceExhausted(`model "${name}" version "${version}" would be one too many: the registry holds at most ${this.limits.maxModelVersions} model versions (--max-model-versions)`);
+      }
       const existing = s.versions(name)[0];
       if (existing && existing.inputType !== requested.inputType) {
         throw failedPrecondition(
@@ -246,7 +257,7 @@ export class Registry {
   async updateModel(req: UpdateModelRequest): Promise<Model> {
     validateName("model", req.name);
     validateVersion(req.version);
-    if (req.desiredReplicas !== undefined) validateDesiredReplicas(req.desiredReplicas);
+    if (req.desiredReplicas !== undefined) validateDesiredReplicas(req.desiredReplicas, "desired_replicas", this.limits.maxDesiredReplicas);
     validateLabels(req.labels);
     if (req.batching !== undefined) validateBatching(req.batching, req.maxBatchSize);
     return this.write(() => {

@@ -6,6 +6,16 @@ import { invalidArgument, validateName, validateVersion } from "../shared/index.
 /** Clipper's default latency objective, used when an application is created with slo_micros 0. */
 export const DEFAULT_SLO_MICROS = 100_000n;
 
+/** Limits on how much the registry holds; each is a flag of the registry (docs/limits.md). */
+export interface RegistryLimits {
+  maxApplications: number;
+  /** Model versions of all models together. */
+  maxModelVersions: number;
+  maxDesiredReplicas: number;
+}
+
+export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = { maxApplications: 10_000, maxModelVersions: 10_000, maxDesiredReplicas: 1000 };
+
 /** Limits on stored fields, so one request cannot bloat every WatchConfig snapshot. */
 export const LIMITS = {
   maxSloMicros: 3_600_000_000n,
@@ -47,8 +57,8 @@ export function validateLabels(labels: Record<string, string>, field = "labels")
   }
 }
 
-export function validateDesiredReplicas(n: number, field = "desired_replicas"): void {
-  if (n > LIMITS.maxDesiredReplicas) throw invalidArgument(`${field} is ${n}; the limit is ${LIMITS.maxDesiredReplicas}`);
+export function validateDesiredReplicas(n: number, field = "desired_replicas", limit: number = LIMITS.maxDesiredReplicas): void {
+  if (n > limit) throw invalidArgument(`${field} is ${n}; the limit is ${limit}`);
 }
 
 export function validateRuntime(runtime: ModelRuntime | undefined, field = "model.runtime"): void {
@@ -83,14 +93,14 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
 }
 
 /** Everything CreateModel needs checked in `model` itself (not against other records). */
-export function validateNewModel(model: Model | undefined): asserts model is Model {
+export function validateNewModel(model: Model | undefined, maxDesiredReplicas: number = LIMITS.maxDesiredReplicas): asserts model is Model {
   if (model === undefined) throw invalidArgument("model is missing");
   validateName("model", model.name);
   validateVersion(model.version);
   validateInputType("model.input_type", model.inputType);
   validateRuntime(model.runtime);
   validateLabels(model.labels, "model.labels");
-  validateDesiredReplicas(model.desiredReplicas, "model.desired_replicas");
+  validateDesiredReplicas(model.desiredReplicas, "model.desired_replicas", maxDesiredReplicas);
   if (model.batching !== undefined) validateBatching(model.batching, model.maxBatchSize, "model.batching");
 }
 

@@ -1,4 +1,5 @@
 import {
+  clientSecurity,
   commonOptions,
   createLogger,
   createMetricsRegistry,
@@ -7,8 +8,11 @@ import {
   loadServiceConfig,
   onShutdownSignal,
   parse,
+  securityOptions,
+  serverSecurity,
   startMetricsServer,
 } from "../shared/index.js";
+import { defaultBatchingDefaults } from "./query-processor.js";
 import { startRouter } from "./router.js";
 
 const spec = {
@@ -31,11 +35,39 @@ const spec = {
     parse: parse.int(1, 3_600_000),
     help: "longest wait for a query whose application has no SLO and whose caller sets no deadline",
   },
+  maxQueueLength: {
+    flag: "max-queue-length",
+    env: "CLIPPER_ROUTER_MAX_QUEUE_LENGTH",
+    default: defaultBatchingDefaults.maxQueueLength,
+    parse: parse.int(1, 10_000_000),
+    help: "queries waiting per model version before new ones are refused, for models that set no max_queue_length",
+  },
+  maxInFlightPerReplica: {
+    flag: "max-in-flight-per-replica",
+    env: "CLIPPER_ROUTER_MAX_IN_FLIGHT_PER_REPLICA",
+    default: defaultBatchingDefaults.maxInFlightPerReplica,
+    parse: parse.int(1, 1024),
+    help: "batches in flight to one replica at once, for models that set no max_in_flight_per_replica",
+  },
+  tokensFile: securityOptions.tokensFile(),
+  insecure: securityOptions.insecure(),
+  tlsCert: securityOptions.tlsCert(),
+  tlsKey: securityOptions.tlsKey(),
+  tlsCa: securityOptions.tlsCa(),
+  serviceToken: securityOptions.serviceToken(),
+  cacheBytes: {
+    flag: "cache-bytes",
+    env: "CLIPPER_ROUTER_CACHE_BYTES",
+    default: 64 * 1_048_576,
+    parse: parse.int(0, 64 * 1024 * 1_048_576),
+    help: "bound of the prediction cache (for applications with cache_enabled), in bytes",
+  },
 };
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("router", spec);
   const logger = createLogger({ service: "router" });
+  const security = serverSecurity("router", config);
   const metrics = createMetricsRegistry("router");
   const router = await startRouter({
     host: config.host,
@@ -43,6 +75,10 @@ async function main(): Promise<void> {
     registry: config.registry,
     limits: { maxBatch: config.maxBatch, maxInputSize: config.maxInputSize },
     maxWaitMs: config.maxWaitMs,
+    batching: { maxQueueLength: config.maxQueueLength, maxInFlightPerReplica: config.maxInFlightPerReplica },
+    cacheBytes: config.cacheBytes,
+    serverSecurity: security.grpc,
+    registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
     logger,
     metrics,
   });

@@ -3,42 +3,11 @@ import { describe, expect, it } from "vitest";
 import { InputType, type Inputs, InputsSchema, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ConfigSnapshot, ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, type ConfigView, unavailable, viewFromSnapshot } from "../shared/index.js";
-import type { Clock } from "./clock.js";
+import { FakeClock } from "./fake-clock.js";
 import type { ModelClient, ModelClientFactory } from "./model-clients.js";
 import { FirstLinkedModelSelector } from "./model-selector.js";
-import { NO_MODEL_EXPLANATION, QueryProcessor, SLO_EXPLANATION } from "./query-processor.js";
-import { RoundRobinReplicaPicker } from "./replica-picker.js";
-
-class FakeClock implements Clock {
-  private time = 0;
-  private readonly timers = new Set<{ at: number; fn: () => void }>();
-  readonly requested: number[] = [];
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimer(ms: number, fn: () => void): () => void {
-    this.requested.push(ms);
-    const timer = { at: this.time + ms, fn };
-    this.timers.add(timer);
-    return () => this.timers.delete(timer);
-  }
-
-  advance(ms: number): void {
-    this.time += ms;
-    for (const t of [...this.timers]) {
-      if (t.at <= this.time) {
-        this.timers.delete(t);
-        t.fn();
-      }
-    }
-  }
-
-  pending(): number {
-    return this.timers.size;
-  }
-}
+import { PredictionCache } from "./prediction-cache.js";
+import { NO_MODEL_EXPLANATION, QueryProcessor, type QueryProcessorDeps, SLO_EXPLANATION } from "./query-processor.js";
 
 interface Call {
   endpoint: string;
@@ -105,15 +74,15 @@ function config(overrides: Partial<SnapshotInit> = {}): ConfigView {
   return viewFromSnapshot(create(ConfigSnapshotSchema, { ...base, ...overrides }));
 }
 
-function processor(view: ConfigView | undefined, models: FakeModels, clock = new FakeClock()) {
+function processor(view: ConfigView | undefined | (() => ConfigView), models: FakeModels, clock = new FakeClock(), extra: Partial<QueryProcessorDeps> = {}) {
   return new QueryProcessor({
-    config: () => view,
+    config: typeof view === "function" ? view : () => view,
     models,
     selector: new FirstLinkedModelSelector(),
-    replicas: new RoundRobinReplicaPicker(),
     clock,
     limits: { maxBatch: 100, maxInputSize: 100 },
     maxWaitMs: 60_000,
+    ...extra,
   });
 }
 
@@ -205,10 +174,11 @@ describe("QueryProcessor", () => {
     expect(answers[1]).toMatchObject({ output: "-1", isDefault: true, explanation: "Model m:1 failed on this input: division by zero", outcome: "model_error" });
   });
 
-  it("answers the default when the model returns too few outputs", async () => {
+  it("answers the default for the whole batch when the model returns the wrong number of outputs", async () => {
     const models = new FakeModels({ "a:1": () => [value("ok")] });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
-    expect(answers[1]?.explanation).toBe("Model m:1 returned 1 outputs for 2 inputs");
+    // Which input "ok" belongs to is unknown, so no query gets it.
+    for (const a of answers) expect(a).toMatchObject({ isDefault: true, explanation: "Model m:1 returned 1 outputs for 2 inputs" });
   });
 
   it("answers the default when the whole batch fails", async () => {
@@ -268,5 +238,158 @@ describe("QueryProcessor", () => {
     caller.abort();
     expect((await pending)[0]?.isDefault).toBe(true);
     expect(models.calls[0]?.signal.aborted).toBe(true);
+  });
+});
+
+/** Calls that wait until the test answers them. */
+class Held {
+  readonly calls: Array<{ inputs: Inputs; call: Call; resolve: (o: Output[]) => void; reject: (e: unknown) => void }> = [];
+  readonly behaviour: Behaviour = (inputs, call) =>
+    new Promise((resolve, reject) => {
+      this.calls.push({ inputs, call, resolve, reject });
+      call.signal.addEventListener("abort", () => reject(new ConnectError("cancelled", Code.Canceled)), { once: true });
+    });
+
+  /** Answers call `i` with the sum of each input. */
+  answer(i: number): void {
+    const c = this.calls[i];
+    c?.resolve(sum(c.inputs, c.call) as Output[]);
+  }
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("QueryProcessor batching, cache and overload", () => {
+  const app = (over: Record<string, unknown> = {}) => ({ name: "app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 100_000n, linkedModels: ["m"], ...over });
+
+  it("batches the queries that queue while the replica is busy into one model call", async () => {
+    const held = new Held();
+    const view = config({ models: [{ name: "m", version: "1", inputType: InputType.DOUBLES, batching: { maxInFlightPerReplica: 1 } }] });
+    const p = processor(view, new FakeModels({ "a:1": held.behaviour }));
+    const first = p.query("app", doubles([1]));
+    const rest = [2, 3, 4].map((v) => p.query("app", doubles([v])));
+    expect(held.calls).toHaveLength(1);
+    held.answer(0);
+    await flush();
+    expect(held.calls.map((c) => c.inputs.doubles)).toEqual([[1], [2, 3, 4]]);
+    held.answer(1);
+    expect((await first)[0]?.output).toBe("1");
+    expect((await Promise.all(rest)).map((r) => r[0]?.output)).toEqual(["2", "3", "4"]);
+  });
+
+  it("refuses at once with RESOURCE_EXHAUSTED when the queue is full, or answers the default when the app asks for it", async () => {
+    const held = new Held();
+    const models = [{ name: "m", version: "1", inputType: InputType.DOUBLES, batching: { maxInFlightPerReplica: 1, maxQueueLength: 2 } }];
+    const p = processor(config({ models }), new FakeModels({ "a:1": held.behaviour }));
+    const inFlight = p.query("app", doubles([1]));
+    const queued = p.query("app", doubles([2], [3]));
+    await expect(p.query("app", doubles([4]))).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+      rawMessage: "model m:1 has 2 queries waiting (limit 2): the router is overloaded, retry later",
+    });
+    const lenient = processor(config({ models, applications: [app({ defaultOnOverload: true })] }), new FakeModels({ "a:1": new Held().behaviour }));
+    void lenient.query("app", doubles([1]));
+    void lenient.query("app", doubles([2], [3]));
+    const [overloaded] = await lenient.query("app", doubles([4]));
+    expect(overloaded).toMatchObject({ output: "-1", isDefault: true, outcome: "overloaded" });
+    expect(overloaded?.explanation).toContain("Overloaded: model m:1 has 2 queries waiting");
+    held.answer(0);
+    await flush();
+    held.answer(1);
+    expect((await inFlight)[0]?.output).toBe("1");
+    expect((await queued).map((a) => a.output)).toEqual(["2", "3"]);
+  });
+
+  it("frees a cancelled caller's place in the queue", async () => {
+    const held = new Held();
+    const models = [{ name: "m", version: "1", inputType: InputType.DOUBLES, batching: { maxInFlightPerReplica: 1, maxQueueLength: 1 } }];
+    const p = processor(config({ models }), new FakeModels({ "a:1": held.behaviour }));
+    void p.query("app", doubles([1]));
+    const caller = new AbortController();
+    const gone = p.query("app", doubles([2]), { signal: caller.signal });
+    await expect(p.query("app", doubles([3]))).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    caller.abort();
+    expect((await gone)[0]).toMatchObject({ isDefault: true, outcome: "cancelled" });
+    const next = p.query("app", doubles([3]));
+    held.answer(0);
+    await flush();
+    expect(held.calls.map((c) => c.inputs.doubles)).toEqual([[1], [3]]);
+    held.answer(1);
+    expect((await next)[0]?.output).toBe("3");
+  });
+
+  it("retries a failed replica's batch on another replica within the deadline", async () => {
+    const view = config({
+      replicaSets: [
+        {
+          modelName: "m",
+          modelVersion: "1",
+          replicas: [
+            { id: "r1", endpoint: "a:1", state: ReplicaState.READY },
+            { id: "r2", endpoint: "a:2", state: ReplicaState.READY },
+          ],
+        },
+      ],
+    });
+    const models = new FakeModels({ "a:1": () => Promise.reject(unavailable("connection refused")), "a:2": sum });
+    const answers = await processor(view, models).query("app", doubles([1], [2]));
+    expect(answers.map((a) => [a.output, a.isDefault])).toEqual([
+      ["1", false],
+      ["2", false],
+    ]);
+    expect(models.calls.map((c) => c.endpoint)).toEqual(["a:1", "a:2"]);
+  });
+
+  it("caches per application setting, de-duplicates identical queries in flight and compares full inputs", async () => {
+    const held = new Held();
+    const cache = new PredictionCache({ hash: () => 7 });
+    const view = config({ applications: [app({ cacheEnabled: true }), app({ name: "nocache" })] });
+    const p = processor(view, new FakeModels({ "a:1": held.behaviour }), new FakeClock(), { cache });
+    const a = p.query("app", doubles([5], [5]));
+    const b = p.query("app", doubles([5]));
+    expect(held.calls.map((c) => c.inputs.doubles)).toEqual([[5]]);
+    held.answer(0);
+    expect((await a).map((r) => [r.output, r.outcome])).toEqual([
+      ["5", "predicted"],
+      ["5", "cached"],
+    ]);
+    expect((await b)[0]).toMatchObject({ output: "5", outcome: "cached" });
+    expect((await p.query("app", doubles([5])))[0]?.outcome).toBe("cached");
+    const other = p.query("app", doubles([6]));
+    await flush();
+    held.answer(1);
+    expect((await other)[0]).toMatchObject({ output: "6", outcome: "predicted" });
+    const uncached = p.query("nocache", doubles([5]));
+    await flush();
+    held.answer(2);
+    expect((await uncached)[0]?.outcome).toBe("predicted");
+    expect(held.calls).toHaveLength(3);
+  });
+
+  it("drops a version's cached outputs when the model's current version changes", async () => {
+    const cache = new PredictionCache();
+    let view = config({ applications: [app({ cacheEnabled: true })] });
+    const models = new FakeModels({ "a:1": sum, "b:1": sum });
+    const p = processor(() => view, models, new FakeClock(), { cache });
+    p.onConfig(view);
+    await p.query("app", doubles([1]));
+    expect((await p.query("app", doubles([1])))[0]?.outcome).toBe("cached");
+    view = config({ applications: [app({ cacheEnabled: true })], currentVersions: [{ modelName: "m", version: "2" }] });
+    p.onConfig(view);
+    view = config({ applications: [app({ cacheEnabled: true })] });
+    p.onConfig(view);
+    expect((await p.query("app", doubles([1])))[0]?.outcome).toBe("predicted");
+    expect(cache.stats().entries).toBe(1);
+  });
+
+  it("sends fixed-size batches, repeating the last input and dropping the extra outputs", async () => {
+    const clock = new FakeClock();
+    const models = [{ name: "m", version: "1", inputType: InputType.DOUBLES, maxBatchSize: 4, batching: { fixedSize: true, maxWaitMicros: 2000 } }];
+    const fake = new FakeModels({ "a:1": sum });
+    const pending = processor(config({ models }), fake, clock).query("app", doubles([1], [2]));
+    clock.advance(2);
+    const answers = await pending;
+    expect(fake.calls[0]?.inputs.doubles).toEqual([1, 2, 2, 2]);
+    expect(answers.map((a) => a.output)).toEqual(["1", "2"]);
   });
 });

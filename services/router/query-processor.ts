@@ -1,18 +1,41 @@
 import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
-import type { Application, Model } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError, type ConfigView, type InputLimits, modelKey, notFound, unavailable, validateInputs } from "../shared/index.js";
-import { splitBatch } from "./batch-split.js";
+import type { Application, Model, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
+import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import {
+  Code,
+  ConnectError,
+  type ConfigView,
+  type InputLimits,
+  modelKey,
+  notFound,
+  resourceExhausted,
+  unavailable,
+  validateInputs,
+} from "../shared/index.js";
 import type { Clock } from "./clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
 import type { ModelSelector } from "./model-selector.js";
-import type { ReplicaPicker } from "./replica-picker.js";
+import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
+import type { CacheTicket, PredictionCache } from "./prediction-cache.js";
+import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher, type VersionBatcherOptions } from "./version-batcher.js";
 
 /** Clipper's explanations, kept word for word: clients match on them. */
 export const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
 export const NO_MODEL_EXPLANATION = "No connected models found for query";
+export const CANCELLED_EXPLANATION = "The caller cancelled the query";
 
 /** How one query was answered; the metrics label. */
-export type QueryOutcome = "predicted" | "slo_exceeded" | "no_model" | "no_version" | "no_replica" | "model_error" | "batch_failed";
+export type QueryOutcome =
+  | "predicted"
+  | "cached"
+  | "slo_exceeded"
+  | "cancelled"
+  | "overloaded"
+  | "no_model"
+  | "no_version"
+  | "no_replica"
+  | "model_error"
+  | "batch_failed";
 
 export interface AnsweredQuery {
   queryId: bigint;
@@ -30,33 +53,52 @@ export interface QueryOptions {
   uid?: string;
   /** What is left of the caller's deadline, if it set one. */
   timeoutMs?: number;
-  /** Aborted when the caller goes away: outstanding model calls are cancelled. */
+  /** Aborted when the caller goes away: its queries leave the queue and their model calls are cancelled if nobody else waits. */
   signal?: AbortSignal;
 }
+
+/** The router's defaults for the per-model knobs a model leaves at 0 or unset. */
+export interface BatchingDefaults {
+  maxInFlightPerReplica: number;
+  maxQueueLength: number;
+}
+
+export const defaultBatchingDefaults: BatchingDefaults = { maxInFlightPerReplica: 2, maxQueueLength: 10_000 };
 
 export interface QueryProcessorDeps {
   /** Undefined until the first snapshot from the registry has arrived. */
   config: () => ConfigView | undefined;
   models: ModelClientFactory;
   selector: ModelSelector;
-  replicas: ReplicaPicker;
   clock: Clock;
   limits: InputLimits;
   /** The wait when neither the application's SLO nor the caller bounds it. */
   maxWaitMs: number;
+  batching?: BatchingDefaults;
+  /** Tuning of every version's batcher (tests shorten or lengthen the timings). */
+  batcher?: Partial<Omit<VersionBatcherOptions, "clock">>;
+  /** Shared by the applications that enable caching; none: caching is off everywhere. */
+  cache?: PredictionCache;
+  /** Told each batch sent to a model replica. */
+  onBatch?: (modelVersionKey: string, size: number) => void;
 }
 
 /**
  * Answers a batch of queries for one application: resolve the model version,
- * cut the batch to the model's limit, send each part to a ready replica, and
- * answer the application's default for anything not answered in time.
- * Batching queues and the prediction cache go between resolving and calling.
+ * answer what the prediction cache holds, queue the rest on the version's
+ * batcher (which forms batches and picks replicas), and answer the
+ * application's default for anything not answered by the deadline.
  */
 export class QueryProcessor {
   private nextQueryId = 1n;
   private nextBatchId = 1n;
+  private readonly batchers = new Map<string, { batcher: VersionBatcher<PendingQuery>; model: Model; replicas: ReplicaSet | undefined }>();
+  private readonly batching: BatchingDefaults;
+  private currentVersions: ReadonlyMap<string, string> | undefined;
 
-  constructor(private readonly deps: QueryProcessorDeps) {}
+  constructor(private readonly deps: QueryProcessorDeps) {
+    this.batching = deps.batching ?? defaultBatchingDefaults;
+  }
 
   async query(application: string, inputs: Inputs | undefined, options: QueryOptions = {}): Promise<AnsweredQuery[]> {
     const view = this.deps.config();
@@ -64,18 +106,220 @@ export class QueryProcessor {
     const app = view.applications.get(application);
     if (app === undefined) throw notFound(`application "${application}" not found`);
     const count = validateInputs(inputs, app.inputType, this.deps.limits);
-    const checked = inputs as Inputs;
     const firstId = this.nextQueryId;
     this.nextQueryId += BigInt(count);
-    const answers = new Answers(app, firstId, count);
+    const request = new PendingRequest(app, firstId, count);
 
     const modelName = this.deps.selector.select(app, view, options.uid ?? "");
-    if (modelName === undefined) return answers.fillDefaults(NO_MODEL_EXPLANATION, "no_model");
+    if (modelName === undefined) return request.defaultAll(NO_MODEL_EXPLANATION, "no_model");
     const model = this.resolveVersion(view, modelName, options.version);
-    if (typeof model === "string") return answers.fillDefaults(model, "no_version");
+    if (typeof model === "string") return request.defaultAll(model, "no_version");
+    const key = modelKey(model.name, model.version);
+    const batcher = this.batcherFor(key, model, view);
+    if (batcher.activeReplicas() === 0) return request.defaultAll(`No ready replica of model ${key}`, "no_replica");
+    if (options.signal?.aborted) return request.defaultAll(CANCELLED_EXPLANATION, "cancelled");
 
-    await this.predict(view, model, checked, count, answers, this.waitMs(app, options.timeoutMs), options.signal);
-    return answers.fillDefaults(SLO_EXPLANATION, "slo_exceeded");
+    const deadline = this.deps.clock.now() + this.waitMs(app, options.timeoutMs);
+    const source = inputs as Inputs;
+    const queries = new Array<PendingQuery>(count);
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      queries[i] = new PendingQuery(request, source, i, offset, deadline, batcher);
+      offset += source.lengths[i] ?? 0;
+    }
+    const toQueue = app.cacheEnabled && this.deps.cache ? this.answerFromCache(key, queries) : queries;
+    if (toQueue.length > 0 && !batcher.enqueue(toQueue)) {
+      const reason = `model ${key} has ${batcher.queueLength()} queries waiting (limit ${batcher.queueCapacity()}): the router is overloaded, retry later`;
+      if (!app.defaultOnOverload) {
+        // The request fails as a whole: none of its queries may be answered or sent later.
+        for (const q of queries) {
+          q.abandonTicket(this.deps.cache);
+          q.settled = true;
+        }
+        throw resourceExhausted(reason);
+      }
+      for (const q of toQueue) this.settle(q, request.defaultAnswer(q.index, `Overloaded: ${reason}`, "overloaded"));
+    }
+    if (request.remaining > 0) {
+      const cancelTimer = this.deps.clock.setTimer(deadline - this.deps.clock.now(), () => this.expire(queries, SLO_EXPLANATION, "slo_exceeded"));
+      const onAbort = () => this.expire(queries, CANCELLED_EXPLANATION, "cancelled");
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await request.done;
+      } finally {
+        cancelTimer();
+        options.signal?.removeEventListener("abort", onAbort);
+      }
+    }
+    return request.results();
+  }
+
+  /**
+   * Follows configuration changes: drops the batchers of deleted versions,
+   * hands replica changes to the batchers at once, and drops cached outputs
+   * of a model's previous current version.
+   */
+  onConfig(view: ConfigView): void {
+    for (const [key, entry] of this.batchers) {
+      if (!view.models.has(key)) {
+        entry.batcher.close();
+        this.batchers.delete(key);
+        continue;
+      }
+      const set = view.replicaSets.get(key);
+      if (set !== entry.replicas) {
+        entry.replicas = set;
+        entry.batcher.setReplicas(readyEndpoints(set));
+      }
+    }
+    const cache = this.deps.cache;
+    if (cache !== undefined && this.currentVersions !== undefined) {
+      for (const [name, version] of this.currentVersions) {
+        if (view.currentVersions.get(name) !== version) cache.dropModelVersion(modelKey(name, version));
+      }
+    }
+    this.currentVersions = view.currentVersions;
+  }
+
+  /** Queue length per model version, for metrics. */
+  queueLengths(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, { batcher }] of this.batchers) out.set(key, batcher.queueLength());
+    return out;
+  }
+
+  close(): void {
+    for (const { batcher } of this.batchers.values()) batcher.close();
+    this.batchers.clear();
+  }
+
+  /** Answers the hits; returns the queries that need the model (misses, and those an identical call in flight could not answer). */
+  private answerFromCache(key: string, queries: PendingQuery[]): PendingQuery[] {
+    const toQueue: PendingQuery[] = [];
+    for (const q of queries) if (this.lookup(key, q)) toQueue.push(q);
+    return toQueue;
+  }
+
+  /** True when `q` must go to the model (a miss: it holds the ticket). */
+  private lookup(key: string, q: PendingQuery): boolean {
+    const cache = this.deps.cache as PredictionCache;
+    const r = cache.lookup(key, inputKeyBytes(q), (output) => this.heardFromIdentical(key, q, output));
+    if (r.kind === "hit") {
+      this.settle(q, q.request.modelAnswer(q.index, r.output, "cached"));
+      return false;
+    }
+    if (r.kind === "joined") return false;
+    q.ticket = r.ticket;
+    return true;
+  }
+
+  /** An identical query's model call ended: take its output, or go to the model ourselves. */
+  private heardFromIdentical(key: string, q: PendingQuery, output: string | undefined): void {
+    if (q.settled) return;
+    if (output !== undefined) {
+      this.settle(q, q.request.modelAnswer(q.index, output, "cached"));
+      return;
+    }
+    if (this.lookup(key, q) && !q.batcher.enqueue([q])) {
+      q.abandonTicket(this.deps.cache);
+      this.settle(q, q.request.defaultAnswer(q.index, `Overloaded: model ${key} has no room in its queue`, "overloaded"));
+    }
+  }
+
+  private expire(queries: readonly PendingQuery[], explanation: string, outcome: QueryOutcome): void {
+    for (const q of queries) if (!q.settled) this.settle(q, q.request.defaultAnswer(q.index, explanation, outcome));
+  }
+
+  /** The one place a query is answered: first answer wins; it leaves the queue, and its cache ticket is released. */
+  private settle(q: PendingQuery, answer: AnsweredQuery): void {
+    if (q.settled) return;
+    q.settled = true;
+    q.batcher.release(q);
+    q.abandonTicket(this.deps.cache);
+    q.request.set(q.index, answer);
+  }
+
+  private batcherFor(key: string, model: Model, view: ConfigView): VersionBatcher<PendingQuery> {
+    let entry = this.batchers.get(key);
+    if (entry === undefined) {
+      const batcher: VersionBatcher<PendingQuery> = new VersionBatcher<PendingQuery>(key, this.settingsOf(model), (d) => this.send(batcher, d), {
+        ...this.deps.batcher,
+        clock: this.deps.clock,
+      });
+      entry = { batcher, model, replicas: undefined };
+      this.batchers.set(key, entry);
+    } else if (entry.model !== model) {
+      // Views are immutable: a new Model object is the only sign its knobs may have changed.
+      entry.model = model;
+      entry.batcher.configure(this.settingsOf(model));
+    }
+    const set = view.replicaSets.get(key);
+    if (entry.replicas !== set || entry.batcher.activeReplicas() === 0) {
+      entry.replicas = set;
+      entry.batcher.setReplicas(readyEndpoints(set));
+    }
+    return entry.batcher;
+  }
+
+  private settingsOf(model: Model): BatcherSettings {
+    const b = model.batching;
+    return {
+      maxBatchSize: model.maxBatchSize,
+      fixedSize: (b?.fixedSize ?? false) && model.maxBatchSize > 0,
+      maxWaitMs: b?.maxWaitMicros === undefined ? undefined : b.maxWaitMicros / 1000,
+      maxInFlightPerReplica: b?.maxInFlightPerReplica || this.batching.maxInFlightPerReplica,
+      maxQueueLength: b?.maxQueueLength || this.batching.maxQueueLength,
+    };
+  }
+
+  /** Calls the replica with one packed batch and reports the outcome to the batcher. */
+  private send(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>): void {
+    const inputs = packInputs(d.items, d.padTo);
+    this.deps.onBatch?.(batcher.key, d.padTo);
+    this.deps.models
+      .clientFor(d.replica)
+      .predict(inputs, this.nextBatchId++, { signal: d.controller.signal, timeoutMs: d.timeoutMs })
+      .then(
+        (outputs) => this.answerBatch(batcher, d, outputs),
+        (err: unknown) => this.batchFailed(batcher, d, err),
+      );
+  }
+
+  private answerBatch(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>, outputs: Output[]): void {
+    batcher.finished(d, { kind: "ok" });
+    const key = batcher.key;
+    if (outputs.length !== d.padTo) {
+      // Nothing says which input a surplus or missing output belongs to: trust none of them.
+      const explanation = `Model ${key} returned ${outputs.length} outputs for ${d.padTo} inputs`;
+      for (const q of d.items) this.settle(q, q.request.defaultAnswer(q.index, explanation, "model_error"));
+      return;
+    }
+    for (let i = 0; i < d.items.length; i++) {
+      const q = d.items[i] as PendingQuery;
+      if (q.settled) continue;
+      const out = outputs[i];
+      if (out === undefined) continue;
+      if (out.result.case === "value") {
+        if (q.ticket !== undefined) this.deps.cache?.complete(q.ticket, out.result.value);
+        this.settle(q, q.request.modelAnswer(q.index, out.result.value, "predicted"));
+      } else {
+        const error = out.result.case === "error" ? out.result.value : "empty output";
+        this.settle(q, q.request.defaultAnswer(q.index, `Model ${key} failed on this input: ${error}`, "model_error"));
+      }
+    }
+  }
+
+  private batchFailed(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>, err: unknown): void {
+    // Cancelled by us (nobody waits any more) or timed out at the latest deadline: its queries have their defaults.
+    if (d.controller.signal.aborted || (err instanceof ConnectError && err.code === Code.DeadlineExceeded)) {
+      batcher.finished(d, { kind: "abandoned" });
+      return;
+    }
+    const code = err instanceof ConnectError ? err.code : Code.Unknown;
+    const message = err instanceof ConnectError ? err.rawMessage : String(err);
+    const giveUp = batcher.finished(d, { kind: "failed", retryable: RETRYABLE.has(code) });
+    const explanation = `Model ${batcher.key} replica ${d.replica} failed: ${message}`;
+    for (const q of giveUp) this.settle(q, q.request.defaultAnswer(q.index, explanation, "batch_failed"));
   }
 
   /** The model version to call, or the explanation of why there is none. */
@@ -90,109 +334,87 @@ export class QueryProcessor {
     return view.models.get(modelKey(modelName, current)) ?? `Model ${modelName}:${current} is not registered`;
   }
 
+  /** The effective deadline: the smaller of the application's SLO and what is left of the caller's deadline. */
   private waitMs(app: Application, callerTimeoutMs: number | undefined): number {
     let wait = this.deps.maxWaitMs;
     if (app.sloMicros > 0n) wait = Math.min(wait, Number(app.sloMicros) / 1000);
     if (callerTimeoutMs !== undefined) wait = Math.min(wait, callerTimeoutMs);
     return Math.max(0, wait);
   }
+}
 
-  /** Fills `answers` with what the replicas say within `waitMs`; returns at the deadline at the latest. */
-  private async predict(
-    view: ConfigView,
-    model: Model,
-    inputs: Inputs,
-    count: number,
-    answers: Answers,
-    waitMs: number,
-    callerSignal: AbortSignal | undefined,
-  ): Promise<void> {
-    const key = modelKey(model.name, model.version);
-    const cancel = new AbortController();
-    const onCallerAbort = () => cancel.abort();
-    if (callerSignal?.aborted) cancel.abort();
-    callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
-    let cancelTimer: () => void = () => {};
-    const expired = new Promise<void>((resolve) => {
-      cancelTimer = this.deps.clock.setTimer(waitMs, resolve);
-    });
-    const calls = splitBatch(inputs, count, model.maxBatchSize).map(async (slice) => {
-      const replica = this.deps.replicas.pick(key, view.replicaSets.get(key));
-      if (replica === undefined) {
-        answers.fillRange(slice.start, slice.end, `No ready replica of model ${key}`, "no_replica");
-        return;
-      }
-      const client = this.deps.models.clientFor(replica.endpoint);
-      try {
-        const outputs = await client.predict(slice.inputs, this.nextBatchId++, { signal: cancel.signal, timeoutMs: waitMs });
-        answers.fillOutputs(slice.start, slice.end, outputs, key);
-      } catch (err) {
-        // Our own deadline or cancellation: the SLO default answers it.
-        if (cancel.signal.aborted || (err instanceof ConnectError && err.code === Code.DeadlineExceeded)) return;
-        const message = err instanceof ConnectError ? err.rawMessage : String(err);
-        answers.fillRange(slice.start, slice.end, `Model ${key} replica ${replica.endpoint} failed: ${message}`, "batch_failed");
-      }
-    });
-    try {
-      await Promise.race([Promise.all(calls), expired, aborted(cancel.signal)]);
-    } finally {
-      answers.close();
-      cancelTimer();
-      cancel.abort();
-      callerSignal?.removeEventListener("abort", onCallerAbort);
-    }
+/** Failures of the replica rather than of the batch: another replica may answer. */
+const RETRYABLE = new Set<Code>([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted, Code.Canceled, Code.ResourceExhausted]);
+
+function readyEndpoints(set: ReplicaSet | undefined): string[] {
+  const out: string[] = [];
+  if (set !== undefined) for (const r of set.replicas) if (r.state === ReplicaState.READY && r.endpoint !== "") out.push(r.endpoint);
+  return out;
+}
+
+/** One input of a request on its way through cache, queue and model; it references its input, never copies it. */
+class PendingQuery implements BatchItem, InputRef {
+  settled = false;
+  queued: BatchItem["queued"] = undefined;
+  inFlight: BatchItem["inFlight"] = undefined;
+  attempts = 0;
+  /** Set when this query's model call will fill the cache (and answer identical queries waiting). */
+  ticket: CacheTicket | undefined = undefined;
+
+  constructor(
+    readonly request: PendingRequest,
+    readonly source: Inputs,
+    /** Its position in the request (and its answer's). */
+    readonly index: number,
+    readonly offset: number,
+    readonly deadline: number,
+    readonly batcher: VersionBatcher<PendingQuery>,
+  ) {}
+
+  abandonTicket(cache: PredictionCache | undefined): void {
+    if (this.ticket === undefined) return;
+    cache?.abandon(this.ticket);
+    this.ticket = undefined;
   }
 }
 
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-}
-
-/** The answers of one request; closed at the deadline, after which late replies are dropped. */
-class Answers {
-  private readonly results: Array<AnsweredQuery | undefined>;
-  private closed = false;
+/** The answers of one request; `done` resolves when every query has one. */
+class PendingRequest {
+  private readonly answers: Array<AnsweredQuery | undefined>;
+  remaining: number;
+  readonly done: Promise<void>;
+  private resolve: () => void = () => {};
 
   constructor(
     private readonly app: Application,
     private readonly firstId: bigint,
     count: number,
   ) {
-    this.results = new Array<AnsweredQuery | undefined>(count).fill(undefined);
+    this.answers = new Array<AnsweredQuery | undefined>(count).fill(undefined);
+    this.remaining = count;
+    this.done = new Promise((resolve) => (this.resolve = resolve));
   }
 
-  close(): void {
-    this.closed = true;
+  set(i: number, answer: AnsweredQuery): void {
+    if (this.answers[i] !== undefined) return;
+    this.answers[i] = answer;
+    if (--this.remaining === 0) this.resolve();
   }
 
-  fillOutputs(start: number, end: number, outputs: Output[], key: string): void {
-    for (let i = start; i < end; i++) {
-      const out = outputs[i - start];
-      if (out === undefined) {
-        this.set(i, this.defaultAnswer(i, `Model ${key} returned ${outputs.length} outputs for ${end - start} inputs`, "model_error"));
-      } else if (out.result.case === "value") {
-        this.set(i, { queryId: this.firstId + BigInt(i), output: out.result.value, isDefault: false, explanation: "", outcome: "predicted" });
-      } else {
-        const error = out.result.case === "error" ? out.result.value : "empty output";
-        this.set(i, this.defaultAnswer(i, `Model ${key} failed on this input: ${error}`, "model_error"));
-      }
-    }
+  results(): AnsweredQuery[] {
+    return this.answers as AnsweredQuery[];
   }
 
-  fillRange(start: number, end: number, explanation: string, outcome: QueryOutcome): void {
-    for (let i = start; i < end; i++) this.set(i, this.defaultAnswer(i, explanation, outcome));
+  /** Every query gets the default: the request never reached a model. */
+  defaultAll(explanation: string, outcome: QueryOutcome): AnsweredQuery[] {
+    return this.answers.map((_, i) => this.defaultAnswer(i, explanation, outcome));
   }
 
-  /** Every query still unanswered gets the default; returns all answers. */
-  fillDefaults(explanation: string, outcome: QueryOutcome): AnsweredQuery[] {
-    return this.results.map((r, i) => r ?? this.defaultAnswer(i, explanation, outcome));
+  modelAnswer(i: number, output: string, outcome: "predicted" | "cached"): AnsweredQuery {
+    return { queryId: this.firstId + BigInt(i), output, isDefault: false, explanation: "", outcome };
   }
 
-  private set(i: number, answer: AnsweredQuery): void {
-    if (!this.closed) this.results[i] = answer;
-  }
-
-  private defaultAnswer(i: number, explanation: string, outcome: QueryOutcome): AnsweredQuery {
+  defaultAnswer(i: number, explanation: string, outcome: QueryOutcome): AnsweredQuery {
     return { queryId: this.firstId + BigInt(i), output: this.app.defaultOutput, isDefault: true, explanation, outcome };
   }
 }

@@ -6,13 +6,15 @@ import {
   registration,
   startGrpcServer,
   watchConfig,
+  type ClientSecurity,
+  type ServerSecurity,
 } from "../shared/index.js";
 import { type Clock, systemClock } from "./clock.js";
 import { FeedbackRecorder } from "./feedback.js";
 import { ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
 import { FirstLinkedModelSelector } from "./model-selector.js";
-import { QueryProcessor } from "./query-processor.js";
-import { RoundRobinReplicaPicker } from "./replica-picker.js";
+import { PredictionCache } from "./prediction-cache.js";
+import { type BatchingDefaults, defaultBatchingDefaults, QueryProcessor } from "./query-processor.js";
 import { RouterMetrics } from "./router-metrics.js";
 import { createQueryServiceImpl } from "./service.js";
 
@@ -28,6 +30,14 @@ export interface RouterOptions {
   logger: Logger;
   metrics: prom.Registry;
   clock?: Clock;
+  /** Defaults for the per-model knobs left at 0 (batches in flight per replica, queue length). */
+  batching?: BatchingDefaults;
+  /** Bound of the prediction cache shared by the applications that enable it. */
+  cacheBytes?: number;
+  /** TLS and token checks of the router's own server (mutual TLS with gateways). */
+  serverSecurity?: ServerSecurity;
+  /** How the router reaches the registry: client certificate and service token. */
+  registrySecurity?: ClientSecurity;
 }
 
 export interface RunningRouter {
@@ -36,37 +46,46 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
-/** Wires the router: config watch, replica channels, query processor, gRPC server. */
+/** Wires the router: config watch, replica channels, prediction cache, query processor, gRPC server. */
 export async function startRouter(options: RouterOptions): Promise<RunningRouter> {
-  const watcher = watchConfig({ registry: options.registry, logger: options.logger });
+  const watcher = watchConfig({
+    registry: options.registry,
+    logger: options.logger,
+    ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
+  });
   let configReady = false;
   void watcher.ready.then(() => (configReady = true));
   const config = () => (configReady ? watcher.view() : undefined);
   const pool = new ReplicaClientPool();
-  const picker = new RoundRobinReplicaPicker();
-  const stopFollowing = watcher.onChange((view) => {
-    pool.retain(replicaEndpoints(view));
-    picker.retain(new Set(view.replicaSets.keys()));
-  });
+  const cache = new PredictionCache({ maxBytes: options.cacheBytes ?? 64 * 1024 * 1024 });
   const processor = new QueryProcessor({
     config,
     models: pool,
     selector: new FirstLinkedModelSelector(),
-    replicas: picker,
     clock: options.clock ?? systemClock,
     limits: options.limits,
     maxWaitMs: options.maxWaitMs,
+    batching: options.batching ?? defaultBatchingDefaults,
+    cache,
+    // Batches are only sent once the server serves, after routerMetrics exists.
+    onBatch: (model, size) => routerMetrics.observeBatch(model, size),
+  });
+  const routerMetrics = new RouterMetrics(options.metrics, { cacheStats: () => cache.stats(), queueLengths: () => processor.queueLengths() });
+  const stopFollowing = watcher.onChange((view) => {
+    pool.retain(replicaEndpoints(view));
+    processor.onConfig(view);
   });
   const impl = createQueryServiceImpl({
     processor,
     feedback: new FeedbackRecorder(config, options.limits),
-    metrics: new RouterMetrics(options.metrics),
+    metrics: routerMetrics,
   });
   const server = await startGrpcServer({
     host: options.host,
     port: options.port,
     reflection: true,
     logger: options.logger,
+    ...options.serverSecurity,
     services: [registration(QueryService, impl)],
   });
   return {
@@ -76,6 +95,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
       await server.close();
       stopFollowing();
       watcher.close();
+      processor.close();
       pool.close();
     },
   };

@@ -5,6 +5,7 @@ import { Backoff } from "./backoff.js";
 import { applyConfigChange, type ConfigView, emptyConfigView, viewFromSnapshot } from "./config-view.js";
 import { createGrpcTransport } from "./grpc-transport.js";
 import type { Logger } from "./logger.js";
+import type { ClientSecurity } from "./tls.js";
 
 export type ConfigListener = (view: ConfigView, change: ConfigChange | undefined) => void;
 
@@ -26,6 +27,8 @@ export interface WatchConfigOptions {
   registry: string;
   logger: Logger;
   backoff?: Backoff;
+  /** TLS credentials and API token for the registry (clientSecurity in tls.ts). */
+  security?: ClientSecurity;
 }
 
 /**
@@ -34,7 +37,7 @@ export interface WatchConfigOptions {
  * registry was away is missed.
  */
 export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
-  const transport = createGrpcTransport({ address: options.registry });
+  const transport = createGrpcTransport({ address: options.registry, ...options.security });
   const client = createClient(ManagementService, transport);
   const backoff = options.backoff ?? new Backoff();
   const listeners = new Set<ConfigListener>();

@@ -1,4 +1,4 @@
-import { once } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import type { DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -6,8 +6,10 @@ import { Code, ConnectError, createHandlerContext, type HandlerContext, type Ser
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { invalidArgument } from "./errors.js";
 import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-codec.js";
 import { HealthStatus, createHealthImpl } from "./health.js";
+import type { Authorize } from "./auth.js";
 import type { Logger } from "./logger.js";
 
 /** A service descriptor with its implementation. */
@@ -34,6 +36,8 @@ export interface GrpcServerOptions {
   credentials?: grpc.ServerCredentials;
   /** Largest request accepted, in bytes. */
   maxReceiveMessageBytes?: number;
+  /** Runs before every handler with the call's metadata; a thrown ConnectError refuses the call. */
+  authorize?: Authorize;
 }
 
 export interface RunningGrpcServer {
@@ -57,9 +61,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   });
   const health = new HealthStatus();
   const shutdown = new AbortController();
+  // Every call in flight links its own signal to this one: many listeners are expected.
+  setMaxListeners(0, shutdown.signal);
   const all = [...options.services, registration(Health, createHealthImpl(health, shutdown.signal))];
   for (const { service, impl } of all) {
-    server.addService(serviceDefinition(service), handlers(service, impl, shutdown.signal, options.logger));
+    server.addService(serviceDefinition(service), handlers(service, impl, shutdown.signal, options.logger, options.authorize));
     health.set(service.typeName, "SERVING");
   }
   health.set("", "SERVING");
@@ -107,7 +113,7 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input as DescMessage) as grpc.serialize<unknown>,
-      requestDeserialize: deserializer(method.input as DescMessage),
+      requestDeserialize: tolerantDeserializer(method.input as DescMessage),
       responseSerialize: serializer(method.output as DescMessage) as grpc.serialize<unknown>,
       responseDeserialize: deserializer(method.output as DescMessage),
       originalName: method.localName,
@@ -124,10 +130,18 @@ function handlers(
   impl: Partial<ServiceImpl<DescService>>,
   shutdownSignal: AbortSignal,
   logger: Logger | undefined,
+  authorize: Authorize | undefined,
 ): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
-    const fn = (impl as Record<string, AnyImpl | undefined>)[method.localName];
+    const handler = (impl as Record<string, AnyImpl | undefined>)[method.localName];
+    const fn: AnyImpl | undefined =
+      handler === undefined || authorize === undefined
+        ? handler
+        : (input, ctx) => {
+            authorize(method, ctx.requestHeader);
+            return handler(input, ctx);
+          };
     const context = (call: AnyCall) => handlerContext(service, method, call, shutdownSignal);
     const toStatus = (err: unknown) => serviceError(err, method, logger);
     if (fn === undefined) {
@@ -139,7 +153,7 @@ function handlers(
         out[method.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
           const ctx = context(call);
           Promise.resolve()
-            .then(() => fn(call.request, ctx))
+            .then(() => fn(decoded(call.request), ctx))
             .then(
               (res) => callback(null, res, trailers(ctx)),
               (err) => callback(toStatus(err)),
@@ -151,7 +165,7 @@ function handlers(
         out[method.name] = ((call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
           const ctx = context(call);
           Promise.resolve()
-            .then(() => fn(call, ctx))
+            .then(() => fn(decodedStream(call), ctx))
             .then(
               (res) => callback(null, res, trailers(ctx)),
               (err) => callback(toStatus(err)),
@@ -163,9 +177,10 @@ function handlers(
       case "bidi_streaming":
         out[method.name] = ((call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
           const ctx = context(call);
-          const input = method.methodKind === "server_streaming" ? (call as grpc.ServerWritableStream<unknown, unknown>).request : call;
           void (async () => {
             try {
+              const input =
+                method.methodKind === "server_streaming" ? decoded((call as grpc.ServerWritableStream<unknown, unknown>).request) : decodedStream(call as grpc.ServerDuplexStream<unknown, unknown>);
               for await (const message of fn(input, ctx) as AsyncIterable<unknown>) {
                 if (ctx.signal.aborted) break;
                 if (!call.write(message)) await once(call, "drain", { signal: ctx.signal });
@@ -182,6 +197,35 @@ function handlers(
     }
   }
   return out;
+}
+
+/**
+ * What a request that is not a valid protobuf message decodes to. grpc-js
+ * would answer INTERNAL for a throwing deserializer; a client's bad bytes are
+ * its mistake, so the handler wrapper answers INVALID_ARGUMENT instead.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+function tolerantDeserializer(desc: DescMessage): (bytes: Buffer) => unknown {
+  const decode = deserializer(desc);
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      return new UndecodableRequest(`the request is not a valid ${desc.typeName} message: ${(err as Error).message}`);
+    }
+  };
+}
+
+function decoded(request: unknown): unknown {
+  if (request instanceof UndecodableRequest) throw invalidArgument(request.reason);
+  return request;
+}
+
+async function* decodedStream(requests: AsyncIterable<unknown>): AsyncIterable<unknown> {
+  for await (const request of requests) yield decoded(request);
 }
 
 function unimplemented(method: DescMethod): grpc.UntypedHandleCall {

@@ -40,3 +40,28 @@ export { applyConfigChange, emptyConfigView, viewFromSnapshot, modelKey } from "
 export type { ConfigView } from "./config-view.js";
 export { Backoff } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
+export {
+  ROLES,
+  hashToken,
+  generateToken,
+  formatTokenLine,
+  parseTokensFile,
+  loadTokensFile,
+  createTokenInFile,
+  TokenAuthenticator,
+  bearerToken,
+  roleAllows,
+  createAuthorizer,
+  bearerInterceptor,
+} from "./auth.js";
+export type { Role, TokenRecord, Principal, Authorize, AuthorizerOptions } from "./auth.js";
+export {
+  securityOptions,
+  loadTlsMaterial,
+  mutualTlsServerCredentials,
+  clientSecurity,
+  serverSecurity,
+  isLoopbackHost,
+  assertLoopbackOrInsecure,
+} from "./tls.js";
+export type { TlsFiles, TlsMaterial, ClientSecurity, ServerSecurity, ServerSecurityConfig } from "./tls.js";

@@ -21,6 +21,7 @@ from clipper_runtime.input_types import input_type_name, parse_input_type
 
 from .container_manager import ContainerManager
 from .exceptions import ClipperException, from_rpc_error
+from .security import ChannelSecurity
 
 log = logging.getLogger("clipper_admin")
 
@@ -100,10 +101,22 @@ def replica_dict(replica: resources_pb2.Replica) -> dict[str, Any]:
 class ClipperConnection:
     """Clipper's admin API. `start_clipper()` (or `connect()` to a running
     Clipper) must come first. Every failure raises ClipperException with the
-    server's message."""
+    server's message.
 
-    def __init__(self, container_manager: ContainerManager, rpc_timeout_seconds: float = 30.0) -> None:
+    With authentication on, pass `token=` (or set CLIPPER_TOKEN); with TLS,
+    `tls_ca=` and for mutual TLS `tls_cert=` and `tls_key=` (or CLIPPER_TLS_*)."""
+
+    def __init__(
+        self,
+        container_manager: ContainerManager,
+        rpc_timeout_seconds: float = 30.0,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ) -> None:
         self.cm = container_manager
+        self._security = ChannelSecurity(token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
         self.rpc_timeout_seconds = rpc_timeout_seconds
         self.connected = False
         self._channels: list[grpc.Channel] = []
@@ -121,8 +134,8 @@ class ClipperConnection:
     def connect(self, timeout_seconds: float = 10.0) -> None:
         """Connects to a running Clipper: the registry must answer its health check."""
         self._close_channels()
-        registry = grpc.insecure_channel(self.cm.registry_address, options=_CHANNEL_OPTIONS)
-        containers = grpc.insecure_channel(self.cm.container_manager_address, options=_CHANNEL_OPTIONS)
+        registry = self._security.channel(self.cm.registry_address, _CHANNEL_OPTIONS)
+        containers = self._security.channel(self.cm.container_manager_address, _CHANNEL_OPTIONS)
         self._channels = [registry, containers]
         try:
             status = health_pb2_grpc.HealthStub(registry).Check(

@@ -1,0 +1,42 @@
+import { create } from "@bufbuild/protobuf";
+import { createClient, createRouterTransport } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { Code, ConnectError, emptyConfigView } from "../shared/index.js";
+import { Predictor } from "./predictor.js";
+
+describe("Predictor's bound on queries in flight", () => {
+  it("answers up to --max-in-flight queries at once and sheds the next with RESOURCE_EXHAUSTED", async () => {
+    const release: Array<() => void> = [];
+    const router = createClient(
+      QueryService,
+      createRouterTransport(({ service }) =>
+        service(QueryService, {
+          async query() {
+            await new Promise<void>((resolve) => release.push(resolve));
+            return { results: [{ queryId: 1n, output: "ok" }] };
+          },
+        }),
+      ),
+    );
+    const predictor = new Predictor(() => emptyConfigView(), router, 5000, 2);
+    const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
+    const call = () => predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined });
+    const first = call();
+    const second = call();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(predictor.queriesInFlight).toBe(2);
+    const shed = (await call().catch((e: unknown) => e)) as ConnectError;
+    expect(shed).toBeInstanceOf(ConnectError);
+    expect(shed.code).toBe(Code.ResourceExhausted);
+    expect(shed.rawMessage).toMatch(/limit of 2 queries at once \(--max-in-flight\)/);
+    for (const r of release) r();
+    await Promise.all([first, second]);
+    expect(predictor.queriesInFlight).toBe(0);
+    const third = call();
+    await new Promise((r) => setTimeout(r, 20));
+    release.at(-1)?.();
+    expect((await third)[0]?.output).toBe("ok");
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { BatchSizer } from "./batch-sizer.js";
+import { LatencyModel } from "./latency-model.js";
+
+describe("LatencyModel", () => {
+  it("predicts nothing until it has seen enough batches of at least two sizes", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 20; i++) m.observe(4, 3);
+    expect(m.ready()).toBe(false);
+    expect(m.p99(4)).toBeUndefined();
+    expect(m.recentMeanMs()).toBeCloseTo(3);
+    m.observe(8, 5);
+    for (let i = 0; i < 8; i++) m.observe(8, 5);
+    expect(m.ready()).toBe(true);
+  });
+
+  it("learns a fixed cost plus a cost per item", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 64; i++) {
+      const size = 1 + (i % 16);
+      m.observe(size, 2 + 0.05 * size);
+    }
+    expect(m.fixedCostMs()).toBeCloseTo(2, 6);
+    expect(m.p99(100)).toBeCloseTo(7, 6);
+    expect(m.largestWithin(4)).toBe(40);
+    expect(m.largestWithin(1)).toBe(0);
+  });
+
+  it("adds the 99th percentile of the residuals, so rare slow batches count", () => {
+    const m = new LatencyModel();
+    for (let i = 0; i < 100; i++) m.observe(1 + (i % 2), i % 50 === 0 ? 30 : 1);
+    const p99 = m.p99(1) as number;
+    expect(p99).toBeGreaterThan(20);
+  });
+
+  it("follows a replica that changes: old batches leave the window", () => {
+    const m = new LatencyModel({ window: 16, minSamples: 8, refitEvery: 1 });
+    for (let i = 0; i < 16; i++) m.observe(1 + (i % 4), 1);
+    for (let i = 0; i < 16; i++) m.observe(1 + (i % 4), 10 * (1 + (i % 4)));
+    expect(m.p99(2)).toBeCloseTo(20, 6);
+  });
+});
+
+describe("BatchSizer", () => {
+  it("uses AIMD without a model: grows after full batches in time, shrinks after a miss", () => {
+    const s = new BatchSizer({ initialLimit: 4, additiveStep: 2, decreaseFactor: 0.5, hardMax: 100 });
+    expect(s.size(100, 0)).toBe(4);
+    s.observe(2, 1, 100);
+    expect(s.size(100, 0)).toBe(4);
+    s.observe(4, 1, 100);
+    expect(s.size(100, 0)).toBe(6);
+    s.observe(6, 200, 100);
+    expect(s.size(100, 0)).toBe(3);
+    expect(s.size(100, 2)).toBe(2);
+  });
+
+  it("with a model, takes the largest batch whose predicted p99 meets the budget, growing at most twofold", () => {
+    const s = new BatchSizer({ initialLimit: 4, additiveStep: 2, decreaseFactor: 0.5, hardMax: 1000 });
+    for (let i = 0; i < 16; i++) {
+      const size = 1 + (i % 8);
+      s.observe(size, 2 + 0.1 * size, 100);
+    }
+    expect(s.size(1000, 0)).toBe(16);
+    expect(s.size(3, 0)).toBe(10);
+    expect(s.size(1, 0)).toBe(1);
+    expect(s.size(1000, 12)).toBe(12);
+  });
+});

@@ -1,0 +1,123 @@
+/** How much a `LatencyModel` remembers and when it trusts itself. */
+export interface LatencyModelOptions {
+  /** Most recent batches kept: the fit follows the replica as it changes. */
+  window: number;
+  /** Batches needed before predictions are made. */
+  minSamples: number;
+  /** Refit after this many new batches (the fit sorts the window). */
+  refitEvery: number;
+}
+
+export const defaultLatencyModelOptions: LatencyModelOptions = { window: 128, minSamples: 8, refitEvery: 8 };
+
+/**
+ * The latency of one replica as a function of batch size, learned online from
+ * the batches it answers: a least-squares line `fixed + perItem * size` over
+ * the last `window` batches, plus the 99th percentile of the residuals. The
+ * predicted p99 of a batch of n is `fixed + perItem * n + residualP99`.
+ * Until there are `minSamples` batches of at least two different sizes it
+ * predicts nothing and the caller falls back to AIMD.
+ */
+export class LatencyModel {
+  private readonly sizes: Float64Array;
+  private readonly latencies: Float64Array;
+  private count = 0;
+  private next = 0;
+  private sinceFit = 0;
+  private fit: { fixed: number; perItem: number; residualP99: number; largest: number } | undefined;
+  private smoothedMs: number | undefined;
+
+  constructor(private readonly options: LatencyModelOptions = defaultLatencyModelOptions) {
+    this.sizes = new Float64Array(options.window);
+    this.latencies = new Float64Array(options.window);
+  }
+
+  observe(size: number, latencyMs: number): void {
+    this.sizes[this.next] = size;
+    this.latencies[this.next] = latencyMs;
+    this.next = (this.next + 1) % this.options.window;
+    if (this.count < this.options.window) this.count++;
+    this.sinceFit++;
+    // A plain moving average for ranking replicas, available from the first batch.
+    this.smoothedMs = this.smoothedMs === undefined ? latencyMs : 0.8 * this.smoothedMs + 0.2 * latencyMs;
+    if (this.fit === undefined || this.sinceFit >= this.options.refitEvery) this.refit();
+  }
+
+  /** Batches observed (at most the window). */
+  samples(): number {
+    return this.count;
+  }
+
+  ready(): boolean {
+    return this.fit !== undefined;
+  }
+
+  /** Predicted p99 latency (ms) of a batch of `size`, or undefined while there is too little data. */
+  p99(size: number): number | undefined {
+    const f = this.fit;
+    return f === undefined ? undefined : f.fixed + f.perItem * size + f.residualP99;
+  }
+
+  /** The largest batch size this model has seen in its window: predictions far beyond it are guesses. */
+  largestObserved(): number {
+    return this.fit?.largest ?? 0;
+  }
+
+  /** The fitted cost of a batch regardless of its size (ms): what batching saves per merged batch. */
+  fixedCostMs(): number | undefined {
+    return this.fit?.fixed;
+  }
+
+  /** The largest batch whose predicted p99 is within `budgetMs`; undefined without a fit; 0 if none. */
+  largestWithin(budgetMs: number): number | undefined {
+    const f = this.fit;
+    if (f === undefined) return undefined;
+    const room = budgetMs - f.fixed - f.residualP99;
+    if (room < f.perItem) return 0;
+    // The small tolerance keeps float noise in the fit from costing a whole item.
+    return f.perItem <= 0 ? Number.POSITIVE_INFINITY : Math.floor(room / f.perItem + 1e-9);
+  }
+
+  /** Recent mean latency of a batch (ms), from the first observation on; undefined before any. */
+  recentMeanMs(): number | undefined {
+    return this.smoothedMs;
+  }
+
+  private refit(): void {
+    this.sinceFit = 0;
+    const n = this.count;
+    if (n < this.options.minSamples) return;
+    let sx = 0;
+    let sy = 0;
+    let largest = 0;
+    for (let i = 0; i < n; i++) {
+      const x = this.sizes[i] as number;
+      sx += x;
+      sy += this.latencies[i] as number;
+      if (x > largest) largest = x;
+    }
+    const mx = sx / n;
+    const my = sy / n;
+    let sxx = 0;
+    let sxy = 0;
+    for (let i = 0; i < n; i++) {
+      const dx = (this.sizes[i] as number) - mx;
+      sxx += dx * dx;
+      sxy += dx * ((this.latencies[i] as number) - my);
+    }
+    // One batch size only: the slope is unknown, so the model is not ready yet (AIMD explores).
+    if (sxx === 0 && this.fit === undefined) return;
+    let perItem = sxx === 0 ? (this.fit?.perItem ?? 0) : Math.max(0, sxy / sxx);
+    let fixed = my - perItem * mx;
+    if (fixed < 0) {
+      // Latency through the origin: no negative fixed cost.
+      fixed = 0;
+      perItem = my / Math.max(mx, 1e-9);
+    }
+    const residuals = new Float64Array(n);
+    for (let i = 0; i < n; i++) residuals[i] = (this.latencies[i] as number) - (fixed + perItem * (this.sizes[i] as number));
+    residuals.sort();
+    const residualP99 = Math.max(0, residuals[Math.min(n - 1, Math.ceil(0.99 * n) - 1)] as number);
+    this.fit = { fixed, perItem, residualP99, largest };
+  }
+}

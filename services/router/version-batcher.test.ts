@@ -1,0 +1,290 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { FakeClock } from "./fake-clock.js";
+import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher } from "./version-batcher.js";
+
+interface Item extends BatchItem {
+  id: number;
+  /** How it was answered, once. */
+  answers: string[];
+}
+
+const settings = (over: Partial<BatcherSettings> = {}): BatcherSettings => ({
+  maxBatchSize: 0,
+  fixedSize: false,
+  maxWaitMs: 0,
+  maxInFlightPerReplica: 2,
+  maxQueueLength: 100,
+  ...over,
+});
+
+/** A batcher with in-memory replicas: batches are recorded and finished by the test. */
+function harness(s: BatcherSettings, replicas: string[] = ["a"]) {
+  const clock = new FakeClock();
+  const sent: Dispatch<Item>[] = [];
+  const open = new Set<Dispatch<Item>>();
+  const batcher = new VersionBatcher<Item>(
+    "m:1",
+    s,
+    (d) => {
+      // What must hold when a batch leaves: checked here, at sending time.
+      expect(d.items.length).toBeGreaterThan(0);
+      if (s.maxBatchSize > 0) expect(d.padTo).toBeLessThanOrEqual(s.maxBatchSize);
+      expect(d.padTo).toBeGreaterThanOrEqual(d.items.length);
+      expect(new Set(d.items).size).toBe(d.items.length);
+      for (const item of d.items) {
+        expect(item.settled).toBe(false);
+        expect(item.deadline).toBeGreaterThan(clock.now());
+        for (const other of open) expect(other.items.includes(item)).toBe(false);
+      }
+      sent.push(d);
+      open.add(d);
+    },
+    { clock },
+  );
+  batcher.setReplicas(replicas);
+  let nextId = 0;
+  const items = (n: number, sloMs: number): Item[] =>
+    Array.from({ length: n }, () => ({ id: nextId++, deadline: clock.now() + sloMs, settled: false, queued: undefined, inFlight: undefined, attempts: 0, answers: [] }));
+  const answer = (item: Item, how: string) => {
+    item.answers.push(how);
+    item.settled = true;
+  };
+  const complete = (d: Dispatch<Item>, ok = true) => {
+    open.delete(d);
+    if (ok) {
+      batcher.finished(d, { kind: "ok" });
+      for (const item of d.items) if (!item.settled) answer(item, `ok@${d.replica}`);
+    } else {
+      for (const item of batcher.finished(d, { kind: "failed", retryable: true })) answer(item, "failed");
+    }
+  };
+  return { clock, sent, open, batcher, items, answer, complete };
+}
+
+const ids = (d: Dispatch<Item> | undefined) => d?.items.map((i) => i.id);
+
+describe("VersionBatcher", () => {
+  it("sends at once while a replica has capacity, then batches what queued meanwhile, within max_batch_size", () => {
+    const h = harness(settings({ maxBatchSize: 3, maxInFlightPerReplica: 1 }));
+    h.batcher.enqueue(h.items(1, 100));
+    expect(h.sent.map(ids)).toEqual([[0]]);
+    h.batcher.enqueue(h.items(5, 100));
+    expect(h.sent).toHaveLength(1);
+    h.clock.advance(1);
+    h.complete(h.sent[0] as Dispatch<Item>);
+    expect(h.sent.map(ids)).toEqual([[0], [1, 2, 3]]);
+    h.complete(h.sent[1] as Dispatch<Item>);
+    expect(h.sent.map(ids)).toEqual([[0], [1, 2, 3], [4, 5]]);
+  });
+
+  it("hands the earliest deadline out first", () => {
+    const h = harness(settings({ maxBatchSize: 2, maxInFlightPerReplica: 1 }));
+    h.batcher.enqueue(h.items(1, 100));
+    h.batcher.enqueue(h.items(2, 500));
+    h.batcher.enqueue(h.items(2, 50));
+    h.complete(h.sent[0] as Dispatch<Item>);
+    expect(ids(h.sent[1])).toEqual([3, 4]);
+    expect(h.sent[1]?.budgetMs).toBe(50);
+    expect(h.sent[1]?.timeoutMs).toBe(50);
+  });
+
+  it("refuses a whole request at once when the queue cannot hold it", () => {
+    const h = harness(settings({ maxQueueLength: 3, maxInFlightPerReplica: 1 }));
+    expect(h.batcher.enqueue(h.items(1, 100))).toBe(true);
+    expect(h.batcher.enqueue(h.items(3, 100))).toBe(true);
+    expect(h.batcher.enqueue(h.items(1, 100))).toBe(false);
+    expect(h.batcher.queueLength()).toBe(3);
+  });
+
+  it("never sends an expired query, and a cancelled one leaves the queue", () => {
+    const h = harness(settings({ maxInFlightPerReplica: 1 }));
+    h.batcher.enqueue(h.items(1, 100));
+    const [short] = h.items(1, 10);
+    const [cancelled, kept] = h.items(2, 100);
+    h.batcher.enqueue([short as Item, cancelled as Item, kept as Item]);
+    h.batcher.release(cancelled as Item);
+    h.clock.advance(20);
+    h.complete(h.sent[0] as Dispatch<Item>);
+    expect(h.sent.map(ids)).toEqual([[0], [3]]);
+  });
+
+  it("aborts a batch once none of its queries waits for it", () => {
+    const h = harness(settings());
+    const batch = h.items(2, 100);
+    h.batcher.enqueue(batch);
+    const d = h.sent[0] as Dispatch<Item>;
+    h.batcher.release(batch[0] as Item);
+    expect(d.controller.signal.aborted).toBe(false);
+    h.batcher.release(batch[1] as Item);
+    expect(d.controller.signal.aborted).toBe(true);
+  });
+
+  it("holds a batch open for max_wait to fill, sending early once full", () => {
+    const h = harness(settings({ maxBatchSize: 4, maxWaitMs: 5 }));
+    h.batcher.enqueue(h.items(1, 100));
+    expect(h.sent).toHaveLength(0);
+    h.clock.advance(2);
+    h.batcher.enqueue(h.items(3, 100));
+    expect(h.sent.map(ids)).toEqual([[0, 1, 2, 3]]);
+    h.batcher.enqueue(h.items(1, 100));
+    h.clock.advance(4);
+    expect(h.sent).toHaveLength(1);
+    h.clock.advance(1);
+    expect(h.sent.map(ids)).toEqual([[0, 1, 2, 3], [4]]);
+  });
+
+  it("never holds past the tightest deadline minus the predicted latency", () => {
+    const h = harness(settings({ maxBatchSize: 8, maxWaitMs: 50, maxInFlightPerReplica: 1 }));
+    const sizer = h.batcher.sizerOf("a");
+    for (let i = 0; i < 16; i++) sizer?.observe(1 + (i % 8), 4, 100);
+    h.batcher.enqueue(h.items(1, 20));
+    h.clock.advance(15);
+    expect(h.sent).toHaveLength(0);
+    h.clock.advance(1);
+    expect(h.sent.map(ids)).toEqual([[0]]);
+  });
+
+  it("fixed-size mode sends max_batch_size inputs, padding only after the wait", () => {
+    const h = harness(settings({ maxBatchSize: 4, fixedSize: true, maxWaitMs: 10 }));
+    h.batcher.enqueue(h.items(2, 100));
+    h.clock.advance(9);
+    expect(h.sent).toHaveLength(0);
+    h.clock.advance(1);
+    expect(h.sent.map((d) => [ids(d), d.padTo])).toEqual([[[0, 1], 4]]);
+    h.batcher.enqueue(h.items(5, 100));
+    expect(h.sent.map((d) => [ids(d), d.padTo])).toEqual([
+      [[0, 1], 4],
+      [[2, 3, 4, 5], 4],
+    ]);
+  });
+
+  it("waits automatically only where the learned fixed cost makes it pay", () => {
+    const h = harness(settings({ maxWaitMs: undefined, maxBatchSize: 8, maxInFlightPerReplica: 1 }));
+    h.batcher.enqueue(h.items(1, 1000));
+    expect(h.sent).toHaveLength(1);
+    // A model costing 2 ms per batch plus 0.05 ms per item, with queries arriving every 0.5 ms.
+    const sizer = h.batcher.sizerOf("a");
+    for (let i = 0; i < 16; i++) sizer?.observe(1 + (i % 8), 2 + 0.05 * (1 + (i % 8)), 100);
+    for (let i = 0; i < 20; i++) {
+      h.clock.advance(0.5);
+      h.batcher.enqueue(h.items(1, 1000));
+    }
+    while (h.open.size > 0) h.complete([...h.open][0] as Dispatch<Item>);
+    const before = h.sent.length;
+    h.batcher.enqueue(h.items(1, 1000));
+    expect(h.sent.length).toBe(before);
+    expect(h.clock.pending()).toBe(1);
+  });
+
+  it("gives faster replicas more work and skips one far behind its predicted latency", () => {
+    const h = harness(settings({ maxBatchSize: 1, maxInFlightPerReplica: 2 }), ["fast", "slow"]);
+    const latency: Record<string, number> = { fast: 1, slow: 10 };
+    const due = new Map<Dispatch<Item>, number>();
+    for (let t = 0; t < 400; t++) {
+      h.batcher.enqueue(h.items(1, 1000));
+      for (const d of h.open) if (!due.has(d)) due.set(d, h.clock.now() + (latency[d.replica] as number));
+      h.clock.advance(1);
+      for (const [d, at] of due) {
+        if (at <= h.clock.now()) {
+          due.delete(d);
+          h.complete(d);
+        }
+      }
+    }
+    const count = (r: string) => h.sent.filter((d) => d.replica === r).length;
+    expect(count("fast")).toBeGreaterThan(3 * count("slow"));
+
+    const stuck = harness(settings({ maxBatchSize: 1, maxInFlightPerReplica: 4 }), ["hung", "ok"]);
+    for (const r of ["hung", "ok"]) for (let i = 0; i < 16; i++) stuck.batcher.sizerOf(r)?.observe(1 + (i % 2), 2, 100);
+    stuck.batcher.enqueue(stuck.items(1, 1000));
+    expect(stuck.sent[0]?.replica).toBe("hung");
+    stuck.clock.advance(100);
+    stuck.batcher.enqueue(stuck.items(3, 1000));
+    expect(stuck.sent.slice(1).map((d) => d.replica)).toEqual(["ok", "ok", "ok"]);
+  });
+
+  it("retries a failed replica's queries on another one, or gives them up when there is none", () => {
+    const h = harness(settings({ maxInFlightPerReplica: 1 }), ["a", "b"]);
+    const [first] = h.items(1, 100);
+    h.batcher.enqueue([first as Item]);
+    const d = h.sent[0] as Dispatch<Item>;
+    h.complete(d, false);
+    expect(h.sent[1]?.replica).not.toBe(d.replica);
+    expect(ids(h.sent[1])).toEqual([0]);
+    h.complete(h.sent[1] as Dispatch<Item>);
+    expect(first?.answers).toEqual([`ok@${h.sent[1]?.replica}`]);
+
+    const lone = harness(settings(), ["a"]);
+    const [item] = lone.items(1, 100);
+    lone.batcher.enqueue([item as Item]);
+    lone.complete(lone.sent[0] as Dispatch<Item>, false);
+    expect(item?.answers).toEqual(["failed"]);
+    expect(lone.sent).toHaveLength(1);
+  });
+
+  it("property: every query is answered once, batches respect the size bound, nothing expired or answered is sent", () => {
+    const op = fc.oneof(
+      fc.record({ arrive: fc.integer({ min: 1, max: 6 }), slo: fc.integer({ min: 1, max: 60 }) }),
+      fc.record({ advance: fc.integer({ min: 0, max: 15 }) }),
+      fc.record({ complete: fc.nat(), ok: fc.boolean() }),
+      fc.record({ cancel: fc.nat() }),
+    );
+    const config = fc.record({
+      maxBatchSize: fc.integer({ min: 0, max: 5 }),
+      fixedSize: fc.boolean(),
+      maxWaitMs: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined }),
+      maxInFlightPerReplica: fc.integer({ min: 1, max: 3 }),
+      maxQueueLength: fc.integer({ min: 1, max: 20 }),
+    });
+    fc.assert(
+      fc.property(config, fc.integer({ min: 1, max: 3 }), fc.array(op, { maxLength: 80 }), (s, replicaCount, ops) => {
+        const h = harness(s, ["r0", "r1", "r2"].slice(0, replicaCount));
+        const all: Item[] = [];
+        const expire = () => {
+          for (const item of all) {
+            if (!item.settled && item.deadline <= h.clock.now()) {
+              h.answer(item, "expired");
+              h.batcher.release(item);
+            }
+          }
+          for (const d of [...h.open]) {
+            if (d.controller.signal.aborted) {
+              h.open.delete(d);
+              h.batcher.finished(d, { kind: "abandoned" });
+            }
+          }
+        };
+        for (const o of ops) {
+          if ("arrive" in o) {
+            const batch = h.items(o.arrive, o.slo);
+            all.push(...batch);
+            if (!h.batcher.enqueue(batch)) for (const item of batch) h.answer(item, "refused");
+          } else if ("advance" in o) {
+            h.clock.advance(o.advance);
+          } else if ("complete" in o) {
+            const open = [...h.open];
+            const d = open[o.complete % Math.max(1, open.length)];
+            if (d) h.complete(d, o.ok);
+          } else {
+            const item = all[o.cancel % Math.max(1, all.length)];
+            if (item && !item.settled) {
+              h.answer(item, "cancelled");
+              h.batcher.release(item);
+            }
+          }
+          expire();
+        }
+        h.clock.advance(1000);
+        expire();
+        while (h.open.size > 0) {
+          h.complete([...h.open][0] as Dispatch<Item>);
+          expire();
+        }
+        for (const item of all) expect(item.answers).toHaveLength(1);
+        expect(h.batcher.queueLength()).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,384 @@
+import { BatchQueue, type QueueNode } from "./batch-queue.js";
+import { BatchSizer, type BatchSizerOptions, defaultBatchSizerOptions } from "./batch-sizer.js";
+import type { Clock } from "./clock.js";
+
+/** A query as the batcher sees it. The batcher maintains `queued`, `inFlight` and `attempts`. */
+export interface BatchItem {
+  /** Clock ms after which the query is answered with the default and never sent. */
+  readonly deadline: number;
+  /** Answered already: skipped when a batch returns, never retried. */
+  settled: boolean;
+  queued: QueueNode<unknown> | undefined;
+  inFlight: Dispatch<unknown> | undefined;
+  /** Batches it has been sent in (a failed replica's queries are retried elsewhere). */
+  attempts: number;
+}
+
+/** One batch sent to one replica. */
+export interface Dispatch<T> {
+  readonly id: number;
+  readonly replica: string;
+  /** In queue order (earliest deadline first); outputs map to them by position. */
+  readonly items: readonly T[];
+  /** Inputs to send: the items, then the last one repeated (fixed-size mode only). */
+  readonly padTo: number;
+  readonly sentAt: number;
+  /** Time from sending to the tightest deadline in the batch. */
+  readonly budgetMs: number;
+  /** Time from sending to the latest deadline in the batch: the model call's timeout. */
+  readonly timeoutMs: number;
+  /** The replica's predicted p99 for this batch, when its latency model has one. */
+  readonly predictedMs: number | undefined;
+  /** Aborted when no query of the batch is waiting for it any more. */
+  readonly controller: AbortController;
+  /** Items still waiting for this batch. */
+  live: number;
+}
+
+/** Per-model-version knobs, from the registry's BatchingConfig and Model.max_batch_size. */
+export interface BatcherSettings {
+  /** 0: no limit (up to the sizer's hard maximum). */
+  maxBatchSize: number;
+  /** Send exactly maxBatchSize inputs per batch (the last query repeated to fill). */
+  fixedSize: boolean;
+  /** Longest hold to fill a batch; undefined: chosen automatically; 0: never. */
+  maxWaitMs: number | undefined;
+  maxInFlightPerReplica: number;
+  maxQueueLength: number;
+}
+
+export type DispatchOutcome = { kind: "ok" } | { kind: "abandoned" } | { kind: "failed"; retryable: boolean };
+
+export interface VersionBatcherOptions {
+  clock: Clock;
+  sizer: BatchSizerOptions;
+  /** A replica that failed a batch is used only when no other can take work, for this long. */
+  failureCooldownMs: number;
+  /** A replica whose in-flight batch is older than lagFactor × its predicted latency + lagSlackMs gets no more work until it answers. */
+  lagFactor: number;
+  lagSlackMs: number;
+  /** Batches one query may be sent in (the first try and retries on other replicas). */
+  maxAttempts: number;
+  /** Automatic wait window: only for models whose fitted fixed cost per batch is at least this (ms)... */
+  autoWaitMinFixedCostMs: number;
+  /** ...and never longer than this (ms). */
+  autoWaitMaxMs: number;
+}
+
+export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> = {
+  sizer: defaultBatchSizerOptions,
+  failureCooldownMs: 1000,
+  lagFactor: 3,
+  lagSlackMs: 10,
+  maxAttempts: 3,
+  autoWaitMinFixedCostMs: 1,
+  autoWaitMaxMs: 5,
+};
+
+/** Far above any latency: a replica in failure cooldown ranks after every healthy one. */
+const COOLDOWN_PENALTY = 1e9;
+
+class ReplicaState {
+  readonly inFlight = new Set<Dispatch<unknown>>();
+  /** Dispatch sequence number of its last batch: the tie-break, so idle replicas take turns. */
+  lastTurn = -1;
+  failedAt = Number.NEGATIVE_INFINITY;
+  active = true;
+
+  constructor(
+    readonly endpoint: string,
+    readonly sizer: BatchSizer,
+  ) {}
+}
+
+/**
+ * The batching of one model version: its queue (earliest deadline first,
+ * bounded), the batch-size choice per replica, the wait window, the dispatch
+ * of batches to replicas with free capacity, and retries when a replica fails.
+ * Pure and synchronous: time comes from the clock, model calls are made by
+ * the `send` callback, whose caller reports back with `finished`.
+ */
+export class VersionBatcher<T extends BatchItem> {
+  private readonly queue: BatchQueue<T>;
+  private readonly replicas = new Map<string, ReplicaState>();
+  private readonly options: VersionBatcherOptions;
+  private settings: BatcherSettings;
+  private nextDispatchId = 1;
+  private turn = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  private wake: { at: number; cancel: () => void } | undefined;
+  private lastArrival: number | undefined;
+  /** Smoothed time between arriving queries (ms): whether waiting will bring more. */
+  private arrivalGapMs: number | undefined;
+
+  constructor(
+    readonly key: string,
+    settings: BatcherSettings,
+    private readonly send: (dispatch: Dispatch<T>) => void,
+    options: Partial<VersionBatcherOptions> & { clock: Clock },
+  ) {
+    this.options = { ...defaultVersionBatcherOptions, ...options };
+    this.settings = settings;
+    this.queue = new BatchQueue<T>(settings.maxQueueLength);
+  }
+
+  configure(settings: BatcherSettings): void {
+    const s = this.settings;
+    if (
+      s.maxBatchSize === settings.maxBatchSize &&
+      s.fixedSize === settings.fixedSize &&
+      s.maxWaitMs === settings.maxWaitMs &&
+      s.maxInFlightPerReplica === settings.maxInFlightPerReplica &&
+      s.maxQueueLength === settings.maxQueueLength
+    ) {
+      return;
+    }
+    this.settings = settings;
+    this.queue.setMaxLength(settings.maxQueueLength);
+    this.pump();
+  }
+
+  /** The endpoints of the ready replicas; batches in flight to others finish normally. */
+  setReplicas(endpoints: readonly string[]): void {
+    const wanted = new Set(endpoints);
+    for (const [endpoint, r] of this.replicas) {
+      if (wanted.has(endpoint)) continue;
+      r.active = false;
+      if (r.inFlight.size === 0) this.replicas.delete(endpoint);
+    }
+    for (const endpoint of endpoints) {
+      const existing = this.replicas.get(endpoint);
+      if (existing) existing.active = true;
+      else this.replicas.set(endpoint, new ReplicaState(endpoint, new BatchSizer(this.options.sizer)));
+    }
+    this.pump();
+  }
+
+  activeReplicas(): number {
+    let n = 0;
+    for (const r of this.replicas.values()) if (r.active) n++;
+    return n;
+  }
+
+  queueLength(): number {
+    return this.queue.length;
+  }
+
+  queueCapacity(): number {
+    return this.queue.capacity;
+  }
+
+  /** The replica's latency model and AIMD state, for tests and metrics. */
+  sizerOf(endpoint: string): BatchSizer | undefined {
+    return this.replicas.get(endpoint)?.sizer;
+  }
+
+  /** Queues all the items, or none (false) when they do not all fit. */
+  enqueue(items: readonly T[]): boolean {
+    if (!this.queue.hasRoom(items.length)) return false;
+    const now = this.options.clock.now();
+    if (this.lastArrival !== undefined && items.length > 0) {
+      const gap = (now - this.lastArrival) / items.length;
+      this.arrivalGapMs = this.arrivalGapMs === undefined ? gap : 0.9 * this.arrivalGapMs + 0.1 * gap;
+    }
+    this.lastArrival = now;
+    for (const item of items) item.queued = this.queue.push(item, item.deadline, now) as QueueNode<unknown>;
+    this.pump();
+    return true;
+  }
+
+  /** The item was answered elsewhere (deadline, cancellation): it leaves the queue; a batch nobody waits for is aborted. */
+  release(item: T): void {
+    if (item.queued !== undefined) {
+      this.queue.remove(item.queued as QueueNode<T>);
+      item.queued = undefined;
+      return;
+    }
+    const d = item.inFlight;
+    if (d === undefined) return;
+    item.inFlight = undefined;
+    d.live--;
+    if (d.live === 0) d.controller.abort();
+  }
+
+  /**
+   * The model call of `d` ended. Frees the replica's slot, teaches its latency
+   * model, requeues a failed batch's queries when another replica can take
+   * them in time, and returns the queries that must be answered with the
+   * failure instead.
+   */
+  finished(d: Dispatch<T>, outcome: DispatchOutcome): T[] {
+    const r = this.replicas.get(d.replica);
+    const now = this.options.clock.now();
+    r?.inFlight.delete(d as Dispatch<unknown>);
+    for (const item of d.items) if (item.inFlight === d) item.inFlight = undefined;
+    const giveUp: T[] = [];
+    if (r !== undefined) {
+      if (outcome.kind === "ok") {
+        r.sizer.observe(d.padTo, now - d.sentAt, d.budgetMs);
+      } else if (outcome.kind === "abandoned") {
+        // Aborted because every query in it expired: the replica was too slow for this batch.
+        if (now - d.sentAt >= d.budgetMs) {
+          r.sizer.missed();
+          r.failedAt = now;
+        }
+      } else {
+        r.failedAt = now;
+      }
+    }
+    if (outcome.kind === "failed") {
+      const elsewhere = outcome.retryable && this.hasOtherReplica(d.replica);
+      const retry: T[] = [];
+      for (const item of d.items) {
+        if (item.settled) continue;
+        if (elsewhere && item.attempts < this.options.maxAttempts && item.deadline > now && this.queue.hasRoom(retry.length + 1)) retry.push(item);
+        else giveUp.push(item);
+      }
+      for (const item of retry) item.queued = this.queue.push(item, item.deadline, now) as QueueNode<unknown>;
+    }
+    if (r !== undefined && !r.active && r.inFlight.size === 0) this.replicas.delete(r.endpoint);
+    this.pump();
+    return giveUp;
+  }
+
+  /** Stops dispatching (the version left the configuration); queued queries are answered by their deadlines. */
+  close(): void {
+    this.wake?.cancel();
+    this.wake = undefined;
+    this.setReplicas([]);
+  }
+
+  private hasOtherReplica(endpoint: string): boolean {
+    for (const r of this.replicas.values()) if (r.active && r.endpoint !== endpoint) return true;
+    return false;
+  }
+
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        this.dispatchWhatFits();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private dispatchWhatFits(): void {
+    const now = this.options.clock.now();
+    this.queue.dropExpired(now);
+    for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
+      const replica = this.pickReplica(now);
+      if (replica === undefined) return;
+      const cap = this.settings.maxBatchSize;
+      const fixed = this.settings.fixedSize && cap > 0;
+      const target = fixed ? cap : replica.sizer.size(head.deadline - now, cap);
+      if (this.queue.length < target) {
+        const until = this.holdUntil(head, target, replica, fixed);
+        if (until > now) {
+          this.wakeAt(until, now);
+          return;
+        }
+      }
+      const items = this.queue.take(target, now);
+      if (items.length > 0) this.dispatch(replica, items, fixed ? cap : items.length, now);
+    }
+  }
+
+  /** Until when to hold a batch open for more queries (≤ now: send now). Never past the head's deadline minus the predicted latency. */
+  private holdUntil(head: QueueNode<T>, target: number, replica: ReplicaState, fixed: boolean): number {
+    const window = fixed ? (this.settings.maxWaitMs ?? Number.POSITIVE_INFINITY) : (this.settings.maxWaitMs ?? this.autoWaitMs(replica));
+    if (window <= 0) return Number.NEGATIVE_INFINITY;
+    const predicted = replica.sizer.model.p99(target) ?? (head.deadline - head.enqueuedAt) / 2;
+    return Math.min(head.enqueuedAt + window, head.deadline - predicted);
+  }
+
+  /**
+   * The automatic wait window: on only where it pays, i.e. the replica has a
+   * fitted fixed cost per batch worth sharing and queries arrive faster than
+   * that cost, so waiting it out is expected to bring at least one more query.
+   */
+  private autoWaitMs(replica: ReplicaState): number {
+    const fixedCost = replica.sizer.model.fixedCostMs();
+    if (fixedCost === undefined || fixedCost < this.options.autoWaitMinFixedCostMs) return 0;
+    const window = Math.min(fixedCost, this.options.autoWaitMaxMs);
+    if (this.arrivalGapMs === undefined || this.arrivalGapMs > window) return 0;
+    return window;
+  }
+
+  private wakeAt(at: number, now: number): void {
+    if (this.wake !== undefined && this.wake.at <= at) return;
+    this.wake?.cancel();
+    const cancel = this.options.clock.setTimer(at - now, () => {
+      this.wake = undefined;
+      this.pump();
+    });
+    this.wake = { at, cancel };
+  }
+
+  /**
+   * The replica with free capacity expected to finish soonest: (batches in
+   * flight + 1) × its recent batch latency, so faster replicas take more.
+   * Lagging replicas take nothing; recently failed ones only when no other
+   * can; ties go to the one whose turn is oldest (round-robin when idle).
+   */
+  private pickReplica(now: number): ReplicaState | undefined {
+    let best: ReplicaState | undefined;
+    let bestScore = 0;
+    for (const r of this.replicas.values()) {
+      if (!r.active || r.inFlight.size >= this.settings.maxInFlightPerReplica) continue;
+      if (r.inFlight.size > 0 && this.lagging(r, now)) continue;
+      let score = (r.inFlight.size + 1) * (r.sizer.model.recentMeanMs() ?? 0);
+      if (now - r.failedAt < this.options.failureCooldownMs) score += COOLDOWN_PENALTY;
+      if (best === undefined || score < bestScore || (score === bestScore && r.lastTurn < best.lastTurn)) {
+        best = r;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  private lagging(r: ReplicaState, now: number): boolean {
+    const mean = r.sizer.model.recentMeanMs();
+    for (const d of r.inFlight) {
+      const expected = d.predictedMs ?? mean;
+      if (expected !== undefined && now - d.sentAt > this.options.lagFactor * expected + this.options.lagSlackMs) return true;
+    }
+    return false;
+  }
+
+  private dispatch(r: ReplicaState, items: T[], padTo: number, now: number): void {
+    let tightest = Number.POSITIVE_INFINITY;
+    let latest = Number.NEGATIVE_INFINITY;
+    for (const item of items) {
+      if (item.deadline < tightest) tightest = item.deadline;
+      if (item.deadline > latest) latest = item.deadline;
+    }
+    const d: Dispatch<T> = {
+      id: this.nextDispatchId++,
+      replica: r.endpoint,
+      items,
+      padTo,
+      sentAt: now,
+      budgetMs: tightest - now,
+      timeoutMs: latest - now,
+      predictedMs: r.sizer.model.p99(padTo),
+      controller: new AbortController(),
+      live: items.length,
+    };
+    for (const item of items) {
+      item.queued = undefined;
+      item.inFlight = d as Dispatch<unknown>;
+      item.attempts++;
+    }
+    r.inFlight.add(d as Dispatch<unknown>);
+    r.lastTurn = this.turn++;
+    this.send(d);
+  }
+}
