@@ -22,9 +22,11 @@ import {
   appCreate,
   appDelete,
   appList,
+  appUpdate,
   deploymentStatus,
   link,
   modelDeploy,
+  modelBatching,
   modelList,
   modelLogs,
   modelScale,
@@ -207,6 +209,37 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: "app update",
+    summary: "change an application's SLO, default output, prediction cache or overload answer",
+    synopsis: "NAME [--slo-micros N] [--default-output TEXT] [--cache on|off] [--default-on-overload on|off]",
+    positionals: { required: ["NAME"] },
+    options: {
+      "slo-micros": { type: "string", value: "N", help: "latency objective in microseconds" },
+      "default-output": { type: "string", value: "TEXT", help: "answered when no model answers within the SLO" },
+      cache: { type: "string", value: "on|off", help: "cache predictions (keyed by model, version and input)" },
+      "default-on-overload": { type: "string", value: "on|off", help: "answer the default output instead of 429 when a queue is full" },
+    },
+    examples: ["clipper app update digits --cache on", "clipper app update digits --slo-micros 20000 --default-on-overload on"],
+    run: async (inv) => {
+      const slo = stringFlag(inv, "slo-micros") === undefined ? undefined : BigInt(intFlag(inv, "slo-micros", undefined, 1, Number.MAX_SAFE_INTEGER));
+      const defaultOutput = stringFlag(inv, "default-output");
+      const cache = onOffFlag(inv, "cache");
+      const onOverload = onOffFlag(inv, "default-on-overload");
+      await appUpdate(
+        inv.management(),
+        {
+          name: positional(inv, 0),
+          ...(slo === undefined ? {} : { sloMicros: slo }),
+          ...(defaultOutput === undefined ? {} : { defaultOutput }),
+          ...(cache === undefined ? {} : { cacheEnabled: cache }),
+          ...(onOverload === undefined ? {} : { defaultOnOverload: onOverload }),
+        },
+        inv.env.stdout,
+      );
+      return 0;
+    },
+  },
+  {
     name: "model deploy",
     summary: "register a model version and start its replicas, waiting until they are ready",
     synopsis: 'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
@@ -250,6 +283,40 @@ const COMMANDS: CommandDef[] = [
     examples: ["clipper model set-version sum 1"],
     run: async (inv) => {
       await modelSetVersion(inv.management(), positional(inv, 0), positional(inv, 1), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "model batching",
+    summary: "set a version's batching knobs (applied by the router without a restart)",
+    synopsis: "NAME VERSION [--max-batch-size N] [--max-wait-micros N|auto] [--max-in-flight N] [--max-queue-length N] [--fixed-size]",
+    positionals: { required: ["NAME", "VERSION"] },
+    options: {
+      "max-batch-size": { type: "string", value: "N", help: "largest batch sent to one replica (0: no limit)" },
+      "max-wait-micros": { type: "string", value: "N|auto", help: "longest a batch is held open to fill; auto (default) lets the router choose, 0 never waits" },
+      "max-in-flight": { type: "string", value: "N", help: "batches in flight to one replica (0: the router's default)" },
+      "max-queue-length": { type: "string", value: "N", help: "queries waiting before new ones are refused (0: the router's default)" },
+      "fixed-size": { type: "boolean", help: "always send full batches of --max-batch-size (for models compiled for one shape)" },
+    },
+    examples: ["clipper model batching digits 1 --max-batch-size 64 --max-wait-micros 2000", "clipper model batching digits 1 --max-wait-micros auto"],
+    run: async (inv) => {
+      const wait = stringFlag(inv, "max-wait-micros");
+      const maxBatch = stringFlag(inv, "max-batch-size") === undefined ? undefined : intFlag(inv, "max-batch-size", undefined, 0, 1_000_000);
+      await modelBatching(
+        inv.management(),
+        {
+          name: positional(inv, 0),
+          version: positional(inv, 1),
+          ...(maxBatch === undefined ? {} : { maxBatchSize: maxBatch }),
+          batching: {
+            ...(wait === undefined || wait === "auto" ? {} : { maxWaitMicros: intFlag(inv, "max-wait-micros", undefined, 0, 10_000_000) }),
+            maxInFlightPerReplica: intFlag(inv, "max-in-flight", 0, 0, 64),
+            maxQueueLength: intFlag(inv, "max-queue-length", 0, 0, 1_000_000),
+            fixedSize: inv.values["fixed-size"] === true,
+          },
+        },
+        inv.env.stdout,
+      );
       return 0;
     },
   },
@@ -626,6 +693,14 @@ function intFlag(inv: Invocation, name: string, fallback: number | undefined, mi
     throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${raw}"`, currentDef(inv));
   }
   return Number(raw);
+}
+
+function onOffFlag(inv: Invocation, name: string): boolean | undefined {
+  const raw = stringFlag(inv, name);
+  if (raw === undefined) return undefined;
+  if (raw === "on") return true;
+  if (raw === "off") return false;
+  throw new UsageError(`--${name} must be on or off, got "${raw}"`, currentDef(inv));
 }
 
 function inputTypeFlag(inv: Invocation, name: string): InputType {

@@ -58,6 +58,23 @@ export async function appDelete(management: ManagementClient, name: string, out:
   out.write(`deleted application ${name}\n`);
 }
 
+export interface AppSettings {
+  name: string;
+  defaultOutput?: string;
+  sloMicros?: bigint;
+  cacheEnabled?: boolean;
+  defaultOnOverload?: boolean;
+}
+
+export async function appUpdate(management: ManagementClient, settings: AppSettings, out: Output): Promise<void> {
+  const res = await management.updateApplication(settings, { timeoutMs: CALL_TIMEOUT_MS });
+  const app = res.application;
+  out.write(
+    `updated application ${settings.name}: slo ${app?.sloMicros ?? 0n} µs, default output ${JSON.stringify(app?.defaultOutput ?? "")}, ` +
+      `cache ${app?.cacheEnabled ? "on" : "off"}, default on overload ${app?.defaultOnOverload ? "on" : "off"}\n`,
+  );
+}
+
 export async function link(management: ManagementClient, application: string, modelName: string, out: Output): Promise<void> {
   const res = await management.linkModel({ application, modelName }, { timeoutMs: CALL_TIMEOUT_MS });
   out.write(`linked model ${modelName} to application ${application} (models: ${res.application?.linkedModels.join(",") || modelName})\n`);
@@ -151,6 +168,25 @@ export async function modelSetVersion(management: ManagementClient, name: string
   const res = await management.setModelVersion({ name, version }, { timeoutMs: CALL_TIMEOUT_MS });
   const was = res.previousVersion === "" ? "" : ` (was ${res.previousVersion})`;
   out.write(`model ${name}: current version is now ${version}${was}\n`);
+}
+
+export interface BatchingSettings {
+  name: string;
+  version: string;
+  maxBatchSize?: number;
+  batching: { maxWaitMicros?: number; maxInFlightPerReplica: number; fixedSize: boolean; maxQueueLength: number };
+}
+
+/** Replaces a version's batching knobs; the router applies them without a restart. */
+export async function modelBatching(management: ManagementClient, settings: BatchingSettings, out: Output): Promise<void> {
+  const res = await management.updateModel(settings, { timeoutMs: CALL_TIMEOUT_MS });
+  const m = res.model;
+  const b = m?.batching;
+  const wait = b?.maxWaitMicros === undefined ? "auto" : `${b.maxWaitMicros} µs`;
+  out.write(
+    `model ${settings.name}:${settings.version}: max batch ${m?.maxBatchSize || "unlimited"}, max wait ${wait}, ` +
+      `in flight per replica ${b?.maxInFlightPerReplica || "default"}, queue ${b?.maxQueueLength || "default"}${b?.fixedSize ? ", fixed size" : ""}\n`,
+  );
 }
 
 export interface ScaleInput {

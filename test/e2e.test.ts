@@ -139,6 +139,23 @@ describe("end to end on the embedded store, with real Python model containers", 
     expect(models.models.map((m) => m.version)).toEqual(["1"]);
   }, 60_000);
 
+  it("changes an application's cache and a model's batching knobs from the CLI, live", async () => {
+    const cli = (...args: string[]) =>
+      execFileSync(process.execPath, [join(repoRoot, "cli", "clipper.mjs"), ...args, "--registry", system.address("registry")], { encoding: "utf8", timeout: 30_000 });
+    expect(cli("app", "update", "hello-world", "--cache", "on")).toContain("cache on");
+    expect(cli("model", "batching", "sum-model", "1", "--max-batch-size", "8", "--max-wait-micros", "1000")).toContain("max batch 8");
+    const app = await system.management().getApplication({ name: "hello-world" });
+    expect(app.application?.cacheEnabled).toBe(true);
+    const model = await system.management().getModel({ name: "sum-model", version: "1" });
+    expect(model.model).toMatchObject({ maxBatchSize: 8, batching: { maxWaitMicros: 1000 } });
+    const first = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [4, 5] });
+    const again = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [4, 5] });
+    expect(first.json).toMatchObject({ output: 9, default: false });
+    expect(again.json).toMatchObject({ output: 9, default: false });
+    expect(() => cli("app", "update", "hello-world", "--cache", "maybe")).toThrow(/must be on or off/);
+    cli("app", "update", "hello-world", "--cache", "off");
+  });
+
   describe("bad input gets the documented error and the system keeps serving", () => {
     const cases: Array<[string, string, unknown, number, RegExp]> = [
       ["malformed JSON", "hello-world/predict", "{\"input\": [1.1,", 400, /JSON/i],
