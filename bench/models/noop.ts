@@ -1,0 +1,6 @@
+import type { ModelInput } from "../../sdk/typescript/model.js";
+
+/** The no-op model for the TypeScript SDK's node_module runtime: "0" for every input. */
+export default function noop(inputs: ModelInput[]): string[] {
+  return inputs.map(() => "0");
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The benchmark in one command. Creates bench/.venv (Ray Serve, scikit-learn,
+# matplotlib) on first use, then runs bench/run.ts with the given flags.
+#   bench/run.sh [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
+#   bench/run.sh --at REV [flags]   measures commit REV (a clean `git archive` export, with this bench/)
+set -euo pipefail
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench_dir/.." && pwd)"
+
+if [[ ! -x "$bench_dir/.venv/bin/python" ]]; then
+  python3 -m venv "$bench_dir/.venv"
+  "$bench_dir/.venv/bin/pip" install --quiet "ray[serve]" scikit-learn matplotlib numpy
+fi
+if [[ ! -x "$repo/.venv/bin/python" ]]; then
+  echo "bench: $repo/.venv (the model runtime's venv: grpcio, grpcio-health-checking, numpy, scikit-learn) is missing" >&2
+  exit 2
+fi
+
+if [[ "${1:-}" == "--at" ]]; then
+  rev="${2:?--at needs a revision}"
+  shift 2
+  commit="$(git -C "$repo" rev-parse --short "$rev")"
+  # Outside the repository, so that tsc and vitest of the working tree never see the export.
+  tree="${TMPDIR:-/tmp}/clipper-bench-tree-$commit"
+  rm -rf "$tree"
+  mkdir -p "$tree"
+  git -C "$repo" archive "$commit" | tar -x -C "$tree"
+  rm -rf "$tree/bench"
+  mkdir -p "$tree/bench"
+  (cd "$bench_dir" && tar -c --exclude=./out --exclude=./.venv .) | tar -x -C "$tree/bench"
+  ln -s "$repo/node_modules" "$tree/node_modules"
+  ln -s "$repo/.venv" "$tree/.venv"
+  ln -s "$bench_dir/.venv" "$tree/bench/.venv"
+  cd "$tree"
+  BENCH_COMMIT="$commit" BENCH_COMMAND="bench/run.sh --at $rev $*" node --import tsx bench/run.ts --out "$bench_dir/out" "$@"
+else
+  cd "$repo"
+  BENCH_COMMAND="bench/run.sh $*" node --import tsx bench/run.ts "$@"
+fi

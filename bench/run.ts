@@ -1,0 +1,441 @@
+// The benchmark, one command: starts the system (test/system.ts), deploys the
+// benchmark models, measures every scenario and baseline in one run, and writes
+// bench/out/results.json, bench/out/summary.md and PNG plots.
+//   node --import tsx bench/run.ts [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { cpus, freemem, totalmem } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { InputType } from "../gen/clipper/common/v1/data_pb.js";
+import { repoRoot, TestSystem, waitFor } from "../test/system.js";
+import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
+import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
+import { waitForQuiet } from "./loadgen/machine-load.js";
+import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
+import { evaluateTargets, type Point, renderSummary } from "./report.js";
+
+const benchDir = join(repoRoot, "bench");
+const systemPython = join(repoRoot, ".venv", "bin", "python");
+const benchPython = join(benchDir, ".venv", "bin", "python");
+const modelsDir = join(benchDir, "models");
+
+interface BenchOptions {
+  quick: boolean;
+  durationMs: number;
+  warmupMs: number;
+  concurrencies: number[];
+  openLoopRates: number[];
+  ray: boolean;
+  only: RegExp | undefined;
+  outDir: string;
+  httpClient: "raw" | "node-http";
+}
+
+function parseArgs(argv: string[]): BenchOptions {
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const known = new Set(["--quick", "--no-ray", "--only", "--duration", "--warmup", "--out", "--http-client"]);
+  for (const arg of argv) if (arg.startsWith("--") && !known.has(arg)) throw new Error(`unknown flag ${arg}; known: ${[...known].join(" ")}`);
+  const quick = argv.includes("--quick");
+  const seconds = (name: string, fallback: number) => {
+    const text = flag(name);
+    const value = text === undefined ? fallback : Number(text);
+    if (!(value > 0 && value <= 120)) throw new Error(`${name} must be a number of seconds in (0, 120], got ${text}`);
+    return value * 1000;
+  };
+  const only = flag("--only");
+  const httpClient = flag("--http-client") ?? "raw";
+  if (httpClient !== "raw" && httpClient !== "node-http") throw new Error(`--http-client is raw or node-http, got ${httpClient}`);
+  return {
+    quick,
+    durationMs: seconds("--duration", quick ? 2 : 5),
+    warmupMs: seconds("--warmup", quick ? 0.5 : 1),
+    concurrencies: quick ? [1, 64] : [1, 16, 64, 256],
+    openLoopRates: quick ? [500, 2000] : [250, 500, 1000, 2000, 4000],
+    ray: !argv.includes("--no-ray"),
+    only: only === undefined ? undefined : new RegExp(only),
+    outDir: flag("--out") ?? join(benchDir, "out"),
+    httpClient: httpClient === "node-http" ? "node-http" : "raw",
+  };
+}
+
+/** A Python model served by the SDK's file runner, as `clipper model deploy --python` does. */
+function pythonModel(name: string, file: string, maxBatchSize = 0) {
+  return {
+    name,
+    version: "1",
+    inputType: InputType.DOUBLES,
+    desiredReplicas: 1,
+    maxBatchSize,
+    runtime: {
+      kind: {
+        case: "command" as const,
+        value: { argv: [systemPython, "-m", "clipper_runtime.file_runner", join(modelsDir, file), "predict"], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" },
+      },
+    },
+  };
+}
+
+function nodeModel(name: string, file: string) {
+  return {
+    name,
+    version: "1",
+    inputType: InputType.DOUBLES,
+    desiredReplicas: 1,
+    maxBatchSize: 0,
+    runtime: { kind: { case: "nodeModule" as const, value: { modulePath: join(modelsDir, file) } } },
+  };
+}
+
+type ModelSpec = ReturnType<typeof pythonModel> | ReturnType<typeof nodeModel>;
+
+/** SLOs: generous where we measure raw latency, Clipper's usual 100 ms where the target says "within the SLO". */
+const RAW_SLO_MICROS = 1_000_000n;
+const BATCHING_SLO_MS = 100;
+
+interface AppSpec {
+  app: string;
+  model: ModelSpec;
+  sloMicros: bigint;
+  cache?: boolean;
+}
+
+/** A process started for a baseline (its own process group, so helpers it spawns stop with it). */
+class Helper {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(what: string, command: string, args: string[], timeoutMs: number): Promise<Helper> {
+    const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const tail: string[] = [];
+    const remember = (line: string) => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+    };
+    createInterface({ input: child.stderr! }).on("line", remember);
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs} ms:\n${tail.join("\n")}`)), timeoutMs);
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        remember(line);
+        try {
+          const msg = JSON.parse(line) as { msg?: string; port?: number };
+          if (msg.msg === "listening" && typeof msg.port === "number") {
+            clearTimeout(timer);
+            resolve(msg.port);
+          }
+        } catch {
+          // not a JSON line
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${what} exited with ${code}:\n${tail.join("\n")}`));
+      });
+    }).catch(async (err: unknown) => {
+      await new Helper(child, 0).stop();
+      throw err;
+    });
+    return new Helper(child, port);
+  }
+
+  /** SIGTERM to the group, SIGKILL after 20 s; then SIGKILL to every descendant seen before (Ray's workers leave the group). */
+  async stop(): Promise<void> {
+    const pid = this.child.pid;
+    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const family = descendants(pid);
+    const exited = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    signalGroup("SIGTERM");
+    const timer = setTimeout(() => signalGroup("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(timer);
+    signalGroup("SIGKILL");
+    for (const child of family) {
+      try {
+        process.kill(child, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Every process below `root`, from /proc (Linux); empty elsewhere. */
+function descendants(root: number): number[] {
+  const childrenOf = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Fields after the command name, which may itself contain spaces and parentheses: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const siblings = childrenOf.get(ppid) ?? [];
+      siblings.push(Number(entry));
+      childrenOf.set(ppid, siblings);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [root];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const child of childrenOf.get(next) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** A port free right now (Ray Serve must be told its HTTP port up front). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Cores busy on an idle benchmark above which the machine counts as shared with other work. */
+const QUIET_CORES = 0.25;
+
+class Bench {
+  readonly points: Point[] = [];
+  readonly notes: string[] = [];
+
+  constructor(readonly options: BenchOptions) {}
+
+  private selected(scenario: string): boolean {
+    return this.options.only === undefined || this.options.only.test(scenario);
+  }
+
+  /** One closed-loop point per concurrency, each with fresh connections. */
+  async closed(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, makeTarget: (connections: number) => Target): Promise<void> {
+    if (!this.selected(scenario)) return;
+    for (const concurrency of this.options.concurrencies) {
+      const target = makeTarget(concurrency);
+      try {
+        await this.measure(scenario, labels, () =>
+          runClosedLoop({ send: target.send, concurrency, durationMs: this.options.durationMs, warmupMs: this.options.warmupMs }),
+        );
+      } finally {
+        target.close();
+      }
+    }
+  }
+
+  async open(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, makeTarget: (connections: number) => Target): Promise<void> {
+    if (!this.selected(scenario)) return;
+    const maxInFlight = 1024;
+    for (const rate of this.options.openLoopRates) {
+      const target = makeTarget(256);
+      try {
+        await this.measure(scenario, labels, () =>
+          runOpenLoop({ send: target.send, ratePerSecond: rate, maxInFlight, durationMs: this.options.durationMs, warmupMs: this.options.warmupMs }),
+        );
+      } finally {
+        target.close();
+      }
+    }
+  }
+
+  private async measure(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, run: () => Promise<LoadResult>): Promise<void> {
+    const backgroundCpuCores = (await waitForQuiet(cpus().length, QUIET_CORES, this.options.quick ? 5_000 : 20_000)) ?? null;
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    const result = await run();
+    const cpu = process.cpuUsage(cpuBefore);
+    const loadgenCpuCores = (cpu.user + cpu.system) / 1000 / (performance.now() - started);
+    const point: Point = { scenario, ...labels, ...result, loadgenCpuCores, backgroundCpuCores };
+    this.points.push(point);
+    const load = point.mode === "closed" ? `c=${point.concurrency}` : `rate=${point.targetRate}/s`;
+    console.log(
+      `${scenario.padEnd(28)} ${load.padEnd(11)} ${point.throughput.toFixed(0).padStart(7)}/s  p50 ${point.p50Ms.toFixed(2)} p99 ${point.p99Ms.toFixed(2)} ms` +
+        `  bg ${backgroundCpuCores?.toFixed(2) ?? "?"} cores  default ${(point.defaultRate * 100).toFixed(1)}% err ${(point.errorRate * 100).toFixed(1)}%${point.firstError ? ` (${point.firstError.slice(0, 80)})` : ""}`,
+    );
+  }
+}
+
+const digitSamples = (): number[][] => {
+  const out = execFileSync(systemPython, [join(modelsDir, "sklearn_digits.py")], { encoding: "utf8", timeout: 60_000 });
+  return JSON.parse(out) as number[][];
+};
+
+function machine() {
+  const cpuInfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+  const git = (...args: string[]) => {
+    try {
+      return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim();
+    } catch {
+      return "unknown";
+    }
+  };
+  return {
+    date: new Date().toISOString(),
+    commit: process.env["BENCH_COMMIT"] ?? git("rev-parse", "--short", "HEAD"),
+    uncommittedServiceChanges: process.env["BENCH_COMMIT"] ? "" : git("status", "--porcelain", "--", "services", "sdk", "test"),
+    nproc: cpus().length,
+    cpuModel: /model name\s*:\s*(.*)/.exec(cpuInfo)?.[1] ?? cpus()[0]?.model ?? "unknown",
+    memTotalGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    memFreeGiB: +(freemem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    command: process.env["BENCH_COMMAND"] ?? `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  mkdirSync(options.outDir, { recursive: true });
+  const meta = machine();
+  const bench = new Bench(options);
+  const digits = digitSamples();
+  const small = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5];
+  const unique = uniqueMix("unique", small);
+  const uniqueDigits = uniqueMix("unique", digits[0] ?? []);
+
+  const apps: AppSpec[] = [
+    { app: "noop", model: pythonModel("noop-py", "noop.py"), sloMicros: RAW_SLO_MICROS },
+    { app: "noop-node", model: nodeModel("noop-node", "noop.ts"), sloMicros: RAW_SLO_MICROS },
+    { app: "sklearn", model: pythonModel("sklearn-digits", "sklearn_digits.py"), sloMicros: RAW_SLO_MICROS },
+    { app: "fixed-b1", model: pythonModel("fixed-b1", "fixed_cost.py", 1), sloMicros: BigInt(BATCHING_SLO_MS * 1000) },
+    { app: "fixed-batched", model: pythonModel("fixed-batched", "fixed_cost.py", 256), sloMicros: BigInt(BATCHING_SLO_MS * 1000) },
+  ];
+  // The cache app shares fixed-b1's model: each miss costs a 2 ms model call, a hit none.
+  const cacheApp = "fixed-cached";
+
+  const system = new TestSystem();
+  const helpers: Helper[] = [];
+  const stopAll = async () => {
+    for (const h of helpers.splice(0)) await h.stop();
+    await system.stop();
+  };
+  process.once("SIGINT", () => void stopAll().finally(() => process.exit(130)));
+  try {
+    console.log("starting the system and deploying the benchmark models ...");
+    await system.start();
+    const mgmt = system.management();
+    for (const spec of apps) {
+      await mgmt.createApplication({ name: spec.app, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: spec.sloMicros });
+      for await (const _progress of system.containerManager().deployModel({ model: spec.model, setCurrent: true, timeoutSeconds: 120 })) {
+        // drain progress until READY
+      }
+      await mgmt.linkModel({ application: spec.app, modelName: spec.model.name });
+    }
+    await mgmt.createApplication({ name: cacheApp, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: BigInt(BATCHING_SLO_MS * 1000) });
+    await mgmt.updateApplication({ name: cacheApp, cacheEnabled: true });
+    await mgmt.linkModel({ application: cacheApp, modelName: "fixed-b1" });
+    const cacheSetting = (await mgmt.getApplication({ name: cacheApp })).application?.cacheEnabled;
+    bench.notes.push(`Application ${cacheApp}: cache_enabled=${cacheSetting} after UpdateApplication.`);
+
+    const endpoint = async (modelName: string) => {
+      const r = await system.containerManager().listModelReplicas({ modelName });
+      const e = r.replicas[0]?.endpoint;
+      if (e === undefined) throw new Error(`no replica of ${modelName}`);
+      return e;
+    };
+    const gw = system.gatewayUrl;
+    for (const spec of [...apps.map((a) => a.app), cacheApp]) {
+      const probe = restTarget({ url: `${gw}/${spec}/predict`, mix: spec === "sklearn" ? uniqueDigits : unique, connections: 1, isDefault: gatewayDefault });
+      await waitFor(`a model answer from ${spec}`, async () => ((await probe.send(0)) === "ok" ? true : undefined), 60_000);
+      probe.close();
+    }
+
+    const rest = (app: string, mix: InputMix) => (connections: number) => restTarget({ url: `${gw}/${app}/predict`, mix, connections, isDefault: gatewayDefault, client: options.httpClient });
+    const gateway = system.address("gateway");
+
+    // The no-op model: our overhead, against the container alone and the edge limit.
+    await bench.closed("clipper/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
+    await bench.closed("clipper/noop-py/grpc", { system: "clipper", model: "noop-py", transport: "grpc", mix: "unique" }, () => grpcGatewayTarget(gateway, "noop", unique));
+    const noopPy = await endpoint("noop-py");
+    await bench.closed("direct/noop-py/grpc", { system: "direct", model: "noop-py", transport: "grpc", mix: "unique" }, () => modelDirectTarget(noopPy, unique));
+    await bench.closed("clipper/noop-node/rest", { system: "clipper", model: "noop-node", transport: "rest", mix: "unique" }, rest("noop-node", unique));
+    const noopNode = await endpoint("noop-node");
+    await bench.closed("direct/noop-node/grpc", { system: "direct", model: "noop-node", transport: "grpc", mix: "unique" }, () => modelDirectTarget(noopNode, unique));
+    await bench.open("clipper/noop-py/rest/open", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
+
+    // The fixed-cost model: batch size 1 against batches up to 256.
+    await bench.closed("clipper/fixed-b1/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "unique" }, rest("fixed-b1", unique));
+    await bench.closed("clipper/fixed-batched/rest", { system: "clipper", model: "fixed-batched", transport: "rest", mix: "unique" }, rest("fixed-batched", unique));
+
+    // The cache: all misses, all hits, and a mix of 64 inputs repeating.
+    const oneInput = repeatingMix("single", [small]);
+    const sixtyFour = repeatingMix("repeat-64", Array.from({ length: 64 }, (_, i) => small.map((v) => v + i)));
+    await bench.closed("clipper/cache-miss/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "unique" }, rest(cacheApp, unique));
+    await bench.closed("clipper/cache-hit/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "single" }, rest(cacheApp, oneInput));
+    await bench.closed("clipper/cache-mix64/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "repeat-64" }, rest(cacheApp, sixtyFour));
+
+    // scikit-learn.
+    await bench.closed("clipper/sklearn/rest", { system: "clipper", model: "sklearn", transport: "rest", mix: "unique" }, rest("sklearn", uniqueDigits));
+    const sklearnEndpoint = await endpoint("sklearn-digits");
+    await bench.closed("direct/sklearn/grpc", { system: "direct", model: "sklearn", transport: "grpc", mix: "unique" }, () => modelDirectTarget(sklearnEndpoint, uniqueDigits));
+
+    // The edge limit: a bare Node HTTP server doing the same JSON work.
+    if (options.only === undefined || options.only.test("edge/json-server/rest")) {
+      const edge = await Helper.start("the JSON server", process.execPath, ["--import", "tsx", join(benchDir, "baselines", "json-server.ts")], 30_000);
+      helpers.push(edge);
+      await bench.closed("edge/json-server/rest", { system: "edge", model: "none", transport: "rest", mix: "unique" }, (c) =>
+        restTarget({ url: `http://127.0.0.1:${edge.port}/noop/predict`, mix: unique, connections: c, client: options.httpClient }),
+      );
+      await edge.stop();
+    }
+
+    // Ray Serve, started only now so its idle processes do not share the CPU with the runs above.
+    if (options.ray && (options.only === undefined || ["ray/noop/rest", "ray/sklearn/rest"].some((s) => options.only?.test(s)))) {
+      if (!existsSync(benchPython)) {
+        bench.notes.push("Ray Serve not measured: bench/.venv is missing (bench/run.sh creates it).");
+      } else {
+        console.log("starting Ray Serve ...");
+        const ray = await Helper.start("Ray Serve", benchPython, [join(benchDir, "baselines", "ray_serve.py"), "--port", String(await freePort())], 180_000);
+        helpers.push(ray);
+        const rayUrl = `http://127.0.0.1:${ray.port}`;
+        await bench.closed("ray/noop/rest", { system: "ray", model: "noop-py", transport: "rest", mix: "unique" }, (c) => restTarget({ url: `${rayUrl}/noop`, mix: unique, connections: c, client: options.httpClient }));
+        await bench.closed("ray/sklearn/rest", { system: "ray", model: "sklearn", transport: "rest", mix: "unique" }, (c) =>
+          restTarget({ url: `${rayUrl}/sklearn`, mix: uniqueDigits, connections: c, client: options.httpClient }),
+        );
+        await ray.stop();
+      }
+    }
+  } finally {
+    await stopAll();
+  }
+
+  const targets = evaluateTargets(bench.points, BATCHING_SLO_MS);
+  const results = { meta, options: { ...options, only: options.only?.source ?? null }, notes: bench.notes, targets, points: bench.points };
+  writeFileSync(join(options.outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const summary = renderSummary(results);
+  writeFileSync(join(options.outDir, "summary.md"), summary);
+  console.log(`\n${summary}`);
+  if (existsSync(benchPython)) {
+    try {
+      execFileSync(benchPython, [join(benchDir, "plot.py"), join(options.outDir, "results.json"), join(options.outDir, "plots")], { stdio: "inherit", timeout: 120_000 });
+    } catch (err) {
+      console.error(`plotting failed: ${String(err)}`);
+    }
+  }
+  console.log(`results: ${join(options.outDir, "results.json")}, ${join(options.outDir, "summary.md")}, plots in ${join(options.outDir, "plots")}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
