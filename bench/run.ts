@@ -15,11 +15,9 @@ import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.j
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
 import { evaluateTargets, type Point, renderSummary } from "./report.js";
+import { benchDir, deployApp, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
 
-const benchDir = join(repoRoot, "bench");
-const systemPython = join(repoRoot, ".venv", "bin", "python");
 const benchPython = join(benchDir, ".venv", "bin", "python");
-const modelsDir = join(benchDir, "models");
 
 interface BenchOptions {
   quick: boolean;
@@ -63,35 +61,6 @@ function parseArgs(argv: string[]): BenchOptions {
   };
 }
 
-/** A Python model served by the SDK's file runner, as `clipper model deploy --python` does. */
-function pythonModel(name: string, file: string, maxBatchSize = 0) {
-  return {
-    name,
-    version: "1",
-    inputType: InputType.DOUBLES,
-    desiredReplicas: 1,
-    maxBatchSize,
-    runtime: {
-      kind: {
-        case: "command" as const,
-        value: { argv: [systemPython, "-m", "clipper_runtime.file_runner", join(modelsDir, file), "predict"], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" },
-      },
-    },
-  };
-}
-
-function nodeModel(name: string, file: string) {
-  return {
-    name,
-    version: "1",
-    inputType: InputType.DOUBLES,
-    desiredReplicas: 1,
-    maxBatchSize: 0,
-    runtime: { kind: { case: "nodeModule" as const, value: { modulePath: join(modelsDir, file) } } },
-  };
-}
-
-type ModelSpec = ReturnType<typeof pythonModel> | ReturnType<typeof nodeModel>;
 
 /** SLOs: generous where we measure raw latency, Clipper's usual 100 ms where the target says "within the SLO". */
 const RAW_SLO_MICROS = 1_000_000n;
@@ -331,13 +300,7 @@ async function main(): Promise<void> {
     console.log("starting the system and deploying the benchmark models ...");
     await system.start();
     const mgmt = system.management();
-    for (const spec of apps) {
-      await mgmt.createApplication({ name: spec.app, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: spec.sloMicros });
-      for await (const _progress of system.containerManager().deployModel({ model: spec.model, setCurrent: true, timeoutSeconds: 120 })) {
-        // drain progress until READY
-      }
-      await mgmt.linkModel({ application: spec.app, modelName: spec.model.name });
-    }
+    for (const spec of apps) await deployApp(system, spec.app, spec.sloMicros, spec.model);
     await mgmt.createApplication({ name: cacheApp, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: BigInt(BATCHING_SLO_MS * 1000) });
     await mgmt.updateApplication({ name: cacheApp, cacheEnabled: true });
     await mgmt.linkModel({ application: cacheApp, modelName: "fixed-b1" });

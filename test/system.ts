@@ -128,6 +128,11 @@ export class TestSystem {
     return s.port;
   }
 
+  /** The process id of a running service. */
+  pid(name: ServiceName): number | undefined {
+    return this.services.get(name)?.child.pid;
+  }
+
   logs(name: ServiceName): string[] {
     return this.services.get(name)?.output ?? [];
   }
