@@ -198,7 +198,7 @@ describe("clipper CLI", () => {
     it("lists a group's subcommands for `model --help` and `help model deploy`", async () => {
       const group = await clipper("model", "--help");
       expect(group.code).toBe(0);
-      expect(group.stdout).toContain("Usage: clipper model <deploy|list|set-version|scale|logs> ...");
+      expect(group.stdout).toContain("Usage: clipper model <deploy|list|set-version|batching|scale|logs> ...");
       const help = await clipper("help", "model", "deploy");
       expect(help.code).toBe(0);
       expect(help.stdout).toContain("Usage: clipper model deploy NAME --version V");
@@ -215,7 +215,7 @@ describe("clipper CLI", () => {
       expect(sub.stderr).toContain("unknown command `clipper model remove`; `clipper model` has models: deploy, list, set-version, scale, logs");
       const bare = await clipper("app");
       expect(bare.code).toBe(2);
-      expect(bare.stderr).toMatch(/^error: `clipper app` needs a subcommand\n\nUsage: clipper app <create\|list\|delete> \.\.\./);
+      expect(bare.stderr).toMatch(/^error: `clipper app` needs a subcommand\n\nUsage: clipper app <create\|list\|delete\|update\|policy> \.\.\./);
     });
 
     it("accepts global options before the command", async () => {

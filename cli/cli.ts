@@ -22,6 +22,7 @@ import {
   appCreate,
   appDelete,
   appList,
+  appPolicy,
   appUpdate,
   deploymentStatus,
   link,
@@ -38,7 +39,9 @@ import { STOP_GRACE_MS, down, servicesStatus, up } from "./lifecycle.js";
 import type { Output } from "./output.js";
 import type { ProgressOptions } from "./progress.js";
 import { cliClientSecurity, createApiToken, createAppKey, parseRole } from "./security.js";
+import { type PolicyFlags, parsePolicy } from "./policy.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
+import { runTop } from "./top.js";
 import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
 
 /** What the CLI needs from its surroundings; main.ts passes the real process's. */
@@ -145,6 +148,38 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: "top",
+    summary: "live throughput, latency percentiles, batch sizes and cache hit ratio per application and model",
+    synopsis: "[--iterations N] [--interval-ms MS] [--router-metrics HOST:PORT]",
+    positionals: { required: [] },
+    options: {
+      iterations: { type: "string", value: "N", help: "refresh N times, then exit (default: until Ctrl-C)" },
+      "interval-ms": { type: "string", value: "MS", help: "time between refreshes (default 1000)" },
+      "router-metrics": { type: "string", value: "HOST:PORT", help: "the router's metrics address (default: services.json, else 127.0.0.1:9339)" },
+    },
+    examples: ["clipper top", "clipper top --iterations 1"],
+    run: async (inv) => {
+      const iterations = inv.values["iterations"] === undefined ? undefined : intFlag(inv, "iterations", 1, 1, 1_000_000);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once("SIGINT", onSignal);
+      try {
+        await runTop({
+          gatewayMetricsUrl: `http://${inv.addresses.gateway}/metrics`,
+          routerMetricsUrl: `http://${stringFlag(inv, "router-metrics") ?? routerMetricsAddress(inv.dataDir)}/metrics`,
+          iterations,
+          intervalMs: intFlag(inv, "interval-ms", 1000, 0, 3_600_000),
+          fetch: inv.env.fetch ?? fetch,
+          out: inv.env.stdout,
+          signal: stop.signal,
+        });
+      } finally {
+        process.off("SIGINT", onSignal);
+      }
+      return 0;
+    },
+  },
+  {
     name: "status",
     summary: "show the services, applications, models and replicas",
     synopsis: "",
@@ -236,6 +271,31 @@ const COMMANDS: CommandDef[] = [
         },
         inv.env.stdout,
       );
+      return 0;
+    },
+  },
+  {
+    name: "app policy",
+    summary: "set an application's model-selection policy (replaced whole, live)",
+    synopsis: "NAME single|split|exp3|exp4|epsilon_greedy|thompson [--weights M=W,M:V=W] [--gamma G] [--eta E] [--epsilon E] [--loss zero_one|squared|absolute] [--loss-scale S]",
+    positionals: { required: ["NAME", "POLICY"] },
+    options: {
+      weights: { type: "string", value: "M=W,...", help: "split: weight per linked model, or per model:version for a canary" },
+      gamma: { type: "string", value: "G", help: "exp3: exploration rate in (0, 1] (default 0.1)" },
+      eta: { type: "string", value: "E", help: "exp4: learning rate (default 0.5)" },
+      epsilon: { type: "string", value: "E", help: "epsilon_greedy: probability of a random model" },
+      loss: { type: "string", value: "KIND", help: "how feedback is scored: zero_one (default), squared, absolute" },
+      "loss-scale": { type: "string", value: "S", help: "squared/absolute: the error that counts as the worst loss (default 1)" },
+    },
+    examples: ["clipper app policy digits exp3 --gamma 0.1", 'clipper app policy digits split --weights "digits:1=0.9,digits:2=0.1"', "clipper app policy prices exp4 --loss absolute --loss-scale 10"],
+    run: async (inv) => {
+      const flags: PolicyFlags = { kind: positional(inv, 1) };
+      for (const [flag, field] of [["weights", "weights"], ["gamma", "gamma"], ["eta", "eta"], ["epsilon", "epsilon"], ["loss", "loss"], ["loss-scale", "lossScale"]] as const) {
+        const v = stringFlag(inv, flag);
+        if (v !== undefined) flags[field] = v;
+      }
+      const policy = wrapUsage(inv, () => parsePolicy(flags));
+      await appPolicy(inv.management(), positional(inv, 0), policy, inv.env.stdout);
       return 0;
     },
   },
@@ -760,6 +820,19 @@ export function resolveAddresses(values: Values, dataDir: string): Addresses {
     containerManager: pick("container-manager", "container-manager", defaults.containerManagerPort),
     gateway: pick("gateway", "gateway", defaults.gatewayPort),
   };
+}
+
+/** The router's metrics address recorded by `clipper up`, else the default metrics port. */
+function routerMetricsAddress(dataDir: string): string {
+  let file: ServicesFile | undefined;
+  try {
+    file = readServicesFile(dataDir);
+  } catch {
+    file = undefined;
+  }
+  const router = file?.services.find((s) => s.name === "router");
+  if (router !== undefined && router.metricsPort !== null) return `${connectHost(router.host)}:${router.metricsPort}`;
+  return `127.0.0.1:${defaults.routerMetricsPort}`;
 }
 
 async function runUp(inv: Invocation): Promise<number> {

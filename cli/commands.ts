@@ -6,9 +6,10 @@ import type { Client } from "@connectrpc/connect";
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import type { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
-import type { Model, ModelRuntime, Replica } from "../gen/clipper/v1/resources_pb.js";
+import type { Model, ModelRuntime, Replica, SelectionPolicy } from "../gen/clipper/v1/resources_pb.js";
 import { inputTypeName } from "../services/shared/index.js";
 import { formatTable, type Output, replicaStateName } from "./output.js";
+import { describePolicy } from "./policy.js";
 import { DeployProgress, type ProgressOptions } from "./progress.js";
 
 export type ManagementClient = Client<typeof ManagementService>;
@@ -73,6 +74,12 @@ export async function appUpdate(management: ManagementClient, settings: AppSetti
     `updated application ${settings.name}: slo ${app?.sloMicros ?? 0n} µs, default output ${JSON.stringify(app?.defaultOutput ?? "")}, ` +
       `cache ${app?.cacheEnabled ? "on" : "off"}, default on overload ${app?.defaultOnOverload ? "on" : "off"}\n`,
   );
+}
+
+/** Replaces the application's selection policy; routers pick it up from the registry's watch. */
+export async function appPolicy(management: ManagementClient, name: string, policy: SelectionPolicy, out: Output): Promise<void> {
+  const res = await management.updateApplication({ name, policy }, { timeoutMs: CALL_TIMEOUT_MS });
+  out.write(`application ${name} now selects models by ${describePolicy(res.application?.policy)}\n`);
 }
 
 export async function link(management: ManagementClient, application: string, modelName: string, out: Output): Promise<void> {

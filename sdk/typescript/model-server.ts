@@ -1,7 +1,8 @@
 import type { Output } from "../../gen/clipper/common/v1/data_pb.js";
 import type { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { type Logger, type RunningGrpcServer, inputTypeName, registration, startGrpcServer, validateInputs } from "../../services/shared/index.js";
+import { type Logger, type RunningGrpcServer, inputCount, inputTypeName, prom, registration, startGrpcServer, validateInputs } from "../../services/shared/index.js";
+import { TraceAttributes, trace } from "../../services/shared/index.js";
 import { type Model, runModel } from "./model.js";
 
 export interface ServeModelOptions {
@@ -15,6 +16,8 @@ export interface ServeModelOptions {
   /** The largest batch the model accepts; 0 (the default) means no limit. */
   maxBatchSize?: number;
   logger?: Logger;
+  /** Where to count requests, batch sizes and predict time (the same series as the Python runtime's). */
+  metrics?: prom.Registry;
 }
 
 /**
@@ -24,6 +27,8 @@ export interface ServeModelOptions {
 export async function serveModel(model: Model, options: ServeModelOptions): Promise<RunningGrpcServer> {
   const maxBatchSize = options.maxBatchSize ?? 0;
   const limits = { maxBatch: maxBatchSize > 0 ? maxBatchSize : Number.MAX_SAFE_INTEGER, maxInputSize: Number.MAX_SAFE_INTEGER };
+  const metrics = options.metrics === undefined ? undefined : new ModelMetrics(options.metrics);
+  const labels = { model: options.name, version: options.version };
   return startGrpcServer({
     ...(options.host !== undefined ? { host: options.host } : {}),
     port: options.port,
@@ -31,12 +36,29 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
     services: [
       registration(ModelService, {
         async predict(req) {
-          validateInputs(req.inputs, options.inputType, limits);
+          const startedAt = performance.now();
+          try {
+            validateInputs(req.inputs, options.inputType, limits);
+          } catch (err) {
+            metrics?.requests.inc({ ...labels, outcome: "invalid_input" });
+            throw err;
+          }
           // validateInputs has checked that inputs is present.
+          const size = inputCount(req.inputs!);
+          // The span is the shared gRPC server's, continuing the router's batch span.
+          trace.getActiveSpan()?.setAttributes({ [TraceAttributes.model]: options.name, [TraceAttributes.version]: options.version, [TraceAttributes.batchSize]: size });
           const outcomes = await runModel(model, req.inputs!);
           const outputs = outcomes.map(
             (o): Pick<Output, "result"> => ("value" in o ? { result: { case: "value", value: o.value } } : { result: { case: "error", value: o.error } }),
           );
+          if (metrics !== undefined) {
+            const errors = outcomes.filter((o) => !("value" in o)).length;
+            metrics.requests.inc({ ...labels, outcome: errors === size && size > 0 ? "model_error" : "ok" });
+            metrics.inputs.inc({ ...labels, outcome: "ok" }, size - errors);
+            metrics.inputs.inc({ ...labels, outcome: "error" }, errors);
+            metrics.batchSize.observe(labels, size);
+            metrics.predictDuration.observe(labels, (performance.now() - startedAt) / 1000);
+          }
           return { outputs };
         },
         getMetadata() {
@@ -57,4 +79,32 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
     options.logger?.info({ model: options.name, version: options.version, inputType: inputTypeName(options.inputType), port: server.port }, "model serving");
     return server;
   });
+}
+
+/** The model runtime's series, named like the Python runtime's (docs/metrics.md). */
+class ModelMetrics {
+  readonly requests: prom.Counter<"model" | "version" | "outcome">;
+  readonly inputs: prom.Counter<"model" | "version" | "outcome">;
+  readonly batchSize: prom.Histogram<"model" | "version">;
+  readonly predictDuration: prom.Histogram<"model" | "version">;
+
+  constructor(registry: prom.Registry) {
+    const labelNames = ["model", "version", "outcome"] as const;
+    this.requests = new prom.Counter({ name: "clipper_model_requests_total", help: "Predict calls (batches), by outcome (ok, model_error, invalid_input).", labelNames, registers: [registry] });
+    this.inputs = new prom.Counter({ name: "clipper_model_inputs_total", help: "Inputs predicted, by outcome of their output (ok, error).", labelNames, registers: [registry] });
+    this.batchSize = new prom.Histogram({
+      name: "clipper_model_batch_size",
+      help: "Inputs per Predict call.",
+      labelNames: ["model", "version"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    });
+    this.predictDuration = new prom.Histogram({
+      name: "clipper_model_predict_duration_seconds",
+      help: "Time to answer one Predict call.",
+      labelNames: ["model", "version"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
 }

@@ -54,14 +54,23 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
  * The process that serves one replica. The child gets only the environment it
  * needs: never the manager's own variables (tokens, credentials).
  */
-export function launchCommand(spec: ReplicaSpec, port: number, paths: LaunchPaths, parentEnv: NodeJS.ProcessEnv = process.env): LaunchCommand {
+export function launchCommand(
+  spec: ReplicaSpec,
+  port: number,
+  paths: LaunchPaths,
+  parentEnv: NodeJS.ProcessEnv = process.env,
+  /** Where the runtime serves its own Prometheus metrics (CLIPPER_METRICS_PORT); none: it serves none. */
+  metricsPort?: number,
+): LaunchCommand {
   validateRuntime(spec.runtime);
   const env: Record<string, string> = {};
   for (const key of ["PATH", "HOME", "LANG"]) {
     const value = parentEnv[key];
     if (value !== undefined) env[key] = value;
   }
+  Object.assign(env, tracingEnv(parentEnv, spec));
   const clipperEnv = {
+    ...(metricsPort !== undefined ? { CLIPPER_METRICS_PORT: String(metricsPort) } : {}),
     CLIPPER_MODEL_PORT: String(port),
     CLIPPER_MODEL_NAME: spec.modelName,
     CLIPPER_MODEL_VERSION: spec.modelVersion,
@@ -103,4 +112,20 @@ export function launchCommand(spec: ReplicaSpec, port: number, paths: LaunchPath
     default:
       throw invalidArgument("model.runtime is not set");
   }
+}
+
+/**
+ * The OpenTelemetry settings the replica's runtime needs to continue traces:
+ * the manager's OTEL_* variables except the exporter headers (they may carry
+ * the collector's credentials, and a model is user code), and a service name
+ * of its own.
+ */
+function tracingEnv(parentEnv: NodeJS.ProcessEnv, spec: ReplicaSpec): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parentEnv)) {
+    if (value === undefined || !key.startsWith("OTEL_") || key.includes("HEADERS") || key === "OTEL_SERVICE_NAME") continue;
+    env[key] = value;
+  }
+  if (Object.keys(env).length > 0) env["OTEL_SERVICE_NAME"] = `clipper-model-${spec.modelName}`;
+  return env;
 }

@@ -52,6 +52,8 @@ interface LocalReplica {
   /** Resolves when the current child has exited. */
   exited?: Promise<void>;
   transport?: GrpcTransport;
+  /** host:port of the runtime's own /metrics (CLIPPER_METRICS_PORT). */
+  metricsEndpoint?: string;
   launchedAtMs: number;
   readyThisRun: boolean;
   failedChecks: number;
@@ -136,6 +138,11 @@ export class LocalProcessBackend implements ReplicaBackend {
     return this.all.get(id)?.logs.tail(tail);
   }
 
+  /** host:port where a replica's runtime serves /metrics, once launched. */
+  metricsEndpoint(id: string): string | undefined {
+    return this.all.get(id)?.metricsEndpoint;
+  }
+
   /** The process id of a replica's current process, for operators and fault tests. */
   pid(id: string): number | undefined {
     return this.all.get(id)?.child?.pid;
@@ -148,16 +155,21 @@ export class LocalProcessBackend implements ReplicaBackend {
   private async launch(r: LocalReplica): Promise<void> {
     if (r.stopping) return;
     let port: number;
+    let metricsPort: number;
     let command: ReturnType<typeof launchCommand>;
     try {
       port = await freePort();
-      command = launchCommand(r.spec, port, this.options.paths, this.settings.parentEnv);
+      metricsPort = await freePort();
+      command = launchCommand(r.spec, port, this.options.paths, this.settings.parentEnv, metricsPort);
     } catch (err) {
       this.fail(r, `cannot launch: ${err instanceof ConnectError ? err.rawMessage : String(err)}`);
       return;
     }
     if (r.stopping) return;
     this.log(r, "manager", `starting ${[command.command, ...command.args].join(" ")} on port ${port}`);
+    r.metricsEndpoint = `127.0.0.1:${metricsPort}`;
+    // Operators find where to scrape a replica here (GetLogs), in clipper_replica_info and in run/replica-targets.json.
+    this.log(r, "manager", `metrics endpoint http://${r.metricsEndpoint}/metrics (CLIPPER_METRICS_PORT=${metricsPort})`);
     const child = spawn(command.command, command.args, { env: command.env, cwd: command.cwd, stdio: ["ignore", "pipe", "pipe"], detached: true });
     r.child = child;
     r.exited = new Promise((resolve) => {

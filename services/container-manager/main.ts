@@ -15,6 +15,8 @@ import {
   startMetricsServer,
 } from "../shared/index.js";
 import { clientSecurity, securityOptions, serverSecurity } from "../shared/index.js";
+import { latencyBucketsOption } from "../shared/index.js";
+import { startTracing } from "../shared/index.js";
 import { startContainerManager } from "./manager.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -62,6 +64,7 @@ const spec = {
     parse: parse.int(0, Number.MAX_SAFE_INTEGER),
     help: "kill and restart a replica whose resident memory exceeds this (checked every health check); 0: no limit",
   },
+  latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   serviceToken: securityOptions.serviceToken(),
   insecure: securityOptions.insecure(),
@@ -74,6 +77,7 @@ const spec = {
 async function main(): Promise<void> {
   const config = loadServiceConfig("container-manager", spec);
   const logger = createLogger({ service: "container-manager" });
+  const tracing = startTracing("container-manager");
   const security = serverSecurity("container-manager", config);
   const metrics = createMetricsRegistry("container-manager");
   const manager = await startContainerManager({
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
     maxReplicas: config.maxReplicas,
     backend: { stopGraceMs: config.stopGraceMs, memoryLimitBytes: config.replicaMemoryLimitBytes },
     metrics,
+    latencyBuckets: config.latencyBuckets,
     serverSecurity: security.grpc,
     registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
   });
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
   onShutdownSignal(logger, async () => {
     await manager.close();
     await metricsServer.close();
+    await tracing?.shutdown();
   });
   logger.info({ port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir }, "listening");
 }

@@ -1,9 +1,9 @@
 import { createClient } from "@connectrpc/connect";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
-import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { createGrpcTransport, type Logger, modelKey, prom, registration, type RunningGrpcServer, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
+import { ContainerManagerMetrics } from "./container-manager-metrics.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./local-process-backend.js";
 import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { Reconciler } from "./reconciler.js";
@@ -26,6 +26,8 @@ export interface ContainerManagerOptions {
   /** Backend tuning (health interval, restart policy, grace), mostly for tests. */
   backend?: Omit<LocalProcessBackendOptions, "paths" | "logger">;
   metrics?: prom.Registry;
+  /** Upper bounds (seconds) of the latency histograms. */
+  latencyBuckets?: readonly number[];
   /** TLS and the service token for calls to the registry. */
   registrySecurity?: ClientSecurity;
   /** mTLS credentials and the API token check of this server. */
@@ -79,18 +81,16 @@ export async function startContainerManager(options: ContainerManagerOptions): P
   }, RESYNC_INTERVAL_MS);
   resync.unref();
 
-  if (options.metrics !== undefined) {
-    new prom.Gauge({
-      name: "clipper_container_manager_replicas",
-      help: "Replicas run by this container-manager, by state",
-      labelNames: ["state"],
-      registers: [options.metrics],
-      collect() {
-        this.reset();
-        for (const r of backend.replicas()) this.inc({ state: ReplicaState[r.state] ?? "UNSPECIFIED" });
-      },
-    });
-  }
+  const metrics =
+    options.metrics === undefined
+      ? undefined
+      : new ContainerManagerMetrics(options.metrics, {
+          backend,
+          config: () => (watcher.connected() ? watcher.view() : undefined),
+          dataDir: options.dataDir,
+          logger,
+          ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
+        });
 
   const service = createContainerManagerService({
     registry,
@@ -130,6 +130,8 @@ export async function startContainerManager(options: ContainerManagerOptions): P
       watcher.close();
       await server.close(1000);
       await backend.close();
+      metrics?.writeTargets();
+      metrics?.close();
       // Give the registry a moment to hear that the replicas are gone.
       await Promise.race([reporter.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       reporter.close();

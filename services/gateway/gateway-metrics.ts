@@ -1,39 +1,53 @@
 import { Code, ConnectError, prom } from "../shared/index.js";
+import { defaultLatencyBuckets } from "../shared/index.js";
 
 export type Protocol = "rest" | "grpc" | "connect" | "grpc-web";
 
+/** The `outcome` label: a model's answer, the application's default, shed for overload, or an error. */
+export type GatewayOutcome = "answered" | "default" | "shed" | "error";
+
 /** The gateway's Prometheus series: requests by application, protocol and outcome, and their latency. */
 export class GatewayMetrics {
-  private readonly requests: prom.Counter<"application" | "protocol" | "outcome">;
-  private readonly latency: prom.Histogram<"protocol">;
+  private readonly requests: prom.Counter<"application" | "protocol" | "outcome" | "code">;
+  private readonly latency: prom.Histogram<"application" | "protocol" | "outcome">;
 
-  constructor(registry: prom.Registry) {
+  constructor(registry: prom.Registry, latencyBuckets: readonly number[] = defaultLatencyBuckets) {
     this.requests = new prom.Counter({
       name: "clipper_gateway_requests_total",
-      help: "Prediction and feedback requests, by application, protocol and outcome (ok, default, or the error code).",
-      labelNames: ["application", "protocol", "outcome"],
+      help: "Prediction and feedback requests, by application, protocol, outcome (answered, default, shed, error) and code (ok, or the gRPC code / HTTP status of the error).",
+      labelNames: ["application", "protocol", "outcome", "code"],
       registers: [registry],
     });
     this.latency = new prom.Histogram({
       name: "clipper_gateway_request_duration_seconds",
-      help: "Time from request to response at the gateway.",
-      labelNames: ["protocol"],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      help: "End-to-end time from request to response at the gateway, by application, protocol and outcome.",
+      labelNames: ["application", "protocol", "outcome"],
+      buckets: [...latencyBuckets],
       registers: [registry],
     });
   }
 
   /**
    * Records one finished request. `application` must be a configured name
-   * (or "unknown"), so that callers cannot grow the label set at will.
+   * (or "unknown"), so that callers cannot grow the label set at will;
+   * `result` is "ok", "default", or an error's code (errorOutcome, `http_<status>`).
    */
-  observe(application: string, protocol: Protocol, outcome: string, startedAt: number): void {
-    this.requests.inc({ application, protocol, outcome });
-    this.latency.observe({ protocol }, (performance.now() - startedAt) / 1000);
+  observe(application: string, protocol: Protocol, result: string, startedAt: number): void {
+    const outcome = outcomeOf(result);
+    const code = outcome === "answered" || outcome === "default" ? "ok" : result;
+    this.requests.inc({ application, protocol, outcome, code });
+    this.latency.observe({ application, protocol, outcome }, (performance.now() - startedAt) / 1000);
   }
 }
 
-/** The outcome label of a failed request: the lower-case gRPC code name, e.g. "not_found". */
+function outcomeOf(result: string): GatewayOutcome {
+  if (result === "ok") return "answered";
+  if (result === "default") return "default";
+  if (result === "resource_exhausted" || result === "http_429") return "shed";
+  return "error";
+}
+
+/** The code of a failed request: the lower-case gRPC code name, e.g. "not_found". */
 export function errorOutcome(err: unknown): string {
   const code = err instanceof ConnectError ? err.code : Code.Internal;
   return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();

@@ -225,8 +225,8 @@ describe("gateway and router", () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     const text = await (await fetch(`${base}/metrics`)).text();
-    expect(text).toContain('clipper_gateway_requests_total{application="sum",protocol="rest",outcome="ok"}');
-    expect(text).toContain('clipper_gateway_requests_total{application="unknown",protocol="rest",outcome="not_found"}');
+    expect(text).toContain('clipper_gateway_requests_total{application="sum",protocol="rest",outcome="answered",code="ok"}');
+    expect(text).toContain('clipper_gateway_requests_total{application="unknown",protocol="rest",outcome="error",code="not_found"}');
     expect(text).toContain("clipper_gateway_request_duration_seconds_bucket");
   });
 

@@ -36,6 +36,8 @@ export interface GatewayOptions {
   drainMs?: number;
   logger: Logger;
   metrics: prom.Registry;
+  /** Upper bounds (seconds) of the request latency histogram. */
+  latencyBuckets?: readonly number[];
   /** Serve HTTPS and gRPC over TLS on the port instead of cleartext. */
   tls?: { cert: Buffer; key: Buffer };
   /** Per-application prediction keys; without them predictions are open. */
@@ -67,7 +69,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
   const routerHealth = createClient(Health, routerTransport);
   const predictor = new Predictor(() => (configReady ? watcher.view() : undefined), createClient(QueryService, routerTransport), options.queryTimeoutMs, options.maxInFlight);
-  const metrics = new GatewayMetrics(options.metrics);
+  const metrics = new GatewayMetrics(options.metrics, options.latencyBuckets);
   const openImpl = createPredictionServiceImpl(predictor, metrics);
   const impl = options.appKeys ? withAppKeys(openImpl, options.appKeys) : openImpl;
 

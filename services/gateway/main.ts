@@ -10,6 +10,8 @@ import {
   parse,
 } from "../shared/index.js";
 import { clientSecurity, loadTlsMaterial, securityOptions } from "../shared/index.js";
+import { latencyBucketsOption } from "../shared/index.js";
+import { startTracing } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
 import { startGateway } from "./gateway.js";
 
@@ -63,6 +65,7 @@ const spec = {
     parse: parse.int(0, 600_000),
     help: "on shutdown, how long requests already being answered get to finish",
   },
+  latencyBuckets: latencyBucketsOption,
   queryTimeoutMs: {
     flag: "query-timeout-ms",
     env: "CLIPPER_GATEWAY_QUERY_TIMEOUT_MS",
@@ -75,6 +78,7 @@ const spec = {
 async function main(): Promise<void> {
   const config = loadServiceConfig("gateway", spec);
   const logger = createLogger({ service: "gateway" });
+  const tracing = startTracing("gateway");
   const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, ...options } = config;
   // The same certificate serves the public edge and identifies the gateway to the router and registry (mutual TLS).
   const tls = loadTlsMaterial({ cert: tlsCert, key: tlsKey, ca: tlsCa });
@@ -88,8 +92,11 @@ async function main(): Promise<void> {
     routerSecurity: clientSecurity({ tls }),
     registrySecurity: clientSecurity({ tls, token: serviceToken }),
   });
-  logger.info({ port: gateway.port, router: config.router, registry: config.registry, tls: tls !== undefined, appKeys: appKeys !== undefined }, "listening");
-  onShutdownSignal(logger, () => gateway.close());
+  logger.info({ port: gateway.port, router: config.router, registry: config.registry, tls: tls !== undefined, appKeys: appKeys !== undefined, tracing: tracing !== undefined }, "listening");
+  onShutdownSignal(logger, async () => {
+    await gateway.close();
+    await tracing?.shutdown();
+  });
 }
 
 function loadAppKeys(file: string): AppKeys {

@@ -2,7 +2,8 @@ import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { type ConfigView, notFound, resourceExhausted, unavailable } from "../shared/index.js";
+import { type ConfigView, inputCount, notFound, resourceExhausted, unavailable } from "../shared/index.js";
+import { SpanKind, TraceAttributes, trace, withSpan } from "../shared/index.js";
 
 export interface QueryCallOptions {
   version: string;
@@ -43,14 +44,22 @@ export class Predictor {
     return app;
   }
 
-  async query(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
-    const res = await this.admitted(() =>
-      this.router.query(
-        { application, inputs, version: options.version, uid: options.uid },
-        { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
-      ),
-    );
-    return res.results;
+  /** One prediction request: the gateway's span of its trace (a child of the caller's gRPC span, or the root for REST). */
+  query(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
+    const attributes = { [TraceAttributes.application]: application, [TraceAttributes.inputs]: inputCount(inputs) };
+    const kind = trace.getActiveSpan() === undefined ? SpanKind.SERVER : SpanKind.INTERNAL;
+    return withSpan("clipper.gateway/predict", { kind, attributes }, async (span) => {
+      const res = await this.admitted(() =>
+        this.router.query(
+          { application, inputs, version: options.version, uid: options.uid },
+          { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
+        ),
+      );
+      const firstDefault = res.results.find((r) => r.default);
+      span.setAttribute(TraceAttributes.isDefault, firstDefault !== undefined);
+      if (res.results.length === 1 && res.results[0]) span.setAttribute(TraceAttributes.queryId, res.results[0].queryId.toString());
+      return res.results;
+    });
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: AbortSignal | undefined): Promise<number> {

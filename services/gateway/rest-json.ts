@@ -166,12 +166,20 @@ export interface RestPrediction {
   output: unknown;
   default: boolean;
   default_explanation?: string;
+  /** The model versions whose answers make the output (absent for a default). */
+  models?: string[];
+  /** The selection policy's weight behind the output, in [0, 1] (absent for a default). */
+  confidence?: number;
 }
 
 /** Clipper's JSON for one answer: the output as JSON when it parses, else the string itself. */
 export function restPrediction(result: QueryResult): RestPrediction {
   const out: RestPrediction = { query_id: Number(result.queryId), output: parseOutput(result.output), default: result.default };
   if (result.default) out.default_explanation = result.defaultExplanation;
+  else if (result.models.length > 0) {
+    out.models = result.models;
+    out.confidence = result.confidence;
+  }
   return out;
 }
 

@@ -6,7 +6,14 @@ import { errorOutcome, type GatewayMetrics, type Protocol } from "./gateway-metr
 import { packInput } from "./grpc-inputs.js";
 import type { Predictor } from "./predictor.js";
 
-const toPrediction = (r: QueryResult) => ({ queryId: r.queryId, output: r.output, default: r.default, defaultExplanation: r.defaultExplanation });
+const toPrediction = (r: QueryResult) => ({
+  queryId: r.queryId,
+  output: r.output,
+  default: r.default,
+  defaultExplanation: r.defaultExplanation,
+  models: r.models,
+  confidence: r.confidence,
+});
 
 /** clipper.v1.PredictionService for gRPC, Connect and gRPC-Web alike. */
 export function createPredictionServiceImpl(predictor: Predictor, metrics: GatewayMetrics): ServiceImpl<typeof PredictionService> {

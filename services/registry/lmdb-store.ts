@@ -1,10 +1,23 @@
 import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
-import { StoreConflictError, recordWrite, snapshotFromRecords, type RegistryStore } from "./store.js";
+import {
+  StoreConflictError,
+  decodePolicyState,
+  encodePolicyState,
+  policyStateField,
+  recordWrite,
+  snapshotFromRecords,
+  type PolicyStateKey,
+  type PolicyStateSwap,
+  type RegistryStore,
+  type StoredPolicyState,
+} from "./store.js";
 
 /** Kept under a key no record key can have (record keys all contain '/'). */
 const REVISION_KEY = "revision";
+/** Policy states live beside the records under this prefix, outside snapshots and the revision. */
+const POLICY_PREFIX = "policy\u0000";
 
 /**
  * The embedded default store: one lmdb environment in `path`
@@ -25,7 +38,7 @@ export class LmdbStore implements RegistryStore {
     return this.db.transactionSync(() => {
       const records: Array<[string, Uint8Array]> = [];
       for (const { key, value } of this.db.getRange()) {
-        if (key !== REVISION_KEY) records.push([key, value]);
+        if (key !== REVISION_KEY && !key.startsWith(POLICY_PREFIX)) records.push([key, value]);
       }
       return snapshotFromRecords(this.readRevision(), records);
     });
@@ -43,6 +56,22 @@ export class LmdbStore implements RegistryStore {
       const next = actual + BigInt(changes.length);
       this.db.putSync(REVISION_KEY, encodeRevision(next));
       return next;
+    });
+  }
+
+  async getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState> {
+    return decodePolicyState(this.db.get(POLICY_PREFIX + policyStateField(key)));
+  }
+
+  async swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
+    const recordKey = POLICY_PREFIX + policyStateField(key);
+    // One write transaction: the version check and the write cannot interleave with another writer's.
+    return this.db.transaction((): PolicyStateSwap => {
+      const current = decodePolicyState(this.db.get(recordKey));
+      if (current.version !== expectedVersion) return { applied: false, ...current };
+      const version = expectedVersion + 1n;
+      this.db.putSync(recordKey, encodePolicyState(version, state));
+      return { applied: true, version };
     });
   }
 

@@ -9,7 +9,6 @@ import {
   exitOnStartupError,
   loadServiceConfig,
   onShutdownSignal,
-  prom,
   registration,
   startGrpcServer,
   startMetricsServer,
@@ -19,12 +18,16 @@ import { registryConfigSpec } from "./config.js";
 import { LmdbStore } from "./lmdb-store.js";
 import { RedisStore } from "./redis-store.js";
 import { Registry } from "./registry.js";
+import { latencyBucketsOption } from "../shared/index.js";
+import { startTracing } from "../shared/index.js";
+import { RegistryMetrics } from "./registry-metrics.js";
 import { createManagementService } from "./service.js";
 import type { RegistryStore } from "./store.js";
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("registry", {
     ...registryConfigSpec,
+    latencyBuckets: latencyBucketsOption,
     tokensFile: securityOptions.tokensFile(),
     insecure: securityOptions.insecure(),
     tlsCert: securityOptions.tlsCert(),
@@ -32,36 +35,23 @@ async function main(): Promise<void> {
     tlsCa: securityOptions.tlsCa(),
   });
   const logger = createLogger({ service: "registry" });
+  const tracing = startTracing("registry");
   // Checked before the store opens: a refused configuration changes nothing.
   const security = serverSecurity("registry", config);
 
-  const store: RegistryStore =
+  const metrics = createMetricsRegistry("registry");
+  const registryMetrics = new RegistryMetrics(metrics, { revision: () => registry.revision, watchers: () => registry.watchers }, config.latencyBuckets);
+  const rawStore: RegistryStore =
     config.store === "redis"
       ? await RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, logger })
       : LmdbStore.open(join(config.dataDir, "registry"));
+  const store = registryMetrics.timed(rawStore);
   const registry = await Registry.open({
     store,
     logger,
     limits: { maxApplications: config.maxApplications, maxModelVersions: config.maxModelVersions, maxDesiredReplicas: config.maxDesiredReplicas },
   });
 
-  const metrics = createMetricsRegistry("registry");
-  new prom.Gauge({
-    name: "clipper_registry_revision",
-    help: "Configuration revision",
-    registers: [metrics],
-    collect() {
-      this.set(Number(registry.revision));
-    },
-  });
-  new prom.Gauge({
-    name: "clipper_registry_watchers",
-    help: "Open WatchConfig streams",
-    registers: [metrics],
-    collect() {
-      this.set(registry.watchers);
-    },
-  });
 
   const server = await startGrpcServer({
     host: config.host,
@@ -83,6 +73,7 @@ async function main(): Promise<void> {
     await server.close();
     await registry.close();
     await metricsServer.close();
+    await tracing?.shutdown();
   });
 }
 

@@ -1,10 +1,20 @@
-import { StoreConflictError, recordWrite, snapshotFromRecords, type RegistryStore } from "./store.js";
+import {
+  StoreConflictError,
+  policyStateField,
+  recordWrite,
+  snapshotFromRecords,
+  type PolicyStateKey,
+  type PolicyStateSwap,
+  type RegistryStore,
+  type StoredPolicyState,
+} from "./store.js";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
 
 /** A store that forgets everything on exit: for unit tests of the registry's rules. */
 export class MemoryStore implements RegistryStore {
   private readonly records = new Map<string, Uint8Array>();
   private revision = 0n;
+  private readonly policyStates = new Map<string, StoredPolicyState>();
 
   async load(): Promise<ConfigSnapshot> {
     return snapshotFromRecords(this.revision, this.records);
@@ -19,6 +29,19 @@ export class MemoryStore implements RegistryStore {
     }
     this.revision += BigInt(changes.length);
     return this.revision;
+  }
+
+  async getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState> {
+    return this.policyStates.get(policyStateField(key)) ?? { version: 0n, state: new Uint8Array() };
+  }
+
+  async swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
+    // Read and write in one synchronous step, as a store transaction would.
+    const current = this.policyStates.get(policyStateField(key)) ?? { version: 0n, state: new Uint8Array() };
+    if (current.version !== expectedVersion) return { applied: false, ...current };
+    const version = expectedVersion + 1n;
+    this.policyStates.set(policyStateField(key), { version, state: new Uint8Array(state) });
+    return { applied: true, version };
   }
 
   async close(): Promise<void> {}

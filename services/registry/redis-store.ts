@@ -1,7 +1,18 @@
 import { Redis } from "ioredis";
 import type { Logger } from "../shared/index.js";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
-import { StoreConflictError, recordWrite, snapshotFromRecords, type RegistryStore } from "./store.js";
+import {
+  StoreConflictError,
+  decodePolicyState,
+  encodePolicyState,
+  policyStateField,
+  recordWrite,
+  snapshotFromRecords,
+  type PolicyStateKey,
+  type PolicyStateSwap,
+  type RegistryStore,
+  type StoredPolicyState,
+} from "./store.js";
 
 /**
  * Checks the revision, applies the writes and bumps the revision in one Lua
@@ -26,6 +37,21 @@ end
 return tostring(redis.call('INCRBY', KEYS[1], ARGV[2]))
 `;
 
+/**
+ * Compare-and-set of one policy state in the hash KEYS[1]; values are an
+ * 8-byte big-endian version then the state. ARGV: field, expected version as
+ * 8 bytes (so the check compares bytes, exactly), new value. A missing value
+ * is version 0. Answers {1} when stored, else {0, current value}.
+ */
+const SWAP_POLICY_SCRIPT = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local ver = string.rep('\\0', 8)
+if cur then ver = string.sub(cur, 1, 8) end
+if ver ~= ARGV[2] then return {0, cur or ''} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {1}
+`;
+
 export interface RedisStoreOptions {
   /** redis://host:port[/db] */
   url: string;
@@ -44,6 +70,7 @@ export interface RedisStoreOptions {
 export class RedisStore implements RegistryStore {
   private readonly revisionKey: string;
   private readonly recordsKey: string;
+  private readonly policyKey: string;
 
   private constructor(
     private readonly redis: Redis,
@@ -51,6 +78,7 @@ export class RedisStore implements RegistryStore {
   ) {
     this.revisionKey = `${prefix}revision`;
     this.recordsKey = `${prefix}config`;
+    this.policyKey = `${prefix}policy`;
   }
 
   /** Connects and checks that Redis answers; fails instead of retrying forever. */
@@ -98,6 +126,27 @@ export class RedisStore implements RegistryStore {
       if (m?.[1] !== undefined) throw new StoreConflictError(expectedRevision, BigInt(m[1]));
       throw err;
     }
+  }
+
+  async getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState> {
+    return decodePolicyState((await this.redis.hgetBuffer(this.policyKey, policyStateField(key))) ?? undefined);
+  }
+
+  async swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
+    const version = expectedVersion + 1n;
+    // callBuffer: the reply carries binary state, which a string reply would mangle.
+    const reply = (await this.redis.callBuffer(
+      "EVAL",
+      SWAP_POLICY_SCRIPT,
+      "1",
+      this.policyKey,
+      policyStateField(key),
+      encodePolicyState(expectedVersion, new Uint8Array()),
+      encodePolicyState(version, state),
+    )) as [number, Buffer?];
+    if (reply[0] === 1) return { applied: true, version };
+    const current = decodePolicyState(reply[1] !== undefined && reply[1].length > 0 ? reply[1] : undefined);
+    return { applied: false, ...current };
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,7 @@ import {
   type ModelVersionKey,
   type ReplicaSet,
   ReplicaSetSchema,
+  SelectionPolicySchema,
 } from "../../gen/clipper/v1/resources_pb.js";
 import {
   Code,
@@ -34,7 +35,7 @@ import {
   type Logger,
 } from "../shared/index.js";
 import { ConfigState } from "./config-state.js";
-import { StoreConflictError, type RegistryStore } from "./store.js";
+import { StoreConflictError, type PolicyStateSwap, type RegistryStore, type StoredPolicyState } from "./store.js";
 import {
   DEFAULT_REGISTRY_LIMITS,
   DEFAULT_SLO_MICROS,
@@ -45,7 +46,10 @@ import {
   validateInputType,
   validateLabels,
   validateNewModel,
+  validatePolicyState,
+  validatePolicyStateKey,
   validateReplicaSet,
+  validateSelectionPolicy,
   validateSlo,
   validateText,
 } from "./validation.js";
@@ -158,6 +162,7 @@ export class Registry {
     validateSlo(req.sloMicros);
     validateText("default_output", req.defaultOutput, LIMITS.maxDefaultOutputBytes);
     validateText("description", req.description, LIMITS.maxDescriptionBytes);
+    if (req.policy !== undefined) validateSelectionPolicy(req.policy);
     return this.write((s) => {
       if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
       if (s.applicationCount >= this.limits.maxApplications) {
@@ -171,6 +176,7 @@ export class Registry {
         description: req.description,
         cacheEnabled: req.cacheEnabled,
         defaultOnOverload: req.defaultOnOverload,
+        ...(req.policy !== undefined ? { policy: clone(SelectionPolicySchema, req.policy) } : {}),
       });
       return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(req.name) };
     });
@@ -181,6 +187,7 @@ export class Registry {
     if (req.sloMicros !== undefined) validateSlo(req.sloMicros);
     if (req.defaultOutput !== undefined) validateText("default_output", req.defaultOutput, LIMITS.maxDefaultOutputBytes);
     if (req.description !== undefined) validateText("description", req.description, LIMITS.maxDescriptionBytes);
+    if (req.policy !== undefined) validateSelectionPolicy(req.policy);
     return this.write(() => {
       const app = this.requireApplication(req.name);
       const updated = clone(ApplicationSchema, app);
@@ -189,6 +196,8 @@ export class Registry {
       if (req.description !== undefined) updated.description = req.description;
       if (req.cacheEnabled !== undefined) updated.cacheEnabled = req.cacheEnabled;
       if (req.defaultOnOverload !== undefined) updated.defaultOnOverload = req.defaultOnOverload;
+      // Replaced whole, never merged: routers see the old policy or the new one.
+      if (req.policy !== undefined) updated.policy = clone(SelectionPolicySchema, req.policy);
       const changes: ChangeContent[] = equals(ApplicationSchema, app, updated) ? [] : [{ case: "applicationUpserted", value: updated }];
       return { changes, result: () => this.requireApplication(req.name) };
     });
@@ -379,6 +388,36 @@ export class Registry {
     return this.state
       .replicaSetList()
       .filter((r) => (modelName === "" || r.modelName === modelName) && (modelVersion === "" || r.modelVersion === modelVersion));
+  }
+
+  // ---- policy state
+
+  /**
+   * Learned selection-policy state, per application (uid "") and per user.
+   * Not configuration: it bypasses the write queue and the revision, and each
+   * key has its own version for compare-and-set, so routers updating it
+   * concurrently never lose an update (the loser re-applies and retries).
+   */
+  async getPolicyState(application: string, uid: string): Promise<StoredPolicyState> {
+    validatePolicyStateKey(application, uid);
+    this.requireApplication(application);
+    return this.storeCall(() => this.store.getPolicyState({ application, uid }));
+  }
+
+  async updatePolicyState(application: string, uid: string, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
+    validatePolicyStateKey(application, uid);
+    validatePolicyState(state);
+    this.requireApplication(application);
+    return this.storeCall(() => this.store.swapPolicyState({ application, uid }, expectedVersion, state));
+  }
+
+  private async storeCall<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      this.options.logger?.error({ err }, "registry store policy-state call failed");
+      throw unavailable(`registry store failed: ${(err as Error).message}`);
+    }
   }
 
   // ---- watch

@@ -52,6 +52,13 @@ export function createManagementService(registry: Registry): ServiceImpl<typeof 
     listReplicas(req) {
       return { replicaSets: registry.listReplicas(req.modelName, req.modelVersion) };
     },
+    async getPolicyState(req) {
+      return registry.getPolicyState(req.application, req.uid);
+    },
+    async updatePolicyState(req) {
+      const swap = await registry.updatePolicyState(req.application, req.uid, req.expectedVersion, req.state);
+      return swap.applied ? { applied: true, version: swap.version } : swap;
+    },
     async *watchConfig(_req, ctx) {
       const { snapshot, changes } = registry.watch();
       // Wakes the subscription's wait when the client goes away or the server stops.

@@ -24,7 +24,51 @@ export interface RegistryStore {
    * Throws StoreConflictError when another writer moved the revision.
    */
   commit(expectedRevision: bigint, changes: readonly ConfigChange[]): Promise<bigint>;
+  /** The stored policy state of an application (uid "") or one of its users; version 0 and empty when none. */
+  getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState>;
+  /**
+   * Compare-and-set of one policy state: stores `state` with version
+   * expectedVersion + 1 if the stored version is still `expectedVersion`,
+   * atomically; otherwise leaves it and answers what is stored.
+   */
+  swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap>;
   close(): Promise<void>;
+}
+
+/**
+ * Policy state is learned data, not configuration: it is written far more
+ * often, has its own version per key, and is never part of a snapshot or the
+ * revision.
+ */
+export interface PolicyStateKey {
+  application: string;
+  uid: string;
+}
+
+export interface StoredPolicyState {
+  version: bigint;
+  state: Uint8Array;
+}
+
+export type PolicyStateSwap = { applied: true; version: bigint } | { applied: false; version: bigint; state: Uint8Array };
+
+/** One string per policy state key; names are DNS labels, so the NUL cannot be part of an application name. */
+export function policyStateField(key: PolicyStateKey): string {
+  return `${key.application}\u0000${key.uid}`;
+}
+
+/** A policy state stored as an 8-byte big-endian version followed by the JSON bytes. */
+export function encodePolicyState(version: bigint, state: Uint8Array): Buffer {
+  const buf = Buffer.alloc(8 + state.byteLength);
+  buf.writeBigUInt64BE(version);
+  buf.set(state, 8);
+  return buf;
+}
+
+export function decodePolicyState(raw: Uint8Array | undefined): StoredPolicyState {
+  if (raw === undefined || raw.byteLength < 8) return { version: 0n, state: new Uint8Array() };
+  const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  return { version: buf.readBigUInt64BE(0), state: new Uint8Array(buf.subarray(8)) };
 }
 
 /** The stored revision is not the one the caller computed its changes against. */

@@ -1,6 +1,7 @@
 import { isAbsolute } from "node:path";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import type { BatchingConfig, Model, ModelRuntime, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
+import type { BatchingConfig, Model, ModelRuntime, ReplicaSet, SelectionPolicy } from "../../gen/clipper/v1/resources_pb.js";
+import { LossKind } from "../../gen/clipper/v1/resources_pb.js";
 import { invalidArgument, validateName, validateVersion } from "../shared/index.js";
 
 /** Clipper's default latency objective, used when an application is created with slo_micros 0. */
@@ -31,6 +32,9 @@ export const LIMITS = {
   maxBatchWaitMicros: 10_000_000,
   maxInFlightPerReplica: 64,
   maxQueueLength: 1_000_000,
+  maxSplitWeights: 64,
+  maxUidBytes: 256,
+  maxPolicyStateBytes: 256 * 1024,
 } as const;
 
 export function validateInputType(field: string, t: InputType): void {
@@ -143,4 +147,61 @@ export function validateReplicaSet(set: ReplicaSet | undefined): asserts set is 
     validateText(`${field}.message`, r.message, LIMITS.maxRuntimeStringBytes);
     validateText(`${field}.endpoint`, r.endpoint, 300);
   });
+}
+
+/** A selection policy as UpdateApplication/CreateApplication give it; the fields name the problem. */
+export function validateSelectionPolicy(policy: SelectionPolicy, field = "policy"): void {
+  const finite = (name: string, v: number, min: number, max: number) => {
+    if (!Number.isFinite(v) || v < min || v > max) throw invalidArgument(`${field}.${name} is ${v}; it must be a number in [${min}, ${max}]`);
+  };
+  if (LossKind[policy.loss] === undefined) throw invalidArgument(`${field}.loss has unknown value ${policy.loss}`);
+  finite("loss_scale", policy.lossScale, 0, Number.MAX_VALUE);
+  const kind = policy.kind;
+  switch (kind.case) {
+    case undefined:
+      throw invalidArgument(`${field} has no kind: give one of single, split, exp3, exp4, epsilon_greedy, thompson`);
+    case "split": {
+      const entries = Object.entries(kind.value.weights);
+      if (entries.length === 0) throw invalidArgument(`${field}.split.weights is empty: give a weight per model (or "model:version")`);
+      if (entries.length > LIMITS.maxSplitWeights) throw invalidArgument(`${field}.split.weights has ${entries.length} entries; the limit is ${LIMITS.maxSplitWeights}`);
+      for (const [key, weight] of entries) {
+        const [model, version, extra] = key.split(":");
+        if (extra !== undefined) throw invalidArgument(`${field}.split.weights key "${key.slice(0, 80)}" must be "model" or "model:version"`);
+        validateName(`${field}.split.weights key`, model ?? "");
+        if (version !== undefined) validateVersion(version);
+        finite(`split.weights["${key}"]`, weight, 0, Number.MAX_VALUE);
+      }
+      if (entries.every(([, w]) => w === 0)) throw invalidArgument(`${field}.split.weights are all 0: at least one must be positive`);
+      return;
+    }
+    case "exp3":
+      finite("exp3.gamma", kind.value.gamma, 0, 1);
+      return;
+    case "exp4":
+      finite("exp4.eta", kind.value.eta, 0, 100);
+      return;
+    case "epsilonGreedy":
+      finite("epsilon_greedy.epsilon", kind.value.epsilon, 0, 1);
+      return;
+    case "single":
+    case "thompson":
+      return;
+  }
+}
+
+/** A policy state key and, for updates, its JSON state. */
+export function validatePolicyStateKey(application: string, uid: string): void {
+  validateName("application", application);
+  validateText("uid", uid, LIMITS.maxUidBytes);
+}
+
+export function validatePolicyState(state: Uint8Array): void {
+  if (state.byteLength > LIMITS.maxPolicyStateBytes) throw invalidArgument(`state is ${state.byteLength} bytes; the limit is ${LIMITS.maxPolicyStateBytes}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(state));
+  } catch (err) {
+    throw invalidArgument(`state is not UTF-8 JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw invalidArgument("state must be a JSON object");
 }

@@ -12,6 +12,8 @@ import {
   serverSecurity,
   startMetricsServer,
 } from "../shared/index.js";
+import { latencyBucketsOption } from "../shared/index.js";
+import { startTracing } from "../shared/index.js";
 import { defaultBatchingDefaults } from "./query-processor.js";
 import { startRouter } from "./router.js";
 
@@ -49,6 +51,7 @@ const spec = {
     parse: parse.int(1, 1024),
     help: "batches in flight to one replica at once, for models that set no max_in_flight_per_replica",
   },
+  latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   insecure: securityOptions.insecure(),
   tlsCert: securityOptions.tlsCert(),
@@ -67,6 +70,7 @@ const spec = {
 async function main(): Promise<void> {
   const config = loadServiceConfig("router", spec);
   const logger = createLogger({ service: "router" });
+  const tracing = startTracing("router");
   const security = serverSecurity("router", config);
   const metrics = createMetricsRegistry("router");
   const router = await startRouter({
@@ -77,16 +81,18 @@ async function main(): Promise<void> {
     maxWaitMs: config.maxWaitMs,
     batching: { maxQueueLength: config.maxQueueLength, maxInFlightPerReplica: config.maxInFlightPerReplica },
     cacheBytes: config.cacheBytes,
+    latencyBuckets: config.latencyBuckets,
     serverSecurity: security.grpc,
     registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
     logger,
     metrics,
   });
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
-  logger.info({ port: router.port, metricsPort: metricsServer.port, registry: config.registry }, "listening");
+  logger.info({ port: router.port, metricsPort: metricsServer.port, registry: config.registry, tracing: tracing !== undefined }, "listening");
   onShutdownSignal(logger, async () => {
     await router.close();
     await metricsServer.close();
+    await tracing?.shutdown();
   });
 }
 

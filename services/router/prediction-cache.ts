@@ -95,7 +95,7 @@ export class PredictionCache {
   /** The model answered the ticket's input: store the output (unless its version was dropped meanwhile) and tell the waiters. */
   complete(ticket: CacheTicket, output: string): void {
     if (!this.finish(ticket)) return;
-    if (ticket.generation === (this.generations.get(ticket.modelKey) ?? 0)) this.insert(ticket, output);
+    if (ticket.generation === (this.generations.get(ticket.modelKey) ?? 0)) this.insert(ticket.modelKey, ticket.hash, ticket.input, output);
     for (const w of ticket.waiters) w(output);
   }
 
@@ -103,6 +103,20 @@ export class PredictionCache {
   abandon(ticket: CacheTicket): void {
     if (!this.finish(ticket)) return;
     for (const w of ticket.waiters) w(undefined);
+  }
+
+  /**
+   * Stores a model's output for an input without any lookup before it: the
+   * router records the predictions of learning policies here even when the
+   * application does not answer from the cache, so feedback can join them.
+   */
+  record(modelKey: string, input: Uint8Array, output: string): void {
+    this.insert(modelKey, this.options.hash(modelKey, input), input, output);
+  }
+
+  /** The stored output for the input, if any, without counting a hit or marking the entry used (the feedback join). */
+  peek(modelKey: string, input: Uint8Array): string | undefined {
+    return find(this.entries.get(this.options.hash(modelKey, input)), modelKey, input)?.output;
   }
 
   /** Drops every entry of a model version (its model's current version changed); calls in flight for it are not stored. */
@@ -128,15 +142,15 @@ export class PredictionCache {
     return true;
   }
 
-  private insert(ticket: CacheTicket, output: string): void {
-    const size = ticket.input.length + 2 * output.length + 2 * ticket.modelKey.length + ENTRY_OVERHEAD_BYTES;
+  private insert(modelKey: string, hash: number, input: Uint8Array, output: string): void {
+    const size = input.length + 2 * output.length + 2 * modelKey.length + ENTRY_OVERHEAD_BYTES;
     // One entry may not take more than a quarter of the cache, or a few large inputs would flush it.
     if (size > this.options.maxBytes / 4) return;
-    const existing = find(this.entries.get(ticket.hash), ticket.modelKey, ticket.input);
+    const existing = find(this.entries.get(hash), modelKey, input);
     if (existing !== undefined) this.remove(existing);
     while (this.counters.bytes + size > this.options.maxBytes) this.evictOne();
     // Copied so a small entry does not keep a large request's buffer alive.
-    const entry: Entry = { modelKey: ticket.modelKey, hash: ticket.hash, input: ticket.input.slice(), output, size, referenced: false, slot: 0 };
+    const entry: Entry = { modelKey, hash, input: input.slice(), output, size, referenced: false, slot: 0 };
     const free = this.freeSlots.pop();
     if (free === undefined) {
       entry.slot = this.ring.length;

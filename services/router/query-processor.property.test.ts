@@ -6,7 +6,7 @@ import { ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resourc
 import { Code, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
 import { FakeClock } from "./fake-clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
-import { FirstLinkedModelSelector } from "./model-selector.js";
+import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { type AnsweredQuery, QueryProcessor } from "./query-processor.js";
 
@@ -90,7 +90,7 @@ describe("QueryProcessor (property)", () => {
         const p = new QueryProcessor({
           config: () => view,
           models,
-          selector: new FirstLinkedModelSelector(),
+          selector: new PolicySelector(),
           clock,
           limits: { maxBatch: 100, maxInputSize: 100 },
           maxWaitMs: 60_000,

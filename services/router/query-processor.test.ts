@@ -5,7 +5,7 @@ import { type ConfigSnapshot, ConfigSnapshotSchema, ReplicaState } from "../../g
 import { Code, ConnectError, type ConfigView, unavailable, viewFromSnapshot } from "../shared/index.js";
 import { FakeClock } from "./fake-clock.js";
 import type { ModelClient, ModelClientFactory } from "./model-clients.js";
-import { FirstLinkedModelSelector } from "./model-selector.js";
+import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { NO_MODEL_EXPLANATION, QueryProcessor, type QueryProcessorDeps, SLO_EXPLANATION } from "./query-processor.js";
 
@@ -78,7 +78,7 @@ function processor(view: ConfigView | undefined | (() => ConfigView), models: Fa
   return new QueryProcessor({
     config: typeof view === "function" ? view : () => view,
     models,
-    selector: new FirstLinkedModelSelector(),
+    selector: new PolicySelector(),
     clock,
     limits: { maxBatch: 100, maxInputSize: 100 },
     maxWaitMs: 60_000,

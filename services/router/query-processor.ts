@@ -14,7 +14,9 @@ import {
 } from "../shared/index.js";
 import type { Clock } from "./clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
-import type { ModelSelector } from "./model-selector.js";
+import type { ModelSelector, SelectionPlan } from "./model-selector.js";
+import { parseArm } from "./application-policy.js";
+import type { QueryObserver, RequestObservation } from "./router-metrics.js";
 import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
 import type { CacheTicket, PredictionCache } from "./prediction-cache.js";
 import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher, type VersionBatcherOptions } from "./version-batcher.js";
@@ -45,6 +47,10 @@ export interface AnsweredQuery {
   /** Why the default was answered; empty when the model answered. */
   explanation: string;
   outcome: QueryOutcome;
+  /** The model versions ("model:version") whose answers make the output; empty for a default. */
+  models: string[];
+  /** In [0, 1]: the policy's weight behind the output (0 for a default). */
+  confidence: number;
 }
 
 export interface QueryOptions {
@@ -69,6 +75,7 @@ export interface QueryProcessorDeps {
   /** Undefined until the first snapshot from the registry has arrived. */
   config: () => ConfigView | undefined;
   models: ModelClientFactory;
+  /** The application's selection policy: which linked models answer each query, and how their answers combine. */
   selector: ModelSelector;
   clock: Clock;
   limits: InputLimits;
@@ -79,8 +86,10 @@ export interface QueryProcessorDeps {
   batcher?: Partial<Omit<VersionBatcherOptions, "clock">>;
   /** Shared by the applications that enable caching; none: caching is off everywhere. */
   cache?: PredictionCache;
-  /** Told each batch sent to a model replica. */
-  onBatch?: (modelVersionKey: string, size: number) => void;
+  /** Record the outputs of applications whose policy learns in `cache` (even with caching off), so feedback can join them. */
+  recordForFeedback?: (app: Application) => boolean;
+  /** Told of requests, batches and answers (metrics, traces). */
+  observer?: QueryObserver;
 }
 
 /**
@@ -106,43 +115,69 @@ export class QueryProcessor {
     const app = view.applications.get(application);
     if (app === undefined) throw notFound(`application "${application}" not found`);
     const count = validateInputs(inputs, app.inputType, this.deps.limits);
+    const deadline = this.deps.clock.now() + this.waitMs(app, options.timeoutMs);
+    const picked = this.deps.selector.select(app, options.uid ?? "", count, Math.max(0, deadline - this.deps.clock.now()));
+    const plan = picked instanceof Promise ? await picked : picked;
     const firstId = this.nextQueryId;
     this.nextQueryId += BigInt(count);
-    const request = new PendingRequest(app, firstId, count);
+    const cache = this.deps.cache;
+    const record = cache !== undefined && !app.cacheEnabled && (this.deps.recordForFeedback?.(app) ?? false);
+    const request = new PendingRequest(app, firstId, count, plan, record, this.deps.observer?.requestStarted(application));
+    if (plan.arms.every((arms) => arms.length === 0)) return request.defaultAll(NO_MODEL_EXPLANATION, "no_model");
 
-    const modelName = this.deps.selector.select(app, view, options.uid ?? "");
-    if (modelName === undefined) return request.defaultAll(NO_MODEL_EXPLANATION, "no_model");
-    const model = this.resolveVersion(view, modelName, options.version);
-    if (typeof model === "string") return request.defaultAll(model, "no_version");
-    const key = modelKey(model.name, model.version);
-    const batcher = this.batcherFor(key, model, view);
-    if (batcher.activeReplicas() === 0) return request.defaultAll(`No ready replica of model ${key}`, "no_replica");
-    if (options.signal?.aborted) return request.defaultAll(CANCELLED_EXPLANATION, "cancelled");
+    // Each arm resolves once per request: a version switch mid-request cannot split it.
+    const targets = new Map<string, Target>();
+    for (const arms of plan.arms) {
+      for (const arm of arms) {
+        if (targets.has(arm)) continue;
+        const target = this.resolveTarget(view, arm, options.version);
+        if ("batcher" in target) request.observation?.routed(target.batcher.key);
+        targets.set(arm, target);
+      }
+    }
 
-    const deadline = this.deps.clock.now() + this.waitMs(app, options.timeoutMs);
     const source = inputs as Inputs;
-    const queries = new Array<PendingQuery>(count);
+    const members: PendingQuery[] = [];
+    const failures: Array<[QuerySlot, string, { explanation: string; outcome: QueryOutcome }]> = [];
     let offset = 0;
     for (let i = 0; i < count; i++) {
-      queries[i] = new PendingQuery(request, source, i, offset, deadline, batcher);
+      const arms = plan.arms[i] ?? [];
+      const slot = new QuerySlot(request, i, Math.max(1, arms.length));
+      if (arms.length === 0) failures.push([slot, "", { explanation: NO_MODEL_EXPLANATION, outcome: "no_model" }]);
+      for (const arm of arms) {
+        const target = targets.get(arm) as Target;
+        if ("explanation" in target) failures.push([slot, arm, target]);
+        else members.push(new PendingQuery(slot, arm, source, i, offset, deadline, target.batcher));
+      }
       offset += source.lengths[i] ?? 0;
     }
-    const toQueue = app.cacheEnabled && this.deps.cache ? this.answerFromCache(key, queries) : queries;
-    if (toQueue.length > 0 && !batcher.enqueue(toQueue)) {
-      const reason = `model ${key} has ${batcher.queueLength()} queries waiting (limit ${batcher.queueCapacity()}): the router is overloaded, retry later`;
+    for (const [slot, arm, failure] of failures) slot.report(arm, "", { kind: "default", ...failure });
+    if (options.signal?.aborted) {
+      this.expire(members, CANCELLED_EXPLANATION, "cancelled");
+      return request.results();
+    }
+
+    const groups = new Map<VersionBatcher<PendingQuery>, PendingQuery[]>();
+    for (const q of members) {
+      const group = groups.get(q.batcher);
+      if (group === undefined) groups.set(q.batcher, [q]);
+      else group.push(q);
+    }
+    for (const [batcher, group] of groups) {
+      const toQueue = app.cacheEnabled && cache ? this.answerFromCache(batcher.key, group) : group;
+      if (toQueue.length === 0 || batcher.enqueue(toQueue)) continue;
+      const reason = `model ${batcher.key} has ${batcher.queueLength()} queries waiting (limit ${batcher.queueCapacity()}): the router is overloaded, retry later`;
       if (!app.defaultOnOverload) {
         // The request fails as a whole: none of its queries may be answered or sent later.
-        for (const q of queries) {
-          q.abandonTicket(this.deps.cache);
-          q.settled = true;
-        }
+        for (const q of members) this.withdraw(q);
+        request.observation?.refused(count);
         throw resourceExhausted(reason);
       }
-      for (const q of toQueue) this.settle(q, request.defaultAnswer(q.index, `Overloaded: ${reason}`, "overloaded"));
+      for (const q of toQueue) this.settle(q, { kind: "default", explanation: `Overloaded: ${reason}`, outcome: "overloaded" });
     }
     if (request.remaining > 0) {
-      const cancelTimer = this.deps.clock.setTimer(deadline - this.deps.clock.now(), () => this.expire(queries, SLO_EXPLANATION, "slo_exceeded"));
-      const onAbort = () => this.expire(queries, CANCELLED_EXPLANATION, "cancelled");
+      const cancelTimer = this.deps.clock.setTimer(deadline - this.deps.clock.now(), () => this.expire(members, SLO_EXPLANATION, "slo_exceeded"));
+      const onAbort = () => this.expire(members, CANCELLED_EXPLANATION, "cancelled");
       options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         await request.done;
@@ -152,6 +187,17 @@ export class QueryProcessor {
       }
     }
     return request.results();
+  }
+
+  /** The model version an arm names and its batcher, or why there is none. */
+  private resolveTarget(view: ConfigView, arm: string, requested: string | undefined): Target {
+    const { model: modelName, version: armVersion } = parseArm(arm);
+    const model = this.resolveVersion(view, modelName, armVersion ?? requested);
+    if (typeof model === "string") return { explanation: model, outcome: "no_version" };
+    const key = modelKey(model.name, model.version);
+    const batcher = this.batcherFor(key, model, view);
+    if (batcher.activeReplicas() === 0) return { explanation: `No ready replica of model ${key}`, outcome: "no_replica" };
+    return { batcher };
   }
 
   /**
@@ -205,7 +251,7 @@ export class QueryProcessor {
     const cache = this.deps.cache as PredictionCache;
     const r = cache.lookup(key, inputKeyBytes(q), (output) => this.heardFromIdentical(key, q, output));
     if (r.kind === "hit") {
-      this.settle(q, q.request.modelAnswer(q.index, r.output, "cached"));
+      this.settle(q, { kind: "answer", output: r.output, outcome: "cached" });
       return false;
     }
     if (r.kind === "joined") return false;
@@ -217,26 +263,31 @@ export class QueryProcessor {
   private heardFromIdentical(key: string, q: PendingQuery, output: string | undefined): void {
     if (q.settled) return;
     if (output !== undefined) {
-      this.settle(q, q.request.modelAnswer(q.index, output, "cached"));
+      this.settle(q, { kind: "answer", output, outcome: "cached" });
       return;
     }
     if (this.lookup(key, q) && !q.batcher.enqueue([q])) {
       q.abandonTicket(this.deps.cache);
-      this.settle(q, q.request.defaultAnswer(q.index, `Overloaded: model ${key} has no room in its queue`, "overloaded"));
+      this.settle(q, { kind: "default", explanation: `Overloaded: model ${key} has no room in its queue`, outcome: "overloaded" });
     }
   }
 
   private expire(queries: readonly PendingQuery[], explanation: string, outcome: QueryOutcome): void {
-    for (const q of queries) if (!q.settled) this.settle(q, q.request.defaultAnswer(q.index, explanation, outcome));
+    for (const q of queries) if (!q.settled) this.settle(q, { kind: "default", explanation, outcome });
   }
 
-  /** The one place a query is answered: first answer wins; it leaves the queue, and its cache ticket is released. */
-  private settle(q: PendingQuery, answer: AnsweredQuery): void {
+  /** The one place a model's answer for a query lands: first answer wins; it leaves the queue, and its cache ticket is released. */
+  private settle(q: PendingQuery, result: MemberResult): void {
     if (q.settled) return;
+    this.withdraw(q);
+    q.slot.report(q.arm, q.batcher.key, result);
+  }
+
+  /** Takes a query out of its queue and the cache without answering it. */
+  private withdraw(q: PendingQuery): void {
     q.settled = true;
     q.batcher.release(q);
     q.abandonTicket(this.deps.cache);
-    q.request.set(q.index, answer);
   }
 
   private batcherFor(key: string, model: Model, view: ConfigView): VersionBatcher<PendingQuery> {
@@ -275,14 +326,18 @@ export class QueryProcessor {
   /** Calls the replica with one packed batch and reports the outcome to the batcher. */
   private send(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>): void {
     const inputs = packInputs(d.items, d.padTo);
-    this.deps.onBatch?.(batcher.key, d.padTo);
-    this.deps.models
-      .clientFor(d.replica)
-      .predict(inputs, this.nextBatchId++, { signal: d.controller.signal, timeoutMs: d.timeoutMs })
-      .then(
-        (outputs) => this.answerBatch(batcher, d, outputs),
-        (err: unknown) => this.batchFailed(batcher, d, err),
-      );
+    const observed = this.deps.observer?.batchSent(batcher.key, d.replica, d.padTo, d.items.map((q) => q.request.observation));
+    const call = () => this.deps.models.clientFor(d.replica).predict(inputs, this.nextBatchId++, { signal: d.controller.signal, timeoutMs: d.timeoutMs });
+    (observed ? observed.run(call) : call()).then(
+      (outputs) => {
+        observed?.ended(undefined);
+        this.answerBatch(batcher, d, outputs);
+      },
+      (err: unknown) => {
+        observed?.ended(err);
+        this.batchFailed(batcher, d, err);
+      },
+    );
   }
 
   private answerBatch(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>, outputs: Output[]): void {
@@ -291,7 +346,7 @@ export class QueryProcessor {
     if (outputs.length !== d.padTo) {
       // Nothing says which input a surplus or missing output belongs to: trust none of them.
       const explanation = `Model ${key} returned ${outputs.length} outputs for ${d.padTo} inputs`;
-      for (const q of d.items) this.settle(q, q.request.defaultAnswer(q.index, explanation, "model_error"));
+      for (const q of d.items) this.settle(q, { kind: "default", explanation, outcome: "model_error" });
       return;
     }
     for (let i = 0; i < d.items.length; i++) {
@@ -301,10 +356,11 @@ export class QueryProcessor {
       if (out === undefined) continue;
       if (out.result.case === "value") {
         if (q.ticket !== undefined) this.deps.cache?.complete(q.ticket, out.result.value);
-        this.settle(q, q.request.modelAnswer(q.index, out.result.value, "predicted"));
+        else if (q.request.recordOutputs) this.deps.cache?.record(key, inputKeyBytes(q), out.result.value);
+        this.settle(q, { kind: "answer", output: out.result.value, outcome: "predicted" });
       } else {
         const error = out.result.case === "error" ? out.result.value : "empty output";
-        this.settle(q, q.request.defaultAnswer(q.index, `Model ${key} failed on this input: ${error}`, "model_error"));
+        this.settle(q, { kind: "default", explanation: `Model ${key} failed on this input: ${error}`, outcome: "model_error" });
       }
     }
   }
@@ -319,7 +375,7 @@ export class QueryProcessor {
     const message = err instanceof ConnectError ? err.rawMessage : String(err);
     const giveUp = batcher.finished(d, { kind: "failed", retryable: RETRYABLE.has(code) });
     const explanation = `Model ${batcher.key} replica ${d.replica} failed: ${message}`;
-    for (const q of giveUp) this.settle(q, q.request.defaultAnswer(q.index, explanation, "batch_failed"));
+    for (const q of giveUp) this.settle(q, { kind: "default", explanation, outcome: "batch_failed" });
   }
 
   /** The model version to call, or the explanation of why there is none. */
@@ -352,7 +408,13 @@ function readyEndpoints(set: ReplicaSet | undefined): string[] {
   return out;
 }
 
-/** One input of a request on its way through cache, queue and model; it references its input, never copies it. */
+/** Where an arm of a request goes, or why it cannot. */
+type Target = { batcher: VersionBatcher<PendingQuery> } | { explanation: string; outcome: QueryOutcome };
+
+/** What one model version said for one query. */
+type MemberResult = { kind: "answer"; output: string; outcome: "predicted" | "cached" } | { kind: "default"; explanation: string; outcome: QueryOutcome };
+
+/** One input of a request on its way to one model version, through cache, queue and model; it references its input, never copies it. */
 class PendingQuery implements BatchItem, InputRef {
   settled = false;
   queued: BatchItem["queued"] = undefined;
@@ -361,20 +423,66 @@ class PendingQuery implements BatchItem, InputRef {
   /** Set when this query's model call will fill the cache (and answer identical queries waiting). */
   ticket: CacheTicket | undefined = undefined;
 
+  readonly request: PendingRequest;
+
   constructor(
-    readonly request: PendingRequest,
+    readonly slot: QuerySlot,
+    /** The policy's name for the model: a linked model, or a split's "model:version". */
+    readonly arm: string,
     readonly source: Inputs,
     /** Its position in the request (and its answer's). */
     readonly index: number,
     readonly offset: number,
     readonly deadline: number,
     readonly batcher: VersionBatcher<PendingQuery>,
-  ) {}
+  ) {
+    this.request = slot.request;
+  }
 
   abandonTicket(cache: PredictionCache | undefined): void {
     if (this.ticket === undefined) return;
     cache?.abandon(this.ticket);
     this.ticket = undefined;
+  }
+}
+
+/**
+ * One input of a request and the models chosen for it. When every model has
+ * answered or given up (the deadline makes all of them give up), the
+ * policy combines the answers that arrived; with none, the default.
+ */
+class QuerySlot {
+  private readonly answers = new Map<string, string>();
+  private readonly modelKeys = new Map<string, string>();
+  private predicted = false;
+  private failure: { explanation: string; outcome: QueryOutcome } | undefined;
+
+  constructor(
+    readonly request: PendingRequest,
+    private readonly index: number,
+    private pending: number,
+  ) {}
+
+  report(arm: string, modelKey: string, result: MemberResult): void {
+    if (result.kind === "answer") {
+      this.answers.set(arm, result.output);
+      this.modelKeys.set(arm, modelKey);
+      if (result.outcome === "predicted") this.predicted = true;
+    } else {
+      this.failure ??= result;
+    }
+    if (--this.pending === 0) this.finish();
+  }
+
+  private finish(): void {
+    const combined = this.answers.size > 0 ? this.request.plan.combine(this.answers) : undefined;
+    if (combined === undefined) {
+      const failure = this.failure ?? { explanation: NO_MODEL_EXPLANATION, outcome: "no_model" as const };
+      this.request.set(this.index, this.request.defaultAnswer(this.index, failure.explanation, failure.outcome));
+      return;
+    }
+    const models = combined.models.map((arm) => this.modelKeys.get(arm) ?? arm);
+    this.request.set(this.index, this.request.modelAnswer(this.index, combined.output, this.predicted ? "predicted" : "cached", models, Math.min(1, Math.max(0, combined.confidence))));
   }
 }
 
@@ -389,6 +497,10 @@ class PendingRequest {
     private readonly app: Application,
     private readonly firstId: bigint,
     count: number,
+    readonly plan: SelectionPlan,
+    /** Store model outputs in the prediction cache for the feedback join. */
+    readonly recordOutputs: boolean,
+    readonly observation: RequestObservation | undefined,
   ) {
     this.answers = new Array<AnsweredQuery | undefined>(count).fill(undefined);
     this.remaining = count;
@@ -402,19 +514,23 @@ class PendingRequest {
   }
 
   results(): AnsweredQuery[] {
-    return this.answers as AnsweredQuery[];
+    const answers = this.answers as AnsweredQuery[];
+    this.observation?.answered(answers);
+    return answers;
   }
 
   /** Every query gets the default: the request never reached a model. */
   defaultAll(explanation: string, outcome: QueryOutcome): AnsweredQuery[] {
-    return this.answers.map((_, i) => this.defaultAnswer(i, explanation, outcome));
+    const answers = this.answers.map((_, i) => this.defaultAnswer(i, explanation, outcome));
+    this.observation?.answered(answers);
+    return answers;
   }
 
-  modelAnswer(i: number, output: string, outcome: "predicted" | "cached"): AnsweredQuery {
-    return { queryId: this.firstId + BigInt(i), output, isDefault: false, explanation: "", outcome };
+  modelAnswer(i: number, output: string, outcome: "predicted" | "cached", models: string[], confidence: number): AnsweredQuery {
+    return { queryId: this.firstId + BigInt(i), output, isDefault: false, explanation: "", outcome, models, confidence };
   }
 
   defaultAnswer(i: number, explanation: string, outcome: QueryOutcome): AnsweredQuery {
-    return { queryId: this.firstId + BigInt(i), output: this.app.defaultOutput, isDefault: true, explanation, outcome };
+    return { queryId: this.firstId + BigInt(i), output: this.app.defaultOutput, isDefault: true, explanation, outcome, models: [], confidence: 0 };
   }
 }

@@ -1,6 +1,37 @@
 import { prom } from "../shared/index.js";
+// Not yet in the shared index (the lead adds them): tracing helpers and the latency buckets.
+import { defaultLatencyBuckets } from "../shared/index.js";
+import { type Span, SpanKind, type SpanLink, SpanStatusCode, TraceAttributes, trace, traceContext, tracer } from "../shared/index.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
-import type { QueryOutcome } from "./query-processor.js";
+import type { AnsweredQuery, QueryOutcome } from "./query-processor.js";
+
+/**
+ * What the query path tells its observer (metrics and traces), so that the
+ * processor knows nothing of Prometheus or OpenTelemetry. Every call is cheap
+ * and synchronous.
+ */
+export interface QueryObserver {
+  /** A request of `application` was accepted; called in the caller's async context (its trace span). */
+  requestStarted(application: string): RequestObservation;
+  /** A batch goes to `replica`; `requests` holds each item's request, in batch order. */
+  batchSent(modelKey: string, replica: string, size: number, requests: readonly (RequestObservation | undefined)[]): BatchObservation;
+}
+
+export interface RequestObservation {
+  /** The model version the request was routed to. */
+  routed(modelKey: string): void;
+  /** Every query of the request has its answer. */
+  answered(answers: readonly AnsweredQuery[]): void;
+  /** The request was refused as a whole because the queue was full (RESOURCE_EXHAUSTED). */
+  refused(queries: number): void;
+}
+
+export interface BatchObservation {
+  /** Runs the model call with the batch's span active, so its `traceparent` reaches the replica. */
+  run<T>(call: () => T): T;
+  /** The model call ended: `error` undefined when it answered. */
+  ended(error: unknown): void;
+}
 
 /** What the metrics read when scraped, so the query path pays nothing for them. */
 export interface RouterMetricsSources {
@@ -8,20 +39,80 @@ export interface RouterMetricsSources {
   queueLengths?: () => ReadonlyMap<string, number>;
 }
 
+export interface RouterMetricsOptions extends RouterMetricsSources {
+  /** Upper bounds (seconds) of the latency histograms. */
+  latencyBuckets?: readonly number[];
+}
+
 /** Counts of the cache that only grow; turned into Prometheus counters by the difference since the last scrape. */
 type CacheCounter = "hits" | "misses" | "deduplicated" | "evictions";
 
-/** The router's Prometheus series. */
-export class RouterMetrics {
-  private readonly queries: prom.Counter<"application" | "outcome">;
-  private readonly feedback: prom.Counter<"application">;
-  private readonly batchSize: prom.Histogram<"model">;
+/** The `outcome` label: answered by a model (or the cache), answered with the default, or shed for overload. */
+export type OutcomeLabel = "answered" | "default" | "shed";
 
-  constructor(registry: prom.Registry, sources: RouterMetricsSources = {}) {
+export function outcomeLabel(outcome: QueryOutcome): OutcomeLabel {
+  if (outcome === "predicted" || outcome === "cached") return "answered";
+  if (outcome === "overloaded") return "shed";
+  return "default";
+}
+
+/** `name:version` → the two labels; "none" when no model version was resolved. */
+export function modelLabels(key: string | undefined): { model: string; version: string } {
+  if (key === undefined || key === "") return { model: "none", version: "none" };
+  const colon = key.indexOf(":");
+  return colon < 0 ? { model: key, version: "none" } : { model: key.slice(0, colon), version: key.slice(colon + 1) };
+}
+
+/** The router's Prometheus series and trace spans. */
+export class RouterMetrics implements QueryObserver {
+  private readonly queries: prom.Counter<"application" | "model" | "version" | "outcome" | "reason">;
+  private readonly queryDuration: prom.Histogram<"application" | "model" | "version">;
+  private readonly queueWait: prom.Histogram<"application" | "model" | "version">;
+  private readonly modelDuration: prom.Histogram<"model" | "version" | "outcome">;
+  private readonly batchSize: prom.Histogram<"model" | "version">;
+  private readonly inFlight: prom.Gauge<"model" | "version" | "replica">;
+  private readonly feedback: prom.Counter<"application">;
+
+  constructor(registry: prom.Registry, options: RouterMetricsOptions = {}) {
+    const buckets = [...(options.latencyBuckets ?? defaultLatencyBuckets)];
     this.queries = new prom.Counter({
       name: "clipper_router_queries_total",
-      help: "Queries answered, by application and outcome (predicted, cached, or the reason for the default).",
-      labelNames: ["application", "outcome"],
+      help: "Queries (inputs) answered, by application, model version, outcome (answered, default, shed) and reason (predicted, cached, slo_exceeded, no_model, ...).",
+      labelNames: ["application", "model", "version", "outcome", "reason"],
+      registers: [registry],
+    });
+    this.queryDuration = new prom.Histogram({
+      name: "clipper_router_query_duration_seconds",
+      help: "Time from a query's arrival at the router to its answer, by application and model version.",
+      labelNames: ["application", "model", "version"],
+      buckets,
+      registers: [registry],
+    });
+    this.queueWait = new prom.Histogram({
+      name: "clipper_router_queue_wait_seconds",
+      help: "Time from a query's arrival at the router to the dispatch of a batch holding it (once per dispatch).",
+      labelNames: ["application", "model", "version"],
+      buckets,
+      registers: [registry],
+    });
+    this.modelDuration = new prom.Histogram({
+      name: "clipper_router_model_duration_seconds",
+      help: "Time in the model: from sending a batch to a replica to its answer, by model version and outcome (ok or the error).",
+      labelNames: ["model", "version", "outcome"],
+      buckets,
+      registers: [registry],
+    });
+    this.batchSize = new prom.Histogram({
+      name: "clipper_router_batch_size",
+      help: "Inputs per batch sent to a model replica, by model version.",
+      labelNames: ["model", "version"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    });
+    this.inFlight = new prom.Gauge({
+      name: "clipper_router_inflight_batches",
+      help: "Batches sent to a replica and not answered yet, by model version and replica endpoint.",
+      labelNames: ["model", "version", "replica"],
       registers: [registry],
     });
     this.feedback = new prom.Counter({
@@ -30,27 +121,20 @@ export class RouterMetrics {
       labelNames: ["application"],
       registers: [registry],
     });
-    this.batchSize = new prom.Histogram({
-      name: "clipper_router_batch_size",
-      help: "Inputs per batch sent to a model replica, by model version.",
-      labelNames: ["model"],
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-      registers: [registry],
-    });
-    const queueLengths = sources.queueLengths;
+    const queueLengths = options.queueLengths;
     if (queueLengths !== undefined) {
       new prom.Gauge({
-        name: "clipper_router_queue_length",
+        name: "clipper_router_queue_depth",
         help: "Queries waiting in each model version's batch queue.",
-        labelNames: ["model"],
+        labelNames: ["model", "version"],
         registers: [registry],
         collect() {
           this.reset();
-          for (const [model, n] of queueLengths()) this.set({ model }, n);
+          for (const [key, n] of queueLengths()) this.set(modelLabels(key), n);
         },
       });
     }
-    const cacheStats = sources.cacheStats;
+    const cacheStats = options.cacheStats;
     if (cacheStats !== undefined) {
       const counters: Array<[CacheCounter, string]> = [
         ["hits", "Prediction cache lookups answered from the cache."],
@@ -90,17 +174,120 @@ export class RouterMetrics {
     }
   }
 
-  countQueries(application: string, outcomes: readonly { outcome: QueryOutcome }[]): void {
-    const byOutcome = new Map<QueryOutcome, number>();
-    for (const { outcome } of outcomes) byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
-    for (const [outcome, n] of byOutcome) this.queries.inc({ application, outcome }, n);
+  requestStarted(application: string): RequestObservation {
+    return new ObservedRequest(this, application, trace.getActiveSpan());
+  }
+
+  batchSent(modelKey: string, replica: string, size: number, requests: readonly (RequestObservation | undefined)[]): BatchObservation {
+    const labels = modelLabels(modelKey);
+    const sentAt = performance.now();
+    this.batchSize.observe(labels, size);
+    const replicaLabels = { ...labels, replica };
+    this.inFlight.inc(replicaLabels);
+    const seen = new Set<ObservedRequest>();
+    for (const r of requests) {
+      if (!(r instanceof ObservedRequest)) continue;
+      const waitSeconds = (sentAt - r.startedAt) / 1000;
+      this.queueWait.observe({ application: r.application, ...labels }, waitSeconds);
+      if (!seen.has(r)) {
+        seen.add(r);
+        r.span?.addEvent("batch dispatched", { [TraceAttributes.queueWaitSeconds]: waitSeconds, [TraceAttributes.batchSize]: size, [TraceAttributes.replica]: replica });
+      }
+    }
+    // One model call serves many queries: it is the child of the first query's span (so a lone
+    // query reads as one chain) and links to the others' spans.
+    const spans = [...seen].map((r) => r.span).filter((s): s is Span => s !== undefined);
+    const parentSpan = spans[0];
+    const parent = parentSpan ? trace.setSpan(traceContext.active(), parentSpan) : traceContext.active();
+    const links: SpanLink[] = spans.slice(1).map((s) => ({ context: s.spanContext() }));
+    const span = tracer().startSpan(
+      "clipper.router/batch",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [TraceAttributes.model]: labels.model,
+          [TraceAttributes.version]: labels.version,
+          [TraceAttributes.batchSize]: size,
+          [TraceAttributes.replica]: replica,
+          "clipper.batch_requests": seen.size,
+        },
+        links,
+      },
+      parent,
+    );
+    const batchContext = trace.setSpan(parent, span);
+    let ended = false;
+    return {
+      run: (call) => traceContext.with(batchContext, call),
+      ended: (error) => {
+        if (ended) return;
+        ended = true;
+        this.inFlight.dec(replicaLabels);
+        this.modelDuration.observe({ ...labels, outcome: error === undefined ? "ok" : "error" }, (performance.now() - sentAt) / 1000);
+        if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        span.end();
+      },
+    };
   }
 
   countFeedback(application: string, accepted: number): void {
     this.feedback.inc({ application }, accepted);
   }
 
-  observeBatch(model: string, size: number): void {
-    this.batchSize.observe({ model }, size);
+  /** @internal by ObservedRequest */
+  recordAnswers(application: string, modelKey: string | undefined, answers: readonly AnsweredQuery[], seconds: number): void {
+    const labels = { application, ...modelLabels(modelKey) };
+    const counts = new Map<QueryOutcome, number>();
+    for (const a of answers) counts.set(a.outcome, (counts.get(a.outcome) ?? 0) + 1);
+    for (const [reason, n] of counts) this.queries.inc({ ...labels, outcome: outcomeLabel(reason), reason }, n);
+    for (let i = 0; i < answers.length; i++) this.queryDuration.observe(labels, seconds);
+  }
+
+  /** @internal by ObservedRequest */
+  recordRefused(application: string, modelKey: string | undefined, queries: number): void {
+    this.queries.inc({ application, ...modelLabels(modelKey), outcome: "shed", reason: "refused" }, queries);
+  }
+}
+
+/** One request on its way through the router: its labels, start time and trace span. */
+class ObservedRequest implements RequestObservation {
+  readonly startedAt = performance.now();
+  private modelKey: string | undefined;
+  private done = false;
+
+  constructor(
+    private readonly metrics: RouterMetrics,
+    readonly application: string,
+    readonly span: Span | undefined,
+  ) {
+    span?.setAttribute(TraceAttributes.application, application);
+  }
+
+  routed(modelKey: string): void {
+    this.modelKey = modelKey;
+    const { model, version } = modelLabels(modelKey);
+    this.span?.setAttributes({ [TraceAttributes.model]: model, [TraceAttributes.version]: version });
+  }
+
+  answered(answers: readonly AnsweredQuery[]): void {
+    if (this.done) return;
+    this.done = true;
+    this.metrics.recordAnswers(this.application, this.modelKey, answers, (performance.now() - this.startedAt) / 1000);
+    const span = this.span;
+    if (span === undefined) return;
+    const firstDefault = answers.find((a) => a.isDefault);
+    span.setAttributes({
+      [TraceAttributes.inputs]: answers.length,
+      [TraceAttributes.cacheHit]: answers.length > 0 && answers.every((a) => a.outcome === "cached"),
+      [TraceAttributes.isDefault]: firstDefault !== undefined,
+      ...(answers.length === 1 && answers[0] ? { [TraceAttributes.queryId]: answers[0].queryId.toString() } : {}),
+      ...(firstDefault ? { [TraceAttributes.defaultReason]: firstDefault.outcome, "clipper.default_explanation": firstDefault.explanation } : {}),
+    });
+  }
+
+  refused(queries: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.metrics.recordRefused(this.application, this.modelKey, queries);
   }
 }

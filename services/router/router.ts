@@ -1,5 +1,8 @@
+import { createClient } from "@connectrpc/connect";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import {
+  createGrpcTransport,
   type InputLimits,
   type Logger,
   type prom,
@@ -12,7 +15,10 @@ import {
 import { type Clock, systemClock } from "./clock.js";
 import { FeedbackRecorder } from "./feedback.js";
 import { ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
-import { FirstLinkedModelSelector } from "./model-selector.js";
+import { applicationPolicy } from "./application-policy.js";
+import { PolicySelector } from "./model-selector.js";
+import { seededRandom } from "./policies/random.js";
+import { PolicyStates, registryPolicyStateBackend } from "./policy-states.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { type BatchingDefaults, defaultBatchingDefaults, QueryProcessor } from "./query-processor.js";
 import { RouterMetrics } from "./router-metrics.js";
@@ -38,6 +44,12 @@ export interface RouterOptions {
   serverSecurity?: ServerSecurity;
   /** How the router reaches the registry: client certificate and service token. */
   registrySecurity?: ClientSecurity;
+  /** Seeds the selection policies' random draws (tests); random otherwise. */
+  selectionSeed?: number;
+  /** How long learned policy state is used before it is read from the registry again. */
+  policyStateTtlMs?: number;
+  /** Upper bounds (seconds) of the latency histograms. */
+  latencyBuckets?: readonly number[];
 }
 
 export interface RunningRouter {
@@ -58,26 +70,41 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
   const config = () => (configReady ? watcher.view() : undefined);
   const pool = new ReplicaClientPool();
   const cache = new PredictionCache({ maxBytes: options.cacheBytes ?? 64 * 1024 * 1024 });
+  const clock = options.clock ?? systemClock;
+  const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
+  const selector = new PolicySelector({
+    states: new PolicyStates({
+      backend: registryPolicyStateBackend(createClient(ManagementService, registryTransport)),
+      clock,
+      ...(options.policyStateTtlMs !== undefined ? { ttlMs: options.policyStateTtlMs } : {}),
+    }),
+    ...(options.selectionSeed !== undefined ? { random: seededRandom(options.selectionSeed) } : {}),
+  });
   const processor = new QueryProcessor({
     config,
     models: pool,
-    selector: new FirstLinkedModelSelector(),
-    clock: options.clock ?? systemClock,
+    selector,
+    recordForFeedback: (app) => applicationPolicy(app).learns,
+    clock,
     limits: options.limits,
     maxWaitMs: options.maxWaitMs,
     batching: options.batching ?? defaultBatchingDefaults,
     cache,
-    // Batches are only sent once the server serves, after routerMetrics exists.
-    onBatch: (model, size) => routerMetrics.observeBatch(model, size),
+    // Requests arrive only once the server serves, after routerMetrics exists.
+    observer: { requestStarted: (app) => routerMetrics.requestStarted(app), batchSent: (...args) => routerMetrics.batchSent(...args) },
   });
-  const routerMetrics = new RouterMetrics(options.metrics, { cacheStats: () => cache.stats(), queueLengths: () => processor.queueLengths() });
+  const routerMetrics = new RouterMetrics(options.metrics, {
+    cacheStats: () => cache.stats(),
+    queueLengths: () => processor.queueLengths(),
+    ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
+  });
   const stopFollowing = watcher.onChange((view) => {
     pool.retain(replicaEndpoints(view));
     processor.onConfig(view);
   });
   const impl = createQueryServiceImpl({
     processor,
-    feedback: new FeedbackRecorder(config, options.limits),
+    feedback: new FeedbackRecorder(config, options.limits, cache, selector),
     metrics: routerMetrics,
   });
   const server = await startGrpcServer({
@@ -97,6 +124,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
       watcher.close();
       processor.close();
       pool.close();
+      registryTransport.close();
     },
   };
 }

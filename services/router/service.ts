@@ -21,15 +21,21 @@ export function createQueryServiceImpl(deps: QueryServiceDeps): ServiceImpl<type
         signal: ctx.signal,
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       });
-      deps.metrics.countQueries(req.application, answers);
       return {
-        results: answers.map((a) => ({ queryId: a.queryId, output: a.output, default: a.isDefault, defaultExplanation: a.explanation })),
+        results: answers.map((a) => ({
+          queryId: a.queryId,
+          output: a.output,
+          default: a.isDefault,
+          defaultExplanation: a.explanation,
+          models: a.models,
+          confidence: a.confidence,
+        })),
       };
     },
-    submitFeedback(req) {
-      const accepted = deps.feedback.submit(req.application, req.inputs, req.labels);
+    async submitFeedback(req) {
+      const { accepted, joined } = await deps.feedback.submit(req.application, req.inputs, req.labels, req.uid);
       deps.metrics.countFeedback(req.application, accepted);
-      return { accepted };
+      return { accepted, joined };
     },
   };
 }

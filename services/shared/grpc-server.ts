@@ -11,6 +11,7 @@ import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-co
 import { HealthStatus, createHealthImpl } from "./health.js";
 import type { Authorize } from "./auth.js";
 import type { Logger } from "./logger.js";
+import { extractTraceContext, failSpan, SpanKind, trace, traceContext, tracer } from "./tracing.js";
 
 /** A service descriptor with its implementation. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -135,13 +136,14 @@ function handlers(
   const out: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
     const handler = (impl as Record<string, AnyImpl | undefined>)[method.localName];
-    const fn: AnyImpl | undefined =
+    const authorized: AnyImpl | undefined =
       handler === undefined || authorize === undefined
         ? handler
         : (input, ctx) => {
             authorize(method, ctx.requestHeader);
             return handler(input, ctx);
           };
+    const fn = authorized === undefined || method.methodKind !== "unary" ? authorized : traced(method, authorized);
     const context = (call: AnyCall) => handlerContext(service, method, call, shutdownSignal);
     const toStatus = (err: unknown) => serviceError(err, method, logger);
     if (fn === undefined) {
@@ -197,6 +199,29 @@ function handlers(
     }
   }
   return out;
+}
+
+/**
+ * A unary handler run inside a SERVER span continuing the caller's W3C trace
+ * context (`traceparent` metadata). Streams are not traced: they live for
+ * minutes (WatchConfig, DeployModel) and would only blur traces.
+ */
+function traced(method: DescMethod, fn: AnyImpl): AnyImpl {
+  const name = `${method.parent.typeName}/${method.name}`;
+  return (input, ctx) => {
+    const parent = extractTraceContext(ctx.requestHeader);
+    const span = tracer().startSpan(name, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name } }, parent);
+    return traceContext.with(trace.setSpan(parent, span), async () => {
+      try {
+        return await fn(input, ctx);
+      } catch (err) {
+        failSpan(span, err);
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShap
 import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { deserializer, fromServiceError, grpcPath, type HeadersInput, headersToMetadata, metadataToHeaders, serializer } from "./grpc-codec.js";
+import { injectTraceContext } from "./tracing.js";
 
 export interface GrpcTransportOptions {
   /** host:port of the server. */
@@ -60,7 +61,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           serializer(method.input),
           deserializer(method.output),
           input,
-          headersToMetadata(header),
+          tracedMetadata(header),
           callOptions(timeoutMs),
           (err, message) => {
             signal?.removeEventListener("abort", onAbort);
@@ -146,6 +147,13 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       return { ...common, message: messages() };
     },
   };
+}
+
+/** The call's metadata plus the active span's `traceparent`, so the server continues the trace. */
+function tracedMetadata(header: HeadersInput | undefined): grpc.Metadata {
+  const md = headersToMetadata(header);
+  injectTraceContext({ set: (key, value) => md.set(key, value) });
+  return md;
 }
 
 async function firstOf<T>(input: AsyncIterable<T>): Promise<T> {

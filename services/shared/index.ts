@@ -5,8 +5,8 @@ export { startGrpcServer, registration, serviceDefinition } from "./grpc-server.
 export type { GrpcServerOptions, RunningGrpcServer, ServiceRegistration } from "./grpc-server.js";
 export { HealthStatus, createHealthImpl } from "./health.js";
 export type { ServingState } from "./health.js";
-export { createLogger } from "./logger.js";
-export type { Logger } from "./logger.js";
+export { createLogger, logFormat } from "./logger.js";
+export type { Logger, LogFormat } from "./logger.js";
 export {
   Code,
   ConnectError,
@@ -20,7 +20,7 @@ export {
 } from "./errors.js";
 export { loadConfig, loadServiceConfig, commonOptions, usage, parse, defaults, ConfigError } from "./config.js";
 export type { Option, ConfigOf } from "./config.js";
-export { createMetricsRegistry, startMetricsServer, prom } from "./metrics.js";
+export { createMetricsRegistry, startMetricsServer, prom, defaultLatencyBuckets, parseBuckets, latencyBucketsOption } from "./metrics.js";
 export type { MetricsServer } from "./metrics.js";
 export {
   parseInputType,
@@ -65,3 +65,18 @@ export {
   assertLoopbackOrInsecure,
 } from "./tls.js";
 export type { TlsFiles, TlsMaterial, ClientSecurity, ServerSecurity, ServerSecurityConfig } from "./tls.js";
+export {
+  startTracing,
+  tracer,
+  withSpan,
+  failSpan,
+  extractTraceContext,
+  injectTraceContext,
+  activeTraceIds,
+  TraceAttributes,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  traceContext,
+} from "./tracing.js";
+export type { RunningTracing, TraceCarrier, Span, SpanLink, SpanAttributes, TraceContext } from "./tracing.js";

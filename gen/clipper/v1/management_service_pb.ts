@@ -8,7 +8,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { InputType } from "../common/v1/data_pb.js";
 import { file_clipper_common_v1_data } from "../common/v1/data_pb.js";
-import type { Application, BatchingConfig, ConfigChange, ConfigSnapshot, CurrentVersion, Model, ModelVersionKey, ReplicaSet } from "./resources_pb.js";
+import type { Application, BatchingConfig, ConfigChange, ConfigSnapshot, CurrentVersion, Model, ModelVersionKey, ReplicaSet, SelectionPolicy } from "./resources_pb.js";
 import { file_clipper_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/management_service.proto.
  */
 export const file_clipper_v1_management_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjbGlwcGVyL3YxL21hbmFnZW1lbnRfc2VydmljZS5wcm90bxIKY2xpcHBlci52MSLPAQoYQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMAoKaW5wdXRfdHlwZRgCIAEoDjIcLmNsaXBwZXIuY29tbW9uLnYxLklucHV0VHlwZRIWCg5kZWZhdWx0X291dHB1dBgDIAEoCRISCgpzbG9fbWljcm9zGAQgASgDEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhUKDWNhY2hlX2VuYWJsZWQYBiABKAgSGwoTZGVmYXVsdF9vbl9vdmVybG9hZBgHIAEoCCJJChlDcmVhdGVBcHBsaWNhdGlvblJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiIlChVHZXRBcHBsaWNhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJGChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiIZChdMaXN0QXBwbGljYXRpb25zUmVxdWVzdCJJChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USLQoMYXBwbGljYXRpb25zGAEgAygLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiKSAgoYVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSGwoOZGVmYXVsdF9vdXRwdXQYAiABKAlIAIgBARIXCgpzbG9fbWljcm9zGAMgASgDSAGIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAogBARIaCg1jYWNoZV9lbmFibGVkGAUgASgISAOIAQESIAoTZGVmYXVsdF9vbl9vdmVybG9hZBgGIAEoCEgEiAEBQhEKD19kZWZhdWx0X291dHB1dEINCgtfc2xvX21pY3Jvc0IOCgxfZGVzY3JpcHRpb25CEAoOX2NhY2hlX2VuYWJsZWRCFgoUX2RlZmF1bHRfb25fb3ZlcmxvYWQiSQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRIsCgthcHBsaWNhdGlvbhgBIAEoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb24iKAoYRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZSJLChJDcmVhdGVNb2RlbFJlcXVlc3QSIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhMKC3NldF9jdXJyZW50GAIgASgIIlAKE0NyZWF0ZU1vZGVsUmVzcG9uc2USIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhcKD2N1cnJlbnRfdmVyc2lvbhgCIAEoCSIwCg9HZXRNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIk0KEEdldE1vZGVsUmVzcG9uc2USIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhcKD2N1cnJlbnRfdmVyc2lvbhgCIAEoCSIhChFMaXN0TW9kZWxzUmVxdWVzdBIMCgRuYW1lGAEgASgJIm0KEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5jbGlwcGVyLnYxLk1vZGVsEjQKEGN1cnJlbnRfdmVyc2lvbnMYAiADKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uIsgCChJVcGRhdGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh0KEGRlc2lyZWRfcmVwbGljYXMYAyABKA1IAIgBARIbCg5tYXhfYmF0Y2hfc2l6ZRgEIAEoDUgBiAEBEjoKBmxhYmVscxgFIAMoCzIqLmNsaXBwZXIudjEuVXBkYXRlTW9kZWxSZXF1ZXN0LkxhYmVsc0VudHJ5EhYKDnJlcGxhY2VfbGFiZWxzGAYgASgIEiwKCGJhdGNoaW5nGAcgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhMKEV9kZXNpcmVkX3JlcGxpY2FzQhEKD19tYXhfYmF0Y2hfc2l6ZSI3ChNVcGRhdGVNb2RlbFJlc3BvbnNlEiAKBW1vZGVsGAEgASgLMhEuY2xpcHBlci52MS5Nb2RlbCIzChJEZWxldGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIkMKE0RlbGV0ZU1vZGVsUmVzcG9uc2USLAoHZGVsZXRlZBgBIAMoCzIbLmNsaXBwZXIudjEuTW9kZWxWZXJzaW9uS2V5IjcKFlNldE1vZGVsVmVyc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIjMKF1NldE1vZGVsVmVyc2lvblJlc3BvbnNlEhgKEHByZXZpb3VzX3ZlcnNpb24YASABKAkiOwoQTGlua01vZGVsUmVxdWVzdBITCgthcHBsaWNhdGlvbhgBIAEoCRISCgptb2RlbF9uYW1lGAIgASgJIkEKEUxpbmtNb2RlbFJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiI9ChJVbmxpbmtNb2RlbFJlcXVlc3QSEwoLYXBwbGljYXRpb24YASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCSJDChNVbmxpbmtNb2RlbFJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiJEChVSZXBvcnRSZXBsaWNhc1JlcXVlc3QSKwoLcmVwbGljYV9zZXQYASABKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiGAoWUmVwb3J0UmVwbGljYXNSZXNwb25zZSJAChNMaXN0UmVwbGljYXNSZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCSJEChRMaXN0UmVwbGljYXNSZXNwb25zZRIsCgxyZXBsaWNhX3NldHMYASADKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiFAoSV2F0Y2hDb25maWdSZXF1ZXN0InoKE1dhdGNoQ29uZmlnUmVzcG9uc2USLgoIc25hcHNob3QYASABKAsyGi5jbGlwcGVyLnYxLkNvbmZpZ1NuYXBzaG90SAASKgoGY2hhbmdlGAIgASgLMhguY2xpcHBlci52MS5Db25maWdDaGFuZ2VIAEIHCgVldmVudDLpCgoRTWFuYWdlbWVudFNlcnZpY2USYAoRQ3JlYXRlQXBwbGljYXRpb24SJC5jbGlwcGVyLnYxLkNyZWF0ZUFwcGxpY2F0aW9uUmVxdWVzdBolLmNsaXBwZXIudjEuQ3JlYXRlQXBwbGljYXRpb25SZXNwb25zZRJXCg5HZXRBcHBsaWNhdGlvbhIhLmNsaXBwZXIudjEuR2V0QXBwbGljYXRpb25SZXF1ZXN0GiIuY2xpcHBlci52MS5HZXRBcHBsaWNhdGlvblJlc3BvbnNlEl0KEExpc3RBcHBsaWNhdGlvbnMSIy5jbGlwcGVyLnYxLkxpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0GiQuY2xpcHBlci52MS5MaXN0QXBwbGljYXRpb25zUmVzcG9uc2USYAoRVXBkYXRlQXBwbGljYXRpb24SJC5jbGlwcGVyLnYxLlVwZGF0ZUFwcGxpY2F0aW9uUmVxdWVzdBolLmNsaXBwZXIudjEuVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRJgChFEZWxldGVBcHBsaWNhdGlvbhIkLmNsaXBwZXIudjEuRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0GiUuY2xpcHBlci52MS5EZWxldGVBcHBsaWNhdGlvblJlc3BvbnNlEk4KC0NyZWF0ZU1vZGVsEh4uY2xpcHBlci52MS5DcmVhdGVNb2RlbFJlcXVlc3QaHy5jbGlwcGVyLnYxLkNyZWF0ZU1vZGVsUmVzcG9uc2USRQoIR2V0TW9kZWwSGy5jbGlwcGVyLnYxLkdldE1vZGVsUmVxdWVzdBocLmNsaXBwZXIudjEuR2V0TW9kZWxSZXNwb25zZRJLCgpMaXN0TW9kZWxzEh0uY2xpcHBlci52MS5MaXN0TW9kZWxzUmVxdWVzdBoeLmNsaXBwZXIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEk4KC1VwZGF0ZU1vZGVsEh4uY2xpcHBlci52MS5VcGRhdGVNb2RlbFJlcXVlc3QaHy5jbGlwcGVyLnYxLlVwZGF0ZU1vZGVsUmVzcG9uc2USTgoLRGVsZXRlTW9kZWwSHi5jbGlwcGVyLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBofLmNsaXBwZXIudjEuRGVsZXRlTW9kZWxSZXNwb25zZRJaCg9TZXRNb2RlbFZlcnNpb24SIi5jbGlwcGVyLnYxLlNldE1vZGVsVmVyc2lvblJlcXVlc3QaIy5jbGlwcGVyLnYxLlNldE1vZGVsVmVyc2lvblJlc3BvbnNlEkgKCUxpbmtNb2RlbBIcLmNsaXBwZXIudjEuTGlua01vZGVsUmVxdWVzdBodLmNsaXBwZXIudjEuTGlua01vZGVsUmVzcG9uc2USTgoLVW5saW5rTW9kZWwSHi5jbGlwcGVyLnYxLlVubGlua01vZGVsUmVxdWVzdBofLmNsaXBwZXIudjEuVW5saW5rTW9kZWxSZXNwb25zZRJXCg5SZXBvcnRSZXBsaWNhcxIhLmNsaXBwZXIudjEuUmVwb3J0UmVwbGljYXNSZXF1ZXN0GiIuY2xpcHBlci52MS5SZXBvcnRSZXBsaWNhc1Jlc3BvbnNlElEKDExpc3RSZXBsaWNhcxIfLmNsaXBwZXIudjEuTGlzdFJlcGxpY2FzUmVxdWVzdBogLmNsaXBwZXIudjEuTGlzdFJlcGxpY2FzUmVzcG9uc2USUAoLV2F0Y2hDb25maWcSHi5jbGlwcGVyLnYxLldhdGNoQ29uZmlnUmVxdWVzdBofLmNsaXBwZXIudjEuV2F0Y2hDb25maWdSZXNwb25zZTABYgZwcm90bzM", [file_clipper_common_v1_data, file_clipper_v1_resources]);
+  fileDesc("CiNjbGlwcGVyL3YxL21hbmFnZW1lbnRfc2VydmljZS5wcm90bxIKY2xpcHBlci52MSL8AQoYQ3JlYXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMAoKaW5wdXRfdHlwZRgCIAEoDjIcLmNsaXBwZXIuY29tbW9uLnYxLklucHV0VHlwZRIWCg5kZWZhdWx0X291dHB1dBgDIAEoCRISCgpzbG9fbWljcm9zGAQgASgDEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhUKDWNhY2hlX2VuYWJsZWQYBiABKAgSGwoTZGVmYXVsdF9vbl9vdmVybG9hZBgHIAEoCBIrCgZwb2xpY3kYCCABKAsyGy5jbGlwcGVyLnYxLlNlbGVjdGlvblBvbGljeSJJChlDcmVhdGVBcHBsaWNhdGlvblJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiIlChVHZXRBcHBsaWNhdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJGChZHZXRBcHBsaWNhdGlvblJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiIZChdMaXN0QXBwbGljYXRpb25zUmVxdWVzdCJJChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USLQoMYXBwbGljYXRpb25zGAEgAygLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiK/AgoYVXBkYXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSGwoOZGVmYXVsdF9vdXRwdXQYAiABKAlIAIgBARIXCgpzbG9fbWljcm9zGAMgASgDSAGIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAogBARIaCg1jYWNoZV9lbmFibGVkGAUgASgISAOIAQESIAoTZGVmYXVsdF9vbl9vdmVybG9hZBgGIAEoCEgEiAEBEisKBnBvbGljeRgHIAEoCzIbLmNsaXBwZXIudjEuU2VsZWN0aW9uUG9saWN5QhEKD19kZWZhdWx0X291dHB1dEINCgtfc2xvX21pY3Jvc0IOCgxfZGVzY3JpcHRpb25CEAoOX2NhY2hlX2VuYWJsZWRCFgoUX2RlZmF1bHRfb25fb3ZlcmxvYWQiSQoZVXBkYXRlQXBwbGljYXRpb25SZXNwb25zZRIsCgthcHBsaWNhdGlvbhgBIAEoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb24iKAoYRGVsZXRlQXBwbGljYXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGwoZRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZSJLChJDcmVhdGVNb2RlbFJlcXVlc3QSIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhMKC3NldF9jdXJyZW50GAIgASgIIlAKE0NyZWF0ZU1vZGVsUmVzcG9uc2USIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhcKD2N1cnJlbnRfdmVyc2lvbhgCIAEoCSIwCg9HZXRNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIk0KEEdldE1vZGVsUmVzcG9uc2USIAoFbW9kZWwYASABKAsyES5jbGlwcGVyLnYxLk1vZGVsEhcKD2N1cnJlbnRfdmVyc2lvbhgCIAEoCSIhChFMaXN0TW9kZWxzUmVxdWVzdBIMCgRuYW1lGAEgASgJIm0KEkxpc3RNb2RlbHNSZXNwb25zZRIhCgZtb2RlbHMYASADKAsyES5jbGlwcGVyLnYxLk1vZGVsEjQKEGN1cnJlbnRfdmVyc2lvbnMYAiADKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uIsgCChJVcGRhdGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEh0KEGRlc2lyZWRfcmVwbGljYXMYAyABKA1IAIgBARIbCg5tYXhfYmF0Y2hfc2l6ZRgEIAEoDUgBiAEBEjoKBmxhYmVscxgFIAMoCzIqLmNsaXBwZXIudjEuVXBkYXRlTW9kZWxSZXF1ZXN0LkxhYmVsc0VudHJ5EhYKDnJlcGxhY2VfbGFiZWxzGAYgASgIEiwKCGJhdGNoaW5nGAcgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhMKEV9kZXNpcmVkX3JlcGxpY2FzQhEKD19tYXhfYmF0Y2hfc2l6ZSI3ChNVcGRhdGVNb2RlbFJlc3BvbnNlEiAKBW1vZGVsGAEgASgLMhEuY2xpcHBlci52MS5Nb2RlbCIzChJEZWxldGVNb2RlbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIkMKE0RlbGV0ZU1vZGVsUmVzcG9uc2USLAoHZGVsZXRlZBgBIAMoCzIbLmNsaXBwZXIudjEuTW9kZWxWZXJzaW9uS2V5IjcKFlNldE1vZGVsVmVyc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIjMKF1NldE1vZGVsVmVyc2lvblJlc3BvbnNlEhgKEHByZXZpb3VzX3ZlcnNpb24YASABKAkiOwoQTGlua01vZGVsUmVxdWVzdBITCgthcHBsaWNhdGlvbhgBIAEoCRISCgptb2RlbF9uYW1lGAIgASgJIkEKEUxpbmtNb2RlbFJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiI9ChJVbmxpbmtNb2RlbFJlcXVlc3QSEwoLYXBwbGljYXRpb24YASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCSJDChNVbmxpbmtNb2RlbFJlc3BvbnNlEiwKC2FwcGxpY2F0aW9uGAEgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbiJEChVSZXBvcnRSZXBsaWNhc1JlcXVlc3QSKwoLcmVwbGljYV9zZXQYASABKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiGAoWUmVwb3J0UmVwbGljYXNSZXNwb25zZSJAChNMaXN0UmVwbGljYXNSZXF1ZXN0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCSJEChRMaXN0UmVwbGljYXNSZXNwb25zZRIsCgxyZXBsaWNhX3NldHMYASADKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiFAoSV2F0Y2hDb25maWdSZXF1ZXN0InoKE1dhdGNoQ29uZmlnUmVzcG9uc2USLgoIc25hcHNob3QYASABKAsyGi5jbGlwcGVyLnYxLkNvbmZpZ1NuYXBzaG90SAASKgoGY2hhbmdlGAIgASgLMhguY2xpcHBlci52MS5Db25maWdDaGFuZ2VIAEIHCgVldmVudCI5ChVHZXRQb2xpY3lTdGF0ZVJlcXVlc3QSEwoLYXBwbGljYXRpb24YASABKAkSCwoDdWlkGAIgASgJIjgKFkdldFBvbGljeVN0YXRlUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBINCgVzdGF0ZRgCIAEoDCJlChhVcGRhdGVQb2xpY3lTdGF0ZVJlcXVlc3QSEwoLYXBwbGljYXRpb24YASABKAkSCwoDdWlkGAIgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAQSDQoFc3RhdGUYBCABKAwiTAoZVXBkYXRlUG9saWN5U3RhdGVSZXNwb25zZRIPCgdhcHBsaWVkGAEgASgIEg8KB3ZlcnNpb24YAiABKAQSDQoFc3RhdGUYAyABKAwypAwKEU1hbmFnZW1lbnRTZXJ2aWNlEmAKEUNyZWF0ZUFwcGxpY2F0aW9uEiQuY2xpcHBlci52MS5DcmVhdGVBcHBsaWNhdGlvblJlcXVlc3QaJS5jbGlwcGVyLnYxLkNyZWF0ZUFwcGxpY2F0aW9uUmVzcG9uc2USVwoOR2V0QXBwbGljYXRpb24SIS5jbGlwcGVyLnYxLkdldEFwcGxpY2F0aW9uUmVxdWVzdBoiLmNsaXBwZXIudjEuR2V0QXBwbGljYXRpb25SZXNwb25zZRJdChBMaXN0QXBwbGljYXRpb25zEiMuY2xpcHBlci52MS5MaXN0QXBwbGljYXRpb25zUmVxdWVzdBokLmNsaXBwZXIudjEuTGlzdEFwcGxpY2F0aW9uc1Jlc3BvbnNlEmAKEVVwZGF0ZUFwcGxpY2F0aW9uEiQuY2xpcHBlci52MS5VcGRhdGVBcHBsaWNhdGlvblJlcXVlc3QaJS5jbGlwcGVyLnYxLlVwZGF0ZUFwcGxpY2F0aW9uUmVzcG9uc2USYAoRRGVsZXRlQXBwbGljYXRpb24SJC5jbGlwcGVyLnYxLkRlbGV0ZUFwcGxpY2F0aW9uUmVxdWVzdBolLmNsaXBwZXIudjEuRGVsZXRlQXBwbGljYXRpb25SZXNwb25zZRJOCgtDcmVhdGVNb2RlbBIeLmNsaXBwZXIudjEuQ3JlYXRlTW9kZWxSZXF1ZXN0Gh8uY2xpcHBlci52MS5DcmVhdGVNb2RlbFJlc3BvbnNlEkUKCEdldE1vZGVsEhsuY2xpcHBlci52MS5HZXRNb2RlbFJlcXVlc3QaHC5jbGlwcGVyLnYxLkdldE1vZGVsUmVzcG9uc2USSwoKTGlzdE1vZGVscxIdLmNsaXBwZXIudjEuTGlzdE1vZGVsc1JlcXVlc3QaHi5jbGlwcGVyLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJOCgtVcGRhdGVNb2RlbBIeLmNsaXBwZXIudjEuVXBkYXRlTW9kZWxSZXF1ZXN0Gh8uY2xpcHBlci52MS5VcGRhdGVNb2RlbFJlc3BvbnNlEk4KC0RlbGV0ZU1vZGVsEh4uY2xpcHBlci52MS5EZWxldGVNb2RlbFJlcXVlc3QaHy5jbGlwcGVyLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2USWgoPU2V0TW9kZWxWZXJzaW9uEiIuY2xpcHBlci52MS5TZXRNb2RlbFZlcnNpb25SZXF1ZXN0GiMuY2xpcHBlci52MS5TZXRNb2RlbFZlcnNpb25SZXNwb25zZRJICglMaW5rTW9kZWwSHC5jbGlwcGVyLnYxLkxpbmtNb2RlbFJlcXVlc3QaHS5jbGlwcGVyLnYxLkxpbmtNb2RlbFJlc3BvbnNlEk4KC1VubGlua01vZGVsEh4uY2xpcHBlci52MS5VbmxpbmtNb2RlbFJlcXVlc3QaHy5jbGlwcGVyLnYxLlVubGlua01vZGVsUmVzcG9uc2USVwoOUmVwb3J0UmVwbGljYXMSIS5jbGlwcGVyLnYxLlJlcG9ydFJlcGxpY2FzUmVxdWVzdBoiLmNsaXBwZXIudjEuUmVwb3J0UmVwbGljYXNSZXNwb25zZRJRCgxMaXN0UmVwbGljYXMSHy5jbGlwcGVyLnYxLkxpc3RSZXBsaWNhc1JlcXVlc3QaIC5jbGlwcGVyLnYxLkxpc3RSZXBsaWNhc1Jlc3BvbnNlElAKC1dhdGNoQ29uZmlnEh4uY2xpcHBlci52MS5XYXRjaENvbmZpZ1JlcXVlc3QaHy5jbGlwcGVyLnYxLldhdGNoQ29uZmlnUmVzcG9uc2UwARJXCg5HZXRQb2xpY3lTdGF0ZRIhLmNsaXBwZXIudjEuR2V0UG9saWN5U3RhdGVSZXF1ZXN0GiIuY2xpcHBlci52MS5HZXRQb2xpY3lTdGF0ZVJlc3BvbnNlEmAKEVVwZGF0ZVBvbGljeVN0YXRlEiQuY2xpcHBlci52MS5VcGRhdGVQb2xpY3lTdGF0ZVJlcXVlc3QaJS5jbGlwcGVyLnYxLlVwZGF0ZVBvbGljeVN0YXRlUmVzcG9uc2ViBnByb3RvMw", [file_clipper_common_v1_data, file_clipper_v1_resources]);
 
 /**
  * @generated from message clipper.v1.CreateApplicationRequest
@@ -56,6 +56,13 @@ export type CreateApplicationRequest = Message<"clipper.v1.CreateApplicationRequ
    * @generated from field: bool default_on_overload = 7;
    */
   defaultOnOverload: boolean;
+
+  /**
+   * Unset: single.
+   *
+   * @generated from field: clipper.v1.SelectionPolicy policy = 8;
+   */
+  policy?: SelectionPolicy | undefined;
 };
 
 /**
@@ -181,6 +188,13 @@ export type UpdateApplicationRequest = Message<"clipper.v1.UpdateApplicationRequ
    * @generated from field: optional bool default_on_overload = 6;
    */
   defaultOnOverload?: boolean | undefined;
+
+  /**
+   * Replaces the whole selection policy when set.
+   *
+   * @generated from field: clipper.v1.SelectionPolicy policy = 7;
+   */
+  policy?: SelectionPolicy | undefined;
 };
 
 /**
@@ -708,6 +722,123 @@ export const WatchConfigResponseSchema: GenMessage<WatchConfigResponse> = /*@__P
   messageDesc(file_clipper_v1_management_service, 31);
 
 /**
+ * @generated from message clipper.v1.GetPolicyStateRequest
+ */
+export type GetPolicyStateRequest = Message<"clipper.v1.GetPolicyStateRequest"> & {
+  /**
+   * @generated from field: string application = 1;
+   */
+  application: string;
+
+  /**
+   * Empty: the application's own state.
+   *
+   * @generated from field: string uid = 2;
+   */
+  uid: string;
+};
+
+/**
+ * Describes the message clipper.v1.GetPolicyStateRequest.
+ * Use `create(GetPolicyStateRequestSchema)` to create a new message.
+ */
+export const GetPolicyStateRequestSchema: GenMessage<GetPolicyStateRequest> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_management_service, 32);
+
+/**
+ * @generated from message clipper.v1.GetPolicyStateResponse
+ */
+export type GetPolicyStateResponse = Message<"clipper.v1.GetPolicyStateResponse"> & {
+  /**
+   * 0 when no state is stored yet.
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * The policy's state as JSON (UTF-8); empty when none is stored.
+   *
+   * @generated from field: bytes state = 2;
+   */
+  state: Uint8Array;
+};
+
+/**
+ * Describes the message clipper.v1.GetPolicyStateResponse.
+ * Use `create(GetPolicyStateResponseSchema)` to create a new message.
+ */
+export const GetPolicyStateResponseSchema: GenMessage<GetPolicyStateResponse> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_management_service, 33);
+
+/**
+ * @generated from message clipper.v1.UpdatePolicyStateRequest
+ */
+export type UpdatePolicyStateRequest = Message<"clipper.v1.UpdatePolicyStateRequest"> & {
+  /**
+   * @generated from field: string application = 1;
+   */
+  application: string;
+
+  /**
+   * @generated from field: string uid = 2;
+   */
+  uid: string;
+
+  /**
+   * The version the update was computed from (0: nothing stored yet).
+   *
+   * @generated from field: uint64 expected_version = 3;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * The new state as JSON (UTF-8).
+   *
+   * @generated from field: bytes state = 4;
+   */
+  state: Uint8Array;
+};
+
+/**
+ * Describes the message clipper.v1.UpdatePolicyStateRequest.
+ * Use `create(UpdatePolicyStateRequestSchema)` to create a new message.
+ */
+export const UpdatePolicyStateRequestSchema: GenMessage<UpdatePolicyStateRequest> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_management_service, 34);
+
+/**
+ * @generated from message clipper.v1.UpdatePolicyStateResponse
+ */
+export type UpdatePolicyStateResponse = Message<"clipper.v1.UpdatePolicyStateResponse"> & {
+  /**
+   * @generated from field: bool applied = 1;
+   */
+  applied: boolean;
+
+  /**
+   * The stored version: the new one when applied, else the current one.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * When not applied: the stored state, to re-apply the update to.
+   *
+   * @generated from field: bytes state = 3;
+   */
+  state: Uint8Array;
+};
+
+/**
+ * Describes the message clipper.v1.UpdatePolicyStateResponse.
+ * Use `create(UpdatePolicyStateResponseSchema)` to create a new message.
+ */
+export const UpdatePolicyStateResponseSchema: GenMessage<UpdatePolicyStateResponse> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_management_service, 35);
+
+/**
  * @generated from service clipper.v1.ManagementService
  */
 export const ManagementService: GenService<{
@@ -850,6 +981,29 @@ export const ManagementService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchConfigRequestSchema;
     output: typeof WatchConfigResponseSchema;
+  },
+  /**
+   * The learned state of an application's selection policy (uid empty), or
+   * of one of its users. Unknown state answers version 0 and empty state.
+   *
+   * @generated from rpc clipper.v1.ManagementService.GetPolicyState
+   */
+  getPolicyState: {
+    methodKind: "unary";
+    input: typeof GetPolicyStateRequestSchema;
+    output: typeof GetPolicyStateResponseSchema;
+  },
+  /**
+   * Compare-and-set: stores the state if the stored version is still
+   * expected_version; otherwise answers applied=false with the stored
+   * version and state, so the caller can re-apply its update and retry.
+   *
+   * @generated from rpc clipper.v1.ManagementService.UpdatePolicyState
+   */
+  updatePolicyState: {
+    methodKind: "unary";
+    input: typeof UpdatePolicyStateRequestSchema;
+    output: typeof UpdatePolicyStateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clipper_v1_management_service, 0);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/query_service.proto.
  */
 export const file_clipper_v1_query_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jbGlwcGVyL3YxL3F1ZXJ5X3NlcnZpY2UucHJvdG8SCmNsaXBwZXIudjEibAoMUXVlcnlSZXF1ZXN0EhMKC2FwcGxpY2F0aW9uGAEgASgJEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxIPCgd2ZXJzaW9uGAMgASgJEgsKA3VpZBgEIAEoCSJdCgtRdWVyeVJlc3VsdBIQCghxdWVyeV9pZBgBIAEoBBIOCgZvdXRwdXQYAiABKAkSDwoHZGVmYXVsdBgDIAEoCBIbChNkZWZhdWx0X2V4cGxhbmF0aW9uGAQgASgJIjkKDVF1ZXJ5UmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLmNsaXBwZXIudjEuUXVlcnlSZXN1bHQidAoVU3VibWl0RmVlZGJhY2tSZXF1ZXN0EhMKC2FwcGxpY2F0aW9uGAEgASgJEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxIOCgZsYWJlbHMYAyADKAkSCwoDdWlkGAQgASgJIioKFlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0ypQEKDFF1ZXJ5U2VydmljZRI8CgVRdWVyeRIYLmNsaXBwZXIudjEuUXVlcnlSZXF1ZXN0GhkuY2xpcHBlci52MS5RdWVyeVJlc3BvbnNlElcKDlN1Ym1pdEZlZWRiYWNrEiEuY2xpcHBlci52MS5TdWJtaXRGZWVkYmFja1JlcXVlc3QaIi5jbGlwcGVyLnYxLlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2ViBnByb3RvMw", [file_clipper_common_v1_data]);
+  fileDesc("Ch5jbGlwcGVyL3YxL3F1ZXJ5X3NlcnZpY2UucHJvdG8SCmNsaXBwZXIudjEibAoMUXVlcnlSZXF1ZXN0EhMKC2FwcGxpY2F0aW9uGAEgASgJEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxIPCgd2ZXJzaW9uGAMgASgJEgsKA3VpZBgEIAEoCSKBAQoLUXVlcnlSZXN1bHQSEAoIcXVlcnlfaWQYASABKAQSDgoGb3V0cHV0GAIgASgJEg8KB2RlZmF1bHQYAyABKAgSGwoTZGVmYXVsdF9leHBsYW5hdGlvbhgEIAEoCRIOCgZtb2RlbHMYBSADKAkSEgoKY29uZmlkZW5jZRgGIAEoASI5Cg1RdWVyeVJlc3BvbnNlEigKB3Jlc3VsdHMYASADKAsyFy5jbGlwcGVyLnYxLlF1ZXJ5UmVzdWx0InQKFVN1Ym1pdEZlZWRiYWNrUmVxdWVzdBITCgthcHBsaWNhdGlvbhgBIAEoCRIpCgZpbnB1dHMYAiABKAsyGS5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dHMSDgoGbGFiZWxzGAMgAygJEgsKA3VpZBgEIAEoCSI6ChZTdWJtaXRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgNEg4KBmpvaW5lZBgCIAEoDTKlAQoMUXVlcnlTZXJ2aWNlEjwKBVF1ZXJ5EhguY2xpcHBlci52MS5RdWVyeVJlcXVlc3QaGS5jbGlwcGVyLnYxLlF1ZXJ5UmVzcG9uc2USVwoOU3VibWl0RmVlZGJhY2sSIS5jbGlwcGVyLnYxLlN1Ym1pdEZlZWRiYWNrUmVxdWVzdBoiLmNsaXBwZXIudjEuU3VibWl0RmVlZGJhY2tSZXNwb25zZWIGcHJvdG8z", [file_clipper_common_v1_data]);
 
 /**
  * @generated from message clipper.v1.QueryRequest
@@ -71,6 +71,22 @@ export type QueryResult = Message<"clipper.v1.QueryResult"> & {
    * @generated from field: string default_explanation = 4;
    */
   defaultExplanation: string;
+
+  /**
+   * The model versions ("model:version") whose answers make the output;
+   * empty for a default.
+   *
+   * @generated from field: repeated string models = 5;
+   */
+  models: string[];
+
+  /**
+   * In [0, 1]: how much of the selection policy's weight stands behind the
+   * output (1 for a policy that queries one model; 0 for a default).
+   *
+   * @generated from field: double confidence = 6;
+   */
+  confidence: number;
 };
 
 /**
@@ -137,6 +153,14 @@ export type SubmitFeedbackResponse = Message<"clipper.v1.SubmitFeedbackResponse"
    * @generated from field: uint32 accepted = 1;
    */
   accepted: number;
+
+  /**
+   * Of the accepted inputs, those joined with a prediction the router made
+   * (found in its prediction cache) and so learned from.
+   *
+   * @generated from field: uint32 joined = 2;
+   */
+  joined: number;
 };
 
 /**

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/resources.proto.
  */
 export const file_clipper_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSLZAQoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgi2AIKBU1vZGVsEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIwCgppbnB1dF90eXBlGAMgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEikKB3J1bnRpbWUYBCABKAsyGC5jbGlwcGVyLnYxLk1vZGVsUnVudGltZRIWCg5tYXhfYmF0Y2hfc2l6ZRgFIAEoDRItCgZsYWJlbHMYBiADKAsyHS5jbGlwcGVyLnYxLk1vZGVsLkxhYmVsc0VudHJ5EhgKEGRlc2lyZWRfcmVwbGljYXMYByABKA0SFQoNY3JlYXRlZF9hdF9tcxgIIAEoAxIsCghiYXRjaGluZxgJIAEoCzIaLmNsaXBwZXIudjEuQmF0Y2hpbmdDb25maWcaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKTAQoOQmF0Y2hpbmdDb25maWcSHAoPbWF4X3dhaXRfbWljcm9zGAEgASgNSACIAQESIQoZbWF4X2luX2ZsaWdodF9wZXJfcmVwbGljYRgCIAEoDRISCgpmaXhlZF9zaXplGAMgASgIEhgKEG1heF9xdWV1ZV9sZW5ndGgYBCABKA1CEgoQX21heF93YWl0X21pY3JvcyK3AQoMTW9kZWxSdW50aW1lEjoKDnB5dGhvbl9jbG9zdXJlGAEgASgLMiAuY2xpcHBlci52MS5QeXRob25DbG9zdXJlUnVudGltZUgAEi0KB2NvbW1hbmQYAiABKAsyGi5jbGlwcGVyLnYxLkNvbW1hbmRSdW50aW1lSAASNAoLbm9kZV9tb2R1bGUYAyABKAsyHS5jbGlwcGVyLnYxLk5vZGVNb2R1bGVSdW50aW1lSABCBgoEa2luZCJZChRQeXRob25DbG9zdXJlUnVudGltZRIXCg9hcnRpZmFjdF9kaWdlc3QYASABKAkSFgoOcHl0aG9uX3ZlcnNpb24YAiABKAkSEAoIcGFja2FnZXMYAyADKAkikQEKDkNvbW1hbmRSdW50aW1lEgwKBGFyZ3YYASADKAkSMAoDZW52GAIgAygLMiMuY2xpcHBlci52MS5Db21tYW5kUnVudGltZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgDIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIigKEU5vZGVNb2R1bGVSdW50aW1lEhMKC21vZHVsZV9wYXRoGAEgASgJIjUKDkN1cnJlbnRWZXJzaW9uEhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSK1AQoHUmVwbGljYRIKCgJpZBgBIAEoCRISCgptb2RlbF9uYW1lGAIgASgJEhUKDW1vZGVsX3ZlcnNpb24YAyABKAkSEAoIZW5kcG9pbnQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5jbGlwcGVyLnYxLlJlcGxpY2FTdGF0ZRIQCghyZXN0YXJ0cxgGIAEoDRIPCgdtZXNzYWdlGAcgASgJEhUKDXN0YXJ0ZWRfYXRfbXMYCCABKAMiXgoKUmVwbGljYVNldBISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSJQoIcmVwbGljYXMYAyADKAsyEy5jbGlwcGVyLnYxLlJlcGxpY2Ei2AEKDkNvbmZpZ1NuYXBzaG90EhAKCHJldmlzaW9uGAEgASgEEi0KDGFwcGxpY2F0aW9ucxgCIAMoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb24SIQoGbW9kZWxzGAMgAygLMhEuY2xpcHBlci52MS5Nb2RlbBI0ChBjdXJyZW50X3ZlcnNpb25zGAQgAygLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbhIsCgxyZXBsaWNhX3NldHMYBSADKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiNgoPTW9kZWxWZXJzaW9uS2V5EhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSL4AgoMQ29uZmlnQ2hhbmdlEhAKCHJldmlzaW9uGAEgASgEEjcKFGFwcGxpY2F0aW9uX3Vwc2VydGVkGAIgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbkgAEh0KE2FwcGxpY2F0aW9uX2RlbGV0ZWQYAyABKAlIABIrCg5tb2RlbF91cHNlcnRlZBgEIAEoCzIRLmNsaXBwZXIudjEuTW9kZWxIABI0Cg1tb2RlbF9kZWxldGVkGAUgASgLMhsuY2xpcHBlci52MS5Nb2RlbFZlcnNpb25LZXlIABI5ChNjdXJyZW50X3ZlcnNpb25fc2V0GAYgASgLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbkgAEiEKF2N1cnJlbnRfdmVyc2lvbl9jbGVhcmVkGAcgASgJSAASMwoRcmVwbGljYXNfcmVwb3J0ZWQYCCABKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXRIAEIICgZjaGFuZ2UqtQEKDFJlcGxpY2FTdGF0ZRIdChlSRVBMSUNBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQV9TVEFURV9TVEFSVElORxABEhcKE1JFUExJQ0FfU1RBVEVfUkVBRFkQAhIbChdSRVBMSUNBX1NUQVRFX1VOSEVBTFRIWRADEhgKFFJFUExJQ0FfU1RBVEVfRkFJTEVEEAQSGgoWUkVQTElDQV9TVEFURV9TVE9QUElORxAFYgZwcm90bzM", [file_clipper_common_v1_data]);
+  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKGAgoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgSKwoGcG9saWN5GAkgASgLMhsuY2xpcHBlci52MS5TZWxlY3Rpb25Qb2xpY3ki4gIKD1NlbGVjdGlvblBvbGljeRIqCgZzaW5nbGUYASABKAsyGC5jbGlwcGVyLnYxLlNpbmdsZVBvbGljeUgAEigKBXNwbGl0GAIgASgLMhcuY2xpcHBlci52MS5TcGxpdFBvbGljeUgAEiYKBGV4cDMYAyABKAsyFi5jbGlwcGVyLnYxLkV4cDNQb2xpY3lIABImCgRleHA0GAQgASgLMhYuY2xpcHBlci52MS5FeHA0UG9saWN5SAASOQoOZXBzaWxvbl9ncmVlZHkYBSABKAsyHy5jbGlwcGVyLnYxLkVwc2lsb25HcmVlZHlQb2xpY3lIABIuCgh0aG9tcHNvbhgGIAEoCzIaLmNsaXBwZXIudjEuVGhvbXBzb25Qb2xpY3lIABIiCgRsb3NzGAcgASgOMhQuY2xpcHBlci52MS5Mb3NzS2luZBISCgpsb3NzX3NjYWxlGAggASgBQgYKBGtpbmQiDgoMU2luZ2xlUG9saWN5InQKC1NwbGl0UG9saWN5EjUKB3dlaWdodHMYASADKAsyJC5jbGlwcGVyLnYxLlNwbGl0UG9saWN5LldlaWdodHNFbnRyeRouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASIbCgpFeHAzUG9saWN5Eg0KBWdhbW1hGAEgASgBIhkKCkV4cDRQb2xpY3kSCwoDZXRhGAEgASgBIiYKE0Vwc2lsb25HcmVlZHlQb2xpY3kSDwoHZXBzaWxvbhgBIAEoASIQCg5UaG9tcHNvblBvbGljeSLYAgoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDEiwKCGJhdGNoaW5nGAkgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpMBCg5CYXRjaGluZ0NvbmZpZxIcCg9tYXhfd2FpdF9taWNyb3MYASABKA1IAIgBARIhChltYXhfaW5fZmxpZ2h0X3Blcl9yZXBsaWNhGAIgASgNEhIKCmZpeGVkX3NpemUYAyABKAgSGAoQbWF4X3F1ZXVlX2xlbmd0aBgEIAEoDUISChBfbWF4X3dhaXRfbWljcm9zIrcBCgxNb2RlbFJ1bnRpbWUSOgoOcHl0aG9uX2Nsb3N1cmUYASABKAsyIC5jbGlwcGVyLnYxLlB5dGhvbkNsb3N1cmVSdW50aW1lSAASLQoHY29tbWFuZBgCIAEoCzIaLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWVIABI0Cgtub2RlX21vZHVsZRgDIAEoCzIdLmNsaXBwZXIudjEuTm9kZU1vZHVsZVJ1bnRpbWVIAEIGCgRraW5kIlkKFFB5dGhvbkNsb3N1cmVSdW50aW1lEhcKD2FydGlmYWN0X2RpZ2VzdBgBIAEoCRIWCg5weXRob25fdmVyc2lvbhgCIAEoCRIQCghwYWNrYWdlcxgDIAMoCSKRAQoOQ29tbWFuZFJ1bnRpbWUSDAoEYXJndhgBIAMoCRIwCgNlbnYYAiADKAsyIy5jbGlwcGVyLnYxLkNvbW1hbmRSdW50aW1lLkVudkVudHJ5EhMKC3dvcmtpbmdfZGlyGAMgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiKAoRTm9kZU1vZHVsZVJ1bnRpbWUSEwoLbW9kdWxlX3BhdGgYASABKAkiNQoOQ3VycmVudFZlcnNpb24SEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIrUBCgdSZXBsaWNhEgoKAmlkGAEgASgJEhIKCm1vZGVsX25hbWUYAiABKAkSFQoNbW9kZWxfdmVyc2lvbhgDIAEoCRIQCghlbmRwb2ludBgEIAEoCRInCgVzdGF0ZRgFIAEoDjIYLmNsaXBwZXIudjEuUmVwbGljYVN0YXRlEhAKCHJlc3RhcnRzGAYgASgNEg8KB21lc3NhZ2UYByABKAkSFQoNc3RhcnRlZF9hdF9tcxgIIAEoAyJeCgpSZXBsaWNhU2V0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIlCghyZXBsaWNhcxgDIAMoCzITLmNsaXBwZXIudjEuUmVwbGljYSLYAQoOQ29uZmlnU25hcHNob3QSEAoIcmV2aXNpb24YASABKAQSLQoMYXBwbGljYXRpb25zGAIgAygLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbhIhCgZtb2RlbHMYAyADKAsyES5jbGlwcGVyLnYxLk1vZGVsEjQKEGN1cnJlbnRfdmVyc2lvbnMYBCADKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uEiwKDHJlcGxpY2Ffc2V0cxgFIAMoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldCI2Cg9Nb2RlbFZlcnNpb25LZXkSEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIvgCCgxDb25maWdDaGFuZ2USEAoIcmV2aXNpb24YASABKAQSNwoUYXBwbGljYXRpb25fdXBzZXJ0ZWQYAiABKAsyFy5jbGlwcGVyLnYxLkFwcGxpY2F0aW9uSAASHQoTYXBwbGljYXRpb25fZGVsZXRlZBgDIAEoCUgAEisKDm1vZGVsX3Vwc2VydGVkGAQgASgLMhEuY2xpcHBlci52MS5Nb2RlbEgAEjQKDW1vZGVsX2RlbGV0ZWQYBSABKAsyGy5jbGlwcGVyLnYxLk1vZGVsVmVyc2lvbktleUgAEjkKE2N1cnJlbnRfdmVyc2lvbl9zZXQYBiABKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uSAASIQoXY3VycmVudF92ZXJzaW9uX2NsZWFyZWQYByABKAlIABIzChFyZXBsaWNhc19yZXBvcnRlZBgIIAEoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldEgAQggKBmNoYW5nZSpsCghMb3NzS2luZBIZChVMT1NTX0tJTkRfVU5TUEVDSUZJRUQQABIWChJMT1NTX0tJTkRfWkVST19PTkUQARIVChFMT1NTX0tJTkRfU1FVQVJFRBACEhYKEkxPU1NfS0lORF9BQlNPTFVURRADKrUBCgxSZXBsaWNhU3RhdGUSHQoZUkVQTElDQV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFlJFUExJQ0FfU1RBVEVfU1RBUlRJTkcQARIXChNSRVBMSUNBX1NUQVRFX1JFQURZEAISGwoXUkVQTElDQV9TVEFURV9VTkhFQUxUSFkQAxIYChRSRVBMSUNBX1NUQVRFX0ZBSUxFRBAEEhoKFlJFUExJQ0FfU1RBVEVfU1RPUFBJTkcQBWIGcHJvdG8z", [file_clipper_common_v1_data]);
 
 /**
  * An application: a named prediction endpoint with a latency objective.
@@ -79,6 +79,14 @@ export type Application = Message<"clipper.v1.Application"> & {
    * @generated from field: bool default_on_overload = 8;
    */
   defaultOnOverload: boolean;
+
+  /**
+   * How the linked models are chosen and combined per query; unset means
+   * single (the first linked model).
+   *
+   * @generated from field: clipper.v1.SelectionPolicy policy = 9;
+   */
+  policy?: SelectionPolicy | undefined;
 };
 
 /**
@@ -87,6 +95,191 @@ export type Application = Message<"clipper.v1.Application"> & {
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
   messageDesc(file_clipper_v1_resources, 0);
+
+/**
+ * An application's model-selection policy (docs/policies.md). Replaced whole
+ * by UpdateApplication, so a change is atomic.
+ *
+ * @generated from message clipper.v1.SelectionPolicy
+ */
+export type SelectionPolicy = Message<"clipper.v1.SelectionPolicy"> & {
+  /**
+   * @generated from oneof clipper.v1.SelectionPolicy.kind
+   */
+  kind: {
+    /**
+     * @generated from field: clipper.v1.SinglePolicy single = 1;
+     */
+    value: SinglePolicy;
+    case: "single";
+  } | {
+    /**
+     * @generated from field: clipper.v1.SplitPolicy split = 2;
+     */
+    value: SplitPolicy;
+    case: "split";
+  } | {
+    /**
+     * @generated from field: clipper.v1.Exp3Policy exp3 = 3;
+     */
+    value: Exp3Policy;
+    case: "exp3";
+  } | {
+    /**
+     * @generated from field: clipper.v1.Exp4Policy exp4 = 4;
+     */
+    value: Exp4Policy;
+    case: "exp4";
+  } | {
+    /**
+     * @generated from field: clipper.v1.EpsilonGreedyPolicy epsilon_greedy = 5;
+     */
+    value: EpsilonGreedyPolicy;
+    case: "epsilonGreedy";
+  } | {
+    /**
+     * @generated from field: clipper.v1.ThompsonPolicy thompson = 6;
+     */
+    value: ThompsonPolicy;
+    case: "thompson";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * How feedback labels are scored against model outputs.
+   *
+   * @generated from field: clipper.v1.LossKind loss = 7;
+   */
+  loss: LossKind;
+
+  /**
+   * For squared and absolute loss: an error of this size or more is the
+   * worst loss (1). 0 means 1.
+   *
+   * @generated from field: double loss_scale = 8;
+   */
+  lossScale: number;
+};
+
+/**
+ * Describes the message clipper.v1.SelectionPolicy.
+ * Use `create(SelectionPolicySchema)` to create a new message.
+ */
+export const SelectionPolicySchema: GenMessage<SelectionPolicy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 1);
+
+/**
+ * Every query goes to the first linked model.
+ *
+ * @generated from message clipper.v1.SinglePolicy
+ */
+export type SinglePolicy = Message<"clipper.v1.SinglePolicy"> & {
+};
+
+/**
+ * Describes the message clipper.v1.SinglePolicy.
+ * Use `create(SinglePolicySchema)` to create a new message.
+ */
+export const SinglePolicySchema: GenMessage<SinglePolicy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 2);
+
+/**
+ * A weighted traffic split, sticky per uid. Keys are linked model names
+ * (their current version) or "model:version" (that version, for canaries
+ * between versions of one model).
+ *
+ * @generated from message clipper.v1.SplitPolicy
+ */
+export type SplitPolicy = Message<"clipper.v1.SplitPolicy"> & {
+  /**
+   * @generated from field: map<string, double> weights = 1;
+   */
+  weights: { [key: string]: number };
+};
+
+/**
+ * Describes the message clipper.v1.SplitPolicy.
+ * Use `create(SplitPolicySchema)` to create a new message.
+ */
+export const SplitPolicySchema: GenMessage<SplitPolicy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 3);
+
+/**
+ * A bandit picking one model per query.
+ *
+ * @generated from message clipper.v1.Exp3Policy
+ */
+export type Exp3Policy = Message<"clipper.v1.Exp3Policy"> & {
+  /**
+   * Exploration rate in (0, 1]; 0 means 0.1.
+   *
+   * @generated from field: double gamma = 1;
+   */
+  gamma: number;
+};
+
+/**
+ * Describes the message clipper.v1.Exp3Policy.
+ * Use `create(Exp3PolicySchema)` to create a new message.
+ */
+export const Exp3PolicySchema: GenMessage<Exp3Policy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 4);
+
+/**
+ * An ensemble of every linked model with learned weights.
+ *
+ * @generated from message clipper.v1.Exp4Policy
+ */
+export type Exp4Policy = Message<"clipper.v1.Exp4Policy"> & {
+  /**
+   * Learning rate (> 0); 0 means 0.5.
+   *
+   * @generated from field: double eta = 1;
+   */
+  eta: number;
+};
+
+/**
+ * Describes the message clipper.v1.Exp4Policy.
+ * Use `create(Exp4PolicySchema)` to create a new message.
+ */
+export const Exp4PolicySchema: GenMessage<Exp4Policy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 5);
+
+/**
+ * The best mean reward, or a random model with probability epsilon.
+ *
+ * @generated from message clipper.v1.EpsilonGreedyPolicy
+ */
+export type EpsilonGreedyPolicy = Message<"clipper.v1.EpsilonGreedyPolicy"> & {
+  /**
+   * In [0, 1]; 0 means never explore at random.
+   *
+   * @generated from field: double epsilon = 1;
+   */
+  epsilon: number;
+};
+
+/**
+ * Describes the message clipper.v1.EpsilonGreedyPolicy.
+ * Use `create(EpsilonGreedyPolicySchema)` to create a new message.
+ */
+export const EpsilonGreedyPolicySchema: GenMessage<EpsilonGreedyPolicy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 6);
+
+/**
+ * Thompson sampling with Beta-Bernoulli posteriors (binary rewards).
+ *
+ * @generated from message clipper.v1.ThompsonPolicy
+ */
+export type ThompsonPolicy = Message<"clipper.v1.ThompsonPolicy"> & {
+};
+
+/**
+ * Describes the message clipper.v1.ThompsonPolicy.
+ * Use `create(ThompsonPolicySchema)` to create a new message.
+ */
+export const ThompsonPolicySchema: GenMessage<ThompsonPolicy> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 7);
 
 /**
  * One version of a model, and how to run it.
@@ -157,7 +350,7 @@ export type Model = Message<"clipper.v1.Model"> & {
  * Use `create(ModelSchema)` to create a new message.
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 1);
+  messageDesc(file_clipper_v1_resources, 8);
 
 /**
  * Per-model batching knobs (Triton's dynamic batcher, Ray Serve's
@@ -203,7 +396,7 @@ export type BatchingConfig = Message<"clipper.v1.BatchingConfig"> & {
  * Use `create(BatchingConfigSchema)` to create a new message.
  */
 export const BatchingConfigSchema: GenMessage<BatchingConfig> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 2);
+  messageDesc(file_clipper_v1_resources, 9);
 
 /**
  * How the container-manager starts a replica of a model version.
@@ -240,7 +433,7 @@ export type ModelRuntime = Message<"clipper.v1.ModelRuntime"> & {
  * Use `create(ModelRuntimeSchema)` to create a new message.
  */
 export const ModelRuntimeSchema: GenMessage<ModelRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 3);
+  messageDesc(file_clipper_v1_resources, 10);
 
 /**
  * A pickled Python closure run by the Python SDK's runner.
@@ -275,7 +468,7 @@ export type PythonClosureRuntime = Message<"clipper.v1.PythonClosureRuntime"> & 
  * Use `create(PythonClosureRuntimeSchema)` to create a new message.
  */
 export const PythonClosureRuntimeSchema: GenMessage<PythonClosureRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 4);
+  messageDesc(file_clipper_v1_resources, 11);
 
 /**
  * Any program that serves clipper.model.v1.ModelService on the port given in
@@ -305,7 +498,7 @@ export type CommandRuntime = Message<"clipper.v1.CommandRuntime"> & {
  * Use `create(CommandRuntimeSchema)` to create a new message.
  */
 export const CommandRuntimeSchema: GenMessage<CommandRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 5);
+  messageDesc(file_clipper_v1_resources, 12);
 
 /**
  * A Node module whose default export is a model for the TypeScript SDK.
@@ -326,7 +519,7 @@ export type NodeModuleRuntime = Message<"clipper.v1.NodeModuleRuntime"> & {
  * Use `create(NodeModuleRuntimeSchema)` to create a new message.
  */
 export const NodeModuleRuntimeSchema: GenMessage<NodeModuleRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 6);
+  messageDesc(file_clipper_v1_resources, 13);
 
 /**
  * Which version of a model applications use.
@@ -350,7 +543,7 @@ export type CurrentVersion = Message<"clipper.v1.CurrentVersion"> & {
  * Use `create(CurrentVersionSchema)` to create a new message.
  */
 export const CurrentVersionSchema: GenMessage<CurrentVersion> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 7);
+  messageDesc(file_clipper_v1_resources, 14);
 
 /**
  * One running (or failed) replica, as observed by the container-manager.
@@ -408,7 +601,7 @@ export type Replica = Message<"clipper.v1.Replica"> & {
  * Use `create(ReplicaSchema)` to create a new message.
  */
 export const ReplicaSchema: GenMessage<Replica> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 8);
+  messageDesc(file_clipper_v1_resources, 15);
 
 /**
  * The observed replicas of one model version.
@@ -437,7 +630,7 @@ export type ReplicaSet = Message<"clipper.v1.ReplicaSet"> & {
  * Use `create(ReplicaSetSchema)` to create a new message.
  */
 export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 9);
+  messageDesc(file_clipper_v1_resources, 16);
 
 /**
  * All configuration at one revision.
@@ -476,7 +669,7 @@ export type ConfigSnapshot = Message<"clipper.v1.ConfigSnapshot"> & {
  * Use `create(ConfigSnapshotSchema)` to create a new message.
  */
 export const ConfigSnapshotSchema: GenMessage<ConfigSnapshot> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 10);
+  messageDesc(file_clipper_v1_resources, 17);
 
 /**
  * Identifies one model version.
@@ -500,7 +693,7 @@ export type ModelVersionKey = Message<"clipper.v1.ModelVersionKey"> & {
  * Use `create(ModelVersionKeySchema)` to create a new message.
  */
 export const ModelVersionKeySchema: GenMessage<ModelVersionKey> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 11);
+  messageDesc(file_clipper_v1_resources, 18);
 
 /**
  * One change to the configuration.
@@ -568,7 +761,46 @@ export type ConfigChange = Message<"clipper.v1.ConfigChange"> & {
  * Use `create(ConfigChangeSchema)` to create a new message.
  */
 export const ConfigChangeSchema: GenMessage<ConfigChange> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 12);
+  messageDesc(file_clipper_v1_resources, 19);
+
+/**
+ * @generated from enum clipper.v1.LossKind
+ */
+export enum LossKind {
+  /**
+   * zero_one.
+   *
+   * @generated from enum value: LOSS_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Classification: 0 when the output equals the label, else 1.
+   *
+   * @generated from enum value: LOSS_KIND_ZERO_ONE = 1;
+   */
+  ZERO_ONE = 1,
+
+  /**
+   * Regression: ((output - label) / scale)^2, capped at 1.
+   *
+   * @generated from enum value: LOSS_KIND_SQUARED = 2;
+   */
+  SQUARED = 2,
+
+  /**
+   * Regression: |output - label| / scale, capped at 1.
+   *
+   * @generated from enum value: LOSS_KIND_ABSOLUTE = 3;
+   */
+  ABSOLUTE = 3,
+}
+
+/**
+ * Describes the enum clipper.v1.LossKind.
+ */
+export const LossKindSchema: GenEnum<LossKind> = /*@__PURE__*/
+  enumDesc(file_clipper_v1_resources, 0);
 
 /**
  * @generated from enum clipper.v1.ReplicaState
@@ -609,5 +841,5 @@ export enum ReplicaState {
  * Describes the enum clipper.v1.ReplicaState.
  */
 export const ReplicaStateSchema: GenEnum<ReplicaState> = /*@__PURE__*/
-  enumDesc(file_clipper_v1_resources, 0);
+  enumDesc(file_clipper_v1_resources, 1);
 

@@ -59,7 +59,14 @@ class FakeRegistry(mgmt_grpc.ManagementServiceServicer):
             app.default_output = request.default_output
         if request.HasField("slo_micros"):
             app.slo_micros = request.slo_micros
+        if request.HasField("policy"):
+            app.policy.CopyFrom(request.policy)
         return mgmt_pb2.UpdateApplicationResponse(application=app)
+
+    def GetPolicyState(self, request, context):
+        self._record("GetPolicyState", request)
+        self._app(request.application, context)
+        return mgmt_pb2.GetPolicyStateResponse(version=1, state=b'{"policy":"exp3","state":{"logWeights":{"a":1}}}')
 
     def DeleteApplication(self, request, context):
         self._record("DeleteApplication", request)

@@ -51,7 +51,7 @@ def test_register_application_builds_the_request(conn, fake):
     assert conn.get_all_apps(verbose=True) == [
         {
             "name": "hello-world", "input_type": "doubles", "default_output": "-1.0",
-            "latency_slo_micros": 100000, "linked_models": [], "description": "",
+            "latency_slo_micros": 100000, "linked_models": [], "description": "", "selection_policy": "single",
         }
     ]
     assert conn.get_app_info("hello-world")["latency_slo_micros"] == 100000
@@ -251,3 +251,18 @@ def test_deploy_progress_without_ready_is_an_error(conn, fake):
     fake.container_manager.end_deploy_before_ready = True
     with pytest.raises(ClipperException, match="ended before its replicas were ready: replica 0 starting"):
         conn.deploy_model("m", 1, "doubles", resources_pb2.NodeModuleRuntime(module_path="/m.ts"))
+
+
+def test_set_selection_policy_replaces_it_whole_and_reads_learned_state(fake, conn):
+    conn.register_application("digits", "doubles", "-1", 20000)
+    app = conn.set_selection_policy("digits", "split", weights={"digits:1": 0.9, "digits:2": 0.1})
+    assert app["selection_policy"] == "split"
+    (request,) = requests_of(fake.registry, "UpdateApplication")
+    assert dict(request.policy.split.weights) == {"digits:1": 0.9, "digits:2": 0.1}
+    app = conn.set_selection_policy("digits", "exp3", gamma=0.2, loss="zero_one")
+    assert app["selection_policy"] == "exp3"
+    assert conn.get_policy_state("digits") == {"policy": "exp3", "state": {"logWeights": {"a": 1}}}
+    with pytest.raises(ClipperException, match="eta applies to the exp4 policy only"):
+        conn.set_selection_policy("digits", "exp3", eta=1.0)
+    with pytest.raises(ClipperException, match="policy must be one of"):
+        conn.set_selection_policy("digits", "bandit")

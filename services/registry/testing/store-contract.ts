@@ -117,6 +117,29 @@ export function describeStoreContract(name: string, hooks: { open: () => Promise
       expect(snap.models.map((m) => `${m.name}:${m.version}`)).toEqual(["m:1.0"]);
     });
 
+    it("keeps policy states per application and uid with compare-and-set versions, apart from the configuration", async () => {
+      const store = await open();
+      const app = { application: "a", uid: "" };
+      const user = { application: "a", uid: "u1" };
+      const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+      expect(await store.getPolicyState(app)).toEqual({ version: 0n, state: new Uint8Array() });
+      expect(await store.swapPolicyState(app, 0n, json({ w: 1 }))).toEqual({ applied: true, version: 1n });
+      expect(await store.swapPolicyState(user, 0n, json({ w: 2 }))).toEqual({ applied: true, version: 1n });
+      const stale = await store.swapPolicyState(app, 0n, json({ w: 3 }));
+      expect(stale).toMatchObject({ applied: false, version: 1n });
+      expect(stale.applied ? "" : new TextDecoder().decode(stale.state)).toBe('{"w":1}');
+      expect(await store.swapPolicyState(app, 1n, json({ w: 4 }))).toEqual({ applied: true, version: 2n });
+      const racing = await Promise.all([store.swapPolicyState(user, 1n, json({ x: 1 })), store.swapPolicyState(user, 1n, json({ x: 2 }))]);
+      expect(racing.filter((r) => r.applied)).toHaveLength(1);
+      const snap = await store.load();
+      expect(snap.revision).toBe(0n);
+      expect(snap.applications).toEqual([]);
+      await store.commit(0n, [sampleChanges.app("a")]);
+      expect((await store.load()).applications.map((a) => a.name)).toEqual(["a"]);
+      expect(new TextDecoder().decode((await store.getPolicyState(app)).state)).toBe('{"w":4}');
+      expect((await store.getPolicyState(user)).version).toBe(2n);
+    });
+
     it("serialises concurrent commits: exactly one of two racing writers wins", async () => {
       const store = await open();
       const results = await Promise.allSettled([store.commit(0n, [sampleChanges.app("x")]), store.commit(0n, [sampleChanges.app("y")])]);

@@ -12,8 +12,14 @@ export interface Exp4State {
  */
 export class Exp4Policy implements SelectionPolicy<Exp4State> {
   readonly kind = "exp4";
-  /** @param eta learning rate (> 0). */
-  constructor(private readonly eta = 0.5) {}
+  /**
+   * @param eta learning rate (> 0).
+   * @param vote always combine by weighted vote, even numeric outputs: for classifiers whose labels are numbers.
+   */
+  constructor(
+    private readonly eta = 0.5,
+    private readonly vote = false,
+  ) {}
 
   init(models: readonly string[]): Exp4State {
     return { logWeights: Object.fromEntries(models.map((m) => [m, 0])) };
@@ -38,7 +44,7 @@ export class Exp4Policy implements SelectionPolicy<Exp4State> {
     const answered = [...answers.entries()].map(([model, output]) => ({ model, output, share: shares.get(model) ?? 0 }));
     const presentWeight = answered.reduce((s, a) => s + a.share, 0);
     const numbers = answered.map((a) => Number(a.output.trim()));
-    if (answered.every((a, i) => a.output.trim() !== "" && Number.isFinite(numbers[i]))) {
+    if (!this.vote && answered.every((a, i) => a.output.trim() !== "" && Number.isFinite(numbers[i]))) {
       const mean =
         presentWeight > 0
           ? answered.reduce((s, a, i) => s + a.share * (numbers[i] ?? 0), 0) / presentWeight

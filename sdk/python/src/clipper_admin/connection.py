@@ -4,6 +4,7 @@ and the container-manager's ContainerManagerService."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -68,7 +69,55 @@ def application_dict(app: resources_pb2.Application) -> dict[str, Any]:
         "latency_slo_micros": app.slo_micros,
         "linked_models": list(app.linked_models),
         "description": app.description,
+        "selection_policy": app.policy.WhichOneof("kind") or "single",
     }
+
+
+_POLICY_KINDS = ("single", "split", "exp3", "exp4", "epsilon_greedy", "thompson")
+_LOSSES = {
+    "zero_one": resources_pb2.LOSS_KIND_ZERO_ONE,
+    "squared": resources_pb2.LOSS_KIND_SQUARED,
+    "absolute": resources_pb2.LOSS_KIND_ABSOLUTE,
+}
+
+
+def selection_policy(
+    kind: str,
+    *,
+    weights: dict[str, float] | None = None,
+    gamma: float | None = None,
+    eta: float | None = None,
+    epsilon: float | None = None,
+    loss: str = "zero_one",
+    loss_scale: float | None = None,
+) -> resources_pb2.SelectionPolicy:
+    """A SelectionPolicy message (docs/policies.md). Split weights name linked
+    models or "model:version" (a canary between versions of one model)."""
+    if kind not in _POLICY_KINDS:
+        raise ClipperException(f"policy must be one of {', '.join(_POLICY_KINDS)}, got {kind!r}")
+    if loss not in _LOSSES:
+        raise ClipperException(f"loss must be one of {', '.join(_LOSSES)}, got {loss!r}")
+    given = {"weights": weights, "gamma": gamma, "eta": eta, "epsilon": epsilon}
+    owner = {"weights": "split", "gamma": "exp3", "eta": "exp4", "epsilon": "epsilon_greedy"}
+    for name, value in given.items():
+        if value is not None and owner[name] != kind:
+            raise ClipperException(f"{name} applies to the {owner[name]} policy only")
+    policy = resources_pb2.SelectionPolicy(loss=_LOSSES[loss], loss_scale=float(loss_scale or 0))
+    if kind == "single":
+        policy.single.SetInParent()
+    elif kind == "split":
+        if not weights:
+            raise ClipperException("the split policy needs weights, e.g. {'digits:1': 0.9, 'digits:2': 0.1}")
+        policy.split.weights.update({key: float(value) for key, value in weights.items()})
+    elif kind == "exp3":
+        policy.exp3.gamma = float(gamma or 0)
+    elif kind == "exp4":
+        policy.exp4.eta = float(eta or 0)
+    elif kind == "epsilon_greedy":
+        policy.epsilon_greedy.epsilon = float(epsilon or 0)
+    else:
+        policy.thompson.SetInParent()
+    return policy
 
 
 def model_dict(model: resources_pb2.Model, current_version: str | None) -> dict[str, Any]:
@@ -229,6 +278,24 @@ class ClipperConnection:
         if description is not None:
             request.description = description
         return application_dict(self._call(self._registry().UpdateApplication, request).application)
+
+    def set_selection_policy(self, app_name: str, kind: str, **options: Any) -> dict[str, Any]:
+        """Replaces the application's selection policy as a whole (live: routers
+        follow the registry). Options: weights (split), gamma (exp3), eta (exp4),
+        epsilon (epsilon_greedy), loss ("zero_one", "squared", "absolute"), loss_scale."""
+        request = mgmt_pb2.UpdateApplicationRequest(name=app_name, policy=selection_policy(kind, **options))
+        app = self._call(self._registry().UpdateApplication, request).application
+        log.info("application %s selects models by %s", app_name, kind)
+        return application_dict(app)
+
+    def get_policy_state(self, app_name: str, uid: str = "") -> dict[str, Any] | None:
+        """The learned policy state of the application (or of one user), as
+        stored by the routers: {"policy": kind, "state": {...}}; None when
+        nothing has been learned yet."""
+        response = self._call(
+            self._registry().GetPolicyState, mgmt_pb2.GetPolicyStateRequest(application=app_name, uid=uid)
+        )
+        return json.loads(response.state) if response.state else None
 
     def unregister_application(self, name: str) -> None:
         self._call(self._registry().DeleteApplication, mgmt_pb2.DeleteApplicationRequest(name=name))

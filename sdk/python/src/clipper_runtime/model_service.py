@@ -13,6 +13,7 @@ from clipper.common.v1 import data_pb2
 from clipper.model.v1 import model_service_pb2, model_service_pb2_grpc
 
 from .inputs import InvalidInputs, unpack_inputs
+from .observability import PredictObserver
 
 log = logging.getLogger("clipper_runtime")
 
@@ -66,8 +67,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         version: str,
         input_type: int,
         concurrency: int = 1,
+        observer: PredictObserver | None = None,
     ) -> None:
         self._predict = predict
+        self._observer = observer or PredictObserver(name, version)
         self._name = name
         self._version = version
         self._input_type = input_type
@@ -75,26 +78,32 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._slots = threading.BoundedSemaphore(concurrency)
 
     def Predict(self, request, context):
-        try:
-            batch = unpack_inputs(request.inputs, self._input_type)
-        except InvalidInputs as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        if not batch:
-            return model_service_pb2.PredictResponse()
-        with self._slots:
+        batch_size = len(request.inputs.lengths) or len(request.inputs.bytes) or len(request.inputs.strings)
+        with self._observer.predict(context, batch_size, request.batch_id) as record:
             try:
-                result = self._predict(batch)
-            except (Exception, SystemExit) as error:  # a model bug answers errors, never kills us
-                log.exception("predict failed for batch %d of %d inputs", request.batch_id, len(batch))
-                message = f"model raised {type(error).__name__}: {error}"
-                return model_service_pb2.PredictResponse(
-                    outputs=[data_pb2.Output(error=message) for _ in batch]
-                )
-        outputs = outputs_from_result(result, len(batch))
-        first_error = next((o.error for o in outputs if o.HasField("error")), None)
-        if first_error is not None:
-            log.warning("batch %d: %s", request.batch_id, first_error)
-        return model_service_pb2.PredictResponse(outputs=outputs)
+                batch = unpack_inputs(request.inputs, self._input_type)
+            except InvalidInputs as error:
+                record.outcome = "invalid_input"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            if not batch:
+                return model_service_pb2.PredictResponse()
+            with self._slots:
+                try:
+                    result = self._predict(batch)
+                except (Exception, SystemExit) as error:  # a model bug answers errors, never kills us
+                    log.exception("predict failed for batch %d of %d inputs", request.batch_id, len(batch))
+                    record.outcome = "model_error"
+                    record.output_errors = len(batch)
+                    message = f"model raised {type(error).__name__}: {error}"
+                    return model_service_pb2.PredictResponse(
+                        outputs=[data_pb2.Output(error=message) for _ in batch]
+                    )
+            outputs = outputs_from_result(result, len(batch))
+            record.output_errors = sum(1 for o in outputs if o.HasField("error"))
+            first_error = next((o.error for o in outputs if o.HasField("error")), None)
+            if first_error is not None:
+                log.warning("batch %d: %s", request.batch_id, first_error)
+            return model_service_pb2.PredictResponse(outputs=outputs)
 
     def GetMetadata(self, request, context):
         return model_service_pb2.GetMetadataResponse(

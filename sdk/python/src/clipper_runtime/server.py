@@ -17,6 +17,7 @@ from clipper.model.v1 import model_service_pb2_grpc
 
 from .input_types import input_type_name, parse_input_type
 from .model_service import ModelServicer, resolve_predict
+from .observability import PredictObserver, setup_tracing
 
 log = logging.getLogger("clipper_runtime")
 
@@ -46,6 +47,7 @@ class ModelServer:
         host: str = DEFAULT_HOST,
         concurrency: int = 1,
         max_workers: int = 8,
+        metrics_port: int | None = None,
     ) -> None:
         self.name = name
         self.version = str(version)
@@ -54,8 +56,13 @@ class ModelServer:
         self._requested_port = int(port)
         self._max_workers = max(1, max_workers)
         self.port: int | None = None
+        # None: no metrics server; 0: a free port (see metrics_port after start()).
+        self._requested_metrics_port = metrics_port
+        self.metrics_port: int | None = None
+        self._observer = PredictObserver(name, self.version)
+        self._observer.use_tracing()
         self._servicer = ModelServicer(
-            resolve_predict(model), name, self.version, self.input_type, concurrency
+            resolve_predict(model), name, self.version, self.input_type, concurrency, self._observer
         )
         self._health = health.HealthServicer(experimental_non_blocking=True)
         self._server: grpc.Server | None = None
@@ -81,6 +88,8 @@ class ModelServer:
             raise OSError(f"cannot bind {self.host}:{self._requested_port}: {error}") from error
         if port == 0:
             raise OSError(f"cannot bind {self.host}:{self._requested_port}")
+        if self._requested_metrics_port is not None:
+            self.metrics_port = self._observer.start_metrics(self._requested_metrics_port, self.host)
         server.start()
         self._server = server
         self.port = port
@@ -96,6 +105,7 @@ class ModelServer:
             return
         self._health.enter_graceful_shutdown()
         server.stop(grace).wait()
+        self._observer.stop_metrics()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         if self._server is None:
@@ -121,25 +131,31 @@ def serve(
 ) -> None:
     """Serves `model` until SIGTERM or SIGINT. Unset arguments come from
     CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION, CLIPPER_INPUT_TYPE,
-    CLIPPER_MODEL_PORT and CLIPPER_MODEL_HOST."""
+    CLIPPER_MODEL_PORT and CLIPPER_MODEL_HOST. CLIPPER_METRICS_PORT serves
+    Prometheus metrics there; OTEL_TRACES_EXPORTER=otlp turns tracing on."""
     env = os.environ
+    model_name = name if name is not None else env.get("CLIPPER_MODEL_NAME", "model")
+    tracer_provider = setup_tracing(f"clipper-model-{model_name}")
+    metrics_port = env.get("CLIPPER_METRICS_PORT", "")
     server = ModelServer(
         model,
-        name=name if name is not None else env.get("CLIPPER_MODEL_NAME", "model"),
+        name=model_name,
         version=version if version is not None else env.get("CLIPPER_MODEL_VERSION", "1"),
         input_type=input_type if input_type is not None else env.get("CLIPPER_INPUT_TYPE", "doubles"),
         port=port if port is not None else int(env.get("CLIPPER_MODEL_PORT", "7000")),
         host=host if host is not None else env.get("CLIPPER_MODEL_HOST", DEFAULT_HOST),
         concurrency=concurrency,
+        metrics_port=int(metrics_port) if metrics_port.strip() else None,
     )
     stop_requested = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop_requested.set())
     bound = server.start()
+    metrics_note = f"; metrics on {server.host}:{server.metrics_port}" if server.metrics_port else ""
     print(
         f"clipper_runtime: model {server.name}:{server.version} "
-        f"({input_type_name(server.input_type)}) listening on {server.host}:{bound}",
+        f"({input_type_name(server.input_type)}) listening on {server.host}:{bound}{metrics_note}",
         flush=True,
     )
     try:
@@ -149,3 +165,6 @@ def serve(
     finally:
         log.info("stopping model server")
         server.stop()
+        if tracer_provider is not None:
+            # Exports the spans still buffered.
+            tracer_provider.shutdown()

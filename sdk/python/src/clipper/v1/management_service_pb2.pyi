@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateApplicationRequest(_message.Message):
-    __slots__ = ("name", "input_type", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload")
+    __slots__ = ("name", "input_type", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload", "policy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class CreateApplicationRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_type: _data_pb2.InputType
     default_output: str
@@ -24,7 +25,8 @@ class CreateApplicationRequest(_message.Message):
     description: str
     cache_enabled: bool
     default_on_overload: bool
-    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
+    policy: _resources_pb2.SelectionPolicy
+    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ..., policy: _Optional[_Union[_resources_pb2.SelectionPolicy, _Mapping]] = ...) -> None: ...
 
 class CreateApplicationResponse(_message.Message):
     __slots__ = ("application",)
@@ -55,20 +57,22 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[_resources_pb2.Application, _Mapping]]] = ...) -> None: ...
 
 class UpdateApplicationRequest(_message.Message):
-    __slots__ = ("name", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload")
+    __slots__ = ("name", "default_output", "slo_micros", "description", "cache_enabled", "default_on_overload", "policy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     SLO_MICROS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     default_output: str
     slo_micros: int
     description: str
     cache_enabled: bool
     default_on_overload: bool
-    def __init__(self, name: _Optional[str] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
+    policy: _resources_pb2.SelectionPolicy
+    def __init__(self, name: _Optional[str] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ..., policy: _Optional[_Union[_resources_pb2.SelectionPolicy, _Mapping]] = ...) -> None: ...
 
 class UpdateApplicationResponse(_message.Message):
     __slots__ = ("application",)
@@ -254,3 +258,41 @@ class WatchConfigResponse(_message.Message):
     snapshot: _resources_pb2.ConfigSnapshot
     change: _resources_pb2.ConfigChange
     def __init__(self, snapshot: _Optional[_Union[_resources_pb2.ConfigSnapshot, _Mapping]] = ..., change: _Optional[_Union[_resources_pb2.ConfigChange, _Mapping]] = ...) -> None: ...
+
+class GetPolicyStateRequest(_message.Message):
+    __slots__ = ("application", "uid")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    uid: str
+    def __init__(self, application: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
+
+class GetPolicyStateResponse(_message.Message):
+    __slots__ = ("version", "state")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    state: bytes
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[bytes] = ...) -> None: ...
+
+class UpdatePolicyStateRequest(_message.Message):
+    __slots__ = ("application", "uid", "expected_version", "state")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    uid: str
+    expected_version: int
+    state: bytes
+    def __init__(self, application: _Optional[str] = ..., uid: _Optional[str] = ..., expected_version: _Optional[int] = ..., state: _Optional[bytes] = ...) -> None: ...
+
+class UpdatePolicyStateResponse(_message.Message):
+    __slots__ = ("applied", "version", "state")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    version: int
+    state: bytes
+    def __init__(self, applied: _Optional[bool] = ..., version: _Optional[int] = ..., state: _Optional[bytes] = ...) -> None: ...

@@ -114,6 +114,16 @@ class ManagementServiceStub:
                 request_serializer=clipper_dot_v1_dot_management__service__pb2.WatchConfigRequest.SerializeToString,
                 response_deserializer=clipper_dot_v1_dot_management__service__pb2.WatchConfigResponse.FromString,
                 _registered_method=True)
+        self.GetPolicyState = channel.unary_unary(
+                '/clipper.v1.ManagementService/GetPolicyState',
+                request_serializer=clipper_dot_v1_dot_management__service__pb2.GetPolicyStateRequest.SerializeToString,
+                response_deserializer=clipper_dot_v1_dot_management__service__pb2.GetPolicyStateResponse.FromString,
+                _registered_method=True)
+        self.UpdatePolicyState = channel.unary_unary(
+                '/clipper.v1.ManagementService/UpdatePolicyState',
+                request_serializer=clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateRequest.SerializeToString,
+                response_deserializer=clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -222,6 +232,23 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPolicyState(self, request, context):
+        """The learned state of an application's selection policy (uid empty), or
+        of one of its users. Unknown state answers version 0 and empty state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePolicyState(self, request, context):
+        """Compare-and-set: stores the state if the stored version is still
+        expected_version; otherwise answers applied=false with the stored
+        version and state, so the caller can re-apply its update and retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -304,6 +331,16 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.WatchConfig,
                     request_deserializer=clipper_dot_v1_dot_management__service__pb2.WatchConfigRequest.FromString,
                     response_serializer=clipper_dot_v1_dot_management__service__pb2.WatchConfigResponse.SerializeToString,
+            ),
+            'GetPolicyState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicyState,
+                    request_deserializer=clipper_dot_v1_dot_management__service__pb2.GetPolicyStateRequest.FromString,
+                    response_serializer=clipper_dot_v1_dot_management__service__pb2.GetPolicyStateResponse.SerializeToString,
+            ),
+            'UpdatePolicyState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePolicyState,
+                    request_deserializer=clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateRequest.FromString,
+                    response_serializer=clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -738,6 +775,60 @@ class ManagementService:
             '/clipper.v1.ManagementService/WatchConfig',
             clipper_dot_v1_dot_management__service__pb2.WatchConfigRequest.SerializeToString,
             clipper_dot_v1_dot_management__service__pb2.WatchConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicyState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clipper.v1.ManagementService/GetPolicyState',
+            clipper_dot_v1_dot_management__service__pb2.GetPolicyStateRequest.SerializeToString,
+            clipper_dot_v1_dot_management__service__pb2.GetPolicyStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePolicyState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clipper.v1.ManagementService/UpdatePolicyState',
+            clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateRequest.SerializeToString,
+            clipper_dot_v1_dot_management__service__pb2.UpdatePolicyStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

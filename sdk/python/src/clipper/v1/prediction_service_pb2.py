@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clipper.common.v1 import data_pb2 as clipper_dot_common_dot_v1_dot_data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clipper/v1/prediction_service.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\xd8\x01\n\x05Input\x12\x16\n\x05\x62ytes\x18\x01 \x01(\x0cH\x00R\x05\x62ytes\x12+\n\x04ints\x18\x02 \x01(\x0b\x32\x15.clipper.v1.IntVectorH\x00R\x04ints\x12\x31\n\x06\x66loats\x18\x03 \x01(\x0b\x32\x17.clipper.v1.FloatVectorH\x00R\x06\x66loats\x12\x34\n\x07\x64oubles\x18\x04 \x01(\x0b\x32\x18.clipper.v1.DoubleVectorH\x00R\x07\x64oubles\x12\x18\n\x06string\x18\x05 \x01(\tH\x00R\x06stringB\x07\n\x05value\"#\n\tIntVector\x12\x16\n\x06values\x18\x01 \x03(\x11R\x06values\"%\n\x0b\x46loatVector\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"&\n\x0c\x44oubleVector\x12\x16\n\x06values\x18\x01 \x03(\x01R\x06values\"\x87\x01\n\x0ePredictRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\'\n\x05input\x18\x02 \x01(\x0b\x32\x11.clipper.v1.InputR\x05input\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"\x8a\x01\n\nPrediction\x12\x19\n\x08query_id\x18\x01 \x01(\x04R\x07queryId\x12\x16\n\x06output\x18\x02 \x01(\tR\x06output\x12\x18\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x08R\x07\x64\x65\x66\x61ult\x12/\n\x13\x64\x65\x66\x61ult_explanation\x18\x04 \x01(\tR\x12\x64\x65\x66\x61ultExplanation\"I\n\x0fPredictResponse\x12\x36\n\nprediction\x18\x01 \x01(\x0b\x32\x16.clipper.v1.PredictionR\nprediction\"\x96\x01\n\x13PredictBatchRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"P\n\x14PredictBatchResponse\x12\x38\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x16.clipper.v1.PredictionR\x0bpredictions\"\x84\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\'\n\x05input\x18\x02 \x01(\x0b\x32\x11.clipper.v1.InputR\x05input\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\".\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08R\x08\x61\x63\x63\x65pted2\xf1\x01\n\x11PredictionService\x12\x42\n\x07Predict\x12\x1a.clipper.v1.PredictRequest\x1a\x1b.clipper.v1.PredictResponse\x12Q\n\x0cPredictBatch\x12\x1f.clipper.v1.PredictBatchRequest\x1a .clipper.v1.PredictBatchResponse\x12\x45\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1b.clipper.v1.FeedbackRequest\x1a\x1c.clipper.v1.FeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#clipper/v1/prediction_service.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\xd8\x01\n\x05Input\x12\x16\n\x05\x62ytes\x18\x01 \x01(\x0cH\x00R\x05\x62ytes\x12+\n\x04ints\x18\x02 \x01(\x0b\x32\x15.clipper.v1.IntVectorH\x00R\x04ints\x12\x31\n\x06\x66loats\x18\x03 \x01(\x0b\x32\x17.clipper.v1.FloatVectorH\x00R\x06\x66loats\x12\x34\n\x07\x64oubles\x18\x04 \x01(\x0b\x32\x18.clipper.v1.DoubleVectorH\x00R\x07\x64oubles\x12\x18\n\x06string\x18\x05 \x01(\tH\x00R\x06stringB\x07\n\x05value\"#\n\tIntVector\x12\x16\n\x06values\x18\x01 \x03(\x11R\x06values\"%\n\x0b\x46loatVector\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"&\n\x0c\x44oubleVector\x12\x16\n\x06values\x18\x01 \x03(\x01R\x06values\"\x87\x01\n\x0ePredictRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\'\n\x05input\x18\x02 \x01(\x0b\x32\x11.clipper.v1.InputR\x05input\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"\xc2\x01\n\nPrediction\x12\x19\n\x08query_id\x18\x01 \x01(\x04R\x07queryId\x12\x16\n\x06output\x18\x02 \x01(\tR\x06output\x12\x18\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x08R\x07\x64\x65\x66\x61ult\x12/\n\x13\x64\x65\x66\x61ult_explanation\x18\x04 \x01(\tR\x12\x64\x65\x66\x61ultExplanation\x12\x16\n\x06models\x18\x05 \x03(\tR\x06models\x12\x1e\n\nconfidence\x18\x06 \x01(\x01R\nconfidence\"I\n\x0fPredictResponse\x12\x36\n\nprediction\x18\x01 \x01(\x0b\x32\x16.clipper.v1.PredictionR\nprediction\"\x96\x01\n\x13PredictBatchRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"P\n\x14PredictBatchResponse\x12\x38\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x16.clipper.v1.PredictionR\x0bpredictions\"\x84\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\'\n\x05input\x18\x02 \x01(\x0b\x32\x11.clipper.v1.InputR\x05input\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\".\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08R\x08\x61\x63\x63\x65pted2\xf1\x01\n\x11PredictionService\x12\x42\n\x07Predict\x12\x1a.clipper.v1.PredictRequest\x1a\x1b.clipper.v1.PredictResponse\x12Q\n\x0cPredictBatch\x12\x1f.clipper.v1.PredictBatchRequest\x1a .clipper.v1.PredictBatchResponse\x12\x45\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1b.clipper.v1.FeedbackRequest\x1a\x1c.clipper.v1.FeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,17 +43,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTREQUEST']._serialized_start=417
   _globals['_PREDICTREQUEST']._serialized_end=552
   _globals['_PREDICTION']._serialized_start=555
-  _globals['_PREDICTION']._serialized_end=693
-  _globals['_PREDICTRESPONSE']._serialized_start=695
-  _globals['_PREDICTRESPONSE']._serialized_end=768
-  _globals['_PREDICTBATCHREQUEST']._serialized_start=771
-  _globals['_PREDICTBATCHREQUEST']._serialized_end=921
-  _globals['_PREDICTBATCHRESPONSE']._serialized_start=923
-  _globals['_PREDICTBATCHRESPONSE']._serialized_end=1003
-  _globals['_FEEDBACKREQUEST']._serialized_start=1006
-  _globals['_FEEDBACKREQUEST']._serialized_end=1138
-  _globals['_FEEDBACKRESPONSE']._serialized_start=1140
-  _globals['_FEEDBACKRESPONSE']._serialized_end=1186
-  _globals['_PREDICTIONSERVICE']._serialized_start=1189
-  _globals['_PREDICTIONSERVICE']._serialized_end=1430
+  _globals['_PREDICTION']._serialized_end=749
+  _globals['_PREDICTRESPONSE']._serialized_start=751
+  _globals['_PREDICTRESPONSE']._serialized_end=824
+  _globals['_PREDICTBATCHREQUEST']._serialized_start=827
+  _globals['_PREDICTBATCHREQUEST']._serialized_end=977
+  _globals['_PREDICTBATCHRESPONSE']._serialized_start=979
+  _globals['_PREDICTBATCHRESPONSE']._serialized_end=1059
+  _globals['_FEEDBACKREQUEST']._serialized_start=1062
+  _globals['_FEEDBACKREQUEST']._serialized_end=1194
+  _globals['_FEEDBACKRESPONSE']._serialized_start=1196
+  _globals['_FEEDBACKRESPONSE']._serialized_end=1242
+  _globals['_PREDICTIONSERVICE']._serialized_start=1245
+  _globals['_PREDICTIONSERVICE']._serialized_end=1486
 # @@protoc_insertion_point(module_scope)

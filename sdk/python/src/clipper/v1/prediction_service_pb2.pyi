@@ -52,16 +52,20 @@ class PredictRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., input: _Optional[_Union[Input, _Mapping]] = ..., version: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("query_id", "output", "default", "default_explanation")
+    __slots__ = ("query_id", "output", "default", "default_explanation", "models", "confidence")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     query_id: int
     output: str
     default: bool
     default_explanation: str
-    def __init__(self, query_id: _Optional[int] = ..., output: _Optional[str] = ..., default: _Optional[bool] = ..., default_explanation: _Optional[str] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    confidence: float
+    def __init__(self, query_id: _Optional[int] = ..., output: _Optional[str] = ..., default: _Optional[bool] = ..., default_explanation: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("prediction",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clipper.common.v1 import data_pb2 as clipper_dot_common_dot_v1_dot_data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63lipper/v1/query_service.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\x8f\x01\n\x0cQueryRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"\x8b\x01\n\x0bQueryResult\x12\x19\n\x08query_id\x18\x01 \x01(\x04R\x07queryId\x12\x16\n\x06output\x18\x02 \x01(\tR\x06output\x12\x18\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x08R\x07\x64\x65\x66\x61ult\x12/\n\x13\x64\x65\x66\x61ult_explanation\x18\x04 \x01(\tR\x12\x64\x65\x66\x61ultExplanation\"B\n\rQueryResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32\x17.clipper.v1.QueryResultR\x07results\"\x96\x01\n\x15SubmitFeedbackRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x16\n\x06labels\x18\x03 \x03(\tR\x06labels\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"4\n\x16SubmitFeedbackResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\rR\x08\x61\x63\x63\x65pted2\xa5\x01\n\x0cQueryService\x12<\n\x05Query\x12\x18.clipper.v1.QueryRequest\x1a\x19.clipper.v1.QueryResponse\x12W\n\x0eSubmitFeedback\x12!.clipper.v1.SubmitFeedbackRequest\x1a\".clipper.v1.SubmitFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63lipper/v1/query_service.proto\x12\nclipper.v1\x1a\x1c\x63lipper/common/v1/data.proto\"\x8f\x01\n\x0cQueryRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"\xc3\x01\n\x0bQueryResult\x12\x19\n\x08query_id\x18\x01 \x01(\x04R\x07queryId\x12\x16\n\x06output\x18\x02 \x01(\tR\x06output\x12\x18\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\x08R\x07\x64\x65\x66\x61ult\x12/\n\x13\x64\x65\x66\x61ult_explanation\x18\x04 \x01(\tR\x12\x64\x65\x66\x61ultExplanation\x12\x16\n\x06models\x18\x05 \x03(\tR\x06models\x12\x1e\n\nconfidence\x18\x06 \x01(\x01R\nconfidence\"B\n\rQueryResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32\x17.clipper.v1.QueryResultR\x07results\"\x96\x01\n\x15SubmitFeedbackRequest\x12 \n\x0b\x61pplication\x18\x01 \x01(\tR\x0b\x61pplication\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x16\n\x06labels\x18\x03 \x03(\tR\x06labels\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"L\n\x16SubmitFeedbackResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\rR\x08\x61\x63\x63\x65pted\x12\x16\n\x06joined\x18\x02 \x01(\rR\x06joined2\xa5\x01\n\x0cQueryService\x12<\n\x05Query\x12\x18.clipper.v1.QueryRequest\x1a\x19.clipper.v1.QueryResponse\x12W\n\x0eSubmitFeedback\x12!.clipper.v1.SubmitFeedbackRequest\x1a\".clipper.v1.SubmitFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYREQUEST']._serialized_start=77
   _globals['_QUERYREQUEST']._serialized_end=220
   _globals['_QUERYRESULT']._serialized_start=223
-  _globals['_QUERYRESULT']._serialized_end=362
-  _globals['_QUERYRESPONSE']._serialized_start=364
-  _globals['_QUERYRESPONSE']._serialized_end=430
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=433
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=583
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=585
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=637
-  _globals['_QUERYSERVICE']._serialized_start=640
-  _globals['_QUERYSERVICE']._serialized_end=805
+  _globals['_QUERYRESULT']._serialized_end=418
+  _globals['_QUERYRESPONSE']._serialized_start=420
+  _globals['_QUERYRESPONSE']._serialized_end=486
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=489
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=639
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=641
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=717
+  _globals['_QUERYSERVICE']._serialized_start=720
+  _globals['_QUERYSERVICE']._serialized_end=885
 # @@protoc_insertion_point(module_scope)

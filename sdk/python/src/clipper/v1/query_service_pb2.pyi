@@ -20,16 +20,20 @@ class QueryRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., inputs: _Optional[_Union[_data_pb2.Inputs, _Mapping]] = ..., version: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("query_id", "output", "default", "default_explanation")
+    __slots__ = ("query_id", "output", "default", "default_explanation", "models", "confidence")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     query_id: int
     output: str
     default: bool
     default_explanation: str
-    def __init__(self, query_id: _Optional[int] = ..., output: _Optional[str] = ..., default: _Optional[bool] = ..., default_explanation: _Optional[str] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    confidence: float
+    def __init__(self, query_id: _Optional[int] = ..., output: _Optional[str] = ..., default: _Optional[bool] = ..., default_explanation: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("results",)
@@ -50,7 +54,9 @@ class SubmitFeedbackRequest(_message.Message):
     def __init__(self, application: _Optional[str] = ..., inputs: _Optional[_Union[_data_pb2.Inputs, _Mapping]] = ..., labels: _Optional[_Iterable[str]] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class SubmitFeedbackResponse(_message.Message):
-    __slots__ = ("accepted",)
+    __slots__ = ("accepted", "joined")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
-    def __init__(self, accepted: _Optional[int] = ...) -> None: ...
+    joined: int
+    def __init__(self, accepted: _Optional[int] = ..., joined: _Optional[int] = ...) -> None: ...

@@ -8,6 +8,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LossKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOSS_KIND_UNSPECIFIED: _ClassVar[LossKind]
+    LOSS_KIND_ZERO_ONE: _ClassVar[LossKind]
+    LOSS_KIND_SQUARED: _ClassVar[LossKind]
+    LOSS_KIND_ABSOLUTE: _ClassVar[LossKind]
+
 class ReplicaState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REPLICA_STATE_UNSPECIFIED: _ClassVar[ReplicaState]
@@ -16,6 +23,10 @@ class ReplicaState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REPLICA_STATE_UNHEALTHY: _ClassVar[ReplicaState]
     REPLICA_STATE_FAILED: _ClassVar[ReplicaState]
     REPLICA_STATE_STOPPING: _ClassVar[ReplicaState]
+LOSS_KIND_UNSPECIFIED: LossKind
+LOSS_KIND_ZERO_ONE: LossKind
+LOSS_KIND_SQUARED: LossKind
+LOSS_KIND_ABSOLUTE: LossKind
 REPLICA_STATE_UNSPECIFIED: ReplicaState
 REPLICA_STATE_STARTING: ReplicaState
 REPLICA_STATE_READY: ReplicaState
@@ -24,7 +35,7 @@ REPLICA_STATE_FAILED: ReplicaState
 REPLICA_STATE_STOPPING: ReplicaState
 
 class Application(_message.Message):
-    __slots__ = ("name", "input_type", "default_output", "slo_micros", "linked_models", "description", "cache_enabled", "default_on_overload")
+    __slots__ = ("name", "input_type", "default_output", "slo_micros", "linked_models", "description", "cache_enabled", "default_on_overload", "policy")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +44,7 @@ class Application(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CACHE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ON_OVERLOAD_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_type: _data_pb2.InputType
     default_output: str
@@ -41,7 +53,67 @@ class Application(_message.Message):
     description: str
     cache_enabled: bool
     default_on_overload: bool
-    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., linked_models: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ...) -> None: ...
+    policy: SelectionPolicy
+    def __init__(self, name: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., default_output: _Optional[str] = ..., slo_micros: _Optional[int] = ..., linked_models: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., cache_enabled: _Optional[bool] = ..., default_on_overload: _Optional[bool] = ..., policy: _Optional[_Union[SelectionPolicy, _Mapping]] = ...) -> None: ...
+
+class SelectionPolicy(_message.Message):
+    __slots__ = ("single", "split", "exp3", "exp4", "epsilon_greedy", "thompson", "loss", "loss_scale")
+    SINGLE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    EXP3_FIELD_NUMBER: _ClassVar[int]
+    EXP4_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_GREEDY_FIELD_NUMBER: _ClassVar[int]
+    THOMPSON_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_SCALE_FIELD_NUMBER: _ClassVar[int]
+    single: SinglePolicy
+    split: SplitPolicy
+    exp3: Exp3Policy
+    exp4: Exp4Policy
+    epsilon_greedy: EpsilonGreedyPolicy
+    thompson: ThompsonPolicy
+    loss: LossKind
+    loss_scale: float
+    def __init__(self, single: _Optional[_Union[SinglePolicy, _Mapping]] = ..., split: _Optional[_Union[SplitPolicy, _Mapping]] = ..., exp3: _Optional[_Union[Exp3Policy, _Mapping]] = ..., exp4: _Optional[_Union[Exp4Policy, _Mapping]] = ..., epsilon_greedy: _Optional[_Union[EpsilonGreedyPolicy, _Mapping]] = ..., thompson: _Optional[_Union[ThompsonPolicy, _Mapping]] = ..., loss: _Optional[_Union[LossKind, str]] = ..., loss_scale: _Optional[float] = ...) -> None: ...
+
+class SinglePolicy(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SplitPolicy(_message.Message):
+    __slots__ = ("weights",)
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.ScalarMap[str, float]
+    def __init__(self, weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Exp3Policy(_message.Message):
+    __slots__ = ("gamma",)
+    GAMMA_FIELD_NUMBER: _ClassVar[int]
+    gamma: float
+    def __init__(self, gamma: _Optional[float] = ...) -> None: ...
+
+class Exp4Policy(_message.Message):
+    __slots__ = ("eta",)
+    ETA_FIELD_NUMBER: _ClassVar[int]
+    eta: float
+    def __init__(self, eta: _Optional[float] = ...) -> None: ...
+
+class EpsilonGreedyPolicy(_message.Message):
+    __slots__ = ("epsilon",)
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    epsilon: float
+    def __init__(self, epsilon: _Optional[float] = ...) -> None: ...
+
+class ThompsonPolicy(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("name", "version", "input_type", "runtime", "max_batch_size", "labels", "desired_replicas", "created_at_ms", "batching")

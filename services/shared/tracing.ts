@@ -1,0 +1,144 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Link,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+
+/** Attribute names every component uses, so a trace reads the same end to end. */
+export const TraceAttributes = {
+  application: "clipper.application",
+  model: "clipper.model",
+  version: "clipper.model_version",
+  queryId: "clipper.query_id",
+  inputs: "clipper.inputs",
+  batchSize: "clipper.batch_size",
+  replica: "clipper.replica",
+  cacheHit: "clipper.cache_hit",
+  isDefault: "clipper.default",
+  defaultReason: "clipper.default_reason",
+  queueWaitSeconds: "clipper.queue_wait_seconds",
+} as const;
+
+export interface RunningTracing {
+  /** Exports what is buffered and stops the exporter. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Turns tracing on from the standard OpenTelemetry variables. Off unless
+ * OTEL_TRACES_EXPORTER names an exporter ("otlp" or "console"): the OTel
+ * default would be "otlp", but a Clipper started with no collector should not
+ * retry exports forever. The OTLP exporter speaks HTTP/protobuf and reads
+ * OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+ * OTEL_EXPORTER_OTLP_HEADERS itself; the service name comes from
+ * OTEL_SERVICE_NAME, else `clipper-<service>`. Returns undefined when off.
+ */
+export function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): RunningTracing | undefined {
+  if ((env["OTEL_SDK_DISABLED"] ?? "").toLowerCase() === "true") return undefined;
+  const names = (env["OTEL_TRACES_EXPORTER"] ?? "none")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "" && s !== "none");
+  if (names.length === 0) return undefined;
+  const processors = names.map((name) => {
+    const exporter = exporterFor(name);
+    // The console exporter is for a person watching: print each span at once.
+    return name === "console" ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter, { scheduledDelayMillis: batchDelayMs(env) });
+  });
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ "service.name": env["OTEL_SERVICE_NAME"] || `clipper-${service}`, "service.namespace": "clipper" }),
+    spanProcessors: processors,
+  });
+  provider.register({ propagator: new W3CTraceContextPropagator() });
+  return { shutdown: () => provider.shutdown() };
+}
+
+function exporterFor(name: string): SpanExporter {
+  if (name === "otlp") return new OTLPTraceExporter();
+  if (name === "console") return new ConsoleSpanExporter();
+  throw new Error(`OTEL_TRACES_EXPORTER: unsupported exporter "${name}" (supported: otlp, console, none)`);
+}
+
+function batchDelayMs(env: NodeJS.ProcessEnv): number {
+  const raw = Number(env["OTEL_BSP_SCHEDULE_DELAY"]);
+  return Number.isFinite(raw) && raw > 0 ? raw : 5000;
+}
+
+export function tracer(): Tracer {
+  return trace.getTracer("clipper");
+}
+
+/** A carrier for W3C trace context: the headers of a call (`traceparent`, `tracestate`). */
+export interface TraceCarrier {
+  get(key: string): string | null | undefined;
+  set(key: string, value: string): void;
+}
+
+/** The context of the incoming call's `traceparent` (the active context if it has none). */
+export function extractTraceContext(carrier: Pick<TraceCarrier, "get">, base: Context = context.active()): Context {
+  return propagation.extract(base, carrier, {
+    get: (c, key) => c.get(key) ?? undefined,
+    keys: () => ["traceparent", "tracestate"],
+  });
+}
+
+/** Writes the active span's `traceparent` into an outgoing call's headers. */
+export function injectTraceContext(carrier: Pick<TraceCarrier, "set">, ctx: Context = context.active()): void {
+  propagation.inject(ctx, carrier, { set: (c, key, value) => c.set(key, value) });
+}
+
+/**
+ * Runs `fn` in a new span that ends when `fn` settles; a thrown error marks
+ * the span failed. With tracing off the span is a no-op and costs little.
+ */
+export function withSpan<T>(
+  name: string,
+  options: { kind?: SpanKind; attributes?: Attributes; links?: Link[]; parent?: Context },
+  fn: (span: Span) => Promise<T>,
+): Promise<T> {
+  const parent = options.parent ?? context.active();
+  const span = tracer().startSpan(
+    name,
+    { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes } : {}), ...(options.links ? { links: options.links } : {}) },
+    parent,
+  );
+  return context.with(trace.setSpan(parent, span), () => fn(span)).then(
+    (value) => {
+      span.end();
+      return value;
+    },
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
+}
+
+export function failSpan(span: Span, err: unknown): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
+/** The active span's ids for log lines, when a span is recording. */
+export function activeTraceIds(): { trace_id: string; span_id: string } | undefined {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return undefined;
+  const sc = span.spanContext();
+  if (!trace.isSpanContextValid(sc)) return undefined;
+  return { trace_id: sc.traceId, span_id: sc.spanId };
+}
+
+export { SpanKind, SpanStatusCode, context as traceContext, trace };
+export type { Span, Context as TraceContext, Link as SpanLink, Attributes as SpanAttributes };
