@@ -7,9 +7,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { type AddressInfo, createServer } from "node:net";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
-import { repoRoot, TestSystem, waitFor } from "../test/system.js";
+import { repoRoot, TestSystem, waitFor, waitForListening } from "../test/system.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
@@ -82,31 +81,7 @@ class Helper {
 
   static async start(what: string, command: string, args: string[], timeoutMs: number): Promise<Helper> {
     const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const tail: string[] = [];
-    const remember = (line: string) => {
-      tail.push(line);
-      if (tail.length > 30) tail.shift();
-    };
-    createInterface({ input: child.stderr! }).on("line", remember);
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs} ms:\n${tail.join("\n")}`)), timeoutMs);
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        remember(line);
-        try {
-          const msg = JSON.parse(line) as { msg?: string; port?: number };
-          if (msg.msg === "listening" && typeof msg.port === "number") {
-            clearTimeout(timer);
-            resolve(msg.port);
-          }
-        } catch {
-          // not a JSON line
-        }
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${what} exited with ${code}:\n${tail.join("\n")}`));
-      });
-    }).catch(async (err: unknown) => {
+    const port = await waitForListening(child, what, [], timeoutMs).catch(async (err: unknown) => {
       await new Helper(child, 0).stop();
       throw err;
     });

@@ -91,31 +91,7 @@ export class TestSystem {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const output: string[] = [];
-    const remember = (line: string) => {
-      output.push(line);
-      if (output.length > 500) output.shift();
-    };
-    createInterface({ input: child.stderr! }).on("line", remember);
-    const listening = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start in time:\n${output.slice(-20).join("\n")}`)), 30_000);
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        remember(line);
-        try {
-          const msg = JSON.parse(line) as { msg?: string; port?: number };
-          if (msg.msg === "listening" && typeof msg.port === "number") {
-            clearTimeout(timer);
-            resolve(msg.port);
-          }
-        } catch {
-          // not a JSON log line
-        }
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited with ${code}:\n${output.slice(-20).join("\n")}`));
-      });
-    });
-    const boundPort = await listening;
+    const boundPort = await waitForListening(child, name, output, 30_000);
     this.services.set(name, { child, port: boundPort, output });
   }
 
@@ -142,6 +118,39 @@ export class TestSystem {
     for (const name of ["gateway", "router", "container-manager", "registry"] as const) await this.stopService(name);
     if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The port a child process announces in its JSON "listening" log line (every
+ * service's main.ts logs one). Keeps the last lines of its output in `output`
+ * (bounded) for error messages; rejects if it exits or is not listening in time.
+ */
+export function waitForListening(child: ChildProcess, what: string, output: string[], timeoutMs: number): Promise<number> {
+  const remember = (line: string) => {
+    output.push(line);
+    if (output.length > 500) output.shift();
+  };
+  const tail = () => output.slice(-20).join("\n");
+  createInterface({ input: child.stderr! }).on("line", remember);
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs} ms:\n${tail()}`)), timeoutMs);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      remember(line);
+      try {
+        const msg = JSON.parse(line) as { msg?: string; port?: number };
+        if (msg.msg === "listening" && typeof msg.port === "number") {
+          clearTimeout(timer);
+          resolve(msg.port);
+        }
+      } catch {
+        // not a JSON log line
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}:\n${tail()}`));
+    });
+  });
 }
 
 async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
