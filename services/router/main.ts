@@ -1,19 +1,21 @@
 import {
+  assertLoopbackOrInsecure,
   clientSecurity,
   commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  latencyBucketsOption,
   loadServiceConfig,
+  loadTlsMaterial,
+  mutualTlsServerCredentials,
   onShutdownSignal,
   parse,
   securityOptions,
-  serverSecurity,
   startMetricsServer,
+  startTracing,
 } from "../shared/index.js";
-import { latencyBucketsOption } from "../shared/index.js";
-import { startTracing } from "../shared/index.js";
 import { defaultBatchingDefaults } from "./query-processor.js";
 import { startRouter } from "./router.js";
 
@@ -52,7 +54,6 @@ const spec = {
     help: "batches in flight to one replica at once, for models that set no max_in_flight_per_replica",
   },
   latencyBuckets: latencyBucketsOption,
-  tokensFile: securityOptions.tokensFile(),
   insecure: securityOptions.insecure(),
   tlsCert: securityOptions.tlsCert(),
   tlsKey: securityOptions.tlsKey(),
@@ -71,7 +72,9 @@ async function main(): Promise<void> {
   const config = loadServiceConfig("router", spec);
   const logger = createLogger({ service: "router" });
   const tracing = startTracing("router");
-  const security = serverSecurity("router", config);
+  // Gateways authenticate to the router by mutual TLS (they carry no token); without TLS it stays on loopback.
+  const tls = loadTlsMaterial({ cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa });
+  if (tls === undefined) assertLoopbackOrInsecure("router", config.host, config.insecure, "without --tls-cert (mutual TLS with gateways)");
   const metrics = createMetricsRegistry("router");
   const router = await startRouter({
     host: config.host,
@@ -82,8 +85,8 @@ async function main(): Promise<void> {
     batching: { maxQueueLength: config.maxQueueLength, maxInFlightPerReplica: config.maxInFlightPerReplica },
     cacheBytes: config.cacheBytes,
     latencyBuckets: config.latencyBuckets,
-    serverSecurity: security.grpc,
-    registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
+    serverSecurity: tls === undefined ? {} : { credentials: mutualTlsServerCredentials(tls) },
+    registrySecurity: clientSecurity({ tls, token: config.serviceToken }),
     logger,
     metrics,
   });
