@@ -8,12 +8,12 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { ManagementService, type WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
 import { PredictionService, PredictRequestSchema, PredictResponseSchema } from "../../gen/clipper/v1/prediction_service_pb.js";
-import { type ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { startRouter, type RunningRouter } from "../router/router.js";
 import { createLogger, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
 import { startGateway, type RunningGateway } from "./gateway.js";
+import { startSnapshotRegistry } from "../shared/testing/snapshot-registry.js";
 
 const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
 const MAX_BODY_BYTES = 64 * 1024;
@@ -44,21 +44,6 @@ async function startModel(delayMs: number): Promise<RunningGrpcServer> {
   });
 }
 
-/** A registry that serves one snapshot on WatchConfig and keeps the stream open. */
-async function startRegistry(snapshot: MessageInitShape<typeof ConfigSnapshotSchema>): Promise<RunningGrpcServer> {
-  return startGrpcServer({
-    port: 0,
-    services: [
-      registration(ManagementService, {
-        async *watchConfig(_req, ctx): AsyncIterable<MessageInitShape<typeof WatchConfigResponseSchema>> {
-          yield { event: { case: "snapshot", value: snapshot } };
-          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-        },
-      }),
-    ],
-  });
-}
-
 describe("gateway and router", () => {
   let sumModel: RunningGrpcServer;
   let slowModel: RunningGrpcServer;
@@ -75,7 +60,7 @@ describe("gateway and router", () => {
       modelVersion: "1",
       replicas: [{ id: `${model}-0`, modelName: model, modelVersion: "1", endpoint, state: ReplicaState.READY }],
     });
-    registry = await startRegistry({
+    registry = await startSnapshotRegistry({
       revision: 1n,
       applications: [
         { name: "sum", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n, linkedModels: ["sum-model"] },

@@ -1,13 +1,12 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { ManagementService, type WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { type ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, createGrpcTransport, createLogger, type GrpcTransport, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
 import { type RunningRouter, startRouter } from "./router.js";
+import { startSnapshotRegistry } from "../shared/testing/snapshot-registry.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 
@@ -28,20 +27,6 @@ async function startEchoModel(delayMs: number): Promise<RunningGrpcServer & { ba
     ],
   });
   return Object.assign(server, { batches });
-}
-
-async function startRegistry(snapshot: MessageInitShape<typeof ConfigSnapshotSchema>): Promise<RunningGrpcServer> {
-  return startGrpcServer({
-    port: 0,
-    services: [
-      registration(ManagementService, {
-        async *watchConfig(_req, ctx): AsyncIterable<MessageInitShape<typeof WatchConfigResponseSchema>> {
-          yield { event: { case: "snapshot", value: snapshot } };
-          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-        },
-      }),
-    ],
-  });
 }
 
 describe("router over real gRPC: batching, replica balance, cache, overload", () => {
@@ -70,7 +55,7 @@ describe("router over real gRPC: batching, replica balance, cache, overload", ()
       linkedModels: [linked],
       ...extra,
     });
-    registry = await startRegistry({
+    registry = await startSnapshotRegistry({
       revision: 1n,
       applications: [app("echo", "pair"), app("cached", "cached-model", { cacheEnabled: true }), app("busy", "busy-model")],
       models: [model("pair"), model("cached-model"), model("busy-model", { maxInFlightPerReplica: 1, maxQueueLength: 1 })],
