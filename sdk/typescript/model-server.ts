@@ -2,7 +2,7 @@ import type { Output } from "../../gen/clipper/common/v1/data_pb.js";
 import type { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { type Logger, type RunningGrpcServer, inputCount, inputTypeName, prom, registration, startGrpcServer, validateInputs } from "../../services/shared/index.js";
-import { TraceAttributes, trace } from "../../services/shared/index.js";
+import { batchSizeBuckets, defaultLatencyBuckets, TraceAttributes, trace } from "../../services/shared/index.js";
 import { type Model, runModel } from "./model.js";
 
 export interface ServeModelOptions {
@@ -96,14 +96,14 @@ class ModelMetrics {
       name: "clipper_model_batch_size",
       help: "Inputs per Predict call.",
       labelNames: ["model", "version"],
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      buckets: [...batchSizeBuckets],
       registers: [registry],
     });
     this.predictDuration = new prom.Histogram({
       name: "clipper_model_predict_duration_seconds",
       help: "Time to answer one Predict call.",
       labelNames: ["model", "version"],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [...defaultLatencyBuckets],
       registers: [registry],
     });
   }

@@ -64,17 +64,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
     ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
   });
-  let configReady = false;
-  void watcher.ready.then(() => (configReady = true));
   const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
   const routerHealth = createClient(Health, routerTransport);
-  const predictor = new Predictor(() => (configReady ? watcher.view() : undefined), createClient(QueryService, routerTransport), options.queryTimeoutMs, options.maxInFlight);
+  const predictor = new Predictor(() => watcher.current(), createClient(QueryService, routerTransport), options.queryTimeoutMs, options.maxInFlight);
   const metrics = new GatewayMetrics(options.metrics, options.latencyBuckets);
   const openImpl = createPredictionServiceImpl(predictor, metrics);
   const impl = options.appKeys ? withAppKeys(openImpl, options.appKeys) : openImpl;
 
   const readiness = async (): Promise<Readiness> => {
-    if (!configReady) return { ready: false, cause: `no configuration received from the registry at ${options.registry} yet` };
+    if (watcher.current() === undefined) return { ready: false, cause: `no configuration received from the registry at ${options.registry} yet` };
     try {
       const res = await routerHealth.check({ service: "" }, { timeoutMs: 1000 });
       if (res.status === HealthCheckResponse_ServingStatus.SERVING) return { ready: true, cause: "" };

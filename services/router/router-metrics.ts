@@ -1,6 +1,6 @@
 import { prom } from "../shared/index.js";
 // Not yet in the shared index (the lead adds them): tracing helpers and the latency buckets.
-import { defaultLatencyBuckets } from "../shared/index.js";
+import { batchSizeBuckets, defaultLatencyBuckets } from "../shared/index.js";
 import { type Span, SpanKind, type SpanLink, SpanStatusCode, TraceAttributes, trace, traceContext, tracer } from "../shared/index.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
 import type { AnsweredQuery, QueryOutcome } from "./query-processor.js";
@@ -106,7 +106,7 @@ export class RouterMetrics implements QueryObserver {
       name: "clipper_router_batch_size",
       help: "Inputs per batch sent to a model replica, by model version.",
       labelNames: ["model", "version"],
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      buckets: [...batchSizeBuckets],
       registers: [registry],
     });
     this.inFlight = new prom.Gauge({

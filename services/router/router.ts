@@ -65,9 +65,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     logger: options.logger,
     ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
   });
-  let configReady = false;
-  void watcher.ready.then(() => (configReady = true));
-  const config = () => (configReady ? watcher.view() : undefined);
+  const config = () => watcher.current();
   const pool = new ReplicaClientPool();
   const cache = new PredictionCache({ maxBytes: options.cacheBytes ?? 64 * 1024 * 1024 });
   const clock = options.clock ?? systemClock;

@@ -13,6 +13,8 @@ export type ConfigListener = (view: ConfigView, change: ConfigChange | undefined
 export interface ConfigWatcher {
   /** The latest view; the last one received while the registry is unreachable. */
   view(): ConfigView;
+  /** The latest view, or undefined before the first snapshot (an empty view would read as "no applications"). */
+  current(): ConfigView | undefined;
   /** Resolves after the first snapshot. */
   readonly ready: Promise<void>;
   /** Whether the watch stream is connected now. */
@@ -44,6 +46,7 @@ export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
   const closing = new AbortController();
   let view = emptyConfigView();
   let isConnected = false;
+  let hasSnapshot = false;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
 
@@ -65,6 +68,7 @@ export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
             view = viewFromSnapshot(event.event.value);
             if (!isConnected) options.logger.info({ registry: options.registry, revision: String(view.revision) }, "config watch connected");
             isConnected = true;
+            hasSnapshot = true;
             backoff.reset();
             markReady();
             publish(undefined);
@@ -85,6 +89,7 @@ export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
 
   return {
     view: () => view,
+    current: () => (hasSnapshot ? view : undefined),
     ready,
     connected: () => isConnected,
     onChange(listener) {

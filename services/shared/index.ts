@@ -20,7 +20,7 @@ export {
 } from "./errors.js";
 export { loadConfig, loadServiceConfig, commonOptions, usage, parse, defaults, ConfigError } from "./config.js";
 export type { Option, ConfigOf } from "./config.js";
-export { createMetricsRegistry, startMetricsServer, prom, defaultLatencyBuckets, parseBuckets, latencyBucketsOption } from "./metrics.js";
+export { createMetricsRegistry, startMetricsServer, prom, batchSizeBuckets, defaultLatencyBuckets, parseBuckets, latencyBucketsOption } from "./metrics.js";
 export type { MetricsServer } from "./metrics.js";
 export {
   parseInputType,

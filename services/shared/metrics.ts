@@ -45,6 +45,9 @@ export async function startMetricsServer(registry: client.Registry, host: string
 }
 
 /** Latency buckets (seconds) from 0.5 ms to 10 s: Clipper's SLOs are milliseconds to a second. */
+/** Histogram buckets for batch sizes (inputs per batch), shared by the router and model runtimes. */
+export const batchSizeBuckets: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
 export const defaultLatencyBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Histogram buckets from "0.001,0.01,0.1": positive, finite, strictly increasing, at most 64. */

@@ -13,6 +13,18 @@ class RunnerConfigError(ValueError):
     pass
 
 
+def serve_until_stopped(runner: str, model, *, name: str, version: str, input_type: int, port: int) -> int:
+    """Serves until SIGTERM/SIGINT; a bind or model-shape problem is one line on stderr and exit status 1."""
+    from .server import serve
+
+    try:
+        serve(model, name=name, version=version, input_type=input_type, port=port)
+    except (OSError, TypeError) as error:
+        print(f"{runner}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def configure_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("CLIPPER_LOG_LEVEL", "INFO").upper(),

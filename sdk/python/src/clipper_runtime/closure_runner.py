@@ -11,9 +11,8 @@ import logging
 import os
 import sys
 
-from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env
+from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env, serve_until_stopped
 from .artifact import load_artifact
-from .server import serve
 
 log = logging.getLogger("clipper_runtime.closure_runner")
 
@@ -37,18 +36,14 @@ def main() -> int:
         return 1
     if metadata.packages:
         log.info("closure recorded packages: %s", ", ".join(metadata.packages))
-    try:
-        serve(
-            model,
-            name=os.environ.get("CLIPPER_MODEL_NAME", "model"),
-            version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
-            input_type=input_type,
-            port=port,
-        )
-    except (OSError, TypeError) as error:
-        print(f"closure_runner: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_stopped(
+        "closure_runner",
+        model,
+        name=os.environ.get("CLIPPER_MODEL_NAME", "model"),
+        version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
+        input_type=input_type,
+        port=port,
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env
+from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env, serve_until_stopped
 from .input_types import parse_input_type
-from .server import serve
 
 log = logging.getLogger("clipper_runtime.file_runner")
 
@@ -64,18 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     if model is None:
         print(f"file_runner: {args.file} defines no {args.func!r}", file=sys.stderr)
         return 2
-    try:
-        serve(
-            model,
-            name=args.name or os.environ.get("CLIPPER_MODEL_NAME", path.stem),
-            version=args.version or os.environ.get("CLIPPER_MODEL_VERSION", "1"),
-            input_type=input_type,
-            port=port,
-        )
-    except (OSError, TypeError) as error:
-        print(f"file_runner: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_stopped(
+        "file_runner",
+        model,
+        name=args.name or os.environ.get("CLIPPER_MODEL_NAME", path.stem),
+        version=args.version or os.environ.get("CLIPPER_MODEL_VERSION", "1"),
+        input_type=input_type,
+        port=port,
+    )
 
 
 if __name__ == "__main__":
