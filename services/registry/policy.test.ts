@@ -42,6 +42,8 @@ describe("Registry selection policies", () => {
     expect((await rejection(update(policy({ kind: { case: "split", value: { weights: { a: 0 } } } })))).rawMessage).toMatch(/all 0/);
     expect((await rejection(update(policy({ kind: { case: "split", value: { weights: { "A!": 1 } } } })))).code).toBe(Code.InvalidArgument);
     expect((await rejection(update(policy({ kind: { case: "split", value: { weights: { a: -1 } } } })))).rawMessage).toMatch(/split.weights\["a"\] is -1/);
+    // Found by the fuzz test: an empty version after "model:" must name the field too.
+    expect((await rejection(update(policy({ kind: { case: "split", value: { weights: { "a:": 1 } } } })))).rawMessage).toMatch(/policy.split.weights key "a:" version is empty/);
     expect((await rejection(update(policy({ kind: { case: "exp3", value: { gamma: 2 } } })))).rawMessage).toMatch(/exp3.gamma is 2/);
     expect((await rejection(update(policy({ kind: { case: "epsilonGreedy", value: { epsilon: Number.NaN } } })))).rawMessage).toMatch(/epsilon_greedy.epsilon/);
     expect((await rejection(update(policy({ kind: { case: "thompson", value: {} }, lossScale: -1 })))).rawMessage).toMatch(/loss_scale is -1/);

@@ -168,7 +168,7 @@ export function validateSelectionPolicy(policy: SelectionPolicy, field = "policy
         const [model, version, extra] = key.split(":");
         if (extra !== undefined) throw invalidArgument(`${field}.split.weights key "${key.slice(0, 80)}" must be "model" or "model:version"`);
         validateName(`${field}.split.weights key`, model ?? "");
-        if (version !== undefined) validateVersion(version);
+        if (version !== undefined) validateVersion(version, `${field}.split.weights key "${key.slice(0, 80)}" version`);
         finite(`split.weights["${key}"]`, weight, 0, Number.MAX_VALUE);
       }
       if (entries.every(([, w]) => w === 0)) throw invalidArgument(`${field}.split.weights are all 0: at least one must be positive`);

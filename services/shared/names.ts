@@ -19,10 +19,10 @@ export function validateName(kind: string, name: string): void {
 }
 
 /** Versions: letters, digits, '.', '_' and '-', starting and ending with a letter or digit, at most 63 characters. */
-export function validateVersion(version: string): void {
-  if (version === "") throw invalidArgument("model version is empty");
-  if (version.length > 63) throw invalidArgument(`model version is ${version.length} characters long; the limit is 63`);
+export function validateVersion(version: string, field = "model version"): void {
+  if (version === "") throw invalidArgument(`${field} is empty`);
+  if (version.length > 63) throw invalidArgument(`${field} is ${version.length} characters long; the limit is 63`);
   if (!VERSION.test(version)) {
-    throw invalidArgument(`model version "${version}" is invalid: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit`);
+    throw invalidArgument(`${field} "${version}" is invalid: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit`);
   }
 }

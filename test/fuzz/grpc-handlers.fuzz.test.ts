@@ -15,7 +15,8 @@ import { Code, ConnectError } from "../../services/shared/index.js";
 import { type ServiceName, TestSystem } from "../system.js";
 import { fieldNames, message } from "./arbitrary-message.js";
 
-const NUM_RUNS = 200;
+// FUZZ_RUNS raises the count for a longer local search; CI uses the default.
+const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 const CALL_TIMEOUT_MS = 10_000;
 
 /** What each server serves. DeployModel is left out: a random message could name a real program to run. */
