@@ -12,7 +12,8 @@ import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
 import { createTlsAlpnListener } from "./tls-alpn-listener.js";
-import { Predictor } from "./predictor.js";
+import { Predictor, unaryQueryRouter } from "./predictor.js";
+import { RouterStream } from "./router-stream.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
 import { createPredictionServiceImpl } from "./service.js";
 
@@ -32,6 +33,8 @@ export interface GatewayOptions {
   queryTimeoutMs: number;
   /** Queries answered at once; more are shed with RESOURCE_EXHAUSTED / HTTP 429. */
   maxInFlight: number;
+  /** How queries reach the router: multiplexed on one QueryStream (default), or one unary Query call each. */
+  routerCalls?: RouterCalls;
   /** On close, how long requests already being answered get to finish before their connections are cut (default 5000). */
   drainMs?: number;
   logger: Logger;
@@ -46,6 +49,9 @@ export interface GatewayOptions {
   routerSecurity?: ClientSecurity;
   registrySecurity?: ClientSecurity;
 }
+
+export const ROUTER_CALLS = ["stream", "unary"] as const;
+export type RouterCalls = (typeof ROUTER_CALLS)[number];
 
 export interface RunningGateway {
   readonly port: number;
@@ -66,7 +72,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
   const routerHealth = createClient(Health, routerTransport);
-  const predictor = new Predictor(() => watcher.current(), createClient(QueryService, routerTransport), options.queryTimeoutMs, options.maxInFlight);
+  const routerClient = createClient(QueryService, routerTransport);
+  const routerStream = options.routerCalls === "unary" ? undefined : new RouterStream(routerClient);
+  const queryRouter = routerStream ? routerStream.query.bind(routerStream) : unaryQueryRouter(routerClient);
+  const predictor = new Predictor(() => watcher.current(), routerClient, queryRouter, options.queryTimeoutMs, options.maxInFlight);
   const metrics = new GatewayMetrics(options.metrics, options.latencyBuckets);
   const openImpl = createPredictionServiceImpl(predictor, metrics);
   const impl = options.appKeys ? withAppKeys(openImpl, options.appKeys) : openImpl;
@@ -144,6 +153,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       injector.destroy();
       for (const socket of sockets) socket.destroy();
       watcher.close();
+      routerStream?.close();
       routerTransport.close();
     },
   };

@@ -13,7 +13,7 @@ import { clientSecurity, loadTlsMaterial, securityOptions } from "../shared/inde
 import { latencyBucketsOption } from "../shared/index.js";
 import { startTracing } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
-import { startGateway } from "./gateway.js";
+import { ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
 
 const spec = {
   host: commonOptions.host("CLIPPER_GATEWAY"),
@@ -46,6 +46,13 @@ const spec = {
     default: 4096,
     parse: parse.int(1, 1_000_000),
     help: "queries answered at once (all protocols); more are refused with 429 / RESOURCE_EXHAUSTED",
+  },
+  routerCalls: {
+    flag: "router-calls",
+    env: "CLIPPER_GATEWAY_ROUTER_CALLS",
+    default: "stream" as RouterCalls,
+    parse: parse.oneOf(...ROUTER_CALLS),
+    help: "how queries reach the router: stream (many per message on one QueryStream) or unary (one Query call each)",
   },
   appKeysFile: {
     flag: "app-keys-file",

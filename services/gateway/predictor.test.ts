@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError, emptyConfigView } from "../shared/index.js";
-import { Predictor } from "./predictor.js";
+import { Predictor, unaryQueryRouter } from "./predictor.js";
 
 describe("Predictor's bound on queries in flight", () => {
   it("answers up to --max-in-flight queries at once and sheds the next with RESOURCE_EXHAUSTED", async () => {
@@ -20,7 +20,7 @@ describe("Predictor's bound on queries in flight", () => {
         }),
       ),
     );
-    const predictor = new Predictor(() => emptyConfigView(), router, 5000, 2);
+    const predictor = new Predictor(() => emptyConfigView(), router, unaryQueryRouter(router), 5000, 2);
     const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
     const call = () => predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined });
     const first = call();

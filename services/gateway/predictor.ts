@@ -4,6 +4,15 @@ import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_servi
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
 import { type ConfigView, inputCount, notFound, resourceExhausted, unavailable } from "../shared/index.js";
 import { SpanKind, TraceAttributes, trace, withSpan } from "../shared/index.js";
+import type { RouterQuery } from "./router-stream.js";
+
+/** How queries reach the router: one unary Query call each, or multiplexed on a RouterStream. */
+export type QueryRouter = (query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined) => Promise<QueryResult[]>;
+
+/** One unary QueryService.Query call per query: what a gateway does with --router-calls unary. */
+export function unaryQueryRouter(client: Client<typeof QueryService>): QueryRouter {
+  return async (query, timeoutMs, signal) => (await client.query(query, { timeoutMs, ...(signal ? { signal } : {}) })).results;
+}
 
 export interface QueryCallOptions {
   version: string;
@@ -23,7 +32,9 @@ export class Predictor {
   constructor(
     /** Undefined until the first snapshot from the registry has arrived. */
     private readonly config: () => ConfigView | undefined,
+    /** The router's QueryService, for feedback. */
     private readonly router: Client<typeof QueryService>,
+    private readonly queryRouter: QueryRouter,
     /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
     private readonly defaultTimeoutMs: number,
     /** Router calls open at once; past it a call is shed with RESOURCE_EXHAUSTED (HTTP 429) instead of queueing without bound. */
@@ -49,16 +60,13 @@ export class Predictor {
     const attributes = { [TraceAttributes.application]: application, [TraceAttributes.inputs]: inputCount(inputs) };
     const kind = trace.getActiveSpan() === undefined ? SpanKind.SERVER : SpanKind.INTERNAL;
     return withSpan("clipper.gateway/predict", { kind, attributes }, async (span) => {
-      const res = await this.admitted(() =>
-        this.router.query(
-          { application, inputs, version: options.version, uid: options.uid },
-          { timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) },
-        ),
+      const results = await this.admitted(() =>
+        this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
       );
-      const firstDefault = res.results.find((r) => r.default);
+      const firstDefault = results.find((r) => r.default);
       span.setAttribute(TraceAttributes.isDefault, firstDefault !== undefined);
-      if (res.results.length === 1 && res.results[0]) span.setAttribute(TraceAttributes.queryId, res.results[0].queryId.toString());
-      return res.results;
+      if (results.length === 1 && results[0]) span.setAttribute(TraceAttributes.queryId, results[0].queryId.toString());
+      return results;
     });
   }
 

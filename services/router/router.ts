@@ -50,6 +50,8 @@ export interface RouterOptions {
   policyStateTtlMs?: number;
   /** Upper bounds (seconds) of the latency histograms. */
   latencyBuckets?: readonly number[];
+  /** Queries open at once on one QueryStream (default 10,000). */
+  maxStreamCalls?: number;
 }
 
 export interface RunningRouter {
@@ -104,6 +106,8 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     processor,
     feedback: new FeedbackRecorder(config, options.limits, cache, selector),
     metrics: routerMetrics,
+    maxStreamCalls: options.maxStreamCalls ?? 10_000,
+    logger: options.logger,
   });
   const server = await startGrpcServer({
     host: options.host,

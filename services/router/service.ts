@@ -1,13 +1,18 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import type { FeedbackRecorder } from "./feedback.js";
+import type { Logger } from "../shared/index.js";
 import type { QueryProcessor } from "./query-processor.js";
+import { QueryStreamSession, toResult } from "./query-stream.js";
 import type { RouterMetrics } from "./router-metrics.js";
 
 export interface QueryServiceDeps {
   processor: QueryProcessor;
   feedback: FeedbackRecorder;
   metrics: RouterMetrics;
+  /** Calls open at once on one QueryStream. */
+  maxStreamCalls: number;
+  logger?: Logger;
 }
 
 /** clipper.v1.QueryService: thin handlers over the QueryProcessor. */
@@ -21,16 +26,12 @@ export function createQueryServiceImpl(deps: QueryServiceDeps): ServiceImpl<type
         signal: ctx.signal,
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       });
-      return {
-        results: answers.map((a) => ({
-          queryId: a.queryId,
-          output: a.output,
-          default: a.isDefault,
-          defaultExplanation: a.explanation,
-          models: a.models,
-          confidence: a.confidence,
-        })),
-      };
+      return { results: answers.map(toResult) };
+    },
+    queryStream(requests, ctx) {
+      const answer = deps.processor.query.bind(deps.processor);
+      const options = { maxOpenCalls: deps.maxStreamCalls, ...(deps.logger ? { logger: deps.logger } : {}) };
+      return new QueryStreamSession(answer, options, ctx.signal).run(requests);
     },
     async submitFeedback(req) {
       const { accepted, joined } = await deps.feedback.submit(req.application, req.inputs, req.labels, req.uid);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/query_service.proto.
  */
 export const file_clipper_v1_query_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jbGlwcGVyL3YxL3F1ZXJ5X3NlcnZpY2UucHJvdG8SCmNsaXBwZXIudjEibAoMUXVlcnlSZXF1ZXN0EhMKC2FwcGxpY2F0aW9uGAEgASgJEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxIPCgd2ZXJzaW9uGAMgASgJEgsKA3VpZBgEIAEoCSKBAQoLUXVlcnlSZXN1bHQSEAoIcXVlcnlfaWQYASABKAQSDgoGb3V0cHV0GAIgASgJEg8KB2RlZmF1bHQYAyABKAgSGwoTZGVmYXVsdF9leHBsYW5hdGlvbhgEIAEoCRIOCgZtb2RlbHMYBSADKAkSEgoKY29uZmlkZW5jZRgGIAEoASI5Cg1RdWVyeVJlc3BvbnNlEigKB3Jlc3VsdHMYASADKAsyFy5jbGlwcGVyLnYxLlF1ZXJ5UmVzdWx0InQKFVN1Ym1pdEZlZWRiYWNrUmVxdWVzdBITCgthcHBsaWNhdGlvbhgBIAEoCRIpCgZpbnB1dHMYAiABKAsyGS5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dHMSDgoGbGFiZWxzGAMgAygJEgsKA3VpZBgEIAEoCSI6ChZTdWJtaXRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgNEg4KBmpvaW5lZBgCIAEoDTKlAQoMUXVlcnlTZXJ2aWNlEjwKBVF1ZXJ5EhguY2xpcHBlci52MS5RdWVyeVJlcXVlc3QaGS5jbGlwcGVyLnYxLlF1ZXJ5UmVzcG9uc2USVwoOU3VibWl0RmVlZGJhY2sSIS5jbGlwcGVyLnYxLlN1Ym1pdEZlZWRiYWNrUmVxdWVzdBoiLmNsaXBwZXIudjEuU3VibWl0RmVlZGJhY2tSZXNwb25zZWIGcHJvdG8z", [file_clipper_common_v1_data]);
+  fileDesc("Ch5jbGlwcGVyL3YxL3F1ZXJ5X3NlcnZpY2UucHJvdG8SCmNsaXBwZXIudjEibAoMUXVlcnlSZXF1ZXN0EhMKC2FwcGxpY2F0aW9uGAEgASgJEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxIPCgd2ZXJzaW9uGAMgASgJEgsKA3VpZBgEIAEoCSKBAQoLUXVlcnlSZXN1bHQSEAoIcXVlcnlfaWQYASABKAQSDgoGb3V0cHV0GAIgASgJEg8KB2RlZmF1bHQYAyABKAgSGwoTZGVmYXVsdF9leHBsYW5hdGlvbhgEIAEoCRIOCgZtb2RlbHMYBSADKAkSEgoKY29uZmlkZW5jZRgGIAEoASI5Cg1RdWVyeVJlc3BvbnNlEigKB3Jlc3VsdHMYASADKAsyFy5jbGlwcGVyLnYxLlF1ZXJ5UmVzdWx0InQKFVN1Ym1pdEZlZWRiYWNrUmVxdWVzdBITCgthcHBsaWNhdGlvbhgBIAEoCRIpCgZpbnB1dHMYAiABKAsyGS5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dHMSDgoGbGFiZWxzGAMgAygJEgsKA3VpZBgEIAEoCSI6ChZTdWJtaXRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgNEg4KBmpvaW5lZBgCIAEoDSJTChJRdWVyeVN0cmVhbVJlcXVlc3QSKgoHcXVlcmllcxgBIAMoCzIZLmNsaXBwZXIudjEuU3RyZWFtZWRRdWVyeRIRCgljYW5jZWxsZWQYAiADKAQiiAEKDVN0cmVhbWVkUXVlcnkSDwoHY2FsbF9pZBgBIAEoBBIpCgdyZXF1ZXN0GAIgASgLMhguY2xpcHBlci52MS5RdWVyeVJlcXVlc3QSEgoKdGltZW91dF9tcxgDIAEoDRITCgt0cmFjZXBhcmVudBgEIAEoCRISCgp0cmFjZXN0YXRlGAUgASgJIkIKE1F1ZXJ5U3RyZWFtUmVzcG9uc2USKwoHYW5zd2VycxgBIAMoCzIaLmNsaXBwZXIudjEuU3RyZWFtZWRBbnN3ZXIidgoOU3RyZWFtZWRBbnN3ZXISDwoHY2FsbF9pZBgBIAEoBBIoCgdyZXN1bHRzGAIgAygLMhcuY2xpcHBlci52MS5RdWVyeVJlc3VsdBISCgplcnJvcl9jb2RlGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAky+QEKDFF1ZXJ5U2VydmljZRI8CgVRdWVyeRIYLmNsaXBwZXIudjEuUXVlcnlSZXF1ZXN0GhkuY2xpcHBlci52MS5RdWVyeVJlc3BvbnNlElcKDlN1Ym1pdEZlZWRiYWNrEiEuY2xpcHBlci52MS5TdWJtaXRGZWVkYmFja1JlcXVlc3QaIi5jbGlwcGVyLnYxLlN1Ym1pdEZlZWRiYWNrUmVzcG9uc2USUgoLUXVlcnlTdHJlYW0SHi5jbGlwcGVyLnYxLlF1ZXJ5U3RyZWFtUmVxdWVzdBofLmNsaXBwZXIudjEuUXVlcnlTdHJlYW1SZXNwb25zZSgBMAFiBnByb3RvMw", [file_clipper_common_v1_data]);
 
 /**
  * @generated from message clipper.v1.QueryRequest
@@ -171,6 +171,131 @@ export const SubmitFeedbackResponseSchema: GenMessage<SubmitFeedbackResponse> = 
   messageDesc(file_clipper_v1_query_service, 4);
 
 /**
+ * @generated from message clipper.v1.QueryStreamRequest
+ */
+export type QueryStreamRequest = Message<"clipper.v1.QueryStreamRequest"> & {
+  /**
+   * @generated from field: repeated clipper.v1.StreamedQuery queries = 1;
+   */
+  queries: StreamedQuery[];
+
+  /**
+   * call_ids of queries sent earlier on this stream whose caller went away:
+   * they leave the queue, and no answer is sent for them.
+   *
+   * @generated from field: repeated uint64 cancelled = 2;
+   */
+  cancelled: bigint[];
+};
+
+/**
+ * Describes the message clipper.v1.QueryStreamRequest.
+ * Use `create(QueryStreamRequestSchema)` to create a new message.
+ */
+export const QueryStreamRequestSchema: GenMessage<QueryStreamRequest> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_query_service, 5);
+
+/**
+ * One Query call on a QueryStream.
+ *
+ * @generated from message clipper.v1.StreamedQuery
+ */
+export type StreamedQuery = Message<"clipper.v1.StreamedQuery"> & {
+  /**
+   * Chosen by the caller, unique among its open calls on the stream.
+   *
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * @generated from field: clipper.v1.QueryRequest request = 2;
+   */
+  request?: QueryRequest | undefined;
+
+  /**
+   * What is left of the caller's deadline, in milliseconds; 0: no deadline
+   * beyond the application's SLO (a unary call's gRPC deadline).
+   *
+   * @generated from field: uint32 timeout_ms = 3;
+   */
+  timeoutMs: number;
+
+  /**
+   * W3C trace context of the caller's span (a unary call's metadata).
+   *
+   * @generated from field: string traceparent = 4;
+   */
+  traceparent: string;
+
+  /**
+   * @generated from field: string tracestate = 5;
+   */
+  tracestate: string;
+};
+
+/**
+ * Describes the message clipper.v1.StreamedQuery.
+ * Use `create(StreamedQuerySchema)` to create a new message.
+ */
+export const StreamedQuerySchema: GenMessage<StreamedQuery> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_query_service, 6);
+
+/**
+ * @generated from message clipper.v1.QueryStreamResponse
+ */
+export type QueryStreamResponse = Message<"clipper.v1.QueryStreamResponse"> & {
+  /**
+   * @generated from field: repeated clipper.v1.StreamedAnswer answers = 1;
+   */
+  answers: StreamedAnswer[];
+};
+
+/**
+ * Describes the message clipper.v1.QueryStreamResponse.
+ * Use `create(QueryStreamResponseSchema)` to create a new message.
+ */
+export const QueryStreamResponseSchema: GenMessage<QueryStreamResponse> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_query_service, 7);
+
+/**
+ * The outcome of one StreamedQuery: its results, or the status a unary Query
+ * call would have ended with.
+ *
+ * @generated from message clipper.v1.StreamedAnswer
+ */
+export type StreamedAnswer = Message<"clipper.v1.StreamedAnswer"> & {
+  /**
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * @generated from field: repeated clipper.v1.QueryResult results = 2;
+   */
+  results: QueryResult[];
+
+  /**
+   * A google.rpc.Code; 0 (OK) when results hold the answer.
+   *
+   * @generated from field: int32 error_code = 3;
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message clipper.v1.StreamedAnswer.
+ * Use `create(StreamedAnswerSchema)` to create a new message.
+ */
+export const StreamedAnswerSchema: GenMessage<StreamedAnswer> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_query_service, 8);
+
+/**
  * @generated from service clipper.v1.QueryService
  */
 export const QueryService: GenService<{
@@ -194,6 +319,21 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof SubmitFeedbackRequestSchema;
     output: typeof SubmitFeedbackResponseSchema;
+  },
+  /**
+   * Many Query calls multiplexed on one long-lived stream: what a gateway
+   * uses on its hot path. Each request message carries the queries that
+   * arrived together (and cancellations); each response message the answers
+   * that completed together, so the per-call cost of a unary RPC (HTTP/2
+   * stream, headers, trailers, deadline timer) is paid once per message, not
+   * per query. Answers come in completion order, matched by call_id.
+   *
+   * @generated from rpc clipper.v1.QueryService.QueryStream
+   */
+  queryStream: {
+    methodKind: "bidi_streaming";
+    input: typeof QueryStreamRequestSchema;
+    output: typeof QueryStreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_clipper_v1_query_service, 0);

@@ -60,3 +60,43 @@ class SubmitFeedbackResponse(_message.Message):
     accepted: int
     joined: int
     def __init__(self, accepted: _Optional[int] = ..., joined: _Optional[int] = ...) -> None: ...
+
+class QueryStreamRequest(_message.Message):
+    __slots__ = ("queries", "cancelled")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[StreamedQuery]
+    cancelled: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, queries: _Optional[_Iterable[_Union[StreamedQuery, _Mapping]]] = ..., cancelled: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class StreamedQuery(_message.Message):
+    __slots__ = ("call_id", "request", "timeout_ms", "traceparent", "tracestate")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    request: QueryRequest
+    timeout_ms: int
+    traceparent: str
+    tracestate: str
+    def __init__(self, call_id: _Optional[int] = ..., request: _Optional[_Union[QueryRequest, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
+
+class QueryStreamResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[StreamedAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[StreamedAnswer, _Mapping]]] = ...) -> None: ...
+
+class StreamedAnswer(_message.Message):
+    __slots__ = ("call_id", "results", "error_code", "error_message")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    results: _containers.RepeatedCompositeFieldContainer[QueryResult]
+    error_code: int
+    error_message: str
+    def __init__(self, call_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...

@@ -44,6 +44,11 @@ class QueryServiceStub:
                 request_serializer=clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackRequest.SerializeToString,
                 response_deserializer=clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackResponse.FromString,
                 _registered_method=True)
+        self.QueryStream = channel.stream_stream(
+                '/clipper.v1.QueryService/QueryStream',
+                request_serializer=clipper_dot_v1_dot_query__service__pb2.QueryStreamRequest.SerializeToString,
+                response_deserializer=clipper_dot_v1_dot_query__service__pb2.QueryStreamResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -64,6 +69,18 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryStream(self, request_iterator, context):
+        """Many Query calls multiplexed on one long-lived stream: what a gateway
+        uses on its hot path. Each request message carries the queries that
+        arrived together (and cancellations); each response message the answers
+        that completed together, so the per-call cost of a unary RPC (HTTP/2
+        stream, headers, trailers, deadline timer) is paid once per message, not
+        per query. Answers come in completion order, matched by call_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +93,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.SubmitFeedback,
                     request_deserializer=clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackRequest.FromString,
                     response_serializer=clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'QueryStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.QueryStream,
+                    request_deserializer=clipper_dot_v1_dot_query__service__pb2.QueryStreamRequest.FromString,
+                    response_serializer=clipper_dot_v1_dot_query__service__pb2.QueryStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +154,33 @@ class QueryService:
             '/clipper.v1.QueryService/SubmitFeedback',
             clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackRequest.SerializeToString,
             clipper_dot_v1_dot_query__service__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/clipper.v1.QueryService/QueryStream',
+            clipper_dot_v1_dot_query__service__pb2.QueryStreamRequest.SerializeToString,
+            clipper_dot_v1_dot_query__service__pb2.QueryStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,203 @@
+import type { Client } from "@connectrpc/connect";
+import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
+import type { QueryResult, QueryService, QueryStreamRequest, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
+import { Code, ConnectError, injectTraceContext } from "../shared/index.js";
+
+export interface RouterQuery {
+  application: string;
+  inputs: Inputs;
+  version: string;
+  uid: string;
+}
+
+export interface RouterStreamOptions {
+  /** How late past its deadline a call may still be answered before the gateway gives up on the router (ms). */
+  graceMs: number;
+  /** How often calls past deadline + grace are looked for (ms). */
+  sweepIntervalMs: number;
+}
+
+export const defaultRouterStreamOptions: RouterStreamOptions = { graceMs: 2000, sweepIntervalMs: 250 };
+
+interface OpenCall {
+  resolve: (results: QueryResult[]) => void;
+  reject: (err: ConnectError) => void;
+  /** Date.now() after which the router is considered lost for this call. */
+  giveUpAt: number;
+  stopListening: (() => void) | undefined;
+}
+
+/**
+ * Every query of this gateway on one long-lived QueryStream to the router:
+ * queries issued in the same turn of the event loop leave in one message, and
+ * the router answers in batches the same way. The stream opens on first use
+ * and again after it ends (router restart); calls open on a stream that ends
+ * fail with UNAVAILABLE, as a unary call to a lost router would. The number of
+ * open calls is bounded by the caller (the Predictor's --max-in-flight).
+ */
+export class RouterStream {
+  private current: QueryStreamConnection | undefined;
+
+  constructor(
+    private readonly client: Client<typeof QueryService>,
+    private readonly options: RouterStreamOptions = defaultRouterStreamOptions,
+  ) {}
+
+  query(query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined): Promise<QueryResult[]> {
+    if (signal?.aborted) return Promise.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
+    if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.options);
+    return this.current.call(query, timeoutMs, signal);
+  }
+
+  /** Calls open on the current stream. */
+  get openCalls(): number {
+    return this.current?.openCalls ?? 0;
+  }
+
+  close(): void {
+    this.current?.close();
+    this.current = undefined;
+  }
+}
+
+/** One QueryStream call and the queries open on it. */
+class QueryStreamConnection {
+  ended = false;
+  private readonly open = new Map<bigint, OpenCall>();
+  private nextCallId = 1n;
+  private outbox: StreamedQuery[] = [];
+  private cancelled: bigint[] = [];
+  private flushScheduled = false;
+  private wake: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    client: Client<typeof QueryService>,
+    private readonly options: RouterStreamOptions,
+  ) {
+    void this.receive(client.queryStream(this.requests(), { signal: this.abort.signal }));
+  }
+
+  get openCalls(): number {
+    return this.open.size;
+  }
+
+  call(query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined): Promise<QueryResult[]> {
+    const callId = this.nextCallId++;
+    let traceparent = "";
+    let tracestate = "";
+    injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
+    this.outbox.push({
+      $typeName: "clipper.v1.StreamedQuery",
+      callId,
+      request: { $typeName: "clipper.v1.QueryRequest", ...query },
+      timeoutMs: Math.min(0xffff_ffff, Math.max(1, Math.ceil(timeoutMs))),
+      traceparent,
+      tracestate,
+    });
+    this.scheduleFlush();
+    this.sweeper ??= setInterval(() => this.sweep(), this.options.sweepIntervalMs).unref();
+    return new Promise<QueryResult[]>((resolve, reject) => {
+      const entry: OpenCall = { resolve, reject, giveUpAt: Date.now() + timeoutMs + this.options.graceMs, stopListening: undefined };
+      if (signal !== undefined) {
+        const onAbort = () => this.cancel(callId);
+        signal.addEventListener("abort", onAbort, { once: true });
+        entry.stopListening = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.open.set(callId, entry);
+    });
+  }
+
+  close(): void {
+    this.end(new ConnectError("the gateway is shutting down", Code.Unavailable));
+    this.abort.abort();
+  }
+
+  /** The caller went away: the router drops the query; nobody waits for its answer. */
+  private cancel(callId: bigint): void {
+    const entry = this.open.get(callId);
+    if (entry === undefined) return;
+    this.open.delete(callId);
+    entry.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
+    this.cancelled.push(callId);
+    this.scheduleFlush();
+  }
+
+  /** Calls the router has not answered well past their deadline: it is stuck or gone; fail them rather than wait forever. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [callId, entry] of this.open) {
+      if (now < entry.giveUpAt) continue;
+      this.open.delete(callId);
+      entry.stopListening?.();
+      entry.reject(new ConnectError("the router did not answer by the deadline", Code.DeadlineExceeded));
+      this.cancelled.push(callId);
+      this.scheduleFlush();
+    }
+    if (this.open.size === 0 && this.sweeper !== undefined) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    // Everything issued in this turn of the event loop leaves in one message.
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.();
+    });
+  }
+
+  private async *requests(): AsyncGenerator<QueryStreamRequest> {
+    while (!this.ended) {
+      if (this.outbox.length > 0 || this.cancelled.length > 0) {
+        const message: QueryStreamRequest = { $typeName: "clipper.v1.QueryStreamRequest", queries: this.outbox, cancelled: this.cancelled };
+        this.outbox = [];
+        this.cancelled = [];
+        yield message;
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private async receive(responses: AsyncIterable<{ answers: StreamedAnswer[] }>): Promise<void> {
+    try {
+      for await (const response of responses) for (const answer of response.answers) this.answer(answer);
+      this.end(new ConnectError("the router ended the query stream", Code.Unavailable));
+    } catch (err) {
+      const e = ConnectError.from(err);
+      this.end(new ConnectError(`the query stream to the router failed: ${e.rawMessage}`, e.code === Code.Canceled ? Code.Unavailable : e.code));
+    }
+  }
+
+  private answer(answer: StreamedAnswer): void {
+    const entry = this.open.get(answer.callId);
+    if (entry === undefined) return;
+    this.open.delete(answer.callId);
+    entry.stopListening?.();
+    if (answer.errorCode === 0) entry.resolve(answer.results);
+    else entry.reject(new ConnectError(answer.errorMessage, answer.errorCode as Code));
+  }
+
+  /** The stream is over: every open call fails with `error`, and the next query opens a new stream. */
+  private end(error: ConnectError): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const entry of this.open.values()) {
+      entry.stopListening?.();
+      entry.reject(error);
+    }
+    this.open.clear();
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}

@@ -1,0 +1,166 @@
+import { create } from "@bufbuild/protobuf";
+import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
+import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
+import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, withSpan } from "../shared/index.js";
+import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
+
+/** What a stream needs from the query processor: QueryProcessor.query. */
+export type Answer = (application: string, inputs: Inputs | undefined, options: QueryOptions) => Promise<AnsweredQuery[]>;
+
+export interface QueryStreamOptions {
+  /** Calls open at once on one stream; past it a call is answered RESOURCE_EXHAUSTED at once. */
+  maxOpenCalls: number;
+  logger?: Logger;
+}
+
+/** The span a streamed query runs in: the same name as a unary Query call's, so traces read the same whichever the gateway used. */
+const QUERY_SPAN = `${QueryService.typeName}/${QueryService.method.query.name}`;
+const QUERY_SPAN_ATTRIBUTES = { "rpc.system": "grpc", "rpc.service": QueryService.typeName, "rpc.method": QueryService.method.query.name };
+
+/**
+ * The router's side of one QueryStream: runs each streamed query as its own
+ * Query call, and sends the answers that complete in the same turn of the
+ * event loop together, in one response message. Ends when the caller has
+ * closed its side and every open call is answered, or at once when the
+ * caller goes away (its open calls are cancelled).
+ */
+export class QueryStreamSession {
+  private readonly open = new Map<bigint, AbortController>();
+  private outbox: StreamedAnswer[] = [];
+  private flushScheduled = false;
+  private wake: (() => void) | undefined;
+  private inputEnded = false;
+  private inputError: unknown;
+
+  constructor(
+    private readonly answer: Answer,
+    private readonly options: QueryStreamOptions,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener("abort", () => {
+      for (const controller of this.open.values()) controller.abort();
+      this.notify();
+    }, { once: true });
+  }
+
+  /** The response messages; reads `requests` meanwhile. */
+  async *run(requests: AsyncIterable<QueryStreamRequest>): AsyncGenerator<QueryStreamResponse> {
+    void this.read(requests);
+    for (;;) {
+      if (this.signal.aborted) return;
+      if (this.outbox.length > 0 && !this.flushScheduled) {
+        const answers = this.outbox;
+        this.outbox = [];
+        yield create(QueryStreamResponseSchema, { answers });
+        continue;
+      }
+      if (this.inputEnded && this.open.size === 0 && this.outbox.length === 0) {
+        if (this.inputError !== undefined) throw this.inputError;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** Calls open right now. */
+  get openCalls(): number {
+    return this.open.size;
+  }
+
+  private async read(requests: AsyncIterable<QueryStreamRequest>): Promise<void> {
+    try {
+      for await (const message of requests) this.receive(message);
+    } catch (err) {
+      this.inputError = err;
+    } finally {
+      this.inputEnded = true;
+      this.notify();
+    }
+  }
+
+  private receive(message: QueryStreamRequest): void {
+    for (const id of message.cancelled) {
+      const controller = this.open.get(id);
+      if (controller === undefined) continue;
+      this.open.delete(id);
+      controller.abort();
+    }
+    for (const q of message.queries) this.start(q);
+  }
+
+  private start(q: StreamedQuery): void {
+    const id = q.callId;
+    if (this.open.has(id)) {
+      this.reply(failure(id, Code.InvalidArgument, `call_id ${id} is already open on this stream: call ids must be unique among open calls`));
+      return;
+    }
+    if (this.open.size >= this.options.maxOpenCalls) {
+      this.reply(failure(id, Code.ResourceExhausted, `this stream has ${this.open.size} calls open, its limit (--max-stream-calls); retry shortly`));
+      return;
+    }
+    const controller = new AbortController();
+    this.open.set(id, controller);
+    const request = q.request;
+    const carrier = { get: (key: string) => (key === "traceparent" ? q.traceparent : key === "tracestate" ? q.tracestate : undefined) || undefined };
+    const parent = q.traceparent === "" ? undefined : extractTraceContext(carrier);
+    withSpan(QUERY_SPAN, { kind: SpanKind.SERVER, attributes: QUERY_SPAN_ATTRIBUTES, ...(parent ? { parent } : {}) }, () =>
+      this.answer(request?.application ?? "", request?.inputs, {
+        version: request?.version ?? "",
+        uid: request?.uid ?? "",
+        signal: controller.signal,
+        ...(q.timeoutMs > 0 ? { timeoutMs: q.timeoutMs } : {}),
+      }),
+    ).then(
+      (answers) => this.settle(id, controller, { $typeName: "clipper.v1.StreamedAnswer", callId: id, results: answers.map(toResult), errorCode: 0, errorMessage: "" }),
+      (err: unknown) => this.settle(id, controller, this.failureOf(id, err)),
+    );
+  }
+
+  private settle(id: bigint, controller: AbortController, answer: StreamedAnswer): void {
+    // A cancelled call gets no answer: its caller has gone.
+    if (controller.signal.aborted) return;
+    this.open.delete(id);
+    this.reply(answer);
+  }
+
+  private reply(answer: StreamedAnswer): void {
+    this.outbox.push(answer);
+    if (this.flushScheduled) return;
+    // Answers completing in this turn of the event loop leave in one message.
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.notify();
+    });
+  }
+
+  private failureOf(id: bigint, err: unknown): StreamedAnswer {
+    if (err instanceof ConnectError) return failure(id, err.code, err.rawMessage);
+    this.options.logger?.error({ err }, "unexpected error answering a streamed query");
+    return failure(id, Code.Internal, "internal error in Query");
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+function failure(callId: bigint, code: Code, message: string): StreamedAnswer {
+  return { $typeName: "clipper.v1.StreamedAnswer", callId, results: [], errorCode: code, errorMessage: message };
+}
+
+/** The wire form of an answer, shared with the unary Query handler. */
+export function toResult(a: AnsweredQuery): QueryResult {
+  return {
+    $typeName: "clipper.v1.QueryResult",
+    queryId: a.queryId,
+    output: a.output,
+    default: a.isDefault,
+    defaultExplanation: a.explanation,
+    models: a.models,
+    confidence: a.confidence,
+  };
+}
