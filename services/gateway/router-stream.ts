@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryService, QueryStreamRequest, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, injectTraceContext } from "../shared/index.js";
+import { Code, ConnectError, injectTraceContext, tracingEnabled } from "../shared/index.js";
 
 export interface RouterQuery {
   application: string;
@@ -87,7 +87,9 @@ class QueryStreamConnection {
     const callId = this.nextCallId++;
     let traceparent = "";
     let tracestate = "";
-    injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
+    if (tracingEnabled()) {
+      injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
+    }
     this.outbox.push({
       $typeName: "clipper.v1.StreamedQuery",
       callId,

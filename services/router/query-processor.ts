@@ -60,7 +60,14 @@ export interface QueryOptions {
   /** What is left of the caller's deadline, if it set one. */
   timeoutMs?: number;
   /** Aborted when the caller goes away: its queries leave the queue and their model calls are cancelled if nobody else waits. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
+}
+
+/** What the processor needs of a caller's signal: an AbortSignal, or something as small (a QueryStream call's). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once: true }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
 }
 
 /** The router's defaults for the per-model knobs a model leaves at 0 or unset. */

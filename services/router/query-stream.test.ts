@@ -79,7 +79,7 @@ describe("QueryStreamSession", () => {
     const seen: QueryOptions[] = [];
     const answer: Answer = (_app, _inputs, options) => {
       seen.push(options);
-      return new Promise((resolve, reject) => options.signal?.addEventListener("abort", () => reject(new ConnectError("cancelled", Code.Canceled))));
+      return new Promise((_resolve, reject) => options.signal?.addEventListener("abort", () => reject(new ConnectError("cancelled", Code.Canceled))));
     };
     const session = new QueryStreamSession(answer, { maxOpenCalls: 100 }, new AbortController().signal);
     const requests = new Requests();

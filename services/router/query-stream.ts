@@ -2,8 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, withSpan } from "../shared/index.js";
-import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
+import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, tracingEnabled, withSpan } from "../shared/index.js";
+import type { AnsweredQuery, CancelSignal, QueryOptions } from "./query-processor.js";
 
 /** What a stream needs from the query processor: QueryProcessor.query. */
 export type Answer = (application: string, inputs: Inputs | undefined, options: QueryOptions) => Promise<AnsweredQuery[]>;
@@ -26,7 +26,7 @@ const QUERY_SPAN_ATTRIBUTES = { "rpc.system": "grpc", "rpc.service": QueryServic
  * caller goes away (its open calls are cancelled).
  */
 export class QueryStreamSession {
-  private readonly open = new Map<bigint, AbortController>();
+  private readonly open = new Map<bigint, CallCancellation>();
   private outbox: StreamedAnswer[] = [];
   private flushScheduled = false;
   private wake: (() => void) | undefined;
@@ -99,16 +99,16 @@ export class QueryStreamSession {
       this.reply(failure(id, Code.ResourceExhausted, `this stream has ${this.open.size} calls open, its limit (--max-stream-calls); retry shortly`));
       return;
     }
-    const controller = new AbortController();
+    const controller = new CallCancellation();
     this.open.set(id, controller);
     const request = q.request;
     const carrier = { get: (key: string) => (key === "traceparent" ? q.traceparent : key === "tracestate" ? q.tracestate : undefined) || undefined };
-    const parent = q.traceparent === "" ? undefined : extractTraceContext(carrier);
+    const parent = q.traceparent === "" || !tracingEnabled() ? undefined : extractTraceContext(carrier);
     withSpan(QUERY_SPAN, { kind: SpanKind.SERVER, attributes: QUERY_SPAN_ATTRIBUTES, ...(parent ? { parent } : {}) }, () =>
       this.answer(request?.application ?? "", request?.inputs, {
         version: request?.version ?? "",
         uid: request?.uid ?? "",
-        signal: controller.signal,
+        signal: controller,
         ...(q.timeoutMs > 0 ? { timeoutMs: q.timeoutMs } : {}),
       }),
     ).then(
@@ -117,9 +117,9 @@ export class QueryStreamSession {
     );
   }
 
-  private settle(id: bigint, controller: AbortController, answer: StreamedAnswer): void {
+  private settle(id: bigint, controller: CallCancellation, answer: StreamedAnswer): void {
     // A cancelled call gets no answer: its caller has gone.
-    if (controller.signal.aborted) return;
+    if (controller.aborted) return;
     this.open.delete(id);
     this.reply(answer);
   }
@@ -145,6 +145,31 @@ export class QueryStreamSession {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
+  }
+}
+
+/**
+ * The cancellation of one streamed call: what the query processor reads of an
+ * AbortSignal, without an AbortController and its EventTarget per query.
+ */
+class CallCancellation implements CancelSignal {
+  aborted = false;
+  private listener: (() => void) | undefined;
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.listener = listener;
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.();
   }
 }
 

@@ -1,7 +1,7 @@
 import { prom } from "../shared/index.js";
 // Not yet in the shared index (the lead adds them): tracing helpers and the latency buckets.
 import { batchSizeBuckets, defaultLatencyBuckets } from "../shared/index.js";
-import { type Span, SpanKind, type SpanLink, SpanStatusCode, TraceAttributes, trace, traceContext, tracer } from "../shared/index.js";
+import { type Span, SpanKind, type SpanLink, SpanStatusCode, TraceAttributes, trace, traceContext, tracer, tracingEnabled } from "../shared/index.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
 import type { AnsweredQuery, QueryOutcome } from "./query-processor.js";
 
@@ -72,6 +72,9 @@ export class RouterMetrics implements QueryObserver {
   private readonly batchSize: prom.Histogram<"model" | "version">;
   private readonly inFlight: prom.Gauge<"model" | "version" | "replica">;
   private readonly feedback: prom.Counter<"application">;
+  /** Children of the per-query series by their label values: prom-client hashes a label object on every call otherwise. */
+  private readonly queryChildren = new Map<string, { duration: prom.Histogram.Internal<string>; wait: prom.Histogram.Internal<string> }>();
+  private readonly outcomeChildren = new Map<string, prom.Counter.Internal>();
 
   constructor(registry: prom.Registry, options: RouterMetricsOptions = {}) {
     const buckets = [...(options.latencyBuckets ?? defaultLatencyBuckets)];
@@ -188,19 +191,38 @@ export class RouterMetrics implements QueryObserver {
     for (const r of requests) {
       if (!(r instanceof ObservedRequest)) continue;
       const waitSeconds = (sentAt - r.startedAt) / 1000;
-      this.queueWait.observe({ application: r.application, ...labels }, waitSeconds);
+      this.childrenOf(r.application, modelKey).wait.observe(waitSeconds);
       if (!seen.has(r)) {
         seen.add(r);
         r.span?.addEvent("batch dispatched", { [TraceAttributes.queueWaitSeconds]: waitSeconds, [TraceAttributes.batchSize]: size, [TraceAttributes.replica]: replica });
       }
     }
-    // One model call serves many queries: it is the child of the first query's span (so a lone
-    // query reads as one chain) and links to the others' spans.
-    const spans = [...seen].map((r) => r.span).filter((s): s is Span => s !== undefined);
+    const span = tracingEnabled() ? this.batchSpan(labels, size, replica, seen) : undefined;
+    const batchContext = span === undefined ? undefined : trace.setSpan(traceContext.active(), span);
+    let ended = false;
+    return {
+      run: (call) => (batchContext === undefined ? call() : traceContext.with(batchContext, call)),
+      ended: (error) => {
+        if (ended) return;
+        ended = true;
+        this.inFlight.dec(replicaLabels);
+        this.modelDuration.observe({ ...labels, outcome: error === undefined ? "ok" : "error" }, (performance.now() - sentAt) / 1000);
+        if (error !== undefined) span?.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        span?.end();
+      },
+    };
+  }
+
+  /**
+   * One model call serves many queries: its span is the child of the first
+   * query's span (so a lone query reads as one chain) and links to the others'.
+   */
+  private batchSpan(labels: { model: string; version: string }, size: number, replica: string, requests: ReadonlySet<ObservedRequest>): Span {
+    const spans = [...requests].map((r) => r.span).filter((s): s is Span => s !== undefined);
     const parentSpan = spans[0];
     const parent = parentSpan ? trace.setSpan(traceContext.active(), parentSpan) : traceContext.active();
     const links: SpanLink[] = spans.slice(1).map((s) => ({ context: s.spanContext() }));
-    const span = tracer().startSpan(
+    return tracer().startSpan(
       "clipper.router/batch",
       {
         kind: SpanKind.CLIENT,
@@ -209,25 +231,12 @@ export class RouterMetrics implements QueryObserver {
           [TraceAttributes.version]: labels.version,
           [TraceAttributes.batchSize]: size,
           [TraceAttributes.replica]: replica,
-          "clipper.batch_requests": seen.size,
+          "clipper.batch_requests": requests.size,
         },
         links,
       },
       parent,
     );
-    const batchContext = trace.setSpan(parent, span);
-    let ended = false;
-    return {
-      run: (call) => traceContext.with(batchContext, call),
-      ended: (error) => {
-        if (ended) return;
-        ended = true;
-        this.inFlight.dec(replicaLabels);
-        this.modelDuration.observe({ ...labels, outcome: error === undefined ? "ok" : "error" }, (performance.now() - sentAt) / 1000);
-        if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        span.end();
-      },
-    };
   }
 
   countFeedback(application: string, accepted: number): void {
@@ -236,11 +245,36 @@ export class RouterMetrics implements QueryObserver {
 
   /** @internal by ObservedRequest */
   recordAnswers(application: string, modelKey: string | undefined, answers: readonly AnsweredQuery[], seconds: number): void {
-    const labels = { application, ...modelLabels(modelKey) };
-    const counts = new Map<QueryOutcome, number>();
-    for (const a of answers) counts.set(a.outcome, (counts.get(a.outcome) ?? 0) + 1);
-    for (const [reason, n] of counts) this.queries.inc({ ...labels, outcome: outcomeLabel(reason), reason }, n);
-    for (let i = 0; i < answers.length; i++) this.queryDuration.observe(labels, seconds);
+    if (answers.length === 1 && answers[0]) {
+      this.outcomeCounter(application, modelKey, answers[0].outcome).inc();
+    } else {
+      const counts = new Map<QueryOutcome, number>();
+      for (const a of answers) counts.set(a.outcome, (counts.get(a.outcome) ?? 0) + 1);
+      for (const [reason, n] of counts) this.outcomeCounter(application, modelKey, reason).inc(n);
+    }
+    const duration = this.childrenOf(application, modelKey).duration;
+    for (let i = 0; i < answers.length; i++) duration.observe(seconds);
+  }
+
+  private childrenOf(application: string, modelKey: string | undefined) {
+    const key = `${application}\u0000${modelKey ?? ""}`;
+    let children = this.queryChildren.get(key);
+    if (children === undefined) {
+      const labels = { application, ...modelLabels(modelKey) };
+      children = { duration: this.queryDuration.labels(labels), wait: this.queueWait.labels(labels) };
+      this.queryChildren.set(key, children);
+    }
+    return children;
+  }
+
+  private outcomeCounter(application: string, modelKey: string | undefined, reason: QueryOutcome) {
+    const key = `${application}\u0000${modelKey ?? ""}\u0000${reason}`;
+    let child = this.outcomeChildren.get(key);
+    if (child === undefined) {
+      child = this.queries.labels({ application, ...modelLabels(modelKey), outcome: outcomeLabel(reason), reason });
+      this.outcomeChildren.set(key, child);
+    }
+    return child;
   }
 
   /** @internal by ObservedRequest */

@@ -11,7 +11,7 @@ import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-co
 import { HealthStatus, createHealthImpl } from "./health.js";
 import type { Authorize } from "./auth.js";
 import type { Logger } from "./logger.js";
-import { extractTraceContext, failSpan, SpanKind, trace, traceContext, tracer } from "./tracing.js";
+import { extractTraceContext, SpanKind, withSpan } from "./tracing.js";
 
 /** A service descriptor with its implementation. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -208,20 +208,8 @@ function handlers(
  */
 function traced(method: DescMethod, fn: AnyImpl): AnyImpl {
   const name = `${method.parent.typeName}/${method.name}`;
-  return (input, ctx) => {
-    const parent = extractTraceContext(ctx.requestHeader);
-    const span = tracer().startSpan(name, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name } }, parent);
-    return traceContext.with(trace.setSpan(parent, span), async () => {
-      try {
-        return await fn(input, ctx);
-      } catch (err) {
-        failSpan(span, err);
-        throw err;
-      } finally {
-        span.end();
-      }
-    });
-  };
+  const attributes = { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name };
+  return (input, ctx) => withSpan(name, { kind: SpanKind.SERVER, attributes, parent: extractTraceContext(ctx.requestHeader) }, async () => fn(input, ctx));
 }
 
 /**

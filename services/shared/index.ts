@@ -67,6 +67,7 @@ export {
 export type { TlsFiles, TlsMaterial, ClientSecurity, ServerSecurity, ServerSecurityConfig } from "./tls.js";
 export {
   startTracing,
+  tracingEnabled,
   tracer,
   withSpan,
   failSpan,
