@@ -10,6 +10,8 @@ export type GatewayOutcome = "answered" | "default" | "shed" | "error";
 export class GatewayMetrics {
   private readonly requests: prom.Counter<"application" | "protocol" | "outcome" | "code">;
   private readonly latency: prom.Histogram<"application" | "protocol" | "outcome">;
+  /** Children by label values: prom-client hashes a label object on every call otherwise. */
+  private readonly children = new Map<string, { requests: prom.Counter.Internal; latency: prom.Histogram.Internal<string> }>();
 
   constructor(registry: prom.Registry, latencyBuckets: readonly number[] = defaultLatencyBuckets) {
     this.requests = new prom.Counter({
@@ -33,10 +35,16 @@ export class GatewayMetrics {
    * `result` is "ok", "default", or an error's code (errorOutcome, `http_<status>`).
    */
   observe(application: string, protocol: Protocol, result: string, startedAt: number): void {
-    const outcome = outcomeOf(result);
-    const code = outcome === "answered" || outcome === "default" ? "ok" : result;
-    this.requests.inc({ application, protocol, outcome, code });
-    this.latency.observe({ application, protocol, outcome }, (performance.now() - startedAt) / 1000);
+    const key = `${application}\u0000${protocol}\u0000${result}`;
+    let series = this.children.get(key);
+    if (series === undefined) {
+      const outcome = outcomeOf(result);
+      const code = outcome === "answered" || outcome === "default" ? "ok" : result;
+      series = { requests: this.requests.labels({ application, protocol, outcome, code }), latency: this.latency.labels({ application, protocol, outcome }) };
+      this.children.set(key, series);
+    }
+    series.requests.inc();
+    series.latency.observe((performance.now() - startedAt) / 1000);
   }
 }
 
