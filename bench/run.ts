@@ -300,6 +300,24 @@ async function main(): Promise<void> {
 
     // The no-op model: our overhead, against the container alone and the edge limit.
     await bench.closed("clipper/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
+    // The same path with the gateway making one unary Query call per query (--router-calls unary):
+    // what the QueryStream between gateway and router buys, measured in this run.
+    if (options.only === undefined || options.only.test("clipper-unary/noop-py/rest")) {
+      const unaryGateway = await Helper.start(
+        "a gateway with --router-calls unary",
+        process.execPath,
+        ["--import", "tsx", join(repoRoot, "services", "gateway", "main.ts"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), "--router-calls", "unary"],
+        30_000,
+      );
+      helpers.push(unaryGateway);
+      const unaryRest = (connections: number) =>
+        restTarget({ url: `http://127.0.0.1:${unaryGateway.port}/noop/predict`, mix: unique, connections, isDefault: gatewayDefault, client: options.httpClient });
+      const probe = unaryRest(1);
+      await waitFor("an answer through the unary gateway", async () => ((await probe.send(0)) === "ok" ? true : undefined), 30_000);
+      probe.close();
+      await bench.closed("clipper-unary/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, unaryRest);
+      await unaryGateway.stop();
+    }
     await bench.closed("clipper/noop-py/grpc", { system: "clipper", model: "noop-py", transport: "grpc", mix: "unique" }, () => grpcGatewayTarget(gateway, "noop", unique));
     const noopPy = await endpoint("noop-py");
     await bench.closed("direct/noop-py/grpc", { system: "direct", model: "noop-py", transport: "grpc", mix: "unique" }, () => modelDirectTarget(noopPy, unique));
