@@ -85,7 +85,9 @@ export class TestSystem {
     if (name === "container-manager") args.push("--data-dir", this.dataDir);
     if (name === "gateway") args.push("--router", this.address("router"));
     args.push(...(this.options.args?.[name] ?? []));
-    const child = spawn(process.execPath, [...(process.env.PROF ? ["--cpu-prof", "--cpu-prof-dir=" + process.env.PROF] : []), "--import", "tsx", join(repoRoot, "services", name, "main.ts"), ...args], {
+    // CLIPPER_CPU_PROF_DIR: every service writes a V8 CPU profile there when it exits (profiling under the bench).
+    const profile = process.env["CLIPPER_CPU_PROF_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CLIPPER_CPU_PROF_DIR"]}`] : [];
+    const child = spawn(process.execPath, [...profile, "--import", "tsx", join(repoRoot, "services", name, "main.ts"), ...args], {
       cwd: repoRoot,
       env: { ...process.env, CLIPPER_LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,7 +1,7 @@
 // Property-based fuzzing of every unary gRPC handler of the four services,
 // running as real processes: random well-typed messages through a typed
 // client, and random or truncated bytes through a raw grpc-js client.
-import { type DescMethod, type DescService, type Message, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMethod, type DescService, type Message, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
@@ -10,7 +10,7 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
-import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { QueryService, QueryStreamRequestSchema, type StreamedQuery, StreamedQuerySchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError } from "../../services/shared/index.js";
 import { type ServiceName, TestSystem } from "../system.js";
 import { fieldNames, message } from "./arbitrary-message.js";
@@ -71,6 +71,34 @@ describe("fuzzing every gRPC handler", () => {
       }, 120_000);
     }
   }
+
+  it("clipper.v1.QueryService.QueryStream: random queries on one stream each get an answer or a client error naming a field", async () => {
+    const client = createClient(QueryService, system.transport(system.address("router")));
+    const names = fieldNames(QueryStreamRequestSchema);
+    await fc.assert(
+      fc.asyncProperty(fc.array(message(StreamedQuerySchema), { maxLength: 8 }), async (queries) => {
+        // Call ids unique (a duplicate is refused by design); deadlines short so that the run stays bounded.
+        const calls = (queries as StreamedQuery[]).map((q, i) => ({ ...q, callId: BigInt(i + 1), timeoutMs: 1 + (q.timeoutMs % 2000) }));
+        async function* one() {
+          yield create(QueryStreamRequestSchema, { queries: calls });
+        }
+        const answered = new Set<bigint>();
+        for await (const response of client.queryStream(one(), { timeoutMs: CALL_TIMEOUT_MS })) {
+          for (const a of response.answers) {
+            answered.add(a.callId);
+            if (a.errorCode === 0) continue;
+            expect(SERVER_FAULTS.has(a.errorCode as Code), `${Code[a.errorCode]}: ${a.errorMessage}`).toBe(false);
+            expect(a.errorMessage.length).toBeGreaterThan(0);
+            if (a.errorCode === Code.InvalidArgument) {
+              expect([...names].some((n) => new RegExp(`\\b${n}\\b`).test(a.errorMessage)), `"${a.errorMessage}" names none of the request's fields`).toBe(true);
+            }
+          }
+        }
+        expect(answered.size).toBe(calls.length);
+      }),
+      { numRuns: Math.ceil(NUM_RUNS / 4) },
+    );
+  }, 120_000);
 
   describe("raw bytes", () => {
     const identity = (b: Buffer) => b;
