@@ -1,8 +1,10 @@
+import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { QueryService, QueryStreamRequestSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError, invalidArgument } from "./errors.js";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
 import { registration, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
@@ -77,5 +79,40 @@ describe("grpc-js server and transport for connect-es services", () => {
     await watching;
     expect(seen).toEqual([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
     server.health.set("", "SERVING");
+  });
+});
+
+describe("bidirectional streams", () => {
+  it("still sends the answers to the last requests after the client has half-closed", async () => {
+    // The handler answers each request 20 ms after reading it, so most answers leave after the requests ended.
+    const server = await startGrpcServer({
+      port: 0,
+      services: [
+        registration(QueryService, {
+          async *queryStream(requests) {
+            const seen: bigint[] = [];
+            for await (const r of requests) seen.push(...r.queries.map((q) => q.callId));
+            for (const callId of seen) {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              yield { answers: [{ callId, results: [{ output: String(callId) }] }] };
+            }
+          },
+        }),
+      ],
+    });
+    const transport = createGrpcTransport({ address: server.address });
+    try {
+      async function* requests() {
+        for (const callId of [1n, 2n, 3n]) yield create(QueryStreamRequestSchema, { queries: [{ callId }] });
+      }
+      const answers: string[] = [];
+      for await (const res of createClient(QueryService, transport).queryStream(requests(), { timeoutMs: 5000 })) {
+        answers.push(...res.answers.map((a) => a.results[0]?.output ?? ""));
+      }
+      expect(answers).toEqual(["1", "2", "3"]);
+    } finally {
+      transport.close();
+      await server.close(0);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { once, setMaxListeners } from "node:events";
+import type { Readable } from "node:stream";
 import type { DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -237,8 +238,10 @@ function decoded(request: unknown): unknown {
   return request;
 }
 
-async function* decodedStream(requests: AsyncIterable<unknown>): AsyncIterable<unknown> {
-  for await (const request of requests) yield decoded(request);
+async function* decodedStream(requests: Readable): AsyncIterable<unknown> {
+  // Not the default iterator: it destroys the whole call once the requests end, and a bidi call's
+  // answers to the last requests must still go out after the client has half-closed.
+  for await (const request of requests.iterator({ destroyOnReturn: false })) yield decoded(request);
 }
 
 function unimplemented(method: DescMethod): grpc.UntypedHandleCall {
