@@ -4,7 +4,7 @@
 
 Measures, for the no-op model and batches of 1..256 inputs of 8 doubles:
 1. each step of ModelServicer.Predict in-process, without gRPC: parsing the
-   request, unpack_inputs, the model, outputs_from_result, building and
+   request, unpack_inputs, the model, fill_outputs (building the response) and
    serialising the response;
 2. sequential round trips over gRPC from this process to a runtime server
    (file_runner in a child process), with the server's CPU per call read from
@@ -32,7 +32,7 @@ import grpc  # noqa: E402
 from clipper.common.v1 import data_pb2  # noqa: E402
 from clipper.model.v1 import model_service_pb2  # noqa: E402
 from clipper_runtime.inputs import pack_inputs, unpack_inputs  # noqa: E402
-from clipper_runtime.model_service import ModelServicer, outputs_from_result  # noqa: E402
+from clipper_runtime.model_service import ModelServicer, fill_outputs  # noqa: E402
 
 PREDICT_PATH = "/clipper.model.v1.ModelService/Predict"
 DOUBLES = data_pb2.INPUT_TYPE_DOUBLES
@@ -57,14 +57,15 @@ def in_process(batch: int, calls: int) -> dict:
     request = model_service_pb2.PredictRequest.FromString(request_bytes)
     unpacked = unpack_inputs(request.inputs, DOUBLES)
     result = noop(unpacked)
-    outputs = outputs_from_result(result, batch)
+    response = model_service_pb2.PredictResponse()
+    fill_outputs(response.outputs, result, batch)
     servicer = ModelServicer(noop, "noop", "1", DOUBLES)
     steps = {
         "parse request": lambda: model_service_pb2.PredictRequest.FromString(request_bytes),
         "unpack_inputs": lambda: unpack_inputs(request.inputs, DOUBLES),
         "model (no-op)": lambda: noop(unpacked),
-        "outputs_from_result": lambda: outputs_from_result(result, batch),
-        "build + serialise response": lambda: model_service_pb2.PredictResponse(outputs=outputs).SerializeToString(),
+        "fill_outputs (build the response)": lambda: fill_outputs(model_service_pb2.PredictResponse().outputs, result, batch),
+        "serialise response": lambda: response.SerializeToString(),
         "whole Predict handler": lambda: servicer.Predict(request, None),
     }
     return {name: per_call_us(fn, calls) for name, fn in steps.items()}

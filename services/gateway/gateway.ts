@@ -12,8 +12,8 @@ import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
 import { createTlsAlpnListener } from "./tls-alpn-listener.js";
-import { Predictor, unaryQueryRouter } from "./predictor.js";
-import { RouterStream } from "./router-stream.js";
+import { Predictor } from "./predictor.js";
+import { RouterStream, unaryQueryRouter } from "./router-stream.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
 import { createPredictionServiceImpl } from "./service.js";
 
@@ -73,7 +73,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
   const routerHealth = createClient(Health, routerTransport);
   const routerClient = createClient(QueryService, routerTransport);
-  const routerStream = options.routerCalls === "unary" ? undefined : new RouterStream(routerClient);
+  const routerStream =
+    options.routerCalls === "unary"
+      ? undefined
+      : new RouterStream(routerClient, undefined, () =>
+          options.logger.warn({ router: options.router }, "the router does not serve QueryStream: one unary Query call per query from now on"),
+        );
   const queryRouter = routerStream ? routerStream.query.bind(routerStream) : unaryQueryRouter(routerClient);
   const predictor = new Predictor(() => watcher.current(), routerClient, queryRouter, options.queryTimeoutMs, options.maxInFlight);
   const metrics = new GatewayMetrics(options.metrics, options.latencyBuckets);

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError, emptyConfigView } from "../shared/index.js";
-import { Predictor, unaryQueryRouter } from "./predictor.js";
+import { Predictor } from "./predictor.js";
+import { unaryQueryRouter } from "./router-stream.js";
 
 describe("Predictor's bound on queries in flight", () => {
   it("answers up to --max-in-flight queries at once and sheds the next with RESOURCE_EXHAUSTED", async () => {

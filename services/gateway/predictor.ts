@@ -4,15 +4,7 @@ import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_servi
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
 import { type ConfigView, inputCount, notFound, resourceExhausted, unavailable } from "../shared/index.js";
 import { SpanKind, TraceAttributes, trace, withSpan } from "../shared/index.js";
-import type { RouterQuery } from "./router-stream.js";
-
-/** How queries reach the router: one unary Query call each, or multiplexed on a RouterStream. */
-export type QueryRouter = (query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined) => Promise<QueryResult[]>;
-
-/** One unary QueryService.Query call per query: what a gateway does with --router-calls unary. */
-export function unaryQueryRouter(client: Client<typeof QueryService>): QueryRouter {
-  return async (query, timeoutMs, signal) => (await client.query(query, { timeoutMs, ...(signal ? { signal } : {}) })).results;
-}
+import type { QueryRouter } from "./router-stream.js";
 
 export interface QueryCallOptions {
   version: string;

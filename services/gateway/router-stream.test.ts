@@ -98,6 +98,25 @@ describe("RouterStream (real gRPC over loopback)", () => {
       .toBe("back");
   });
 
+  it("falls back to unary Query calls, open calls included, when the router does not serve QueryStream", async () => {
+    const server = await startGrpcServer({
+      port: 0,
+      services: [registration(QueryService, { query: async (req) => ({ results: [{ queryId: 1n, output: `unary-${req.application}` }] }) })],
+    });
+    cleanup.push(() => server.close(0));
+    let told = 0;
+    const transport = createGrpcTransport({ address: server.address });
+    const stream = new RouterStream(createClient(QueryService, transport), undefined, () => told++);
+    cleanup.push(() => {
+      stream.close();
+      transport.close();
+    });
+    const first = await Promise.all([stream.query(query("a"), 5000, undefined), stream.query(query("b"), 5000, undefined)]);
+    expect(first.map((r) => r[0]?.output)).toEqual(["unary-a", "unary-b"]);
+    expect((await stream.query(query("c"), 5000, undefined))[0]?.output).toBe("unary-c");
+    expect(told).toBe(1);
+  });
+
   it("gives up on a call the router leaves unanswered past its deadline, with DEADLINE_EXCEEDED", async () => {
     const { server } = await fakeRouter(() => new Promise(() => {}));
     cleanup.push(() => server.close(0));

@@ -10,6 +10,14 @@ export interface RouterQuery {
   uid: string;
 }
 
+/** How queries reach the router: one unary Query call each, or multiplexed on a RouterStream. */
+export type QueryRouter = (query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined) => Promise<QueryResult[]>;
+
+/** One unary QueryService.Query call per query: what a gateway does with --router-calls unary. */
+export function unaryQueryRouter(client: Client<typeof QueryService>): QueryRouter {
+  return async (query, timeoutMs, signal) => (await client.query(query, { timeoutMs, ...(signal ? { signal } : {}) })).results;
+}
+
 export interface RouterStreamOptions {
   /** How late past its deadline a call may still be answered before the gateway gives up on the router (ms). */
   graceMs: number;
@@ -20,6 +28,10 @@ export interface RouterStreamOptions {
 export const defaultRouterStreamOptions: RouterStreamOptions = { graceMs: 2000, sweepIntervalMs: 250 };
 
 interface OpenCall {
+  /** What was asked, to ask again by a unary call if the router turns out not to serve QueryStream. */
+  query: RouterQuery;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
   resolve: (results: QueryResult[]) => void;
   reject: (err: ConnectError) => void;
   /** Date.now() after which the router is considered lost for this call. */
@@ -32,21 +44,37 @@ interface OpenCall {
  * queries issued in the same turn of the event loop leave in one message, and
  * the router answers in batches the same way. The stream opens on first use
  * and again after it ends (router restart); calls open on a stream that ends
- * fail with UNAVAILABLE, as a unary call to a lost router would. The number of
- * open calls is bounded by the caller (the Predictor's --max-in-flight).
+ * fail with UNAVAILABLE, as a unary call to a lost router would. A router that
+ * does not serve QueryStream (UNIMPLEMENTED: an older router) gets unary
+ * calls from then on, its open calls included. The number of open calls is
+ * bounded by the caller (the Predictor's --max-in-flight).
  */
 export class RouterStream {
   private current: QueryStreamConnection | undefined;
+  private readonly unary: QueryRouter;
+  private streamUnsupported = false;
 
   constructor(
     private readonly client: Client<typeof QueryService>,
     private readonly options: RouterStreamOptions = defaultRouterStreamOptions,
-  ) {}
+    /** Told once when the router turns out not to serve QueryStream. */
+    private readonly onUnsupported: () => void = () => {},
+  ) {
+    this.unary = unaryQueryRouter(client);
+  }
 
   query(query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined): Promise<QueryResult[]> {
     if (signal?.aborted) return Promise.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
-    if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.options);
+    if (this.streamUnsupported) return this.unary(query, timeoutMs, signal);
+    if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.options, (calls) => this.fallBack(calls));
     return this.current.call(query, timeoutMs, signal);
+  }
+
+  /** The router answered UNIMPLEMENTED: ask it the old way, now and from now on. */
+  private fallBack(calls: readonly OpenCall[]): void {
+    if (!this.streamUnsupported) this.onUnsupported();
+    this.streamUnsupported = true;
+    for (const c of calls) this.unary(c.query, c.timeoutMs, c.signal).then(c.resolve, (err: unknown) => c.reject(ConnectError.from(err)));
   }
 
   /** Calls open on the current stream. */
@@ -75,6 +103,8 @@ class QueryStreamConnection {
   constructor(
     client: Client<typeof QueryService>,
     private readonly options: RouterStreamOptions,
+    /** Takes the open calls when the router does not serve QueryStream. */
+    private readonly unsupported: (calls: readonly OpenCall[]) => void,
   ) {
     void this.receive(client.queryStream(this.requests(), { signal: this.abort.signal }));
   }
@@ -101,7 +131,7 @@ class QueryStreamConnection {
     this.scheduleFlush();
     this.sweeper ??= setInterval(() => this.sweep(), this.options.sweepIntervalMs).unref();
     return new Promise<QueryResult[]>((resolve, reject) => {
-      const entry: OpenCall = { resolve, reject, giveUpAt: Date.now() + timeoutMs + this.options.graceMs, stopListening: undefined };
+      const entry: OpenCall = { query, timeoutMs, signal, resolve, reject, giveUpAt: Date.now() + timeoutMs + this.options.graceMs, stopListening: undefined };
       if (signal !== undefined) {
         const onAbort = () => this.cancel(callId);
         signal.addEventListener("abort", onAbort, { once: true });
@@ -174,6 +204,10 @@ class QueryStreamConnection {
       this.end(new ConnectError("the router ended the query stream", Code.Unavailable));
     } catch (err) {
       const e = ConnectError.from(err);
+      if (e.code === Code.Unimplemented) {
+        this.handOver();
+        return;
+      }
       this.end(new ConnectError(`the query stream to the router failed: ${e.rawMessage}`, e.code === Code.Canceled ? Code.Unavailable : e.code));
     }
   }
@@ -185,6 +219,15 @@ class QueryStreamConnection {
     entry.stopListening?.();
     if (answer.errorCode === 0) entry.resolve(answer.results);
     else entry.reject(new ConnectError(answer.errorMessage, answer.errorCode as Code));
+  }
+
+  /** The router does not serve QueryStream: the open calls go to `unsupported`, and the stream is over. */
+  private handOver(): void {
+    const calls = [...this.open.values()];
+    this.open.clear();
+    for (const c of calls) c.stopListening?.();
+    this.end(new ConnectError("the router does not serve QueryStream", Code.Unimplemented));
+    this.unsupported(calls);
   }
 
   /** The stream is over: every open call fails with `error`, and the next query opens a new stream. */

@@ -33,30 +33,36 @@ def resolve_predict(model: Any) -> PredictFn:
     )
 
 
-def outputs_from_result(result: Any, expected: int) -> list[data_pb2.Output]:
-    """One Output per input. A result of the wrong shape makes every input an
-    error; a non-string element makes that input an error."""
+def fill_outputs(outputs: Any, result: Any, expected: int) -> tuple[int, str | None]:
+    """Appends one Output per input to `outputs` (a PredictResponse's repeated
+    field, filled in place: no Output objects to build and copy). A result of
+    the wrong shape makes every input an error; a non-string element makes
+    that input an error. Returns the number of errors and the first one."""
     if isinstance(result, (str, bytes)) or result is None or not hasattr(result, "__iter__"):
-        message = (
-            f"model returned {type(result).__name__}, expected a list of {expected} strings"
-        )
-        return [data_pb2.Output(error=message) for _ in range(expected)]
+        message = f"model returned {type(result).__name__}, expected a list of {expected} strings"
+        return _all_errors(outputs, message, expected)
     if not hasattr(result, "__len__"):
         result = list(result)
     if len(result) != expected:
-        message = f"model returned {len(result)} outputs for {expected} inputs"
-        return [data_pb2.Output(error=message) for _ in range(expected)]
-    outputs = []
+        return _all_errors(outputs, f"model returned {len(result)} outputs for {expected} inputs", expected)
+    add = outputs.add
+    errors = 0
+    first_error = None
     for index, value in enumerate(result):
         if isinstance(value, str):
-            outputs.append(data_pb2.Output(value=value))
-        else:
-            outputs.append(
-                data_pb2.Output(
-                    error=f"output {index} is {type(value).__name__}, expected str"
-                )
-            )
-    return outputs
+            add(value=value)
+            continue
+        message = f"output {index} is {type(value).__name__}, expected str"
+        add(error=message)
+        errors += 1
+        first_error = first_error or message
+    return errors, first_error
+
+
+def _all_errors(outputs: Any, message: str, expected: int) -> tuple[int, str]:
+    for _ in range(expected):
+        outputs.add(error=message)
+    return expected, message
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -98,12 +104,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                     return model_service_pb2.PredictResponse(
                         outputs=[data_pb2.Output(error=message) for _ in batch]
                     )
-            outputs = outputs_from_result(result, len(batch))
-            record.output_errors = sum(1 for o in outputs if o.HasField("error"))
-            first_error = next((o.error for o in outputs if o.HasField("error")), None)
+            response = model_service_pb2.PredictResponse()
+            record.output_errors, first_error = fill_outputs(response.outputs, result, len(batch))
             if first_error is not None:
                 log.warning("batch %d: %s", request.batch_id, first_error)
-            return model_service_pb2.PredictResponse(outputs=outputs)
+            return response
 
     def GetMetadata(self, request, context):
         return model_service_pb2.GetMetadataResponse(
