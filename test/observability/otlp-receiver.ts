@@ -15,9 +15,6 @@ export interface ReceivedSpan {
   events: { name: string; attributes: Record<string, string | number | boolean> }[];
   links: { traceId: string; spanId: string }[];
   statusCode: number;
-  /** Wall-clock start and end, in nanoseconds since the epoch. */
-  startNanos: bigint;
-  endNanos: bigint;
 }
 
 type Field = { no: number; wire: number; value: bigint | Uint8Array };
@@ -82,7 +79,7 @@ function keyValues(list: Uint8Array[]): Record<string, string | number | boolean
 }
 
 function decodeSpan(buf: Uint8Array, service: string): ReceivedSpan {
-  const span: ReceivedSpan = { service, traceId: "", spanId: "", parentSpanId: "", name: "", kind: 0, attributes: {}, events: [], links: [], statusCode: 0, startNanos: 0n, endNanos: 0n };
+  const span: ReceivedSpan = { service, traceId: "", spanId: "", parentSpanId: "", name: "", kind: 0, attributes: {}, events: [], links: [], statusCode: 0 };
   const attrs: Uint8Array[] = [];
   for (const f of fields(buf)) {
     if (f.no === 1) span.traceId = hex(f.value);
@@ -90,8 +87,6 @@ function decodeSpan(buf: Uint8Array, service: string): ReceivedSpan {
     else if (f.no === 4) span.parentSpanId = hex(f.value);
     else if (f.no === 5) span.name = text(f.value);
     else if (f.no === 6) span.kind = Number(f.value);
-    else if (f.no === 7) span.startNanos = f.value as bigint;
-    else if (f.no === 8) span.endNanos = f.value as bigint;
     else if (f.no === 9) attrs.push(f.value as Uint8Array);
     else if (f.no === 11) {
       let name = "";
