@@ -300,23 +300,28 @@ async function main(): Promise<void> {
 
     // The no-op model: our overhead, against the container alone and the edge limit.
     await bench.closed("clipper/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
-    // The same path with the gateway making one unary Query call per query (--router-calls unary):
-    // what the QueryStream between gateway and router buys, measured in this run.
-    if (options.only === undefined || options.only.test("clipper-unary/noop-py/rest")) {
-      const unaryGateway = await Helper.start(
-        "a gateway with --router-calls unary",
+    // The same path through a second gateway started with other flags, measured in this run:
+    // one unary Query call per query (what the QueryStream buys), and two worker processes.
+    const variants: Array<[string, string[]]> = [
+      ["clipper-unary/noop-py/rest", ["--router-calls", "unary"]],
+      ["clipper-2workers/noop-py/rest", ["--workers", "2"]],
+    ];
+    for (const [scenario, flags] of variants) {
+      if (options.only !== undefined && !options.only.test(scenario)) continue;
+      const extra = await Helper.start(
+        `a gateway with ${flags.join(" ")}`,
         process.execPath,
-        ["--import", "tsx", join(repoRoot, "services", "gateway", "main.ts"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), "--router-calls", "unary"],
+        ["--import", "tsx", join(repoRoot, "services", "gateway", "main.ts"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
         30_000,
       );
-      helpers.push(unaryGateway);
-      const unaryRest = (connections: number) =>
-        restTarget({ url: `http://127.0.0.1:${unaryGateway.port}/noop/predict`, mix: unique, connections, isDefault: gatewayDefault, client: options.httpClient });
-      const probe = unaryRest(1);
-      await waitFor("an answer through the unary gateway", async () => ((await probe.send(0)) === "ok" ? true : undefined), 30_000);
+      helpers.push(extra);
+      const target = (connections: number) =>
+        restTarget({ url: `http://127.0.0.1:${extra.port}/noop/predict`, mix: unique, connections, isDefault: gatewayDefault, client: options.httpClient });
+      const probe = target(4);
+      await waitFor(`answers through the gateway with ${flags.join(" ")}`, async () => ((await probe.send(0)) === "ok" ? true : undefined), 30_000);
       probe.close();
-      await bench.closed("clipper-unary/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, unaryRest);
-      await unaryGateway.stop();
+      await bench.closed(scenario, { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, target);
+      await extra.stop();
     }
     await bench.closed("clipper/noop-py/grpc", { system: "clipper", model: "noop-py", transport: "grpc", mix: "unique" }, () => grpcGatewayTarget(gateway, "noop", unique));
     const noopPy = await endpoint("noop-py");

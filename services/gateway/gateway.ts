@@ -39,6 +39,10 @@ export interface GatewayOptions {
   drainMs?: number;
   logger: Logger;
   metrics: prom.Registry;
+  /** In a --workers gateway: this worker's id, sent as `x-clipper-worker` on HTTP/1.1 answers (which process answered). */
+  workerId?: number;
+  /** The /metrics text when it is not just `metrics`' (a worker of a --workers gateway answers the sum over all workers). */
+  metricsText?: () => Promise<string>;
   /** Upper bounds (seconds) of the request latency histogram. */
   latencyBuckets?: readonly number[];
   /** Serve HTTPS and gRPC over TLS on the port instead of cleartext. */
@@ -111,6 +115,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     predictor,
     metrics,
     registry: options.metrics,
+    ...(options.metricsText ? { metricsText: options.metricsText } : {}),
     maxBodyBytes: options.maxBodyBytes,
     parse: { allowRaggedBatch: options.allowRaggedBatch },
     readiness,
@@ -121,8 +126,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     readMaxBytes: options.maxBodyBytes,
   });
   const drain = new HttpDrain();
+  const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
   const httpServer = http.createServer((req, res) => {
     drain.track(res);
+    if (workerHeader !== undefined) res.setHeader("x-clipper-worker", workerHeader);
     if (req.url?.startsWith(SERVICE_PREFIX)) connect(req, res);
     else rest(req, res);
   });

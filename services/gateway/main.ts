@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import {
   commonOptions,
   ConfigError,
@@ -14,6 +15,7 @@ import { latencyBucketsOption } from "../shared/index.js";
 import { startTracing } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
 import { ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
+import { clusterMetricsText, superviseWorkers } from "./workers.js";
 
 const spec = {
   host: commonOptions.host("CLIPPER_GATEWAY"),
@@ -46,6 +48,13 @@ const spec = {
     default: 4096,
     parse: parse.int(1, 1_000_000),
     help: "queries answered at once (all protocols); more are refused with 429 / RESOURCE_EXHAUSTED",
+  },
+  workers: {
+    flag: "workers",
+    env: "CLIPPER_GATEWAY_WORKERS",
+    default: 1,
+    parse: parse.int(1, 64),
+    help: "gateway processes sharing the port (node:cluster); /metrics answers their sum. --max-in-flight applies to each",
   },
   routerCalls: {
     flag: "router-calls",
@@ -84,16 +93,22 @@ const spec = {
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("gateway", spec);
-  const logger = createLogger({ service: "gateway" });
+  if (config.workers > 1 && cluster.isPrimary) {
+    await superviseWorkers({ workers: config.workers, logger: createLogger({ service: "gateway" }) });
+    return;
+  }
+  const logger = createLogger({ service: "gateway", ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) });
   const tracing = startTracing("gateway");
-  const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, ...options } = config;
+  const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, workers: _workers, ...options } = config;
+  const metrics = createMetricsRegistry("gateway");
   // The same certificate serves the public edge and identifies the gateway to the router and registry (mutual TLS).
   const tls = loadTlsMaterial({ cert: tlsCert, key: tlsKey, ca: tlsCa });
   const appKeys = appKeysFile === "" ? undefined : loadAppKeys(appKeysFile);
   const gateway = await startGateway({
     ...options,
     logger,
-    metrics: createMetricsRegistry("gateway"),
+    metrics,
+    ...(cluster.isWorker ? { metricsText: clusterMetricsText(metrics), ...(cluster.worker ? { workerId: cluster.worker.id } : {}) } : {}),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     ...(appKeys ? { appKeys } : {}),
     routerSecurity: clientSecurity({ tls }),

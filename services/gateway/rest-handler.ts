@@ -15,6 +15,8 @@ export interface RestHandlerDeps {
   predictor: Predictor;
   metrics: GatewayMetrics;
   registry: prom.Registry;
+  /** The /metrics text when it is not just `registry`'s (the sum over the workers of a --workers gateway). */
+  metricsText?: () => Promise<string>;
   /** Largest request body read; a larger one is answered 413 without reading the rest. */
   maxBodyBytes: number;
   parse: RestParseOptions;
@@ -39,7 +41,7 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
     if (req.method !== "GET" && req.method !== "HEAD") return methodNotAllowed(res, req, "GET");
     if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (path === "/metrics") {
-      const text = await deps.registry.metrics();
+      const text = await (deps.metricsText ?? (() => deps.registry.metrics()))();
       res.writeHead(200, { "content-type": deps.registry.contentType, "content-length": Buffer.byteLength(text) });
       res.end(text);
       return;
