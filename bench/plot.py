@@ -16,9 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 # Which scenarios share a plot: the scenario's name starts with one of these.
 FAMILIES = {
-    "noop": ["clipper/noop-py/", "direct/noop-py/", "clipper/noop-node/", "direct/noop-node/", "edge/", "ray/noop/"],
+    "noop": ["clipper/noop-py/", "direct/noop-py/", "clipper/noop-node/", "direct/noop-node/", "edge/", "ray/noop/", "ray-tuned/noop/"],
     "fixed-cost": ["clipper/fixed-b1/", "clipper/fixed-batched/"],
-    "sklearn": ["clipper/sklearn/", "direct/sklearn/", "ray/sklearn/"],
+    "sklearn": ["clipper/sklearn/", "direct/sklearn/", "ray/sklearn/", "ray-tuned/sklearn/"],
+    "gateway": ["clipper/noop-py/rest", "clipper-unary/noop-py/", "clipper-2workers/noop-py/"],
     "cache": ["clipper/cache-", "clipper/fixed-b1/"],
 }
 

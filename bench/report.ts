@@ -61,14 +61,16 @@ export function evaluateTargets(points: Point[], batchingSloMs: number): TargetV
   const verdicts: TargetVerdict[] = [];
 
   const noop = closedAt(points, "clipper/noop-py/rest", 64);
-  const ray = closedAt(points, "ray/noop/rest", 64);
+  // The better of Ray Serve at its defaults and with max_ongoing_requests raised: the fair peer.
+  const rays = [closedAt(points, "ray/noop/rest", 64), closedAt(points, "ray-tuned/noop/rest", 64)].filter((p): p is Point => p !== undefined);
+  const ray = rays.sort((a, b) => b.goodput - a.goodput)[0];
   if (noop === undefined) {
     verdicts.push({ target: "no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99", met: null, detail: "not measured" });
   } else {
     const fast = noop.goodput >= 10_000 && noop.p99Ms <= 20;
     const vsRay = ray === undefined ? null : noop.goodput >= 20 * ray.goodput && noop.p99Ms < ray.p99Ms;
     const rayText =
-      ray === undefined ? "Ray Serve not measured" : `Ray Serve ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
+      ray === undefined ? "Ray Serve not measured" : `Ray Serve (${ray.scenario.split("/")[0]}) ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
     verdicts.push({
       target: "no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99",
       met: vsRay === null ? (fast ? null : false) : fast && vsRay,

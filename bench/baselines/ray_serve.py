@@ -6,7 +6,9 @@ HTTP proxy on 127.0.0.1, with the same predict functions Clipper serves.
 POST /noop and /sklearn with {"input": [...]} as for Clipper's REST API.
 Prints one JSON line {"msg": "listening", "port": N} when both answer, then
 serves until SIGTERM. Defaults of Ray Serve are kept (one replica per model,
-its default max_ongoing_requests), as a user would first meet it.
+its default max_ongoing_requests), as a user would first meet it, unless
+--max-ongoing-requests N raises the requests a replica takes at once (the first
+knob Ray's docs suggest for throughput).
 """
 
 import argparse
@@ -44,7 +46,9 @@ class Sklearn:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--max-ongoing-requests", type=int, default=0, help="0: Ray Serve's default")
     args = parser.parse_args()
+    tuned = {"max_ongoing_requests": args.max_ongoing_requests} if args.max_ongoing_requests > 0 else {}
     # Replicas are separate worker processes: they import the models from PYTHONPATH.
     ray.init(
         num_cpus=2,
@@ -54,8 +58,8 @@ def main() -> int:
         runtime_env={"env_vars": {"PYTHONPATH": MODELS_DIR}},
     )
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-    serve.run(Noop.bind(), name="noop", route_prefix="/noop")
-    serve.run(Sklearn.bind(), name="sklearn", route_prefix="/sklearn")
+    serve.run(Noop.options(**tuned).bind(), name="noop", route_prefix="/noop")
+    serve.run(Sklearn.options(**tuned).bind(), name="sklearn", route_prefix="/sklearn")
     print(json.dumps({"msg": "listening", "port": args.port}), flush=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
