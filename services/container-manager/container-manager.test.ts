@@ -44,6 +44,7 @@ describe("container-manager with real replica processes", () => {
       deployTimeoutMs: 30_000,
       backend: {
         healthIntervalMs: 100,
+        restartAfterChecks: 4,
         stopGraceMs: 3000,
         restartPolicy: { initialDelayMs: 100, maxDelayMs: 1000, stableAfterMs: 60_000, maxStartFailures: 3 },
       },
@@ -130,6 +131,24 @@ describe("container-manager with real replica processes", () => {
     expect(manager.backend.pid(after.id)).not.toBe(pid);
     expect(await predict(after, [2, 3])).toBe("5");
   });
+
+  it("kills and restarts a replica that stops answering its health checks (a hung process)", async () => {
+    await deploy("hung", "1", nodeModule(sumModule));
+    const [before] = (await client.listModelReplicas({ modelName: "hung" })).replicas;
+    const pid = manager.backend.pid(before?.id ?? "") as number;
+    expect(before?.state).toBe(ReplicaState.READY);
+    process.kill(pid, "SIGSTOP");
+    const after = await until("the hung replica restarted", async () => {
+      const [r] = (await client.listModelReplicas({ modelName: "hung" })).replicas;
+      return r !== undefined && r.restarts === 1 && r.state === ReplicaState.READY ? r : undefined;
+    });
+    expect(manager.backend.pid(after.id)).not.toBe(pid);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(await predict(after, [1, 1])).toBe("2");
+    const logs = await client.getLogs({ modelName: "hung", replicaId: after.id, tailLines: 50 });
+    expect((logs.logs[0]?.lines ?? []).join("\n")).toMatch(/killed after 4 failed health checks in a row/);
+    await client.stopModel({ name: "hung" });
+  }, 30_000);
 
   it("fails a deploy whose model exits at once, quoting its last log lines", async () => {
     const runtime = command([process.execPath, "-e", "console.error('boom: cannot load the weights'); process.exit(3)"]);

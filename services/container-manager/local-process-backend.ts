@@ -23,6 +23,11 @@ export interface LocalProcessBackendOptions {
   healthTimeoutMs?: number;
   /** Failed checks in a row after which a READY replica is UNHEALTHY. */
   unhealthyAfterChecks?: number;
+  /**
+   * Failed checks in a row after which an UNHEALTHY replica is killed and
+   * restarted (a hung process: Kubernetes' liveness probe). 0: never.
+   */
+  restartAfterChecks?: number;
   /** A replica not ready this long after its start is killed (and counts as a failed start). */
   startTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping. */
@@ -81,6 +86,7 @@ export class LocalProcessBackend implements ReplicaBackend {
       healthIntervalMs: options.healthIntervalMs ?? 500,
       healthTimeoutMs: options.healthTimeoutMs ?? 1000,
       unhealthyAfterChecks: options.unhealthyAfterChecks ?? 3,
+      restartAfterChecks: options.restartAfterChecks ?? 10,
       startTimeoutMs: options.startTimeoutMs ?? 120_000,
       stopGraceMs: options.stopGraceMs ?? 5000,
       logBufferLines: options.logBufferLines ?? 1000,
@@ -223,6 +229,11 @@ export class LocalProcessBackend implements ReplicaBackend {
       r.failedChecks++;
       if (r.status.state === ReplicaState.READY && r.failedChecks >= this.settings.unhealthyAfterChecks) {
         this.setState(r, ReplicaState.UNHEALTHY, `health check failed ${r.failedChecks} times: ${problem}`);
+      } else if (r.readyThisRun && this.settings.restartAfterChecks > 0 && r.failedChecks >= this.settings.restartAfterChecks) {
+        // Alive but not answering: its exit restarts it under the restart policy, like any crash.
+        r.killReason = `killed after ${r.failedChecks} failed health checks in a row (last: ${problem})`;
+        killGroup(child, "SIGKILL");
+        return;
       } else if (!r.readyThisRun && Date.now() - r.launchedAtMs > this.settings.startTimeoutMs) {
         r.killReason = `not ready within ${Math.round(this.settings.startTimeoutMs / 1000)} s (last health check: ${problem})`;
         killGroup(child, "SIGKILL");
