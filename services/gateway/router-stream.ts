@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryService, QueryStreamRequest, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, injectTraceContext, tracingEnabled } from "../shared/index.js";
+import { Code, ConnectError, injectTraceContext, TurnBatches } from "../shared/index.js";
 
 export interface RouterQuery {
   application: string;
@@ -93,10 +93,8 @@ class QueryStreamConnection {
   ended = false;
   private readonly open = new Map<bigint, OpenCall>();
   private nextCallId = 1n;
-  private outbox: StreamedQuery[] = [];
-  private cancelled: bigint[] = [];
-  private flushScheduled = false;
-  private wake: (() => void) | undefined;
+  /** Queries, and the ids of calls to cancel, issued in one turn of the event loop leave in one message. */
+  private readonly outgoing = new TurnBatches<StreamedQuery | bigint>();
   private readonly abort = new AbortController();
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -117,10 +115,8 @@ class QueryStreamConnection {
     const callId = this.nextCallId++;
     let traceparent = "";
     let tracestate = "";
-    if (tracingEnabled()) {
-      injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
-    }
-    this.outbox.push({
+    injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
+    this.outgoing.push({
       $typeName: "clipper.v1.StreamedQuery",
       callId,
       request: { $typeName: "clipper.v1.QueryRequest", ...query },
@@ -128,12 +124,11 @@ class QueryStreamConnection {
       traceparent,
       tracestate,
     });
-    this.scheduleFlush();
     this.sweeper ??= setInterval(() => this.sweep(), this.options.sweepIntervalMs).unref();
     return new Promise<QueryResult[]>((resolve, reject) => {
       const entry: OpenCall = { query, timeoutMs, signal, resolve, reject, giveUpAt: Date.now() + timeoutMs + this.options.graceMs, stopListening: undefined };
       if (signal !== undefined) {
-        const onAbort = () => this.cancel(callId);
+        const onAbort = () => this.drop(callId, new ConnectError("the caller cancelled the call", Code.Canceled));
         signal.addEventListener("abort", onAbort, { once: true });
         entry.stopListening = () => signal.removeEventListener("abort", onAbort);
       }
@@ -146,26 +141,21 @@ class QueryStreamConnection {
     this.abort.abort();
   }
 
-  /** The caller went away: the router drops the query; nobody waits for its answer. */
-  private cancel(callId: bigint): void {
+  /** Nobody waits for the call any more (its caller went away, or the router is overdue): it fails with `error`, and the router drops it. */
+  private drop(callId: bigint, error: ConnectError): void {
     const entry = this.open.get(callId);
     if (entry === undefined) return;
     this.open.delete(callId);
-    entry.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
-    this.cancelled.push(callId);
-    this.scheduleFlush();
+    entry.stopListening?.();
+    entry.reject(error);
+    this.outgoing.push(callId);
   }
 
   /** Calls the router has not answered well past their deadline: it is stuck or gone; fail them rather than wait forever. */
   private sweep(): void {
     const now = Date.now();
     for (const [callId, entry] of this.open) {
-      if (now < entry.giveUpAt) continue;
-      this.open.delete(callId);
-      entry.stopListening?.();
-      entry.reject(new ConnectError("the router did not answer by the deadline", Code.DeadlineExceeded));
-      this.cancelled.push(callId);
-      this.scheduleFlush();
+      if (now >= entry.giveUpAt) this.drop(callId, new ConnectError("the router did not answer by the deadline", Code.DeadlineExceeded));
     }
     if (this.open.size === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);
@@ -173,28 +163,16 @@ class QueryStreamConnection {
     }
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    // Everything issued in this turn of the event loop leaves in one message.
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const wake = this.wake;
-      this.wake = undefined;
-      wake?.();
-    });
-  }
-
   private async *requests(): AsyncGenerator<QueryStreamRequest> {
-    while (!this.ended) {
-      if (this.outbox.length > 0 || this.cancelled.length > 0) {
-        const message: QueryStreamRequest = { $typeName: "clipper.v1.QueryStreamRequest", queries: this.outbox, cancelled: this.cancelled };
-        this.outbox = [];
-        this.cancelled = [];
-        yield message;
-        continue;
+    for await (const batch of this.outgoing) {
+      // Nothing more is written on a stream that is over: its calls have failed already.
+      if (this.ended) return;
+      const message: QueryStreamRequest = { $typeName: "clipper.v1.QueryStreamRequest", queries: [], cancelled: [] };
+      for (const item of batch) {
+        if (typeof item === "bigint") message.cancelled.push(item);
+        else message.queries.push(item);
       }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      yield message;
     }
   }
 
@@ -241,8 +219,6 @@ class QueryStreamConnection {
     this.open.clear();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    this.outgoing.close();
   }
 }

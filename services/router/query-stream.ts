@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, tracingEnabled, withSpan } from "../shared/index.js";
+import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
 import type { AnsweredQuery, CancelSignal, QueryOptions } from "./query-processor.js";
 
 /** What a stream needs from the query processor: QueryProcessor.query. */
@@ -27,9 +27,8 @@ const QUERY_SPAN_ATTRIBUTES = { "rpc.system": "grpc", "rpc.service": QueryServic
  */
 export class QueryStreamSession {
   private readonly open = new Map<bigint, CallCancellation>();
-  private outbox: StreamedAnswer[] = [];
-  private flushScheduled = false;
-  private wake: (() => void) | undefined;
+  /** Answers completing in one turn of the event loop leave in one message. */
+  private readonly outgoing = new TurnBatches<StreamedAnswer>();
   private inputEnded = false;
   private inputError: unknown;
 
@@ -40,27 +39,18 @@ export class QueryStreamSession {
   ) {
     signal.addEventListener("abort", () => {
       for (const controller of this.open.values()) controller.abort();
-      this.notify();
+      this.outgoing.close();
     }, { once: true });
   }
 
   /** The response messages; reads `requests` meanwhile. */
   async *run(requests: AsyncIterable<QueryStreamRequest>): AsyncGenerator<QueryStreamResponse> {
     void this.read(requests);
-    for (;;) {
+    for await (const answers of this.outgoing) {
       if (this.signal.aborted) return;
-      if (this.outbox.length > 0 && !this.flushScheduled) {
-        const answers = this.outbox;
-        this.outbox = [];
-        yield create(QueryStreamResponseSchema, { answers });
-        continue;
-      }
-      if (this.inputEnded && this.open.size === 0 && this.outbox.length === 0) {
-        if (this.inputError !== undefined) throw this.inputError;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      yield create(QueryStreamResponseSchema, { answers });
     }
+    if (this.inputError !== undefined) throw this.inputError;
   }
 
   /** Calls open right now. */
@@ -75,8 +65,13 @@ export class QueryStreamSession {
       this.inputError = err;
     } finally {
       this.inputEnded = true;
-      this.notify();
+      this.endIfDone();
     }
+  }
+
+  /** The caller has closed its side and every open call is answered: the stream ends. */
+  private endIfDone(): void {
+    if (this.inputEnded && this.open.size === 0) this.outgoing.close();
   }
 
   private receive(message: QueryStreamRequest): void {
@@ -92,18 +87,18 @@ export class QueryStreamSession {
   private start(q: StreamedQuery): void {
     const id = q.callId;
     if (this.open.has(id)) {
-      this.reply(failure(id, Code.InvalidArgument, `call_id ${id} is already open on this stream: call ids must be unique among open calls`));
+      this.outgoing.push(failure(id, Code.InvalidArgument, `call_id ${id} is already open on this stream: call ids must be unique among open calls`));
       return;
     }
     if (this.open.size >= this.options.maxOpenCalls) {
-      this.reply(failure(id, Code.ResourceExhausted, `this stream has ${this.open.size} calls open, its limit (--max-stream-calls); retry shortly`));
+      this.outgoing.push(failure(id, Code.ResourceExhausted, `this stream has ${this.open.size} calls open, its limit (--max-stream-calls); retry shortly`));
       return;
     }
     const controller = new CallCancellation();
     this.open.set(id, controller);
     const request = q.request;
     const carrier = { get: (key: string) => (key === "traceparent" ? q.traceparent : key === "tracestate" ? q.tracestate : undefined) || undefined };
-    const parent = q.traceparent === "" || !tracingEnabled() ? undefined : extractTraceContext(carrier);
+    const parent = q.traceparent === "" ? undefined : extractTraceContext(carrier);
     withSpan(QUERY_SPAN, { kind: SpanKind.SERVER, attributes: QUERY_SPAN_ATTRIBUTES, ...(parent ? { parent } : {}) }, () =>
       this.answer(request?.application ?? "", request?.inputs, {
         version: request?.version ?? "",
@@ -121,18 +116,8 @@ export class QueryStreamSession {
     // A cancelled call gets no answer: its caller has gone.
     if (controller.aborted) return;
     this.open.delete(id);
-    this.reply(answer);
-  }
-
-  private reply(answer: StreamedAnswer): void {
-    this.outbox.push(answer);
-    if (this.flushScheduled) return;
-    // Answers completing in this turn of the event loop leave in one message.
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.notify();
-    });
+    this.outgoing.push(answer);
+    this.endIfDone();
   }
 
   private failureOf(id: bigint, err: unknown): StreamedAnswer {
@@ -141,11 +126,6 @@ export class QueryStreamSession {
     return failure(id, Code.Internal, "internal error in Query");
   }
 
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
 }
 
 /**

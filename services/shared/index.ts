@@ -39,6 +39,7 @@ export type { ConfigWatcher, ConfigListener, WatchConfigOptions } from "./config
 export { applyConfigChange, emptyConfigView, viewFromSnapshot, modelKey } from "./config-view.js";
 export type { ConfigView } from "./config-view.js";
 export { Backoff } from "./backoff.js";
+export { TurnBatches } from "./turn-batches.js";
 export type { BackoffOptions } from "./backoff.js";
 export {
   ROLES,

@@ -105,6 +105,8 @@ export interface TraceCarrier {
 
 /** The context of the incoming call's `traceparent` (the active context if it has none). */
 export function extractTraceContext(carrier: Pick<TraceCarrier, "get">, base: Context = context.active()): Context {
+  // With tracing off nothing would use it: skip the parsing on every call.
+  if (!tracingOn) return base;
   return propagation.extract(base, carrier, {
     get: (c, key) => c.get(key) ?? undefined,
     keys: () => ["traceparent", "tracestate"],
@@ -113,6 +115,7 @@ export function extractTraceContext(carrier: Pick<TraceCarrier, "get">, base: Co
 
 /** Writes the active span's `traceparent` into an outgoing call's headers. */
 export function injectTraceContext(carrier: Pick<TraceCarrier, "set">, ctx: Context = context.active()): void {
+  if (!tracingOn) return;
   propagation.inject(ctx, carrier, { set: (c, key, value) => c.set(key, value) });
 }
 
