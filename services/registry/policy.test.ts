@@ -2,9 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type SelectionPolicy, SelectionPolicySchema } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError } from "../shared/index.js";
+import { Code } from "../shared/index.js";
 import { MemoryStore } from "./memory-store.js";
 import { Registry } from "./registry.js";
+import { rejection } from "../shared/testing/rejection.js";
 
 const policy = (init: Parameters<typeof create<typeof SelectionPolicySchema>>[1]): SelectionPolicy => create(SelectionPolicySchema, init);
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -13,15 +14,6 @@ async function withApp() {
   const r = await Registry.open({ store: new MemoryStore() });
   await r.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "app", inputType: InputType.STRINGS, defaultOutput: "", sloMicros: 0n, description: "", cacheEnabled: false, defaultOnOverload: false });
   return r;
-}
-
-async function rejection(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectError);
-  return err as ConnectError;
 }
 
 describe("Registry selection policies", () => {

@@ -12,6 +12,7 @@ import { Code, ConnectError } from "../shared/index.js";
 import { MemoryStore } from "./memory-store.js";
 import { Registry } from "./registry.js";
 import type { RegistryStore } from "./store.js";
+import { rejection } from "../shared/testing/rejection.js";
 
 const appRequest = (name: string, inputType = InputType.DOUBLES, sloMicros = 20_000n) =>
   create(CreateApplicationRequestSchema, { name, inputType, sloMicros, defaultOutput: "-1" });
@@ -30,16 +31,6 @@ const replicas = (name: string, version: string, ids: string[]) =>
 async function open(store: RegistryStore = new MemoryStore(), maxWatchBacklog = 100) {
   let clock = 1000;
   return Registry.open({ store, now: () => clock++, maxWatchBacklog });
-}
-
-async function rejection(p: Promise<unknown> | (() => unknown)): Promise<ConnectError> {
-  try {
-    await (typeof p === "function" ? p() : p);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConnectError);
-    return err as ConnectError;
-  }
-  throw new Error("expected an error");
 }
 
 describe("Registry applications", () => {

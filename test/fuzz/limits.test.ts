@@ -4,19 +4,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { postJson, TestSystem } from "../system.js";
+import { rejection } from "../../services/shared/testing/rejection.js";
 
 const MAX_BODY = 2048;
 const MAX_BATCH = 4;
 const MAX_INPUT = 8;
-
-async function refusal(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectError);
-  return err as ConnectError;
-}
 
 describe("limits at and just past each bound", () => {
   const system = new TestSystem({
@@ -77,11 +69,11 @@ describe("limits at and just past each bound", () => {
     const mgmt = system.management();
     const name63 = "a".repeat(63);
     await mgmt.createApplication({ name: name63, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 0n });
-    const tooMany = await refusal(mgmt.createApplication({ name: "fourth", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 0n }));
+    const tooMany = await rejection(mgmt.createApplication({ name: "fourth", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 0n }));
     expect(tooMany.code).toBe(Code.ResourceExhausted);
     expect(tooMany.rawMessage).toMatch(/--max-applications/);
     await mgmt.deleteApplication({ name: name63 });
-    const tooLong = await refusal(mgmt.createApplication({ name: "a".repeat(64), inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 0n }));
+    const tooLong = await rejection(mgmt.createApplication({ name: "a".repeat(64), inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 0n }));
     expect(tooLong.code).toBe(Code.InvalidArgument);
     expect(tooLong.rawMessage).toMatch(/64 characters long; the limit is 63/);
   });
@@ -96,17 +88,17 @@ describe("limits at and just past each bound", () => {
       runtime: { kind: { case: "command" as const, value: { argv: ["true"] } } },
     });
     await mgmt.createModel({ model: model("1") });
-    const replicas = await refusal(mgmt.createModel({ model: model("2", 3) }));
+    const replicas = await rejection(mgmt.createModel({ model: model("2", 3) }));
     expect(replicas.rawMessage).toBe("model.desired_replicas is 3; the limit is 2");
     await mgmt.createModel({ model: model("2") });
-    const versions = await refusal(mgmt.createModel({ model: model("3") }));
+    const versions = await rejection(mgmt.createModel({ model: model("3") }));
     expect(versions.code).toBe(Code.ResourceExhausted);
     expect(versions.rawMessage).toMatch(/--max-model-versions/);
   });
 
   it("container-manager --max-replicas", async () => {
     const cm = system.containerManager();
-    const past = await refusal(cm.scaleModel({ name: "m", version: "1", replicas: 3, timeoutSeconds: 1 }));
+    const past = await rejection(cm.scaleModel({ name: "m", version: "1", replicas: 3, timeoutSeconds: 1 }));
     expect(past.code).toBe(Code.InvalidArgument);
     expect(past.rawMessage).toBe("replicas is 3; the limit is 2");
     // At the bound the limit lets it through; the registry's own limit on desired replicas is 2 too.
