@@ -2,7 +2,7 @@
 // container-manager, served by the SDKs' runners.
 import { join } from "node:path";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
-import { repoRoot, type TestSystem } from "../test/system.js";
+import { repoRoot } from "../test/system.js";
 
 export const benchDir = join(repoRoot, "bench");
 export const modelsDir = join(benchDir, "models");
@@ -37,13 +37,3 @@ export function nodeModel(name: string, file: string) {
 }
 
 export type ModelSpec = ReturnType<typeof pythonModel> | ReturnType<typeof nodeModel>;
-
-/** Creates an application of doubles, deploys its model and links them, waiting until the model is ready. */
-export async function deployApp(system: TestSystem, app: string, sloMicros: bigint, model: ModelSpec): Promise<void> {
-  const mgmt = system.management();
-  await mgmt.createApplication({ name: app, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros });
-  for await (const _progress of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 120 })) {
-    // drain progress until READY
-  }
-  await mgmt.linkModel({ application: app, modelName: model.name });
-}

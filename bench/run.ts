@@ -14,7 +14,7 @@ import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.j
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
 import { evaluateTargets, type Point, renderSummary } from "./report.js";
-import { benchDir, deployApp, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
+import { benchDir, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
 
 const benchPython = join(benchDir, ".venv", "bin", "python");
 
@@ -275,7 +275,7 @@ async function main(): Promise<void> {
     console.log("starting the system and deploying the benchmark models ...");
     await system.start();
     const mgmt = system.management();
-    for (const spec of apps) await deployApp(system, spec.app, spec.sloMicros, spec.model);
+    for (const spec of apps) await system.deployApp(spec.app, spec.model, { sloMicros: spec.sloMicros, timeoutSeconds: 120 });
     await mgmt.createApplication({ name: cacheApp, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: BigInt(BATCHING_SLO_MS * 1000) });
     await mgmt.updateApplication({ name: cacheApp, cacheEnabled: true });
     await mgmt.linkModel({ application: cacheApp, modelName: "fixed-b1" });

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { TestSystem } from "../test/system.js";
-import { benchDir, deployApp, pythonModel } from "./deploy.js";
+import { benchDir, pythonModel } from "./deploy.js";
 import { uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { gatewayDefault, restTarget } from "./loadgen/targets.js";
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => void system.stop().finally(() => process.exit(130)));
   try {
     await system.start();
-    await deployApp(system, "soak", 1_000_000n, pythonModel("soak-noop", "noop.py"));
+    await system.deployApp("soak", pythonModel("soak-noop", "noop.py"), { timeoutSeconds: 120 });
     const mix = uniqueMix("soak", [1, 2, 3, 4]);
     const target = restTarget({ url: `${system.gatewayUrl}/soak/predict`, mix, connections: 64, isDefault: gatewayDefault });
     try {

@@ -1,8 +1,6 @@
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { startRedisServer, type TestRedisServer } from "../services/registry/testing/redis-server.js";
-import { postJson, repoRoot, TestSystem, waitFor } from "./system.js";
+import { postJson, TestSystem, typescriptSumModel, waitFor } from "./system.js";
 
 describe("end to end on the Redis store", () => {
   let redis: TestRedisServer;
@@ -11,24 +9,7 @@ describe("end to end on the Redis store", () => {
   beforeAll(async () => {
     redis = await startRedisServer();
     system = await new TestSystem({ store: "redis", redisUrl: redis.url }).start();
-    const mgmt = system.management();
-    await mgmt.createApplication({ name: "hello-world", inputType: InputType.DOUBLES, defaultOutput: "-1.0", sloMicros: 2_000_000n });
-    const model = {
-      name: "sum-model",
-      version: "1",
-      inputType: InputType.DOUBLES,
-      desiredReplicas: 1,
-      runtime: {
-        kind: {
-          case: "nodeModule" as const,
-          value: { modulePath: join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts") },
-        },
-      },
-    };
-    for await (const _ of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
-      // until READY
-    }
-    await mgmt.linkModel({ application: "hello-world", modelName: "sum-model" });
+    await system.deployApp("hello-world", typescriptSumModel(), { defaultOutput: "-1.0", sloMicros: 2_000_000n });
   }, 120_000);
 
   afterAll(async () => {

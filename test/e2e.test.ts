@@ -24,11 +24,6 @@ function pythonModel(name: string, file: string, func = "predict") {
   };
 }
 
-async function deploy(system: TestSystem, model: ReturnType<typeof pythonModel>): Promise<void> {
-  for await (const _progress of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
-    // drain progress until READY
-  }
-}
 
 describe("end to end on the embedded store, with real Python model containers", () => {
   const system = new TestSystem();
@@ -37,7 +32,7 @@ describe("end to end on the embedded store, with real Python model containers", 
     await system.start();
     const mgmt = system.management();
     await mgmt.createApplication({ name: "hello-world", inputType: InputType.DOUBLES, defaultOutput: "-1.0", sloMicros: 2_000_000n });
-    await deploy(system, pythonModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
+    await system.deploy(pythonModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
     await mgmt.linkModel({ application: "hello-world", modelName: "sum-model" });
   }, 120_000);
 
@@ -98,7 +93,7 @@ describe("end to end on the embedded store, with real Python model containers", 
   it("answers the application's default when the model misses the SLO", async () => {
     const mgmt = system.management();
     await mgmt.createApplication({ name: "slow-app", inputType: InputType.DOUBLES, defaultOutput: "-1.0", sloMicros: 200_000n });
-    await deploy(system, pythonModel("slow-model", join(repoRoot, "test", "fixtures", "slow_model.py")));
+    await system.deploy(pythonModel("slow-model", join(repoRoot, "test", "fixtures", "slow_model.py")));
     await mgmt.linkModel({ application: "slow-app", modelName: "slow-model" });
     const started = Date.now();
     const res = await postJson(`${system.gatewayUrl}/slow-app/predict`, { input: [1] });
@@ -111,7 +106,7 @@ describe("end to end on the embedded store, with real Python model containers", 
   it("replaces a model container killed with SIGKILL", async () => {
     const mgmt = system.management();
     await mgmt.createApplication({ name: "pid-app", inputType: InputType.DOUBLES, defaultOutput: "none", sloMicros: 2_000_000n });
-    await deploy(system, pythonModel("pid-model", join(repoRoot, "test", "fixtures", "pid_model.py")));
+    await system.deploy(pythonModel("pid-model", join(repoRoot, "test", "fixtures", "pid_model.py")));
     await mgmt.linkModel({ application: "pid-app", modelName: "pid-model" });
     const pidOf = async () => {
       const r = await postJson(`${system.gatewayUrl}/pid-app/predict`, { input: [1] });

@@ -3,11 +3,9 @@
 // replaced, and SIGTERM stops them all.
 import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { parsePrometheusText } from "../cli/top.js";
-import { repoRoot, TestSystem, waitFor } from "./system.js";
+import { TestSystem, typescriptSumModel, waitFor } from "./system.js";
 
 const WORKERS = 2;
 
@@ -33,18 +31,7 @@ describe(`a gateway with --workers ${WORKERS}`, () => {
 
   beforeAll(async () => {
     await system.start();
-    await system.management().createApplication({ name: "sum", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n });
-    const model = {
-      name: "sum-model",
-      version: "1",
-      inputType: InputType.DOUBLES,
-      desiredReplicas: 1,
-      runtime: { kind: { case: "nodeModule" as const, value: { modulePath: join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts") } } },
-    };
-    for await (const _ of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
-      // until READY
-    }
-    await system.management().linkModel({ application: "sum", modelName: "sum-model" });
+    await system.deployApp("sum", typescriptSumModel(), { sloMicros: 5_000_000n });
     // Each worker follows the registry on its own: wait until a burst finds them all ready.
     await waitFor("every worker to answer", async () => {
       const answers = await Promise.all(Array.from({ length: 8 }, () => postJsonFresh(`${system.gatewayUrl}/sum/predict`, { input: [1, 2] })));

@@ -4,12 +4,26 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { InputType } from "../gen/clipper/common/v1/data_pb.js";
+import type { ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { createGrpcTransport, type GrpcTransport } from "../services/shared/index.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The TypeScript SDK's example sum model (sdk/typescript/examples/sum-model.ts), served as a node_module. */
+export function typescriptSumModel(name = "sum-model") {
+  return {
+    name,
+    version: "1",
+    inputType: InputType.DOUBLES,
+    desiredReplicas: 1,
+    runtime: { kind: { case: "nodeModule" as const, value: { modulePath: join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts") } } },
+  };
+}
 
 export type ServiceName = "registry" | "container-manager" | "router" | "gateway";
 
@@ -59,6 +73,21 @@ export class TestSystem {
 
   containerManager() {
     return createClient(ContainerManagerService, this.transport(this.address("container-manager")));
+  }
+
+  /** Deploys a model version as the current one and waits until its replicas are ready. */
+  async deploy(model: MessageInitShape<typeof ModelSchema>, timeoutSeconds = 60): Promise<void> {
+    for await (const _progress of this.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds })) {
+      // drain the progress until READY
+    }
+  }
+
+  /** Creates an application of doubles, deploys its model and links them. */
+  async deployApp(app: string, model: MessageInitShape<typeof ModelSchema> & { name: string }, options: { sloMicros?: bigint; defaultOutput?: string; timeoutSeconds?: number } = {}): Promise<void> {
+    const mgmt = this.management();
+    await mgmt.createApplication({ name: app, inputType: InputType.DOUBLES, defaultOutput: options.defaultOutput ?? "-1", sloMicros: options.sloMicros ?? 1_000_000n });
+    await this.deploy(model, options.timeoutSeconds);
+    await mgmt.linkModel({ application: app, modelName: model.name });
   }
 
   transport(address: string): GrpcTransport {

@@ -82,13 +82,7 @@ export function faultyModel(name: string, behaviour: string, desiredReplicas = 1
 
 /** Creates an application, deploys a faulty model for it and links them. */
 export async function deployApp(system: TestSystem, app: string, behaviour: string, options: { replicas?: number; sloMicros?: bigint } = {}): Promise<void> {
-  const mgmt = system.management();
-  await mgmt.createApplication({ name: app, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: options.sloMicros ?? 1_000_000n });
-  const model = faultyModel(`${app}-model`, behaviour, options.replicas ?? 1);
-  for await (const _progress of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
-    // until READY
-  }
-  await mgmt.linkModel({ application: app, modelName: model.name });
+  await system.deployApp(app, faultyModel(`${app}-model`, behaviour, options.replicas ?? 1), options.sloMicros === undefined ? {} : { sloMicros: options.sloMicros });
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -64,9 +64,7 @@ describe("observability of the real services", () => {
         },
       },
     };
-    for await (const _ of system.containerManager().deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
-      // until READY
-    }
+    await system.deploy(model);
     await mgmt.linkModel({ application: "traced", modelName: "sum-model" });
     await mgmt.linkModel({ application: "counted", modelName: "sum-model" });
     // The router answers once it has seen the ready replica.
