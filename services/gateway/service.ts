@@ -1,5 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
+import type { Application } from "../../gen/clipper/v1/resources_pb.js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { invalidArgument } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics, type Protocol } from "./gateway-metrics.js";
@@ -17,15 +18,15 @@ const toPrediction = (r: QueryResult) => ({
 
 /** clipper.v1.PredictionService for gRPC, Connect and gRPC-Web alike. */
 export function createPredictionServiceImpl(predictor: Predictor, metrics: GatewayMetrics): ServiceImpl<typeof PredictionService> {
-  /** Runs a handler body and records its outcome under a configured application name. */
-  async function measured<T>(application: string, ctx: HandlerContext, run: () => Promise<{ value: T; outcome: string }>): Promise<T> {
+  /** Looks the application up, runs a handler body for it, and records its outcome under the application's name. */
+  async function measured<T>(application: string, ctx: HandlerContext, run: (app: Application) => Promise<{ value: T; outcome: string }>): Promise<T> {
     const startedAt = performance.now();
     const protocol = ctx.protocolName as Protocol;
     let label = "unknown";
     try {
-      predictor.application(application);
+      const app = predictor.application(application);
       label = application;
-      const { value, outcome } = await run();
+      const { value, outcome } = await run(app);
       metrics.observe(label, protocol, outcome, startedAt);
       return value;
     } catch (err) {
@@ -37,15 +38,13 @@ export function createPredictionServiceImpl(predictor: Predictor, metrics: Gatew
 
   return {
     predict(req, ctx) {
-      return measured(req.application, ctx, async () => {
-        const app = predictor.application(req.application);
+      return measured(req.application, ctx, async (app) => {
         const [result] = await predictor.query(app.name, packInput(req.input, app.inputType), callOptions(req.version, req.uid, ctx));
         return { value: { prediction: result ? toPrediction(result) : {} }, outcome: result?.default ? "default" : "ok" };
       });
     },
     predictBatch(req, ctx) {
-      return measured(req.application, ctx, async () => {
-        const app = predictor.application(req.application);
+      return measured(req.application, ctx, async (app) => {
         if (req.inputs === undefined) throw invalidArgument("inputs is missing");
         // The router checks the packed batch against the application's type and its limits.
         const results = await predictor.query(app.name, req.inputs, callOptions(req.version, req.uid, ctx));
@@ -53,8 +52,7 @@ export function createPredictionServiceImpl(predictor: Predictor, metrics: Gatew
       });
     },
     feedback(req, ctx) {
-      return measured(req.application, ctx, async () => {
-        const app = predictor.application(req.application);
+      return measured(req.application, ctx, async (app) => {
         const accepted = await predictor.feedback(app.name, packInput(req.input, app.inputType), [req.label], req.uid, ctx.signal);
         return { value: { accepted: accepted > 0 }, outcome: "ok" };
       });
