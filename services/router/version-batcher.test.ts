@@ -204,6 +204,39 @@ describe("VersionBatcher", () => {
     expect(stuck.sent.slice(1).map((d) => d.replica)).toEqual(["ok", "ok", "ok"]);
   });
 
+  it("sends a batch to an idle replica whose estimate went stale, so one slow warm-up batch does not starve it", () => {
+    const h = harness(settings({ maxBatchSize: 1, maxInFlightPerReplica: 1 }), ["old", "new"]);
+    // One batch each: "old" answers in 1 ms, "new" in 50 ms (a cold start).
+    h.batcher.enqueue(h.items(2, 1000));
+    const first = new Map(h.sent.map((d) => [d.replica, d]));
+    h.clock.advance(1);
+    h.complete(first.get("old") as Dispatch<Item>);
+    h.clock.advance(49);
+    h.complete(first.get("new") as Dispatch<Item>);
+    const replicasUsed = (from: number) => new Set(h.sent.slice(from).map((d) => d.replica));
+    // One query at a time, answered before the next: an idle "old" always ranks first while "new"'s estimate is fresh.
+    const rounds = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        h.batcher.enqueue(h.items(1, 1000));
+        h.clock.advance(1);
+        for (const d of [...h.open]) h.complete(d);
+      }
+    };
+    const start = h.sent.length;
+    rounds(100);
+    expect(replicasUsed(start)).toEqual(new Set(["old"]));
+    h.clock.advance(200);
+    const before = h.sent.length;
+    rounds(1);
+    expect(replicasUsed(before)).toEqual(new Set(["new"]));
+    // Probing costs one real batch per stale period, not a share of the traffic.
+    const after = h.sent.length;
+    rounds(1000);
+    const probes = h.sent.slice(after).filter((d) => d.replica === "new").length;
+    expect(probes).toBeGreaterThanOrEqual(1);
+    expect(probes).toBeLessThanOrEqual(4);
+  });
+
   it("retries a failed replica's queries on another one, or gives them up when there is none", () => {
     const h = harness(settings({ maxInFlightPerReplica: 1 }), ["a", "b"]);
     const [first] = h.items(1, 100);

@@ -57,6 +57,12 @@ export interface VersionBatcherOptions {
   /** A replica whose in-flight batch is older than lagFactor × its predicted latency + lagSlackMs gets no more work until it answers. */
   lagFactor: number;
   lagSlackMs: number;
+  /**
+   * An idle replica whose latency estimate is older than this ranks as
+   * unmeasured, so it takes the next batch and refreshes the estimate: one
+   * slow warm-up batch must not starve a replica for good.
+   */
+  staleEstimateMs: number;
   /** Batches one query may be sent in (the first try and retries on other replicas). */
   maxAttempts: number;
   /** Automatic wait window: only for models whose fitted fixed cost per batch is at least this (ms)... */
@@ -70,6 +76,7 @@ export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> 
   failureCooldownMs: 1000,
   lagFactor: 3,
   lagSlackMs: 10,
+  staleEstimateMs: 250,
   maxAttempts: 3,
   autoWaitMinFixedCostMs: 1,
   autoWaitMaxMs: 5,
@@ -83,6 +90,8 @@ class ReplicaState {
   /** Dispatch sequence number of its last batch: the tie-break, so idle replicas take turns. */
   lastTurn = -1;
   failedAt = Number.NEGATIVE_INFINITY;
+  /** When its latency model last learned from an answered batch. */
+  observedAt = Number.NEGATIVE_INFINITY;
   active = true;
 
   constructor(
@@ -217,6 +226,7 @@ export class VersionBatcher<T extends BatchItem> {
     if (r !== undefined) {
       if (outcome.kind === "ok") {
         r.sizer.observe(d.padTo, now - d.sentAt, d.budgetMs);
+        r.observedAt = now;
       } else if (outcome.kind === "abandoned") {
         // Aborted because every query in it expired: the replica was too slow for this batch.
         if (now - d.sentAt >= d.budgetMs) {
@@ -326,7 +336,8 @@ export class VersionBatcher<T extends BatchItem> {
    * The replica with free capacity expected to finish soonest: (batches in
    * flight + 1) × its recent batch latency, so faster replicas take more.
    * Lagging replicas take nothing; recently failed ones only when no other
-   * can; ties go to the one whose turn is oldest (round-robin when idle).
+   * can; an idle one with a stale estimate counts as unmeasured; ties go to
+   * the one whose turn is oldest (round-robin when idle).
    */
   private pickReplica(now: number): ReplicaState | undefined {
     let best: ReplicaState | undefined;
@@ -334,7 +345,8 @@ export class VersionBatcher<T extends BatchItem> {
     for (const r of this.replicas.values()) {
       if (!r.active || r.inFlight.size >= this.settings.maxInFlightPerReplica) continue;
       if (r.inFlight.size > 0 && this.lagging(r, now)) continue;
-      let score = (r.inFlight.size + 1) * (r.sizer.model.recentMeanMs() ?? 0);
+      const stale = r.inFlight.size === 0 && now - r.observedAt > this.options.staleEstimateMs;
+      let score = stale ? 0 : (r.inFlight.size + 1) * (r.sizer.model.recentMeanMs() ?? 0);
       if (now - r.failedAt < this.options.failureCooldownMs) score += COOLDOWN_PENALTY;
       if (best === undefined || score < bestScore || (score === bestScore && r.lastTurn < best.lastTurn)) {
         best = r;
