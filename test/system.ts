@@ -144,6 +144,19 @@ export class TestSystem {
     return this.services.get(name)?.output ?? [];
   }
 
+  /** The port of a service's /metrics, from its "listening" log line. */
+  metricsPort(name: ServiceName): number {
+    for (const line of this.logs(name)) {
+      try {
+        const msg = JSON.parse(line) as { msg?: string; metricsPort?: number };
+        if (msg.msg === "listening" && typeof msg.metricsPort === "number") return msg.metricsPort;
+      } catch {
+        // not JSON
+      }
+    }
+    throw new Error(`${name} logged no metrics port`);
+  }
+
   async stop(): Promise<void> {
     for (const t of this.transports) t.close();
     for (const name of ["gateway", "router", "container-manager", "registry"] as const) await this.stopService(name);

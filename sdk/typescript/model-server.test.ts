@@ -44,6 +44,32 @@ describe("serveModel", () => {
     expect(values(res)).toEqual(["value:6.6", "value:5", "value:0.30000000000000004"]);
   });
 
+  it("answers batches on a PredictStream by batch id, in the order they finish, and goes on after a batch with bad inputs", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = await serve(async (inputs: ModelInput[]) => {
+      if ((inputs[0] as number[])[0] === 0) await gate;
+      return inputs.map((x) => String((x as number[])[0]));
+    }, InputType.DOUBLES);
+    async function* requests() {
+      yield { batchId: 1n, inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [0] } };
+      yield { batchId: 2n, inputs: { type: InputType.STRINGS, strings: ["wrong type"] } };
+      yield { batchId: 3n, inputs: { type: InputType.DOUBLES, lengths: [1, 1], doubles: [5, 6] } };
+    }
+    const answers: Array<[bigint, string]> = [];
+    for await (const answer of slow.client.predictStream(requests())) {
+      answers.push([answer.batchId, answer.errorCode === 0 ? answer.outputs.map((o) => o.result.value).join(",") : `error ${answer.errorCode}: ${answer.errorMessage}`]);
+      // Batch 1 is held until the others are answered: the stream does not run batches one after another.
+      if (answers.length === 2) release();
+    }
+    expect(answers[0]?.[0]).toBe(2n);
+    expect(answers[0]?.[1]).toMatch(new RegExp(`^error ${Code.InvalidArgument}: inputs.type is strings`));
+    expect(answers.slice(1)).toEqual([
+      [3n, "5,6"],
+      [1n, "0"],
+    ]);
+  });
+
   it("unpacks each input type for the model", async () => {
     const seen: ModelInput[][] = [];
     const echo = (inputs: ModelInput[]) => {

@@ -17,6 +17,7 @@ import {
   startTracing,
 } from "../shared/index.js";
 import { defaultBatchingDefaults } from "./query-processor.js";
+import { MODEL_CALLS, type ModelCalls } from "./model-clients.js";
 import { startRouter } from "./router.js";
 
 const spec = {
@@ -60,6 +61,13 @@ const spec = {
     parse: parse.int(1, 1_000_000),
     help: "queries open at once on one gateway's QueryStream; past it a query is refused with RESOURCE_EXHAUSTED",
   },
+  modelCalls: {
+    flag: "model-calls",
+    env: "CLIPPER_ROUTER_MODEL_CALLS",
+    default: "stream" as ModelCalls,
+    parse: parse.oneOf(...MODEL_CALLS),
+    help: "how batches reach model replicas: stream (one PredictStream per replica, unary for containers without it) or unary (one Predict call each)",
+  },
   latencyBuckets: latencyBucketsOption,
   insecure: securityOptions.insecure(),
   tlsCert: securityOptions.tlsCert(),
@@ -92,6 +100,7 @@ async function main(): Promise<void> {
     batching: { maxQueueLength: config.maxQueueLength, maxInFlightPerReplica: config.maxInFlightPerReplica },
     cacheBytes: config.cacheBytes,
     maxStreamCalls: config.maxStreamCalls,
+    modelCalls: config.modelCalls,
     latencyBuckets: config.latencyBuckets,
     serverSecurity: tls === undefined ? {} : { credentials: mutualTlsServerCredentials(tls) },
     registrySecurity: clientSecurity({ tls, token: config.serviceToken }),

@@ -14,7 +14,7 @@ import {
 } from "../shared/index.js";
 import { type Clock, systemClock } from "./clock.js";
 import { FeedbackRecorder } from "./feedback.js";
-import { ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
+import { type ModelCalls, ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
 import { applicationPolicy } from "./application-policy.js";
 import { PolicySelector } from "./model-selector.js";
 import { seededRandom } from "./policies/random.js";
@@ -52,6 +52,8 @@ export interface RouterOptions {
   latencyBuckets?: readonly number[];
   /** Queries open at once on one QueryStream (default 10,000). */
   maxStreamCalls?: number;
+  /** How batches reach replicas: on one PredictStream per replica (default), or one unary Predict call each. */
+  modelCalls?: ModelCalls;
 }
 
 export interface RunningRouter {
@@ -68,7 +70,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
   });
   const config = () => watcher.current();
-  const pool = new ReplicaClientPool();
+  const pool = new ReplicaClientPool(undefined, options.modelCalls !== "unary");
   const cache = new PredictionCache({ maxBytes: options.cacheBytes ?? 64 * 1024 * 1024 });
   const clock = options.clock ?? systemClock;
   const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });

@@ -4,23 +4,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { parsePrometheusText, type Sample } from "../../cli/top.js";
-import { postJson, repoRoot, type ServiceName, TestSystem, waitFor } from "../system.js";
+import { postJson, repoRoot, TestSystem, waitFor } from "../system.js";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./otlp-receiver.js";
 
 const python = join(repoRoot, ".venv", "bin", "python");
 const OTEL_VARS = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME"] as const;
-
-function metricsPort(system: TestSystem, name: ServiceName): number {
-  for (const line of system.logs(name)) {
-    try {
-      const msg = JSON.parse(line) as { msg?: string; metricsPort?: number };
-      if (msg.msg === "listening" && typeof msg.metricsPort === "number") return msg.metricsPort;
-    } catch {
-      // not JSON
-    }
-  }
-  throw new Error(`${name} logged no metrics port`);
-}
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);
@@ -145,8 +133,8 @@ describe("observability of the real services", () => {
 
   it("counts a known workload in the gateway's, router's and model's /metrics", async () => {
     const gatewayUrl = `${system.gatewayUrl}/metrics`;
-    const routerUrl = `http://127.0.0.1:${metricsPort(system, "router")}/metrics`;
-    const managerUrl = `http://127.0.0.1:${metricsPort(system, "container-manager")}/metrics`;
+    const routerUrl = `http://127.0.0.1:${system.metricsPort("router")}/metrics`;
+    const managerUrl = `http://127.0.0.1:${system.metricsPort("container-manager")}/metrics`;
     const info = (await scrape(managerUrl)).find((s) => s.name === "clipper_replica_info" && s.labels["model"] === "sum-model");
     expect(info?.labels["metrics_endpoint"]).toMatch(/^127\.0\.0\.1:\d+$/);
     const modelUrl = `http://${info?.labels["metrics_endpoint"]}/metrics`;

@@ -165,3 +165,41 @@ def test_bind_failure_is_an_os_error():
     with ModelServer(lambda xs: xs) as first:
         with pytest.raises(OSError):
             ModelServer(lambda xs: xs, port=first.port).start()
+
+
+def stream_requests(*batches):
+    for batch_id, inputs in batches:
+        yield model_service_pb2.PredictStreamRequest(batch_id=batch_id, inputs=inputs)
+
+
+def test_predict_stream_answers_each_batch_by_id_and_goes_on_after_a_bad_one(serve_model):
+    stub, _ = serve_model(lambda xs: [str(float(x.sum())) for x in xs])
+    doubles = lambda batch: pack_inputs(batch, data_pb2.INPUT_TYPE_DOUBLES)  # noqa: E731
+    wrong_type = data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["a"])
+    answers = list(stub.PredictStream(stream_requests((11, doubles([[1.0, 2.0]])), (12, wrong_type), (13, doubles([[3.0], [4.0, 5.0]]))), timeout=10))
+    assert [a.batch_id for a in answers] == [11, 12, 13]
+    assert values(answers[0].outputs) == ["3.0"]
+    assert answers[1].error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "strings" in answers[1].error_message and not answers[1].outputs
+    assert values(answers[2].outputs) == ["3.0", "9.0"]
+    assert answers[0].error_code == 0 and answers[2].error_code == 0
+
+
+def test_predict_stream_runs_batches_at_once_with_concurrency(serve_model):
+    import threading
+
+    both_running = threading.Barrier(2, timeout=5)
+
+    def model(xs):
+        # Each batch waits for the other: only answers if the two run at the same time.
+        both_running.wait()
+        return [str(x[0]) for x in xs]
+
+    stub, _ = serve_model(model, concurrency=2)
+    answers = list(
+        stub.PredictStream(
+            stream_requests((1, pack_inputs([[1.0]], data_pb2.INPUT_TYPE_DOUBLES)), (2, pack_inputs([[2.0]], data_pb2.INPUT_TYPE_DOUBLES))),
+            timeout=10,
+        )
+    )
+    assert sorted((a.batch_id, list(a.outputs)[0].value) for a in answers) == [(1, "1.0"), (2, "2.0")]

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/model/v1/model_service.proto.
  */
 export const file_clipper_model_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjbGlwcGVyL21vZGVsL3YxL21vZGVsX3NlcnZpY2UucHJvdG8SEGNsaXBwZXIubW9kZWwudjEiTQoOUHJlZGljdFJlcXVlc3QSKQoGaW5wdXRzGAEgASgLMhkuY2xpcHBlci5jb21tb24udjEuSW5wdXRzEhAKCGJhdGNoX2lkGAIgASgEIj0KD1ByZWRpY3RSZXNwb25zZRIqCgdvdXRwdXRzGAEgAygLMhkuY2xpcHBlci5jb21tb24udjEuT3V0cHV0IhQKEkdldE1ldGFkYXRhUmVxdWVzdCKbAQoTR2V0TWV0YWRhdGFSZXNwb25zZRISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSMAoKaW5wdXRfdHlwZRgDIAEoDjIcLmNsaXBwZXIuY29tbW9uLnYxLklucHV0VHlwZRIPCgdydW50aW1lGAQgASgJEhYKDm1heF9iYXRjaF9zaXplGAUgASgNIhcKFUNoZWNrUmVhZGluZXNzUmVxdWVzdCI4ChZDaGVja1JlYWRpbmVzc1Jlc3BvbnNlEg0KBXJlYWR5GAEgASgIEg8KB21lc3NhZ2UYAiABKAkynwIKDE1vZGVsU2VydmljZRJOCgdQcmVkaWN0EiAuY2xpcHBlci5tb2RlbC52MS5QcmVkaWN0UmVxdWVzdBohLmNsaXBwZXIubW9kZWwudjEuUHJlZGljdFJlc3BvbnNlEloKC0dldE1ldGFkYXRhEiQuY2xpcHBlci5tb2RlbC52MS5HZXRNZXRhZGF0YVJlcXVlc3QaJS5jbGlwcGVyLm1vZGVsLnYxLkdldE1ldGFkYXRhUmVzcG9uc2USYwoOQ2hlY2tSZWFkaW5lc3MSJy5jbGlwcGVyLm1vZGVsLnYxLkNoZWNrUmVhZGluZXNzUmVxdWVzdBooLmNsaXBwZXIubW9kZWwudjEuQ2hlY2tSZWFkaW5lc3NSZXNwb25zZWIGcHJvdG8z", [file_clipper_common_v1_data]);
+  fileDesc("CiRjbGlwcGVyL21vZGVsL3YxL21vZGVsX3NlcnZpY2UucHJvdG8SEGNsaXBwZXIubW9kZWwudjEiTQoOUHJlZGljdFJlcXVlc3QSKQoGaW5wdXRzGAEgASgLMhkuY2xpcHBlci5jb21tb24udjEuSW5wdXRzEhAKCGJhdGNoX2lkGAIgASgEIj0KD1ByZWRpY3RSZXNwb25zZRIqCgdvdXRwdXRzGAEgAygLMhkuY2xpcHBlci5jb21tb24udjEuT3V0cHV0InwKFFByZWRpY3RTdHJlYW1SZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgEEikKBmlucHV0cxgCIAEoCzIZLmNsaXBwZXIuY29tbW9uLnYxLklucHV0cxITCgt0cmFjZXBhcmVudBgDIAEoCRISCgp0cmFjZXN0YXRlGAQgASgJIoABChVQcmVkaWN0U3RyZWFtUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAQSKgoHb3V0cHV0cxgCIAMoCzIZLmNsaXBwZXIuY29tbW9uLnYxLk91dHB1dBISCgplcnJvcl9jb2RlGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAkiFAoSR2V0TWV0YWRhdGFSZXF1ZXN0IpsBChNHZXRNZXRhZGF0YVJlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIwCgppbnB1dF90eXBlGAMgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEg8KB3J1bnRpbWUYBCABKAkSFgoObWF4X2JhdGNoX3NpemUYBSABKA0iFwoVQ2hlY2tSZWFkaW5lc3NSZXF1ZXN0IjgKFkNoZWNrUmVhZGluZXNzUmVzcG9uc2USDQoFcmVhZHkYASABKAgSDwoHbWVzc2FnZRgCIAEoCTKFAwoMTW9kZWxTZXJ2aWNlEk4KB1ByZWRpY3QSIC5jbGlwcGVyLm1vZGVsLnYxLlByZWRpY3RSZXF1ZXN0GiEuY2xpcHBlci5tb2RlbC52MS5QcmVkaWN0UmVzcG9uc2USZAoNUHJlZGljdFN0cmVhbRImLmNsaXBwZXIubW9kZWwudjEuUHJlZGljdFN0cmVhbVJlcXVlc3QaJy5jbGlwcGVyLm1vZGVsLnYxLlByZWRpY3RTdHJlYW1SZXNwb25zZSgBMAESWgoLR2V0TWV0YWRhdGESJC5jbGlwcGVyLm1vZGVsLnYxLkdldE1ldGFkYXRhUmVxdWVzdBolLmNsaXBwZXIubW9kZWwudjEuR2V0TWV0YWRhdGFSZXNwb25zZRJjCg5DaGVja1JlYWRpbmVzcxInLmNsaXBwZXIubW9kZWwudjEuQ2hlY2tSZWFkaW5lc3NSZXF1ZXN0GiguY2xpcHBlci5tb2RlbC52MS5DaGVja1JlYWRpbmVzc1Jlc3BvbnNlYgZwcm90bzM", [file_clipper_common_v1_data]);
 
 /**
  * @generated from message clipper.model.v1.PredictRequest
@@ -58,6 +58,79 @@ export const PredictResponseSchema: GenMessage<PredictResponse> = /*@__PURE__*/
   messageDesc(file_clipper_model_v1_model_service, 1);
 
 /**
+ * @generated from message clipper.model.v1.PredictStreamRequest
+ */
+export type PredictStreamRequest = Message<"clipper.model.v1.PredictStreamRequest"> & {
+  /**
+   * Unique among the batches open on this stream; echoed in the response.
+   *
+   * @generated from field: uint64 batch_id = 1;
+   */
+  batchId: bigint;
+
+  /**
+   * @generated from field: clipper.common.v1.Inputs inputs = 2;
+   */
+  inputs?: Inputs | undefined;
+
+  /**
+   * W3C trace context of the batch (what a unary call carries in metadata).
+   *
+   * @generated from field: string traceparent = 3;
+   */
+  traceparent: string;
+
+  /**
+   * @generated from field: string tracestate = 4;
+   */
+  tracestate: string;
+};
+
+/**
+ * Describes the message clipper.model.v1.PredictStreamRequest.
+ * Use `create(PredictStreamRequestSchema)` to create a new message.
+ */
+export const PredictStreamRequestSchema: GenMessage<PredictStreamRequest> = /*@__PURE__*/
+  messageDesc(file_clipper_model_v1_model_service, 2);
+
+/**
+ * @generated from message clipper.model.v1.PredictStreamResponse
+ */
+export type PredictStreamResponse = Message<"clipper.model.v1.PredictStreamResponse"> & {
+  /**
+   * @generated from field: uint64 batch_id = 1;
+   */
+  batchId: bigint;
+
+  /**
+   * Exactly one output per input, in order, when error_code is 0.
+   *
+   * @generated from field: repeated clipper.common.v1.Output outputs = 2;
+   */
+  outputs: Output[];
+
+  /**
+   * 0, or the gRPC status code failing the whole batch (e.g. 3,
+   * INVALID_ARGUMENT, for inputs of the wrong type), with error_message.
+   *
+   * @generated from field: int32 error_code = 3;
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message clipper.model.v1.PredictStreamResponse.
+ * Use `create(PredictStreamResponseSchema)` to create a new message.
+ */
+export const PredictStreamResponseSchema: GenMessage<PredictStreamResponse> = /*@__PURE__*/
+  messageDesc(file_clipper_model_v1_model_service, 3);
+
+/**
  * @generated from message clipper.model.v1.GetMetadataRequest
  */
 export type GetMetadataRequest = Message<"clipper.model.v1.GetMetadataRequest"> & {
@@ -68,7 +141,7 @@ export type GetMetadataRequest = Message<"clipper.model.v1.GetMetadataRequest"> 
  * Use `create(GetMetadataRequestSchema)` to create a new message.
  */
 export const GetMetadataRequestSchema: GenMessage<GetMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_clipper_model_v1_model_service, 2);
+  messageDesc(file_clipper_model_v1_model_service, 4);
 
 /**
  * @generated from message clipper.model.v1.GetMetadataResponse
@@ -109,7 +182,7 @@ export type GetMetadataResponse = Message<"clipper.model.v1.GetMetadataResponse"
  * Use `create(GetMetadataResponseSchema)` to create a new message.
  */
 export const GetMetadataResponseSchema: GenMessage<GetMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_clipper_model_v1_model_service, 3);
+  messageDesc(file_clipper_model_v1_model_service, 5);
 
 /**
  * @generated from message clipper.model.v1.CheckReadinessRequest
@@ -122,7 +195,7 @@ export type CheckReadinessRequest = Message<"clipper.model.v1.CheckReadinessRequ
  * Use `create(CheckReadinessRequestSchema)` to create a new message.
  */
 export const CheckReadinessRequestSchema: GenMessage<CheckReadinessRequest> = /*@__PURE__*/
-  messageDesc(file_clipper_model_v1_model_service, 4);
+  messageDesc(file_clipper_model_v1_model_service, 6);
 
 /**
  * @generated from message clipper.model.v1.CheckReadinessResponse
@@ -146,7 +219,7 @@ export type CheckReadinessResponse = Message<"clipper.model.v1.CheckReadinessRes
  * Use `create(CheckReadinessResponseSchema)` to create a new message.
  */
 export const CheckReadinessResponseSchema: GenMessage<CheckReadinessResponse> = /*@__PURE__*/
-  messageDesc(file_clipper_model_v1_model_service, 5);
+  messageDesc(file_clipper_model_v1_model_service, 7);
 
 /**
  * Served by each model replica. The router sends whole batches.
@@ -165,6 +238,21 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof PredictRequestSchema;
     output: typeof PredictResponseSchema;
+  },
+  /**
+   * Predicts batches sent on one long-lived stream: each request is one batch,
+   * each response answers one batch by its batch_id, in any order. A failure
+   * of a whole batch is that response's error_code, and the stream goes on.
+   * The router prefers it (a unary call costs several times the CPU of a
+   * stream message) and falls back to Predict when a container answers
+   * UNIMPLEMENTED, so a container may serve Predict alone.
+   *
+   * @generated from rpc clipper.model.v1.ModelService.PredictStream
+   */
+  predictStream: {
+    methodKind: "bidi_streaming";
+    input: typeof PredictStreamRequestSchema;
+    output: typeof PredictStreamResponseSchema;
   },
   /**
    * Describes the model this container serves.

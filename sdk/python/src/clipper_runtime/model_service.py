@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import platform
+import queue
 import threading
+from concurrent import futures
 from typing import Any, Callable, Sequence
 
 import grpc
 
-from clipper.common.v1 import data_pb2
 from clipper.model.v1 import model_service_pb2, model_service_pb2_grpc
 
 from .inputs import InvalidInputs, unpack_inputs
@@ -18,6 +19,10 @@ from .observability import PredictObserver
 log = logging.getLogger("clipper_runtime")
 
 PredictFn = Callable[[list], Sequence[str]]
+
+# Batches open at once on one PredictStream with concurrency > 1; the router
+# keeps a few per replica, so more is a misbehaving caller.
+MAX_OPEN_BATCHES = 1024
 
 
 def resolve_predict(model: Any) -> PredictFn:
@@ -65,6 +70,10 @@ def _all_errors(outputs: Any, message: str, expected: int) -> tuple[int, str]:
     return expected, message
 
 
+def _batch_failure(batch_id: int, code: grpc.StatusCode, message: str) -> model_service_pb2.PredictStreamResponse:
+    return model_service_pb2.PredictStreamResponse(batch_id=batch_id, error_code=code.value[0], error_message=message)
+
+
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(
         self,
@@ -82,33 +91,98 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._input_type = input_type
         # Clipper's containers ran one batch at a time; models need not be thread-safe.
         self._slots = threading.BoundedSemaphore(concurrency)
+        self._concurrency = concurrency
 
     def Predict(self, request, context):
-        batch_size = len(request.inputs.lengths) or len(request.inputs.bytes) or len(request.inputs.strings)
-        with self._observer.predict(context, batch_size, request.batch_id) as record:
+        carrier = lambda: {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}  # noqa: E731
+        response = model_service_pb2.PredictResponse()
+        invalid = self._predict_batch(request.inputs, request.batch_id, carrier, response.outputs)
+        if invalid is not None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid)
+        return response
+
+    def PredictStream(self, request_iterator, context):
+        """Answers each batch on the stream by its batch_id. With one model
+        slot the batches run one after the other in this handler's thread (no
+        hand-off between threads); with more, each runs on the stream's own
+        pool and is answered when done, in any order."""
+        if self._concurrency == 1:
+            for request in request_iterator:
+                yield self._stream_answer(request)
+            return
+        yield from self._concurrent_answers(request_iterator, context)
+
+    def _stream_answer(self, request) -> model_service_pb2.PredictStreamResponse:
+        carrier = lambda: {"traceparent": request.traceparent, "tracestate": request.tracestate}  # noqa: E731
+        response = model_service_pb2.PredictStreamResponse(batch_id=request.batch_id)
+        try:
+            invalid = self._predict_batch(request.inputs, request.batch_id, carrier, response.outputs)
+        except Exception as error:  # what a unary call would answer as UNKNOWN
+            log.exception("batch %d failed", request.batch_id)
+            return _batch_failure(request.batch_id, grpc.StatusCode.UNKNOWN, f"{type(error).__name__}: {error}")
+        if invalid is not None:
+            return _batch_failure(request.batch_id, grpc.StatusCode.INVALID_ARGUMENT, invalid)
+        return response
+
+    def _concurrent_answers(self, request_iterator, context):
+        answers: queue.Queue = queue.Queue()
+        done = object()
+        pool = futures.ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="predict-stream")
+
+        def read() -> None:
+            pending = []
             try:
-                batch = unpack_inputs(request.inputs, self._input_type)
+                for request in request_iterator:
+                    pending = [f for f in pending if not f.done()]
+                    if len(pending) >= MAX_OPEN_BATCHES:
+                        answers.put(_batch_failure(request.batch_id, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{MAX_OPEN_BATCHES} batches are open on this stream, its limit"))
+                        continue
+                    future = pool.submit(self._stream_answer, request)
+                    future.add_done_callback(lambda f: answers.put(f.result()))
+                    pending.append(future)
+            except grpc.RpcError:
+                pass  # the caller went away; nothing more to read
+            finally:
+                futures.wait(pending)
+                answers.put(done)
+
+        reader = threading.Thread(target=read, name="predict-stream-reader", daemon=True)
+        reader.start()
+        try:
+            while context.is_active():
+                answer = answers.get()
+                if answer is done:
+                    return
+                yield answer
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _predict_batch(self, inputs, batch_id: int, carrier, outputs) -> str | None:
+        """Runs one batch, appending one Output per input to `outputs` (a
+        response's repeated field, filled in place). Returns why the inputs
+        are invalid, or None."""
+        batch_size = len(inputs.lengths) or len(inputs.bytes) or len(inputs.strings)
+        with self._observer.predict(carrier, batch_size, batch_id) as record:
+            try:
+                batch = unpack_inputs(inputs, self._input_type)
             except InvalidInputs as error:
                 record.outcome = "invalid_input"
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                return str(error)
             if not batch:
-                return model_service_pb2.PredictResponse()
+                return None
             with self._slots:
                 try:
                     result = self._predict(batch)
                 except (Exception, SystemExit) as error:  # a model bug answers errors, never kills us
-                    log.exception("predict failed for batch %d of %d inputs", request.batch_id, len(batch))
+                    log.exception("predict failed for batch %d of %d inputs", batch_id, len(batch))
                     record.outcome = "model_error"
                     record.output_errors = len(batch)
-                    message = f"model raised {type(error).__name__}: {error}"
-                    return model_service_pb2.PredictResponse(
-                        outputs=[data_pb2.Output(error=message) for _ in batch]
-                    )
-            response = model_service_pb2.PredictResponse()
-            record.output_errors, first_error = fill_outputs(response.outputs, result, len(batch))
+                    _all_errors(outputs, f"model raised {type(error).__name__}: {error}", len(batch))
+                    return None
+            record.output_errors, first_error = fill_outputs(outputs, result, len(batch))
             if first_error is not None:
-                log.warning("batch %d: %s", request.batch_id, first_error)
-            return response
+                log.warning("batch %d: %s", batch_id, first_error)
+            return None
 
     def GetMetadata(self, request, context):
         return model_service_pb2.GetMetadataResponse(

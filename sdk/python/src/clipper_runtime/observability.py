@@ -6,7 +6,7 @@ from a registry of its own: requests, batch sizes and time in predict.
 
 Traces: off unless OTEL_TRACES_EXPORTER names "otlp" or "console" (the
 standard OpenTelemetry variables; the OTLP exporter speaks HTTP/protobuf and
-reads OTEL_EXPORTER_OTLP_ENDPOINT itself). Each Predict call is a SERVER span
+reads OTEL_EXPORTER_OTLP_ENDPOINT itself). Each batch (a Predict call or a PredictStream message) is a SERVER span
 continuing the caller's W3C `traceparent` (the router's batch span).
 
 Both need optional packages (prometheus-client; opentelemetry-sdk and
@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("clipper_runtime")
 
@@ -29,7 +29,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class PredictObserver:
-    """Records each Predict call; a no-op unless metrics or tracing are on."""
+    """Records each batch; a no-op unless metrics or tracing are on."""
 
     def __init__(self, name: str, version: str) -> None:
         self.name = name
@@ -68,12 +68,17 @@ class PredictObserver:
         self._propagator = TraceContextTextMapPropagator()
 
     @contextlib.contextmanager
-    def predict(self, grpc_context: Any, batch_size: int, batch_id: int) -> Iterator["PredictRecord"]:
+    def predict(
+        self, trace_carrier: Callable[[], dict[str, str]], batch_size: int, batch_id: int
+    ) -> Iterator["PredictRecord"]:
+        """Observes one batch. `trace_carrier` gives the caller's W3C trace
+        context (gRPC metadata of a unary call, fields of a stream message);
+        it is only asked for when tracing is on."""
         record = PredictRecord()
         started = time.perf_counter()
         span_cm: Any = contextlib.nullcontext(None)
         if self._tracer is not None:
-            carrier = {k: v for k, v in (grpc_context.invocation_metadata() or ()) if isinstance(v, str)}
+            carrier = trace_carrier()
             from opentelemetry.trace import SpanKind
 
             span_cm = self._tracer.start_as_current_span(
@@ -105,7 +110,7 @@ class PredictObserver:
 
 
 class PredictRecord:
-    """What one Predict call ended with: "ok", "model_error" (it raised) or "invalid_input"."""
+    """What one batch ended with: "ok", "model_error" (it raised) or "invalid_input"."""
 
     def __init__(self) -> None:
         self.outcome = "ok"
@@ -118,7 +123,7 @@ class _Metrics:
         self.labels = {"model": name, "version": version}
         self.requests = prom.Counter(
             "clipper_model_requests",
-            "Predict calls (batches), by outcome (ok, model_error, invalid_input).",
+            "Batches (Predict calls and PredictStream messages), by outcome (ok, model_error, invalid_input).",
             ["model", "version", "outcome"],
             registry=self.registry,
         )
@@ -130,14 +135,14 @@ class _Metrics:
         )
         self.batch_size = prom.Histogram(
             "clipper_model_batch_size",
-            "Inputs per Predict call.",
+            "Inputs per batch.",
             ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.predict_seconds = prom.Histogram(
             "clipper_model_predict_duration_seconds",
-            "Time to answer one Predict call (unpacking, the model's predict, packing).",
+            "Time to answer one batch (unpacking, the model's predict, packing).",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from clipper.common.v1 import data_pb2 as clipper_dot_common_dot_v1_dot_data__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clipper/model/v1/model_service.proto\x12\x10\x63lipper.model.v1\x1a\x1c\x63lipper/common/v1/data.proto\"^\n\x0ePredictRequest\x12\x31\n\x06inputs\x18\x01 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x19\n\x08\x62\x61tch_id\x18\x02 \x01(\x04R\x07\x62\x61tchId\"F\n\x0fPredictResponse\x12\x33\n\x07outputs\x18\x01 \x03(\x0b\x32\x19.clipper.common.v1.OutputR\x07outputs\"\x14\n\x12GetMetadataRequest\"\xd6\x01\n\x13GetMetadataResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12;\n\ninput_type\x18\x03 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12\x18\n\x07runtime\x18\x04 \x01(\tR\x07runtime\x12$\n\x0emax_batch_size\x18\x05 \x01(\rR\x0cmaxBatchSize\"\x17\n\x15\x43heckReadinessRequest\"H\n\x16\x43heckReadinessResponse\x12\x14\n\x05ready\x18\x01 \x01(\x08R\x05ready\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message2\x9f\x02\n\x0cModelService\x12N\n\x07Predict\x12 .clipper.model.v1.PredictRequest\x1a!.clipper.model.v1.PredictResponse\x12Z\n\x0bGetMetadata\x12$.clipper.model.v1.GetMetadataRequest\x1a%.clipper.model.v1.GetMetadataResponse\x12\x63\n\x0e\x43heckReadiness\x12\'.clipper.model.v1.CheckReadinessRequest\x1a(.clipper.model.v1.CheckReadinessResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$clipper/model/v1/model_service.proto\x12\x10\x63lipper.model.v1\x1a\x1c\x63lipper/common/v1/data.proto\"^\n\x0ePredictRequest\x12\x31\n\x06inputs\x18\x01 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12\x19\n\x08\x62\x61tch_id\x18\x02 \x01(\x04R\x07\x62\x61tchId\"F\n\x0fPredictResponse\x12\x33\n\x07outputs\x18\x01 \x03(\x0b\x32\x19.clipper.common.v1.OutputR\x07outputs\"\xa6\x01\n\x14PredictStreamRequest\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\x04R\x07\x62\x61tchId\x12\x31\n\x06inputs\x18\x02 \x01(\x0b\x32\x19.clipper.common.v1.InputsR\x06inputs\x12 \n\x0btraceparent\x18\x03 \x01(\tR\x0btraceparent\x12\x1e\n\ntracestate\x18\x04 \x01(\tR\ntracestate\"\xab\x01\n\x15PredictStreamResponse\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\x04R\x07\x62\x61tchId\x12\x33\n\x07outputs\x18\x02 \x03(\x0b\x32\x19.clipper.common.v1.OutputR\x07outputs\x12\x1d\n\nerror_code\x18\x03 \x01(\x05R\terrorCode\x12#\n\rerror_message\x18\x04 \x01(\tR\x0c\x65rrorMessage\"\x14\n\x12GetMetadataRequest\"\xd6\x01\n\x13GetMetadataResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12;\n\ninput_type\x18\x03 \x01(\x0e\x32\x1c.clipper.common.v1.InputTypeR\tinputType\x12\x18\n\x07runtime\x18\x04 \x01(\tR\x07runtime\x12$\n\x0emax_batch_size\x18\x05 \x01(\rR\x0cmaxBatchSize\"\x17\n\x15\x43heckReadinessRequest\"H\n\x16\x43heckReadinessResponse\x12\x14\n\x05ready\x18\x01 \x01(\x08R\x05ready\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message2\x85\x03\n\x0cModelService\x12N\n\x07Predict\x12 .clipper.model.v1.PredictRequest\x1a!.clipper.model.v1.PredictResponse\x12\x64\n\rPredictStream\x12&.clipper.model.v1.PredictStreamRequest\x1a\'.clipper.model.v1.PredictStreamResponse(\x01\x30\x01\x12Z\n\x0bGetMetadata\x12$.clipper.model.v1.GetMetadataRequest\x1a%.clipper.model.v1.GetMetadataResponse\x12\x63\n\x0e\x43heckReadiness\x12\'.clipper.model.v1.CheckReadinessRequest\x1a(.clipper.model.v1.CheckReadinessResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTREQUEST']._serialized_end=182
   _globals['_PREDICTRESPONSE']._serialized_start=184
   _globals['_PREDICTRESPONSE']._serialized_end=254
-  _globals['_GETMETADATAREQUEST']._serialized_start=256
-  _globals['_GETMETADATAREQUEST']._serialized_end=276
-  _globals['_GETMETADATARESPONSE']._serialized_start=279
-  _globals['_GETMETADATARESPONSE']._serialized_end=493
-  _globals['_CHECKREADINESSREQUEST']._serialized_start=495
-  _globals['_CHECKREADINESSREQUEST']._serialized_end=518
-  _globals['_CHECKREADINESSRESPONSE']._serialized_start=520
-  _globals['_CHECKREADINESSRESPONSE']._serialized_end=592
-  _globals['_MODELSERVICE']._serialized_start=595
-  _globals['_MODELSERVICE']._serialized_end=882
+  _globals['_PREDICTSTREAMREQUEST']._serialized_start=257
+  _globals['_PREDICTSTREAMREQUEST']._serialized_end=423
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=426
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=597
+  _globals['_GETMETADATAREQUEST']._serialized_start=599
+  _globals['_GETMETADATAREQUEST']._serialized_end=619
+  _globals['_GETMETADATARESPONSE']._serialized_start=622
+  _globals['_GETMETADATARESPONSE']._serialized_end=836
+  _globals['_CHECKREADINESSREQUEST']._serialized_start=838
+  _globals['_CHECKREADINESSREQUEST']._serialized_end=861
+  _globals['_CHECKREADINESSRESPONSE']._serialized_start=863
+  _globals['_CHECKREADINESSRESPONSE']._serialized_end=935
+  _globals['_MODELSERVICE']._serialized_start=938
+  _globals['_MODELSERVICE']._serialized_end=1327
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,30 @@ class PredictResponse(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[_data_pb2.Output]
     def __init__(self, outputs: _Optional[_Iterable[_Union[_data_pb2.Output, _Mapping]]] = ...) -> None: ...
 
+class PredictStreamRequest(_message.Message):
+    __slots__ = ("batch_id", "inputs", "traceparent", "tracestate")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    inputs: _data_pb2.Inputs
+    traceparent: str
+    tracestate: str
+    def __init__(self, batch_id: _Optional[int] = ..., inputs: _Optional[_Union[_data_pb2.Inputs, _Mapping]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
+
+class PredictStreamResponse(_message.Message):
+    __slots__ = ("batch_id", "outputs", "error_code", "error_message")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    outputs: _containers.RepeatedCompositeFieldContainer[_data_pb2.Output]
+    error_code: int
+    error_message: str
+    def __init__(self, batch_id: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[_data_pb2.Output, _Mapping]]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
 class GetMetadataRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

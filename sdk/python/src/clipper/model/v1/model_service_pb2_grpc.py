@@ -40,6 +40,11 @@ class ModelServiceStub:
                 request_serializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictRequest.SerializeToString,
                 response_deserializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictResponse.FromString,
                 _registered_method=True)
+        self.PredictStream = channel.stream_stream(
+                '/clipper.model.v1.ModelService/PredictStream',
+                request_serializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamRequest.SerializeToString,
+                response_deserializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamResponse.FromString,
+                _registered_method=True)
         self.GetMetadata = channel.unary_unary(
                 '/clipper.model.v1.ModelService/GetMetadata',
                 request_serializer=clipper_dot_model_dot_v1_dot_model__service__pb2.GetMetadataRequest.SerializeToString,
@@ -60,6 +65,18 @@ class ModelServiceServicer:
         """Predicts one batch. The response holds exactly one output per input, in
         order; a failure of one input is that input's error, a failure of the
         whole batch is a gRPC status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PredictStream(self, request_iterator, context):
+        """Predicts batches sent on one long-lived stream: each request is one batch,
+        each response answers one batch by its batch_id, in any order. A failure
+        of a whole batch is that response's error_code, and the stream goes on.
+        The router prefers it (a unary call costs several times the CPU of a
+        stream message) and falls back to Predict when a container answers
+        UNIMPLEMENTED, so a container may serve Predict alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,6 +104,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.Predict,
                     request_deserializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictRequest.FromString,
                     response_serializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictResponse.SerializeToString,
+            ),
+            'PredictStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PredictStream,
+                    request_deserializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamRequest.FromString,
+                    response_serializer=clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamResponse.SerializeToString,
             ),
             'GetMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetadata,
@@ -127,6 +149,33 @@ class ModelService:
             '/clipper.model.v1.ModelService/Predict',
             clipper_dot_model_dot_v1_dot_model__service__pb2.PredictRequest.SerializeToString,
             clipper_dot_model_dot_v1_dot_model__service__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/clipper.model.v1.ModelService/PredictStream',
+            clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamRequest.SerializeToString,
+            clipper_dot_model_dot_v1_dot_model__service__pb2.PredictStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
