@@ -4,6 +4,7 @@
 // in short rounds so drift on a noisy machine hits all of them alike. The
 // differences between adjacent p50s are what each hop adds.
 //   node --import tsx bench/hops.ts [--rounds N] [--per-round N] [--model-calls stream|unary]
+import { readdirSync, readFileSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../gen/clipper/v1/query_service_pb.js";
@@ -33,6 +34,26 @@ function routerTarget(address: string, application: string, values: (sequence: n
     return "ok";
   };
   return { send, close: () => transport.close() };
+}
+
+/** CPU time (ms) a process has used, all threads, from /proc (10 ms ticks: summed over many calls). */
+function cpuMs(pid: number): number {
+  if (pid === 0) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The process serving a model's replica: the one whose environment names the model (the container-manager sets CLIPPER_MODEL_NAME). */
+function replicaPid(modelName: string): number {
+  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").includes(`CLIPPER_MODEL_NAME=${modelName}`)) return Number(entry);
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return 0;
 }
 
 /** Sum and count of the router's queue-wait and model-call histograms for one model. */
@@ -72,11 +93,16 @@ async function main(): Promise<void> {
         ["gateway REST", restTarget({ url: `${system.gatewayUrl}/${app}/predict`, mix, connections: 1, isDefault: gatewayDefault })],
       ];
       const histograms = hops.map(() => new LatencyHistogram());
+      const processes = { gateway: system.pid("gateway") ?? 0, router: system.pid("router") ?? 0, model: replicaPid(model.name) };
+      /** CPU ms per process spent on each hop's measured calls. */
+      const cpu = hops.map(() => ({ loadgen: 0, gateway: 0, router: 0, model: 0, calls: 0 }));
       const routerBefore = await routerTimes(system, model.name);
       let sequence = 0;
       for (const [, target] of hops) await waitFor(`${app} answering`, async () => ((await target.send(sequence++)) === "ok" ? true : undefined), 60_000);
       for (let round = 0; round < rounds; round++) {
         for (const [i, [, target]] of hops.entries()) {
+          const selfBefore = process.cpuUsage();
+          const before = { gateway: cpuMs(processes.gateway), router: cpuMs(processes.router), model: cpuMs(processes.model) };
           for (let n = 0; n < perRound; n++) {
             const started = performance.now();
             const outcome = await target.send(sequence++);
@@ -84,17 +110,29 @@ async function main(): Promise<void> {
             // The first calls of each round warm the connection after the other hops ran.
             if (n >= 10) histograms[i]?.record((performance.now() - started) * 1000);
           }
+          const self = process.cpuUsage(selfBefore);
+          const spent = cpu[i] as (typeof cpu)[number];
+          spent.loadgen += (self.user + self.system) / 1000;
+          spent.gateway += cpuMs(processes.gateway) - before.gateway;
+          spent.router += cpuMs(processes.router) - before.router;
+          spent.model += cpuMs(processes.model) - before.model;
+          spent.calls += perRound;
         }
       }
       for (const [, target] of hops) target.close();
       const routerAfter = await routerTimes(system, model.name);
       results.push(`\n${app} (${model.name}), router --model-calls ${modelCalls}, ${rounds} rounds x ${perRound} calls per hop, one at a time:`);
-      results.push("| path | p50 ms | p90 ms | p99 ms | p50 added by the last hop ms |", "|---|---|---|---|---|");
+      results.push(
+        "| path | p50 ms | p90 ms | p99 ms | p50 added by the last hop ms | CPU µs per call: load generator / gateway / router / model |",
+        "|---|---|---|---|---|---|",
+      );
       let previous: number | undefined;
       for (const [i, [name]] of hops.entries()) {
         const h = histograms[i] as LatencyHistogram;
         const p50 = h.quantile(0.5) / 1000;
-        results.push(`| ${name} | ${p50.toFixed(3)} | ${(h.quantile(0.9) / 1000).toFixed(3)} | ${(h.quantile(0.99) / 1000).toFixed(3)} | ${previous === undefined ? "" : (p50 - previous).toFixed(3)} |`);
+        const c = cpu[i] as (typeof cpu)[number];
+        const perCall = [c.loadgen, c.gateway, c.router, c.model].map((ms) => ((ms * 1000) / c.calls).toFixed(0)).join(" / ");
+        results.push(`| ${name} | ${p50.toFixed(3)} | ${(h.quantile(0.9) / 1000).toFixed(3)} | ${(h.quantile(0.99) / 1000).toFixed(3)} | ${previous === undefined ? "" : (p50 - previous).toFixed(3)} | ${perCall} |`);
         previous = p50;
       }
       const mean = (key: "queueWait" | "model") => ((routerAfter[key].sum - routerBefore[key].sum) / (routerAfter[key].count - routerBefore[key].count)) * 1000;
