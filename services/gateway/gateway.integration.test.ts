@@ -51,6 +51,7 @@ describe("gateway and router", () => {
   let router: RunningRouter;
   let gateway: RunningGateway;
   let base: string;
+  const routerMetrics = new prom.Registry();
 
   beforeAll(async () => {
     sumModel = await startModel(0);
@@ -66,6 +67,7 @@ describe("gateway and router", () => {
         { name: "sum", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n, linkedModels: ["sum-model"] },
         { name: "slow", inputType: InputType.DOUBLES, defaultOutput: '"fallback"', sloMicros: 50_000n, linkedModels: ["slow-model"] },
         { name: "lonely", inputType: InputType.STRINGS, defaultOutput: "none", sloMicros: 50_000n },
+        { name: "patient", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 10_000_000n, linkedModels: ["slow-model"] },
       ],
       models: [
         { name: "sum-model", version: "1", inputType: InputType.DOUBLES, maxBatchSize: 2 },
@@ -84,7 +86,7 @@ describe("gateway and router", () => {
       limits: { maxBatch: 1000, maxInputSize: 1000 },
       maxWaitMs: 10_000,
       logger,
-      metrics: new prom.Registry(),
+      metrics: routerMetrics,
     });
     gateway = await startGateway({
       host: "127.0.0.1",
@@ -114,6 +116,17 @@ describe("gateway and router", () => {
   });
 
   const post = (urlPath: string, body: string) => fetch(`${base}${urlPath}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+
+  it("cancels a REST query whose client goes away: the router drops its batch and frees the replica", async () => {
+    const inFlight = async () => (await routerMetrics.getSingleMetric("clipper_router_inflight_batches")?.get())?.values.find((v) => v.labels["model"] === "slow-model")?.value ?? 0;
+    const req = http.request(`${base}/patient/predict`, { method: "POST", headers: { "content-type": "application/json" } });
+    req.on("error", () => {});
+    req.end(JSON.stringify({ input: [1] }));
+    await expect.poll(inFlight).toBe(1);
+    req.destroy();
+    // The model would answer after 2 s; the batch is given up as soon as its only query has gone.
+    await expect.poll(inFlight, { timeout: 1000 }).toBe(0);
+  });
 
   it("answers REST predictions on a kept-alive connection, with increasing query ids", async () => {
     const ids: number[] = [];

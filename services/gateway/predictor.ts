@@ -2,7 +2,7 @@ import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { type ConfigView, inputCount, notFound, resourceExhausted, unavailable } from "../shared/index.js";
+import { type CancelSignal, type ConfigView, inputCount, notFound, resourceExhausted, toAbortSignal, unavailable } from "../shared/index.js";
 import { SpanKind, TraceAttributes, trace, withSpan } from "../shared/index.js";
 import type { QueryRouter } from "./router-stream.js";
 
@@ -11,7 +11,7 @@ export interface QueryCallOptions {
   uid: string;
   /** What is left of the caller's deadline, if it set one. */
   timeoutMs: number | undefined;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
 }
 
 /**
@@ -62,9 +62,9 @@ export class Predictor {
     });
   }
 
-  async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: AbortSignal | undefined): Promise<number> {
+  async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: CancelSignal | undefined): Promise<number> {
     const res = await this.admitted(() =>
-      this.router.submitFeedback({ application, inputs, labels, uid }, { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal } : {}) }),
+      this.router.submitFeedback({ application, inputs, labels, uid }, { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal: toAbortSignal(signal) } : {}) }),
     );
     return res.accepted;
   }

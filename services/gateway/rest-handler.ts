@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Code, ConnectError, type prom } from "../shared/index.js";
+import { Cancellation, Code, ConnectError, type prom } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
 import { extractTraceContext, traceContext } from "../shared/index.js";
@@ -59,7 +59,7 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
     const app = deps.predictor.application(appName);
     label = app.name;
     const body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
-    const caller = abortOnClose(req, res);
+    const caller = cancelOnClose(res);
     if (action === "update") {
       const feedback = parseFeedbackBody(body, app.inputType);
       const accepted = await deps.predictor.feedback(app.name, feedback.inputs, [feedback.label], feedback.uid, caller);
@@ -143,14 +143,13 @@ function discardBody(req: IncomingMessage): Promise<void> {
   });
 }
 
-/** A signal aborted when the client goes away before the answer. */
-function abortOnClose(req: IncomingMessage, res: ServerResponse): AbortSignal {
-  const controller = new AbortController();
+/** Cancelled when the client goes away before the answer (the connection closes with the response unfinished). */
+function cancelOnClose(res: ServerResponse): Cancellation {
+  const cancellation = new Cancellation();
   res.once("close", () => {
-    if (!res.writableFinished) controller.abort();
+    if (!res.writableFinished) cancellation.abort();
   });
-  req.once("aborted", () => controller.abort());
-  return controller.signal;
+  return cancellation;
 }
 
 const STATUS_OF_CODE: Partial<Record<Code, [number, string]>> = {

@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryService, QueryStreamRequest, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, injectTraceContext, TurnBatches } from "../shared/index.js";
+import { type CancelSignal, Code, ConnectError, injectTraceContext, toAbortSignal, TurnBatches } from "../shared/index.js";
 
 export interface RouterQuery {
   application: string;
@@ -11,11 +11,11 @@ export interface RouterQuery {
 }
 
 /** How queries reach the router: one unary Query call each, or multiplexed on a RouterStream. */
-export type QueryRouter = (query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined) => Promise<QueryResult[]>;
+export type QueryRouter = (query: RouterQuery, timeoutMs: number, signal: CancelSignal | undefined) => Promise<QueryResult[]>;
 
 /** One unary QueryService.Query call per query: what a gateway does with --router-calls unary. */
 export function unaryQueryRouter(client: Client<typeof QueryService>): QueryRouter {
-  return async (query, timeoutMs, signal) => (await client.query(query, { timeoutMs, ...(signal ? { signal } : {}) })).results;
+  return async (query, timeoutMs, signal) => (await client.query(query, { timeoutMs, ...(signal ? { signal: toAbortSignal(signal) } : {}) })).results;
 }
 
 export interface RouterStreamOptions {
@@ -31,7 +31,7 @@ interface OpenCall {
   /** What was asked, to ask again by a unary call if the router turns out not to serve QueryStream. */
   query: RouterQuery;
   timeoutMs: number;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
   resolve: (results: QueryResult[]) => void;
   reject: (err: ConnectError) => void;
   /** Date.now() after which the router is considered lost for this call. */
@@ -63,7 +63,7 @@ export class RouterStream {
     this.unary = unaryQueryRouter(client);
   }
 
-  query(query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined): Promise<QueryResult[]> {
+  query(query: RouterQuery, timeoutMs: number, signal: CancelSignal | undefined): Promise<QueryResult[]> {
     if (signal?.aborted) return Promise.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
     if (this.streamUnsupported) return this.unary(query, timeoutMs, signal);
     if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.options, (calls) => this.fallBack(calls));
@@ -111,7 +111,7 @@ class QueryStreamConnection {
     return this.open.size;
   }
 
-  call(query: RouterQuery, timeoutMs: number, signal: AbortSignal | undefined): Promise<QueryResult[]> {
+  call(query: RouterQuery, timeoutMs: number, signal: CancelSignal | undefined): Promise<QueryResult[]> {
     const callId = this.nextCallId++;
     let traceparent = "";
     let tracestate = "";

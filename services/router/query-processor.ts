@@ -2,6 +2,7 @@ import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
 import type { Application, Model, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import {
+  type CancelSignal,
   Code,
   ConnectError,
   type ConfigView,
@@ -61,13 +62,6 @@ export interface QueryOptions {
   timeoutMs?: number;
   /** Aborted when the caller goes away: its queries leave the queue and their model calls are cancelled if nobody else waits. */
   signal?: CancelSignal;
-}
-
-/** What the processor needs of a caller's signal: an AbortSignal, or something as small (a QueryStream call's). */
-export interface CancelSignal {
-  readonly aborted: boolean;
-  addEventListener(type: "abort", listener: () => void, options?: { once: true }): void;
-  removeEventListener(type: "abort", listener: () => void): void;
 }
 
 /** The router's defaults for the per-model knobs a model leaves at 0 or unset. */

@@ -2,8 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, extractTraceContext, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
-import type { AnsweredQuery, CancelSignal, QueryOptions } from "./query-processor.js";
+import { Cancellation, Code, ConnectError, extractTraceContext, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
+import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
 
 /** What a stream needs from the query processor: QueryProcessor.query. */
 export type Answer = (application: string, inputs: Inputs | undefined, options: QueryOptions) => Promise<AnsweredQuery[]>;
@@ -26,7 +26,7 @@ const QUERY_SPAN_ATTRIBUTES = { "rpc.system": "grpc", "rpc.service": QueryServic
  * caller goes away (its open calls are cancelled).
  */
 export class QueryStreamSession {
-  private readonly open = new Map<bigint, CallCancellation>();
+  private readonly open = new Map<bigint, Cancellation>();
   /** Answers completing in one turn of the event loop leave in one message. */
   private readonly outgoing = new TurnBatches<StreamedAnswer>();
   private inputEnded = false;
@@ -94,7 +94,7 @@ export class QueryStreamSession {
       this.outgoing.push(failure(id, Code.ResourceExhausted, `this stream has ${this.open.size} calls open, its limit (--max-stream-calls); retry shortly`));
       return;
     }
-    const controller = new CallCancellation();
+    const controller = new Cancellation();
     this.open.set(id, controller);
     const request = q.request;
     const carrier = { get: (key: string) => (key === "traceparent" ? q.traceparent : key === "tracestate" ? q.tracestate : undefined) || undefined };
@@ -112,7 +112,7 @@ export class QueryStreamSession {
     );
   }
 
-  private settle(id: bigint, controller: CallCancellation, answer: StreamedAnswer): void {
+  private settle(id: bigint, controller: Cancellation, answer: StreamedAnswer): void {
     // A cancelled call gets no answer: its caller has gone.
     if (controller.aborted) return;
     this.open.delete(id);
@@ -126,31 +126,6 @@ export class QueryStreamSession {
     return failure(id, Code.Internal, "internal error in Query");
   }
 
-}
-
-/**
- * The cancellation of one streamed call: what the query processor reads of an
- * AbortSignal, without an AbortController and its EventTarget per query.
- */
-class CallCancellation implements CancelSignal {
-  aborted = false;
-  private listener: (() => void) | undefined;
-
-  addEventListener(_type: "abort", listener: () => void): void {
-    this.listener = listener;
-  }
-
-  removeEventListener(_type: "abort", listener: () => void): void {
-    if (this.listener === listener) this.listener = undefined;
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const listener = this.listener;
-    this.listener = undefined;
-    listener?.();
-  }
 }
 
 function failure(callId: bigint, code: Code, message: string): StreamedAnswer {

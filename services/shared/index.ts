@@ -40,6 +40,7 @@ export { applyConfigChange, emptyConfigView, viewFromSnapshot, modelKey } from "
 export type { ConfigView } from "./config-view.js";
 export { Backoff } from "./backoff.js";
 export { TurnBatches } from "./turn-batches.js";
+export { Cancellation, type CancelSignal, toAbortSignal } from "./cancellation.js";
 export type { BackoffOptions } from "./backoff.js";
 export {
   ROLES,
