@@ -13,6 +13,7 @@ import { formatMiB, residentBytes } from "./process-memory.js";
 import { LineSplitter, LogBuffer, RotatingLogFile } from "./log-buffer.js";
 import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
 import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
+import { ProcessLedger } from "./process-ledger.js";
 
 export interface LocalProcessBackendOptions {
   paths: LaunchPaths;
@@ -78,6 +79,7 @@ export class LocalProcessBackend implements ReplicaBackend {
   private readonly all = new Map<string, LocalReplica>();
   private readonly listeners = new Set<ReplicaListener>();
   private readonly logDir: string;
+  private readonly ledger: ProcessLedger;
   private readonly settings: Required<Omit<LocalProcessBackendOptions, "paths" | "logger">>;
 
   constructor(private readonly options: LocalProcessBackendOptions) {
@@ -97,6 +99,18 @@ export class LocalProcessBackend implements ReplicaBackend {
     };
     this.logDir = path.join(options.paths.dataDir, "logs");
     fs.mkdirSync(this.logDir, { recursive: true });
+    this.ledger = new ProcessLedger(path.join(options.paths.dataDir, "run", "replica-processes.json"));
+  }
+
+  /**
+   * Stops the replicas that a previous container-manager with this data
+   * directory left running when it was killed without stopping them (their
+   * ports and memory would otherwise stay taken for good). Call before
+   * starting any replica.
+   */
+  async stopLeftoverReplicas(): Promise<void> {
+    const pids = await this.ledger.stopLeftovers(this.settings.stopGraceMs);
+    if (pids.length > 0) this.options.logger.warn({ pids }, "stopped replicas left running by a previous container-manager");
   }
 
   start(spec: ReplicaSpec): Replica {
@@ -178,6 +192,7 @@ export class LocalProcessBackend implements ReplicaBackend {
     this.log(r, "manager", `metrics endpoint http://${r.metricsEndpoint}/metrics (CLIPPER_METRICS_PORT=${metricsPort})`);
     const child = spawn(command.command, command.args, { env: command.env, cwd: command.cwd, stdio: ["ignore", "pipe", "pipe"], detached: true });
     r.child = child;
+    if (child.pid !== undefined) this.ledger.record(r.status.id, child.pid);
     r.exited = new Promise((resolve) => {
       const onEnd = (code: number | null, signal: NodeJS.Signals | null, err?: Error) => {
         resolve();
@@ -258,6 +273,7 @@ export class LocalProcessBackend implements ReplicaBackend {
   private onExit(r: LocalReplica, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, err: Error | undefined): void {
     if (r.child !== child) return;
     delete r.child;
+    this.ledger.forget(r.status.id);
     clearTimeout(r.timer);
     r.transport?.close();
     delete r.transport;

@@ -51,6 +51,7 @@ export async function startContainerManager(options: ContainerManagerOptions): P
     paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
     logger,
   });
+  await backend.stopLeftoverReplicas();
   const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
   const registry = createClient(ManagementService, registryTransport);
   const reporter = new ReplicaReporter({

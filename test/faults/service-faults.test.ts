@@ -1,7 +1,9 @@
-// Service faults and overload: the router killed and restarted, the registry
-// stopped and restarted, and a burst of ten times the gateway's capacity.
+// Service faults and overload: the router killed and restarted, the container-
+// manager killed and restarted, the registry stopped and restarted, and a burst
+// of ten times the gateway's capacity.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { processStartTime } from "../../services/container-manager/process-ledger.js";
 import { TestSystem, waitFor } from "../system.js";
 import { ClosedLoopLoad, deployApp, type Outcome, restQuery } from "./load.js";
 
@@ -56,6 +58,21 @@ describe("service faults and overload", () => {
     }
     expect((await predicted("made-while-router-down", [4, 4]))?.output).toBe(8);
   }, 90_000);
+
+  it("the container-manager SIGKILLed and restarted: it stops the replicas its predecessor left running and starts new ones", async () => {
+    await deployApp(system, "pid-app", "pid");
+    const orphan = Number((await waitFor("pid-app answering", () => predicted("pid-app"))).output);
+    const port = await system.stopService("container-manager", "SIGKILL");
+    // Replicas run in their own process groups: this one outlives its manager.
+    expect(processStartTime(orphan)).toBeDefined();
+    await system.startService("container-manager", port);
+    await waitFor("the orphaned replica stopped", () => (processStartTime(orphan) === undefined ? true : undefined), 30_000);
+    const fresh = await waitFor("answers from a new replica", async () => {
+      const r = await predicted("pid-app");
+      return r !== undefined && Number(r.output) !== orphan ? r : undefined;
+    }, 60_000);
+    expect(processStartTime(Number(fresh.output))).toBeDefined();
+  }, 120_000);
 
   it("the registry stopped: the system keeps serving its last configuration; the watches reconnect and later changes arrive", async () => {
     const load = new ClosedLoopLoad(() => restQuery(url("busy-app"), { input: [1, 1] }), 2);
