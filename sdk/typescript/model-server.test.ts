@@ -70,6 +70,26 @@ describe("serveModel", () => {
     ]);
   });
 
+  it("refuses a batch past 1,024 open on one PredictStream with RESOURCE_EXHAUSTED, and answers the rest", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held = await serve(async (inputs: ModelInput[]) => {
+      await gate;
+      return inputs.map(() => "ok");
+    }, InputType.DOUBLES);
+    async function* requests() {
+      for (let i = 1; i <= 1025; i++) yield { batchId: BigInt(i), inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [i] } };
+    }
+    const codes = new Map<bigint, number>();
+    for await (const answer of held.client.predictStream(requests())) {
+      codes.set(answer.batchId, answer.errorCode);
+      if (answer.batchId === 1025n) release();
+    }
+    expect(codes.size).toBe(1025);
+    expect(codes.get(1025n)).toBe(Code.ResourceExhausted);
+    expect([...codes.values()].filter((c) => c === 0)).toHaveLength(1024);
+  });
+
   it("unpacks each input type for the model", async () => {
     const seen: ModelInput[][] = [];
     const echo = (inputs: ModelInput[]) => {

@@ -203,3 +203,26 @@ def test_predict_stream_runs_batches_at_once_with_concurrency(serve_model):
         )
     )
     assert sorted((a.batch_id, list(a.outputs)[0].value) for a in answers) == [(1, "1.0"), (2, "2.0")]
+
+
+def test_predict_stream_refuses_a_batch_past_the_open_bound_and_answers_the_rest(serve_model):
+    import threading
+
+    from clipper_runtime.model_service import MAX_OPEN_BATCHES
+
+    gate = threading.Event()
+
+    def model(xs):
+        gate.wait(10)
+        return ["ok" for _ in xs]
+
+    stub, _ = serve_model(model, concurrency=2)
+    batches = [(i, pack_inputs([[float(i)]], data_pb2.INPUT_TYPE_DOUBLES)) for i in range(1, MAX_OPEN_BATCHES + 2)]
+    codes = {}
+    for answer in stub.PredictStream(stream_requests(*batches), timeout=30):
+        codes[answer.batch_id] = answer.error_code
+        if answer.batch_id == MAX_OPEN_BATCHES + 1:
+            gate.set()
+    assert len(codes) == MAX_OPEN_BATCHES + 1
+    assert codes[MAX_OPEN_BATCHES + 1] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert sum(1 for c in codes.values() if c == 0) == MAX_OPEN_BATCHES
