@@ -6,6 +6,7 @@ import {
   decodePolicyState,
   encodePolicyState,
   policyStateField,
+  policyStatePrefix,
   recordWrite,
   snapshotFromRecords,
   type PolicyStateKey,
@@ -72,6 +73,21 @@ export class LmdbStore implements RegistryStore {
       const version = expectedVersion + 1n;
       this.db.putSync(recordKey, encodePolicyState(version, state));
       return { applied: true, version };
+    });
+  }
+
+  async clearPolicyStates(application: string): Promise<number> {
+    const start = POLICY_PREFIX + policyStatePrefix(application);
+    return this.db.transaction(() => {
+      let cleared = 0;
+      for (const { key, value } of this.db.getRange({ start })) {
+        if (typeof key !== "string" || !key.startsWith(start)) break;
+        const stored = decodePolicyState(value);
+        if (stored.state.byteLength === 0) continue;
+        this.db.putSync(key, encodePolicyState(stored.version + 1n, new Uint8Array()));
+        cleared++;
+      }
+      return cleared;
     });
   }
 

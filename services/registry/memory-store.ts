@@ -1,6 +1,7 @@
 import {
   StoreConflictError,
   policyStateField,
+  policyStatePrefix,
   recordWrite,
   snapshotFromRecords,
   type PolicyStateKey,
@@ -42,6 +43,17 @@ export class MemoryStore implements RegistryStore {
     const version = expectedVersion + 1n;
     this.policyStates.set(policyStateField(key), { version, state: new Uint8Array(state) });
     return { applied: true, version };
+  }
+
+  async clearPolicyStates(application: string): Promise<number> {
+    const prefix = policyStatePrefix(application);
+    let cleared = 0;
+    for (const [field, stored] of this.policyStates) {
+      if (!field.startsWith(prefix) || stored.state.byteLength === 0) continue;
+      this.policyStates.set(field, { version: stored.version + 1n, state: new Uint8Array() });
+      cleared++;
+    }
+    return cleared;
   }
 
   async close(): Promise<void> {}

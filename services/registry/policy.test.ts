@@ -53,4 +53,23 @@ describe("Registry selection policies", () => {
     expect((await rejection(r.updatePolicyState("app", "x".repeat(300), 0n, json({})))).rawMessage).toMatch(/uid is 300 bytes/);
     expect(r.revision).toBe(1n);
   });
+
+  it("forgets what a deleted application learned: one created again under its name starts from nothing", async () => {
+    const store = new MemoryStore();
+    const r = await Registry.open({ store });
+    const request = { $typeName: "clipper.v1.CreateApplicationRequest", name: "app", inputType: InputType.STRINGS, defaultOutput: "", sloMicros: 0n, description: "", cacheEnabled: false, defaultOnOverload: false } as const;
+    await r.createApplication(request);
+    await r.updatePolicyState("app", "", 0n, json({ learned: 1 }));
+    await r.updatePolicyState("app", "u1", 0n, json({ learned: 2 }));
+    await r.deleteApplication("app");
+    expect((await store.getPolicyState({ application: "app", uid: "" })).state).toEqual(new Uint8Array());
+    await r.createApplication(request);
+    expect(await r.getPolicyState("app", "")).toEqual({ version: 2n, state: new Uint8Array() });
+    expect((await r.getPolicyState("app", "u1")).state).toEqual(new Uint8Array());
+
+    // State left by a deletion whose clearing failed is cleared when the application is created again.
+    await store.swapPolicyState({ application: "other", uid: "" }, 0n, json({ left: true }));
+    await r.createApplication({ ...request, name: "other" });
+    expect(await r.getPolicyState("other", "")).toEqual({ version: 2n, state: new Uint8Array() });
+  });
 });

@@ -52,10 +52,36 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return {1}
 `;
 
+/**
+ * Empties every policy state in the hash KEYS[1] (one application's), each
+ * stored again as its version + 1 and no state. Versions are 8-byte
+ * big-endian; Lua's numbers are doubles, exact below 2^53, far above any
+ * version. Answers how many were emptied.
+ */
+const CLEAR_POLICIES_SCRIPT = `
+local cleared = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local cur = redis.call('HGET', KEYS[1], field)
+  if #cur > 8 then
+    local v = 0
+    for i = 1, 8 do v = v * 256 + string.byte(cur, i) end
+    v = v + 1
+    local bytes = {}
+    for i = 8, 1, -1 do
+      bytes[i] = string.char(v % 256)
+      v = math.floor(v / 256)
+    end
+    redis.call('HSET', KEYS[1], field, table.concat(bytes))
+    cleared = cleared + 1
+  end
+end
+return cleared
+`;
+
 export interface RedisStoreOptions {
   /** redis://host:port[/db] */
   url: string;
-  /** Prefix of the store's two keys, e.g. "clipper:". */
+  /** Prefix of the store's keys, e.g. "clipper:". */
   prefix: string;
   /** Gets connection errors (ioredis reconnects by itself); without it they are dropped. */
   logger?: Logger;
@@ -70,7 +96,7 @@ export interface RedisStoreOptions {
 export class RedisStore implements RegistryStore {
   private readonly revisionKey: string;
   private readonly recordsKey: string;
-  private readonly policyKey: string;
+  private readonly policyKeyPrefix: string;
 
   private constructor(
     private readonly redis: Redis,
@@ -78,7 +104,7 @@ export class RedisStore implements RegistryStore {
   ) {
     this.revisionKey = `${prefix}revision`;
     this.recordsKey = `${prefix}config`;
-    this.policyKey = `${prefix}policy`;
+    this.policyKeyPrefix = `${prefix}policy:`;
   }
 
   /** Connects and checks that Redis answers; fails instead of retrying forever. */
@@ -129,7 +155,7 @@ export class RedisStore implements RegistryStore {
   }
 
   async getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState> {
-    return decodePolicyState((await this.redis.hgetBuffer(this.policyKey, policyStateField(key))) ?? undefined);
+    return decodePolicyState((await this.redis.hgetBuffer(this.policyKey(key.application), policyStateField(key))) ?? undefined);
   }
 
   async swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
@@ -139,7 +165,7 @@ export class RedisStore implements RegistryStore {
       "EVAL",
       SWAP_POLICY_SCRIPT,
       "1",
-      this.policyKey,
+      this.policyKey(key.application),
       policyStateField(key),
       encodePolicyState(expectedVersion, new Uint8Array()),
       encodePolicyState(version, state),
@@ -147,6 +173,15 @@ export class RedisStore implements RegistryStore {
     if (reply[0] === 1) return { applied: true, version };
     const current = decodePolicyState(reply[1] !== undefined && reply[1].length > 0 ? reply[1] : undefined);
     return { applied: false, ...current };
+  }
+
+  async clearPolicyStates(application: string): Promise<number> {
+    return (await this.redis.eval(CLEAR_POLICIES_SCRIPT, 1, this.policyKey(application))) as number;
+  }
+
+  /** One hash per application (names are DNS labels: no ':'), so clearing one reads only its own states. */
+  private policyKey(application: string): string {
+    return this.policyKeyPrefix + application;
   }
 
   async close(): Promise<void> {

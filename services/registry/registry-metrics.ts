@@ -56,6 +56,7 @@ export class RegistryMetrics {
       commit: (expected, changes) => time("commit", () => store.commit(expected, changes)),
       getPolicyState: (key) => time("get_policy_state", () => store.getPolicyState(key)),
       swapPolicyState: (key, expected, state) => time("swap_policy_state", () => store.swapPolicyState(key, expected, state)),
+      clearPolicyStates: (application) => time("clear_policy_states", () => store.clearPolicyStates(application)),
       close: () => store.close(),
     };
   }

@@ -163,6 +163,8 @@ export class Registry {
     validateText("default_output", req.defaultOutput, LIMITS.maxDefaultOutputBytes);
     validateText("description", req.description, LIMITS.maxDescriptionBytes);
     if (req.policy !== undefined) validateSelectionPolicy(req.policy);
+    // A new application learns from nothing, even if one of its name was deleted before its state was cleared.
+    if (this.state.application(req.name) === undefined) await this.storeCall(() => this.store.clearPolicyStates(req.name));
     return this.write((s) => {
       if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
       if (s.applicationCount >= this.limits.maxApplications) {
@@ -203,13 +205,16 @@ export class Registry {
     });
   }
 
-  /** Removes the application and, with it, its links. */
+  /** Removes the application and, with it, its links and its learned policy state. */
   async deleteApplication(name: string): Promise<void> {
     validateName("application", name);
-    return this.write(() => {
+    await this.write(() => {
       this.requireApplication(name);
       return { changes: [{ case: "applicationDeleted", value: name }], result: () => undefined };
     });
+    // After the deletion no router can write the state any more. Should this fail, creating the
+    // application again clears it first.
+    await this.store.clearPolicyStates(name).catch((err: unknown) => this.options.logger?.error({ err, application: name }, "could not clear a deleted application's policy state"));
   }
 
   // ---- models

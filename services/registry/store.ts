@@ -32,6 +32,12 @@ export interface RegistryStore {
    * atomically; otherwise leaves it and answers what is stored.
    */
   swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap>;
+  /**
+   * Empties every policy state of an application (its own and its users'),
+   * each by a version step, never back to version 0: a router holding a state
+   * read before cannot compare-and-set over the empty one. Returns how many.
+   */
+  clearPolicyStates(application: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -55,6 +61,11 @@ export type PolicyStateSwap = { applied: true; version: bigint } | { applied: fa
 /** One string per policy state key; names are DNS labels, so the NUL cannot be part of an application name. */
 export function policyStateField(key: PolicyStateKey): string {
   return `${key.application}\u0000${key.uid}`;
+}
+
+/** The start of the fields of every policy state of `application`. */
+export function policyStatePrefix(application: string): string {
+  return `${application}\u0000`;
 }
 
 /** A policy state stored as an 8-byte big-endian version followed by the JSON bytes. */

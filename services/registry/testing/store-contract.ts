@@ -140,6 +140,27 @@ export function describeStoreContract(name: string, hooks: { open: () => Promise
       expect((await store.getPolicyState(user)).version).toBe(2n);
     });
 
+    it("clears one application's policy states by a version step, leaving other applications'", async () => {
+      const store = await open();
+      const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+      const app = { application: "a", uid: "" };
+      const user = { application: "a", uid: "u1" };
+      const other = { application: "ab", uid: "" };
+      await store.swapPolicyState(app, 0n, json({ w: 1 }));
+      await store.swapPolicyState(app, 1n, json({ w: 2 }));
+      await store.swapPolicyState(user, 0n, json({ w: 3 }));
+      await store.swapPolicyState(other, 0n, json({ w: 4 }));
+      expect(await store.clearPolicyStates("a")).toBe(2);
+      expect(await store.getPolicyState(app)).toEqual({ version: 3n, state: new Uint8Array() });
+      expect(await store.getPolicyState(user)).toEqual({ version: 2n, state: new Uint8Array() });
+      expect((await store.getPolicyState(other)).version).toBe(1n);
+      // A router holding the state read before the clear cannot write over it.
+      expect(await store.swapPolicyState(app, 2n, json({ stale: true }))).toMatchObject({ applied: false, version: 3n });
+      expect(await store.swapPolicyState(app, 3n, json({ w: 5 }))).toEqual({ applied: true, version: 4n });
+      expect(await store.clearPolicyStates("a")).toBe(1);
+      expect(await store.clearPolicyStates("none")).toBe(0);
+    });
+
     it("serialises concurrent commits: exactly one of two racing writers wins", async () => {
       const store = await open();
       const results = await Promise.allSettled([store.commit(0n, [sampleChanges.app("x")]), store.commit(0n, [sampleChanges.app("y")])]);
