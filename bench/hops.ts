@@ -4,7 +4,6 @@
 // in short rounds so drift on a noisy machine hits all of them alike. The
 // differences between adjacent p50s are what each hop adds.
 //   node --import tsx bench/hops.ts [--rounds N] [--per-round N] [--model-calls stream|unary]
-import { readdirSync, readFileSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../gen/clipper/v1/query_service_pb.js";
@@ -14,6 +13,7 @@ import { nodeModel, pythonModel } from "./deploy.js";
 import { LatencyHistogram } from "./loadgen/histogram.js";
 import { uniqueMix } from "./loadgen/inputs.js";
 import type { SendFn } from "./loadgen/loadgen.js";
+import { cpuMs, replicaPid, routerTimes } from "./loadgen/processes.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
 
 function flag(name: string, fallback: number): number {
@@ -34,39 +34,6 @@ function routerTarget(address: string, application: string, values: (sequence: n
     return "ok";
   };
   return { send, close: () => transport.close() };
-}
-
-/** CPU time (ms) a process has used, all threads, from /proc (10 ms ticks: summed over many calls). */
-function cpuMs(pid: number): number {
-  if (pid === 0) return 0;
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** The process serving a model's replica: the one whose environment names the model (the container-manager sets CLIPPER_MODEL_NAME). */
-function replicaPid(modelName: string): number {
-  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").includes(`CLIPPER_MODEL_NAME=${modelName}`)) return Number(entry);
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return 0;
-}
-
-/** Sum and count of the router's queue-wait and model-call histograms for one model. */
-async function routerTimes(system: TestSystem, modelName: string) {
-  const text = await (await fetch(`http://127.0.0.1:${system.metricsPort("router")}/metrics`)).text();
-  const value = (series: string) => {
-    const line = text.split("\n").find((l) => l.startsWith(series) && l.includes(`model="${modelName}"`));
-    return Number(line?.split(" ").pop() ?? 0);
-  };
-  return {
-    queueWait: { sum: value("clipper_router_queue_wait_seconds_sum"), count: value("clipper_router_queue_wait_seconds_count") },
-    model: { sum: value("clipper_router_model_duration_seconds_sum"), count: value("clipper_router_model_duration_seconds_count") },
-  };
 }
 
 async function main(): Promise<void> {
