@@ -3,7 +3,7 @@
 // threads) and the router's mean queue wait, model-call time and batch size.
 // It shows whether a point is limited by a saturated process or by the time a
 // wave of queries spends passing through the processes one after another.
-//   node --import tsx bench/cpu-per-query.ts [--seconds S] [--gateway-args "--workers 2"] [--max-wait-micros N] [--max-in-flight N]
+//   node --import tsx bench/cpu-per-query.ts [--seconds S] [--gateway-args "--workers 2"] [--max-wait-micros N] [--max-in-flight N] [--clients 1,64,256]
 import { TestSystem } from "../test/system.js";
 import { pythonModel } from "./deploy.js";
 import { uniqueMix } from "./loadgen/inputs.js";
@@ -18,6 +18,8 @@ const gatewayArgs = (arg("--gateway-args") ?? "").split(" ").filter(Boolean);
 /** The model's batching knobs (unset: the router's defaults, as in bench/run.ts). */
 const maxWaitMicros = arg("--max-wait-micros") === undefined ? undefined : Number(arg("--max-wait-micros"));
 const maxInFlight = Number(arg("--max-in-flight") ?? 0);
+const clientCounts = (arg("--clients") ?? "1,64,256").split(",").map(Number);
+if (clientCounts.some((c) => !(Number.isInteger(c) && c >= 1 && c <= 1024))) throw new Error("--clients is a comma-separated list of whole numbers in [1, 1024]");
 
 const system = new TestSystem({ args: { gateway: gatewayArgs } });
 try {
@@ -32,7 +34,7 @@ try {
     "| clients | throughput | p50 ms | p99 ms | CPU µs per query: load generator / gateway / router / model | cores busy | router: queue wait ms / model call ms / batch size |",
     "|---|---|---|---|---|---|---|",
   ];
-  for (const clients of [1, 64, 256]) {
+  for (const clients of clientCounts) {
     const target = restTarget({ url: `${system.gatewayUrl}/noop/predict`, mix: uniqueMix("unique", [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]), connections: clients, isDefault: gatewayDefault });
     try {
       await runClosedLoop({ send: target.send, concurrency: clients, durationMs: 1000, warmupMs: 0 });
