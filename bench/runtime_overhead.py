@@ -8,8 +8,9 @@ Measures, for the no-op model and batches of 1..256 inputs of 8 doubles:
    serialising the response;
 2. sequential round trips over gRPC from this process to a runtime server
    (file_runner in a child process), with the server's CPU per call read from
-   /proc; and the same against a bare grpcio server in a child process whose
-   handler returns fixed bytes (the floor of grpcio's sync server).
+   /proc, as unary Predict calls and as batches on one PredictStream (how the
+   router sends them); and the same against a bare grpcio server in a child
+   process whose handlers answer fixed bytes (the floor of grpcio's sync server).
 Uses the repository's .venv (grpcio, numpy); changes nothing in sdk/python.
 """
 
@@ -35,6 +36,7 @@ from clipper_runtime.inputs import pack_inputs, unpack_inputs  # noqa: E402
 from clipper_runtime.model_service import ModelServicer, fill_outputs  # noqa: E402
 
 PREDICT_PATH = "/clipper.model.v1.ModelService/Predict"
+PREDICT_STREAM_PATH = "/clipper.model.v1.ModelService/PredictStream"
 DOUBLES = data_pb2.INPUT_TYPE_DOUBLES
 
 
@@ -102,11 +104,52 @@ def round_trips(port: int, pid: int, batch: int, calls: int) -> dict:
     return {"round trip us": wall, "server CPU us per call": server_cpu}
 
 
+def stream_round_trips(port: int, pid: int, batch: int, calls: int) -> dict:
+    """Batches one at a time on one PredictStream, as the router sends them to a replica."""
+    import queue
+
+    inputs = pack_inputs([[float(i + j) for j in range(8)] for i in range(batch)], DOUBLES)
+    payload = model_service_pb2.PredictStreamRequest(inputs=inputs, batch_id=1).SerializeToString()
+    outgoing: queue.Queue = queue.Queue()
+
+    def requests():
+        while (item := outgoing.get()) is not None:
+            yield item
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answers = channel.stream_stream(PREDICT_STREAM_PATH)(requests(), timeout=600)
+
+        def one() -> None:
+            outgoing.put(payload)
+            next(answers)
+
+        for _ in range(200):
+            one()
+        cpu_before = cpu_seconds(pid)
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            one()
+        wall = (time.perf_counter_ns() - start) / calls / 1000
+        server_cpu = (cpu_seconds(pid) - cpu_before) / calls * 1e6
+        outgoing.put(None)
+    return {"round trip us": wall, "server CPU us per batch": server_cpu}
+
+
 def bare_server(port_file: str) -> None:
-    """A grpcio sync server (same options as the runtime) whose Predict returns fixed bytes."""
+    """A grpcio sync server (same options as the runtime) whose Predict and PredictStream answer fixed bytes."""
     response = model_service_pb2.PredictResponse(outputs=[data_pb2.Output(value="0")]).SerializeToString()
+    streamed = model_service_pb2.PredictStreamResponse(batch_id=1, outputs=[data_pb2.Output(value="0")]).SerializeToString()
+
+    def stream(requests, ctx):
+        for _ in requests:
+            yield streamed
+
     handler = grpc.method_handlers_generic_handler(
-        "clipper.model.v1.ModelService", {"Predict": grpc.unary_unary_rpc_method_handler(lambda req, ctx: response)}
+        "clipper.model.v1.ModelService",
+        {
+            "Predict": grpc.unary_unary_rpc_method_handler(lambda req, ctx: response),
+            "PredictStream": grpc.stream_stream_rpc_method_handler(stream),
+        },
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), maximum_concurrent_rpcs=256)
     server.add_generic_rpc_handlers((handler,))
@@ -139,6 +182,9 @@ def main() -> int:
         for batch in (1, 64):
             report["grpc"][f"runtime batch {batch}"] = round_trips(runtime_port, runtime.pid, batch, args.calls)
         report["grpc"]["bare grpcio server batch 1"] = round_trips(bare_port, bare.pid, 1, args.calls)
+        for batch in (1, 64):
+            report["grpc"][f"runtime PredictStream batch {batch}"] = stream_round_trips(runtime_port, runtime.pid, batch, args.calls)
+        report["grpc"]["bare grpcio server PredictStream batch 1"] = stream_round_trips(bare_port, bare.pid, 1, args.calls)
     finally:
         for proc in (runtime, bare):
             proc.terminate()
