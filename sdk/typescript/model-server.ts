@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Inputs, InputType, Output } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService, type PredictStreamRequest, type PredictStreamResponseSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { type Logger, type RunningGrpcServer, inputCount, inputTypeName, prom, registration, startGrpcServer, validateInputs } from "../../services/shared/index.js";
-import { batchSizeBuckets, Code, ConnectError, defaultLatencyBuckets, extractTraceContext, SpanKind, TraceAttributes, trace, TurnBatches, withSpan } from "../../services/shared/index.js";
+import { batchSizeBuckets, Code, ConnectError, contextOfTraceFields, defaultLatencyBuckets, SpanKind, TraceAttributes, trace, TurnBatches, withSpan } from "../../services/shared/index.js";
 import { type Model, runModel } from "./model.js";
 
 export interface ServeModelOptions {
@@ -66,8 +66,7 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
         },
         predictStream(requests, ctx) {
           return answerStream(requests, ctx.signal, (req) => {
-            const carrier = { get: (key: string) => (key === "traceparent" ? req.traceparent : key === "tracestate" ? req.tracestate : undefined) || undefined };
-            const parent = req.traceparent === "" ? undefined : extractTraceContext(carrier);
+            const parent = contextOfTraceFields(req);
             return withSpan(PREDICT_SPAN, { kind: SpanKind.SERVER, ...(parent ? { parent } : {}) }, () => predictBatch(req.inputs));
           });
         },

@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
-import type { QueryResult, QueryService, QueryStreamRequest, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { type CancelSignal, Code, ConnectError, injectTraceContext, toAbortSignal, TurnBatches } from "../shared/index.js";
+import type { QueryResult, QueryService, QueryStreamRequest, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
+import { type CancelSignal, Code, ConnectError, type OpenStreamCall, StreamCalls, toAbortSignal, traceFields, TurnBatches } from "../shared/index.js";
 
 export interface RouterQuery {
   application: string;
@@ -27,16 +27,13 @@ export interface RouterStreamOptions {
 
 export const defaultRouterStreamOptions: RouterStreamOptions = { graceMs: 2000, sweepIntervalMs: 250 };
 
-interface OpenCall {
+interface OpenCall extends OpenStreamCall<QueryResult[]> {
   /** What was asked, to ask again by a unary call if the router turns out not to serve QueryStream. */
   query: RouterQuery;
   timeoutMs: number;
   signal: CancelSignal | undefined;
-  resolve: (results: QueryResult[]) => void;
-  reject: (err: ConnectError) => void;
   /** Date.now() after which the router is considered lost for this call. */
   giveUpAt: number;
-  stopListening: (() => void) | undefined;
 }
 
 /**
@@ -90,8 +87,7 @@ export class RouterStream {
 
 /** One QueryStream call and the queries open on it. */
 class QueryStreamConnection {
-  ended = false;
-  private readonly open = new Map<bigint, OpenCall>();
+  private readonly calls: StreamCalls<QueryResult[], OpenCall>;
   private nextCallId = 1n;
   /** Queries, and the ids of calls to cancel, issued in one turn of the event loop leave in one message. */
   private readonly outgoing = new TurnBatches<StreamedQuery | bigint>();
@@ -102,62 +98,61 @@ class QueryStreamConnection {
     client: Client<typeof QueryService>,
     private readonly options: RouterStreamOptions,
     /** Takes the open calls when the router does not serve QueryStream. */
-    private readonly unsupported: (calls: readonly OpenCall[]) => void,
+    unsupported: (calls: readonly OpenCall[]) => void,
   ) {
-    void this.receive(client.queryStream(this.requests(), { signal: this.abort.signal }));
+    this.calls = new StreamCalls({ peer: "the router", stream: "query stream", method: "QueryStream" }, () => this.stopWriting(), unsupported);
+    const responses = client.queryStream(this.requests(), { signal: this.abort.signal });
+    void this.calls.receive(responses, (response) => {
+      for (const a of response.answers) this.calls.answer(a.callId, a.errorCode, a.errorMessage, a.results);
+    });
+  }
+
+  get ended(): boolean {
+    return this.calls.ended;
   }
 
   get openCalls(): number {
-    return this.open.size;
+    return this.calls.size;
   }
 
   call(query: RouterQuery, timeoutMs: number, signal: CancelSignal | undefined): Promise<QueryResult[]> {
     const callId = this.nextCallId++;
-    let traceparent = "";
-    let tracestate = "";
-    injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
     this.outgoing.push({
       $typeName: "clipper.v1.StreamedQuery",
       callId,
       request: { $typeName: "clipper.v1.QueryRequest", ...query },
       timeoutMs: Math.min(0xffff_ffff, Math.max(1, Math.ceil(timeoutMs))),
-      traceparent,
-      tracestate,
+      ...traceFields(),
     });
     this.sweeper ??= setInterval(() => this.sweep(), this.options.sweepIntervalMs).unref();
     return new Promise<QueryResult[]>((resolve, reject) => {
-      const entry: OpenCall = { query, timeoutMs, signal, resolve, reject, giveUpAt: Date.now() + timeoutMs + this.options.graceMs, stopListening: undefined };
+      let release = () => {};
       if (signal !== undefined) {
         const onAbort = () => this.drop(callId, new ConnectError("the caller cancelled the call", Code.Canceled));
         signal.addEventListener("abort", onAbort, { once: true });
-        entry.stopListening = () => signal.removeEventListener("abort", onAbort);
+        release = () => signal.removeEventListener("abort", onAbort);
       }
-      this.open.set(callId, entry);
+      this.calls.add(callId, { query, timeoutMs, signal, resolve, reject, release, giveUpAt: Date.now() + timeoutMs + this.options.graceMs });
     });
   }
 
   close(): void {
-    this.end(new ConnectError("the gateway is shutting down", Code.Unavailable));
+    this.calls.end(new ConnectError("the gateway is shutting down", Code.Unavailable));
     this.abort.abort();
   }
 
   /** Nobody waits for the call any more (its caller went away, or the router is overdue): it fails with `error`, and the router drops it. */
   private drop(callId: bigint, error: ConnectError): void {
-    const entry = this.open.get(callId);
-    if (entry === undefined) return;
-    this.open.delete(callId);
-    entry.stopListening?.();
-    entry.reject(error);
-    this.outgoing.push(callId);
+    if (this.calls.fail(callId, error)) this.outgoing.push(callId);
   }
 
   /** Calls the router has not answered well past their deadline: it is stuck or gone; fail them rather than wait forever. */
   private sweep(): void {
     const now = Date.now();
-    for (const [callId, entry] of this.open) {
+    for (const [callId, entry] of this.calls.entries()) {
       if (now >= entry.giveUpAt) this.drop(callId, new ConnectError("the router did not answer by the deadline", Code.DeadlineExceeded));
     }
-    if (this.open.size === 0 && this.sweeper !== undefined) {
+    if (this.calls.size === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
@@ -166,7 +161,7 @@ class QueryStreamConnection {
   private async *requests(): AsyncGenerator<QueryStreamRequest> {
     for await (const batch of this.outgoing) {
       // Nothing more is written on a stream that is over: its calls have failed already.
-      if (this.ended) return;
+      if (this.calls.ended) return;
       const message: QueryStreamRequest = { $typeName: "clipper.v1.QueryStreamRequest", queries: [], cancelled: [] };
       for (const item of batch) {
         if (typeof item === "bigint") message.cancelled.push(item);
@@ -176,47 +171,8 @@ class QueryStreamConnection {
     }
   }
 
-  private async receive(responses: AsyncIterable<{ answers: StreamedAnswer[] }>): Promise<void> {
-    try {
-      for await (const response of responses) for (const answer of response.answers) this.answer(answer);
-      this.end(new ConnectError("the router ended the query stream", Code.Unavailable));
-    } catch (err) {
-      const e = ConnectError.from(err);
-      if (e.code === Code.Unimplemented) {
-        this.handOver();
-        return;
-      }
-      this.end(new ConnectError(`the query stream to the router failed: ${e.rawMessage}`, e.code === Code.Canceled ? Code.Unavailable : e.code));
-    }
-  }
-
-  private answer(answer: StreamedAnswer): void {
-    const entry = this.open.get(answer.callId);
-    if (entry === undefined) return;
-    this.open.delete(answer.callId);
-    entry.stopListening?.();
-    if (answer.errorCode === 0) entry.resolve(answer.results);
-    else entry.reject(new ConnectError(answer.errorMessage, answer.errorCode as Code));
-  }
-
-  /** The router does not serve QueryStream: the open calls go to `unsupported`, and the stream is over. */
-  private handOver(): void {
-    const calls = [...this.open.values()];
-    this.open.clear();
-    for (const c of calls) c.stopListening?.();
-    this.end(new ConnectError("the router does not serve QueryStream", Code.Unimplemented));
-    this.unsupported(calls);
-  }
-
-  /** The stream is over: every open call fails with `error`, and the next query opens a new stream. */
-  private end(error: ConnectError): void {
-    if (this.ended) return;
-    this.ended = true;
-    for (const entry of this.open.values()) {
-      entry.stopListening?.();
-      entry.reject(error);
-    }
-    this.open.clear();
+  /** The stream is over: the next query opens a new one. */
+  private stopWriting(): void {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
     this.outgoing.close();

@@ -1,7 +1,7 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
-import { ModelService, type PredictStreamRequest, type PredictStreamResponse } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { Code, type ConfigView, ConnectError, createGrpcTransport, type GrpcTransport, injectTraceContext, TurnBatches } from "../shared/index.js";
+import { ModelService, type PredictStreamRequest } from "../../gen/clipper/model/v1/model_service_pb.js";
+import { Code, type ConfigView, ConnectError, createGrpcTransport, type GrpcTransport, type OpenStreamCall, StreamCalls, traceFields, TurnBatches } from "../shared/index.js";
 
 /** What the query path needs from a model replica: one batch in, one output per input out. */
 export interface ModelClient {
@@ -69,16 +69,12 @@ export function unaryModelClient(client: Client<typeof ModelService>): ModelClie
   };
 }
 
-interface OpenBatch {
+interface OpenBatch extends OpenStreamCall<Output[]> {
   inputs: Inputs;
   batchId: bigint;
   signal: AbortSignal;
   /** Date.now() by which the batch fails with DEADLINE_EXCEEDED, as a unary call's deadline would. */
   deadline: number;
-  resolve: (outputs: Output[]) => void;
-  reject: (err: ConnectError) => void;
-  /** Clears the deadline timer and the abort listener. */
-  release: () => void;
 }
 
 /**
@@ -125,98 +121,49 @@ export class ReplicaStreamClient implements ModelClient {
 
 /** One PredictStream call and the batches open on it. */
 class ReplicaStream {
-  ended = false;
-  private readonly open = new Map<bigint, OpenBatch>();
+  private readonly batches: StreamCalls<Output[], OpenBatch>;
   private readonly outgoing = new TurnBatches<PredictStreamRequest>();
   private readonly abort = new AbortController();
 
   constructor(
     client: Client<typeof ModelService>,
     /** Takes the open batches when the container does not serve PredictStream. */
-    private readonly unsupported: (batches: readonly OpenBatch[]) => void,
+    unsupported: (batches: readonly OpenBatch[]) => void,
   ) {
-    void this.receive(client.predictStream(this.requests(), { signal: this.abort.signal }));
+    this.batches = new StreamCalls({ peer: "the replica", stream: "predict stream", method: "PredictStream" }, () => this.outgoing.close(), unsupported);
+    const responses = client.predictStream(this.requests(), { signal: this.abort.signal });
+    void this.batches.receive(responses, (r) => this.batches.answer(r.batchId, r.errorCode, r.errorMessage, r.outputs));
+  }
+
+  get ended(): boolean {
+    return this.batches.ended;
   }
 
   send(inputs: Inputs, batchId: bigint, signal: AbortSignal, timeoutMs: number): Promise<Output[]> {
-    if (this.open.has(batchId)) return Promise.reject(new ConnectError(`batch ${batchId} is already open on this replica`, Code.Internal));
-    let traceparent = "";
-    let tracestate = "";
-    injectTraceContext({ set: (key, value) => (key === "traceparent" ? (traceparent = value) : key === "tracestate" ? (tracestate = value) : undefined) });
-    this.outgoing.push({ $typeName: "clipper.model.v1.PredictStreamRequest", batchId, inputs, traceparent, tracestate });
+    if (this.batches.has(batchId)) return Promise.reject(new ConnectError(`batch ${batchId} is already open on this replica`, Code.Internal));
+    this.outgoing.push({ $typeName: "clipper.model.v1.PredictStreamRequest", batchId, inputs, ...traceFields() });
     return new Promise<Output[]>((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(batchId, new ConnectError("the replica did not answer by the deadline", Code.DeadlineExceeded)), timeoutMs);
-      const onAbort = () => this.fail(batchId, new ConnectError("the batch was cancelled", Code.Canceled));
+      const timer = setTimeout(() => this.batches.fail(batchId, new ConnectError("the replica did not answer by the deadline", Code.DeadlineExceeded)), timeoutMs);
+      const onAbort = () => this.batches.fail(batchId, new ConnectError("the batch was cancelled", Code.Canceled));
       signal.addEventListener("abort", onAbort, { once: true });
       const release = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
       };
-      this.open.set(batchId, { inputs, batchId, signal, deadline: Date.now() + timeoutMs, resolve, reject, release });
+      this.batches.add(batchId, { inputs, batchId, signal, deadline: Date.now() + timeoutMs, resolve, reject, release });
     });
   }
 
   close(): void {
-    this.end(new ConnectError("the router is closing the replica's stream", Code.Unavailable));
+    this.batches.end(new ConnectError("the router is closing the replica's stream", Code.Unavailable));
     this.abort.abort();
-  }
-
-  private fail(batchId: bigint, error: ConnectError): void {
-    const batch = this.open.get(batchId);
-    if (batch === undefined) return;
-    this.open.delete(batchId);
-    batch.release();
-    batch.reject(error);
   }
 
   private async *requests(): AsyncGenerator<PredictStreamRequest> {
     for await (const batch of this.outgoing) {
-      if (this.ended) return;
+      if (this.batches.ended) return;
       yield* batch;
     }
-  }
-
-  private async receive(responses: AsyncIterable<PredictStreamResponse>): Promise<void> {
-    try {
-      for await (const response of responses) this.answer(response);
-      this.end(new ConnectError("the replica ended the predict stream", Code.Unavailable));
-    } catch (err) {
-      const e = ConnectError.from(err);
-      if (e.code === Code.Unimplemented) {
-        this.handOver();
-        return;
-      }
-      this.end(new ConnectError(`the predict stream to the replica failed: ${e.rawMessage}`, e.code === Code.Canceled ? Code.Unavailable : e.code));
-    }
-  }
-
-  private answer(response: PredictStreamResponse): void {
-    const batch = this.open.get(response.batchId);
-    if (batch === undefined) return;
-    this.open.delete(response.batchId);
-    batch.release();
-    if (response.errorCode === 0) batch.resolve(response.outputs);
-    else batch.reject(new ConnectError(response.errorMessage, response.errorCode as Code));
-  }
-
-  private handOver(): void {
-    const batches = [...this.open.values()];
-    this.open.clear();
-    for (const b of batches) b.release();
-    this.end(new ConnectError("the replica does not serve PredictStream", Code.Unimplemented));
-    this.unsupported(batches);
-  }
-
-  /** The stream is over: every open batch fails with `error`, and the next batch opens a new stream. */
-  private end(error: ConnectError): void {
-    if (this.ended) return;
-    this.ended = true;
-    for (const b of this.open.values()) {
-      b.release();
-      b.reject(error);
-    }
-    this.open.clear();
-    this.outgoing.close();
   }
 }
 

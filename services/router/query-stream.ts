@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Cancellation, Code, ConnectError, extractTraceContext, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
+import { Cancellation, Code, ConnectError, contextOfTraceFields, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
 import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
 
 /** What a stream needs from the query processor: QueryProcessor.query. */
@@ -97,8 +97,7 @@ export class QueryStreamSession {
     const controller = new Cancellation();
     this.open.set(id, controller);
     const request = q.request;
-    const carrier = { get: (key: string) => (key === "traceparent" ? q.traceparent : key === "tracestate" ? q.tracestate : undefined) || undefined };
-    const parent = q.traceparent === "" ? undefined : extractTraceContext(carrier);
+    const parent = contextOfTraceFields(q);
     withSpan(QUERY_SPAN, { kind: SpanKind.SERVER, attributes: QUERY_SPAN_ATTRIBUTES, ...(parent ? { parent } : {}) }, () =>
       this.answer(request?.application ?? "", request?.inputs, {
         version: request?.version ?? "",

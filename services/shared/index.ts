@@ -41,6 +41,7 @@ export type { ConfigView } from "./config-view.js";
 export { Backoff } from "./backoff.js";
 export { TurnBatches } from "./turn-batches.js";
 export { Cancellation, type CancelSignal, toAbortSignal } from "./cancellation.js";
+export { type OpenStreamCall, StreamCalls, type StreamNames } from "./stream-calls.js";
 export type { BackoffOptions } from "./backoff.js";
 export {
   ROLES,
@@ -75,6 +76,8 @@ export {
   failSpan,
   extractTraceContext,
   injectTraceContext,
+  traceFields,
+  contextOfTraceFields,
   activeTraceIds,
   TraceAttributes,
   SpanKind,
@@ -82,4 +85,4 @@ export {
   trace,
   traceContext,
 } from "./tracing.js";
-export type { RunningTracing, TraceCarrier, Span, SpanLink, SpanAttributes, TraceContext } from "./tracing.js";
+export type { RunningTracing, TraceCarrier, TraceFields, Span, SpanLink, SpanAttributes, TraceContext } from "./tracing.js";

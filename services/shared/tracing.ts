@@ -119,6 +119,25 @@ export function injectTraceContext(carrier: Pick<TraceCarrier, "set">, ctx: Cont
   propagation.inject(ctx, carrier, { set: (c, key, value) => c.set(key, value) });
 }
 
+/** The W3C trace context a stream message carries in its own fields (QueryStream, PredictStream). */
+export interface TraceFields {
+  traceparent: string;
+  tracestate: string;
+}
+
+/** The active span's trace context as message fields (empty with tracing off or no span). */
+export function traceFields(): TraceFields {
+  const fields = { traceparent: "", tracestate: "" };
+  injectTraceContext({ set: (key, value) => (key === "traceparent" || key === "tracestate" ? (fields[key] = value) : undefined) });
+  return fields;
+}
+
+/** The context a message's trace fields continue, or undefined when it carries none. */
+export function contextOfTraceFields(fields: TraceFields): Context | undefined {
+  if (fields.traceparent === "") return undefined;
+  return extractTraceContext({ get: (key) => (key === "traceparent" ? fields.traceparent : key === "tracestate" ? fields.tracestate || undefined : undefined) });
+}
+
 /**
  * Runs `fn` in a new span that ends when `fn` settles; a thrown error marks
  * the span failed. With tracing off `fn` runs at once with a span that
