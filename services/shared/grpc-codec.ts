@@ -1,14 +1,7 @@
-import {
-  create,
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type DescMethod,
-  type MessageInitShape,
-  type MessageShape,
-} from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
+import { binaryCodec } from "./binary-codec.js";
 
 /** The HTTP/2 path gRPC uses for a method: `/package.Service/Method`. */
 export function grpcPath(method: DescMethod): string {
@@ -16,14 +9,11 @@ export function grpcPath(method: DescMethod): string {
 }
 
 export function serializer<D extends DescMessage>(desc: D): (value: MessageInitShape<D>) => Buffer {
-  return (value) => {
-    const bytes = toBinary(desc, create(desc, value));
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  };
+  return binaryCodec(desc).encode;
 }
 
 export function deserializer<D extends DescMessage>(desc: D): (bytes: Buffer) => MessageShape<D> {
-  return (bytes) => fromBinary(desc, bytes);
+  return binaryCodec(desc).decode;
 }
 
 /** Turns any thrown value into the ConnectError a client of ours sees. */
