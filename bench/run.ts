@@ -8,6 +8,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
+import { serviceNodeArgs } from "../services/build.js";
 import { repoRoot, TestSystem, waitFor, waitForListening } from "../test/system.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
@@ -311,7 +312,7 @@ async function main(): Promise<void> {
       const extra = await Helper.start(
         `a gateway with ${flags.join(" ")}`,
         process.execPath,
-        ["--import", "tsx", join(repoRoot, "services", "gateway", "main.ts"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
+        [...serviceNodeArgs(repoRoot, "gateway"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
         30_000,
       );
       helpers.push(extra);

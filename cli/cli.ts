@@ -42,6 +42,7 @@ import { cliClientSecurity, createApiToken, createAppKey, parseRole } from "./se
 import { type PolicyFlags, parsePolicy } from "./policy.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
 import { runTop } from "./top.js";
+import { buildServices } from "../services/build.js";
 import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
 
 /** What the CLI needs from its surroundings; main.ts passes the real process's. */
@@ -860,6 +861,8 @@ async function runUp(inv: Invocation): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message, currentDef(inv));
   }
+  // The services run from bundles (services/build.ts), built from the sources at hand.
+  await buildServices(inv.env.repoRoot);
   const file = await up(
     {
       dataDir: inv.dataDir,

@@ -205,15 +205,15 @@ describe("supervisor", () => {
     const byName = Object.fromEntries(launches.map((l) => [l.name, l]));
     expect(launches.map((l) => l.name)).toEqual(["registry", "container-manager", "router", "gateway"]);
     expect(byName["registry"]?.argv).toEqual([
-      "/usr/bin/node", "--import", "tsx", "/repo/services/registry/main.ts",
+      "/usr/bin/node", "/repo/dist/registry/main.mjs",
       "--host", "127.0.0.1", "--port", "2338", "--metrics-port", "10338",
       "--data-dir", "/data", "--store", "redis", "--redis-url", "redis://127.0.0.1:6379",
     ]);
-    expect(byName["container-manager"]?.argv.slice(4)).toEqual([
+    expect(byName["container-manager"]?.argv.slice(2)).toEqual([
       "--host", "127.0.0.1", "--port", "2340", "--metrics-port", "10340", "--registry", "127.0.0.1:2338", "--data-dir", "/data",
     ]);
-    expect(byName["router"]?.argv.slice(4)).toEqual(["--host", "127.0.0.1", "--port", "2339", "--metrics-port", "10339", "--registry", "127.0.0.1:2338"]);
-    expect(byName["gateway"]?.argv.slice(4)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "127.0.0.1:2339"]);
+    expect(byName["router"]?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2339", "--metrics-port", "10339", "--registry", "127.0.0.1:2338"]);
+    expect(byName["gateway"]?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "127.0.0.1:2339"]);
     expect(byName["gateway"]?.health).toEqual({ kind: "http", path: "/healthz" });
     expect(byName["gateway"]?.metricsPort).toBeNull();
     for (const l of launches) {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { serviceNodeArgs } from "../services/build.js";
 import { createGrpcTransport } from "../services/shared/index.js";
 
 /** Start order; they stop in the reverse order (gateway first, registry last). */
@@ -87,9 +88,7 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
       name,
       argv: [
         node,
-        "--import",
-        "tsx",
-        path.join(options.repoRoot, "services", name, "main.ts"),
+        ...serviceNodeArgs(options.repoRoot, name),
         "--host",
         options.host,
         "--port",
@@ -97,7 +96,6 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
         ...(metricsPort === null ? [] : ["--metrics-port", String(metricsPort)]),
         ...flags,
       ],
-      // `--import tsx` resolves tsx from the working directory.
       cwd: options.repoRoot,
       env: { CLIPPER_DATA_DIR: options.dataDir },
       port,

@@ -11,6 +11,7 @@ import type { ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { createGrpcTransport, type GrpcTransport } from "../services/shared/index.js";
+import { buildServices, serviceNodeArgs } from "../services/build.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -116,7 +117,8 @@ export class TestSystem {
     args.push(...(this.options.args?.[name] ?? []));
     // CLIPPER_CPU_PROF_DIR: every service writes a V8 CPU profile there when it exits (profiling under the bench).
     const profile = process.env["CLIPPER_CPU_PROF_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CLIPPER_CPU_PROF_DIR"]}`] : [];
-    const child = spawn(process.execPath, [...profile, "--import", "tsx", join(repoRoot, "services", name, "main.ts"), ...args], {
+    await buildServices(repoRoot);
+    const child = spawn(process.execPath, [...profile, ...serviceNodeArgs(repoRoot, name), ...args], {
       cwd: repoRoot,
       env: { ...process.env, CLIPPER_LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
