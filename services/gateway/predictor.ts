@@ -3,7 +3,7 @@ import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
 import { type CancelSignal, type ConfigView, inputCount, notFound, resourceExhausted, toAbortSignal, unavailable } from "../shared/index.js";
-import { SpanKind, TraceAttributes, trace, withSpan } from "../shared/index.js";
+import { SpanKind, TraceAttributes, trace, tracingEnabled, withSpan } from "../shared/index.js";
 import type { QueryRouter } from "./router-stream.js";
 
 export interface QueryCallOptions {
@@ -49,17 +49,21 @@ export class Predictor {
 
   /** One prediction request: the gateway's span of its trace (a child of the caller's gRPC span, or the root for REST). */
   query(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
+    // With tracing off (the default) no span and no attributes: this is every query's path.
+    if (!tracingEnabled()) return this.routed(application, inputs, options);
     const attributes = { [TraceAttributes.application]: application, [TraceAttributes.inputs]: inputCount(inputs) };
     const kind = trace.getActiveSpan() === undefined ? SpanKind.SERVER : SpanKind.INTERNAL;
     return withSpan("clipper.gateway/predict", { kind, attributes }, async (span) => {
-      const results = await this.admitted(() =>
-        this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
-      );
+      const results = await this.routed(application, inputs, options);
       const firstDefault = results.find((r) => r.default);
       span.setAttribute(TraceAttributes.isDefault, firstDefault !== undefined);
       if (results.length === 1 && results[0]) span.setAttribute(TraceAttributes.queryId, results[0].queryId.toString());
       return results;
     });
+  }
+
+  private routed(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
+    return this.admitted(() => this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal));
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: CancelSignal | undefined): Promise<number> {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Cancellation, Code, ConnectError, type prom } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
-import { extractTraceContext, traceContext } from "../shared/index.js";
+import { extractTraceContext, traceContext, tracingEnabled } from "../shared/index.js";
 import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError, type RestParseOptions, restPrediction } from "./rest-json.js";
 
 export interface Readiness {
@@ -68,11 +68,9 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
       return;
     }
     const request = parsePredictBody(body, app.inputType, deps.parse);
-    // A caller's `traceparent` header makes the prediction part of its trace.
-    const callerTrace = extractTraceContext({ get: (key) => headerValue(req, key) });
-    const results = await traceContext.with(callerTrace, () =>
-      deps.predictor.query(app.name, request.inputs, { version: request.version, uid: request.uid, timeoutMs: undefined, signal: caller }),
-    );
+    const query = () => deps.predictor.query(app.name, request.inputs, { version: request.version, uid: request.uid, timeoutMs: undefined, signal: caller });
+    // A caller's `traceparent` header makes the prediction part of its trace (with tracing on).
+    const results = await (tracingEnabled() ? traceContext.with(extractTraceContext({ get: (key) => headerValue(req, key) }), query) : query());
     const predictions = results.map(restPrediction);
     sendJson(res, 200, request.batch ? { batch_predictions: predictions } : predictions[0]);
     deps.metrics.observe(label, "rest", results.some((r) => r.default) ? "default" : "ok", startedAt);

@@ -125,8 +125,11 @@ export interface TraceFields {
   tracestate: string;
 }
 
+const NO_TRACE_FIELDS: TraceFields = Object.freeze({ traceparent: "", tracestate: "" });
+
 /** The active span's trace context as message fields (empty with tracing off or no span). */
 export function traceFields(): TraceFields {
+  if (!tracingOn) return NO_TRACE_FIELDS;
   const fields = { traceparent: "", tracestate: "" };
   injectTraceContext({ set: (key, value) => (key === "traceparent" || key === "tracestate" ? (fields[key] = value) : undefined) });
   return fields;
