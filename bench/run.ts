@@ -8,7 +8,6 @@ import { type AddressInfo, createServer } from "node:net";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
-import { serviceNodeArgs } from "../services/build.js";
 import { repoRoot, TestSystem, waitFor, waitForListening } from "../test/system.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
@@ -312,7 +311,7 @@ async function main(): Promise<void> {
       const extra = await Helper.start(
         `a gateway with ${flags.join(" ")}`,
         process.execPath,
-        [...serviceNodeArgs(repoRoot, "gateway"), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
+        [...(await gatewayNodeArgs()), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
         30_000,
       );
       helpers.push(extra);
@@ -407,3 +406,14 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * How the measured commit starts a gateway: from its bundle (services/build.ts),
+ * or through tsx for commits before bundles (`--at` an older revision).
+ */
+async function gatewayNodeArgs(): Promise<string[]> {
+  const build = join(repoRoot, "services", "build.ts");
+  if (!existsSync(build)) return ["--import", "tsx", join(repoRoot, "services", "gateway", "main.ts")];
+  const { serviceNodeArgs } = (await import(build)) as typeof import("../services/build.js");
+  return serviceNodeArgs(repoRoot, "gateway");
+}
