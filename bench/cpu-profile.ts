@@ -38,13 +38,14 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile") && f
       idle += delta;
       return;
     }
-    const where = frame.url.replace(/.*node_modules\//, "").replace(/.*\/(services|sdk|gen)\//, "$1/");
+    const where = frame.url.replace(/.*node_modules\//, "").replace(/.*\/(services|sdk|gen|dist)\//, "$1/");
     const key = `${frame.functionName || "(anonymous)"} ${where}:${frame.lineNumber}`;
     self.set(key, (self.get(key) ?? 0) + delta);
   });
-  const main = profile.nodes.map((n) => n.callFrame.url).find((u) => /services\/[\w-]+\/main\.ts$/.test(u)) ?? "(not a service)";
+  // A service runs from its bundle (dist/<name>/main.mjs) or, in development, services/<name>/main.ts.
+  const main = profile.nodes.map((n) => n.callFrame.url).find((u) => /(services|dist)\/[\w-]+\/main\.(ts|mjs)$/.test(u)) ?? "(not a service)";
   const busy = total - idle;
-  console.log(`\n${main.replace(/.*services\//, "")} (${file}): ${(busy / 1e6).toFixed(1)} s busy of ${(total / 1e6).toFixed(1)} s`);
+  console.log(`\n${main.replace(/.*(services|dist)\//, "")} (${file}): ${(busy / 1e6).toFixed(1)} s busy of ${(total / 1e6).toFixed(1)} s`);
   for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     console.log(`${((us / busy) * 100).toFixed(1).padStart(6)}%  ${key}`);
   }

@@ -99,7 +99,8 @@ const plans = new WeakMap<DescMessage, MessagePlan>();
 function planOf(desc: DescMessage): MessagePlan {
   const known = plans.get(desc);
   if (known) return known;
-  const plan: MessagePlan = { typeName: desc.typeName, fields: [], byNumber: new Map(), byLowNumber: [], zeroMembers: [] };
+  // byLowNumber starts without holes: V8 indexes a packed array faster.
+  const plan: MessagePlan = { typeName: desc.typeName, fields: [], byNumber: new Map(), byLowNumber: Array.from({ length: 32 }, () => undefined), zeroMembers: [] };
   plans.set(desc, plan);
   for (const f of [...desc.fields].sort((a, b) => a.number - b.number)) {
     const field = fieldPlan(f);
@@ -107,18 +108,11 @@ function planOf(desc: DescMessage): MessagePlan {
     plan.byNumber.set(f.number, field);
     if (f.number < 32) plan.byLowNumber[f.number] = field;
   }
-  for (let n = 0; n < 32; n++) plan.byLowNumber[n] ??= undefined;
   for (const member of desc.members) {
     if (member.kind === "oneof") plan.zeroMembers.push([member.localName, () => ({ case: undefined })]);
-    else if (member.presence === IMPLICIT) plan.zeroMembers.push([member.localName, fieldPlanByName(plan, member.localName).zero]);
+    else if (member.presence === IMPLICIT) plan.zeroMembers.push([member.localName, (plan.byNumber.get(member.number) as FieldPlan).zero]);
   }
   return plan;
-}
-
-function fieldPlanByName(plan: MessagePlan, name: string): FieldPlan {
-  const field = plan.fields.find((f) => f.name === name);
-  if (!field) throw new Error(`no field ${name} in ${plan.typeName}`);
-  return field;
 }
 
 /** google.protobuf.FeatureSet.FieldPresence.IMPLICIT */
