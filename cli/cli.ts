@@ -14,6 +14,7 @@ import { ContainerManagerService } from "../gen/clipper/v1/container_manager_ser
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { type ModelRuntime, ModelRuntimeSchema, ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
+import { buildServices } from "../services/build.js";
 import { createGrpcTransport, defaults, parseInputType, type GrpcTransport } from "../services/shared/index.js";
 import {
   CliError,
@@ -42,7 +43,6 @@ import { cliClientSecurity, createApiToken, createAppKey, parseRole } from "./se
 import { type PolicyFlags, parsePolicy } from "./policy.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
 import { runTop } from "./top.js";
-import { buildServices } from "../services/build.js";
 import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
 
 /** What the CLI needs from its surroundings; main.ts passes the real process's. */
