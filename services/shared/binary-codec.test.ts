@@ -1,4 +1,4 @@
-import { create, type DescField, type DescFile, type DescMessage, fromBinary, ScalarType, toBinary } from "@bufbuild/protobuf";
+import { create, type DescFile, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { file_clipper_common_v1_data } from "../../gen/clipper/common/v1/data_pb.js";
@@ -10,6 +10,7 @@ import { file_clipper_v1_query_service, QueryStreamRequestSchema, QueryStreamRes
 import { PredictStreamRequestSchema, PredictStreamResponseSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { file_clipper_v1_resources } from "../../gen/clipper/v1/resources_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import { messageInit as arbitraryInit } from "../../test/fuzz/arbitrary-message.js";
 import { binaryCodec } from "./binary-codec.js";
 
 const files: DescFile[] = [
@@ -36,73 +37,9 @@ function messagesOf(file: DescFile): DescMessage[] {
 const messages = files.flatMap(messagesOf);
 const compiled = messages.filter((m) => binaryCodec(m).compiled);
 
-// A lone surrogate: TextEncoder and Buffer both write it as U+FFFD.
-const text = fc.oneof(fc.string(), fc.string({ unit: "binary", maxLength: 8 }), fc.constantFrom("\ud800", "é", "a\udc00b", "0"));
-const int32 = fc.oneof(fc.integer(), fc.constantFrom(0, -1, 127, 128, -2147483648, 2147483647));
-const uint32 = fc.oneof(fc.integer({ min: 0, max: 0xffff_ffff }), fc.constantFrom(0, 127, 128, 16383, 16384, 0xffff_ffff));
-const int64 = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.constantFrom(0n, -1n, 2n ** 32n, 2n ** 63n - 1n, -(2n ** 63n)));
-const uint64 = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(0n, 1n, 0xffff_ffffn, 2n ** 32n, 2n ** 64n - 1n));
-
-function scalarValue(scalar: ScalarType): fc.Arbitrary<unknown> {
-  switch (scalar) {
-    case ScalarType.STRING:
-      return text;
-    case ScalarType.BYTES:
-      return fc.uint8Array({ maxLength: 16 });
-    case ScalarType.BOOL:
-      return fc.boolean();
-    case ScalarType.DOUBLE:
-      return fc.oneof(fc.double(), fc.constantFrom(0, -0, NaN, Infinity, -Infinity, 6.6));
-    case ScalarType.FLOAT:
-      return fc.oneof(fc.float(), fc.constantFrom(0, -0, NaN, 1.5));
-    case ScalarType.INT32:
-    case ScalarType.SINT32:
-    case ScalarType.SFIXED32:
-      return int32;
-    case ScalarType.UINT32:
-    case ScalarType.FIXED32:
-      return uint32;
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return int64;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return uint64;
-  }
-}
-
-function fieldValue(field: DescField, depth: number): fc.Arbitrary<unknown> {
-  switch (field.fieldKind) {
-    case "scalar":
-      return scalarValue(field.scalar);
-    case "enum":
-      return fc.oneof(fc.constantFrom(...field.enum.values.map((v) => v.number)), int32);
-    case "message":
-      return messageInit(field.message, depth + 1);
-    case "list":
-      if (field.listKind === "message") return fc.array(messageInit(field.message, depth + 1), { maxLength: depth > 2 ? 0 : 3 });
-      if (field.listKind === "enum") return fc.array(int32, { maxLength: 5 });
-      return fc.array(scalarValue(field.scalar), { maxLength: 6 });
-    case "map":
-      return fc.constant({});
-  }
-}
-
-/** A random init shape of `desc`: each field set or left out, a oneof set to one of its cases or none. */
-function messageInit(desc: DescMessage, depth = 0): fc.Arbitrary<Record<string, unknown>> {
-  const parts: Record<string, fc.Arbitrary<unknown>> = {};
-  for (const member of desc.members) {
-    if (member.kind === "oneof") {
-      parts[member.localName] = fc.oneof(fc.constant({ case: undefined }), ...member.fields.map((f) => fieldValue(f, depth).map((value) => ({ case: f.localName, value }))));
-    } else if (depth > 3 && member.fieldKind === "message") {
-      continue;
-    } else {
-      parts[member.localName] = fieldValue(member, depth);
-    }
-  }
-  return fc.record(parts, { requiredKeys: [] });
-}
+// Besides the fuzz tests' strings: any code point, and lone surrogates (TextEncoder and Buffer both write U+FFFD).
+const strings = fc.oneof(fc.string(), fc.string({ unit: "binary", maxLength: 8 }), fc.constantFrom("\ud800", "é", "a\udc00b", "0"));
+const messageInit = (desc: DescMessage) => arbitraryInit(desc, { strings });
 
 /** fromBinary's result or its failure, to compare outcomes. */
 function outcome(decode: () => unknown): { ok: true; value: unknown } | { ok: false } {

@@ -243,7 +243,8 @@ function isZero(scalar: ScalarType, value: unknown): boolean {
 }
 
 // Sizing. Every length the writer needs (nested messages, packed lists,
-// non-ASCII strings) is pushed to `sizes` in the order the writer consumes it.
+// strings) is pushed to `sizes` in the order the writer consumes it: the
+// sizing and writing passes walk the fields the same way.
 
 function sizeOfMessage(plan: MessagePlan, msg: Message, sizes: number[]): number {
   let size = 0;

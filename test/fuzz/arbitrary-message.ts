@@ -10,10 +10,10 @@ const fuzzString = fc.oneof(
   { weight: 1, arbitrary: fc.string({ minLength: 200, maxLength: 5000 }) },
 );
 
-function scalar(type: ScalarType): fc.Arbitrary<unknown> {
+function scalar(type: ScalarType, strings: fc.Arbitrary<string>): fc.Arbitrary<unknown> {
   switch (type) {
     case ScalarType.STRING:
-      return fuzzString;
+      return strings;
     case ScalarType.BYTES:
       return fc.uint8Array({ maxLength: 64 });
     case ScalarType.BOOL:
@@ -37,48 +37,60 @@ function scalar(type: ScalarType): fc.Arbitrary<unknown> {
   }
 }
 
-function fieldValue(field: DescField, depth: number): fc.Arbitrary<unknown> {
+function fieldValue(field: DescField, depth: number, strings: fc.Arbitrary<string>): fc.Arbitrary<unknown> {
   switch (field.fieldKind) {
     case "scalar":
-      return scalar(field.scalar);
+      return scalar(field.scalar, strings);
     case "enum":
       // Known values and a few unknown ones.
       return fc.oneof(fc.constantFrom(...field.enum.values.map((v) => v.number)), fc.integer({ min: -1, max: 50 }));
     case "message":
-      return message(field.message, depth + 1);
-    case "list": {
-      const element =
-        field.listKind === "scalar" ? scalar(field.scalar) : field.listKind === "enum" ? fc.integer({ min: 0, max: 6 }) : message(field.message, depth + 1);
-      return fc.array(element, { maxLength: depth > 2 ? 2 : 6 });
-    }
-    case "map": {
-      const value = field.mapKind === "scalar" ? scalar(field.scalar) : field.mapKind === "enum" ? fc.integer({ min: 0, max: 3 }) : message(field.message, depth + 1);
-      return fc.dictionary(fc.string({ maxLength: 12 }), value, { maxKeys: 3 });
-    }
+      return messageInit(field.message, { strings, depth: depth + 1 });
+    case "list":
+      return fc.array(element(field.listKind, field, depth, strings, 6), { maxLength: depth > 2 ? 2 : 6 });
+    case "map":
+      return fc.dictionary(fc.string({ maxLength: 12 }), element(field.mapKind, field, depth, strings, 3), { maxKeys: 3 });
   }
 }
 
+/** An element of a list or a value of a map: a scalar, an enum number up to `maxEnum`, or a message. */
+function element(kind: "scalar" | "enum" | "message", field: DescField, depth: number, strings: fc.Arbitrary<string>, maxEnum: number): fc.Arbitrary<unknown> {
+  if (kind === "scalar") return scalar(field.scalar ?? ScalarType.INT32, strings);
+  if (kind === "enum") return fc.integer({ min: 0, max: maxEnum });
+  return field.message ? messageInit(field.message, { strings, depth: depth + 1 }) : fc.constant({});
+}
+
+export interface ArbitraryMessageOptions {
+  /** Values of string fields (default: names the test system knows, random and oversized strings). */
+  strings?: fc.Arbitrary<string>;
+  depth?: number;
+}
+
 /**
- * Random messages of any schema: every field maybe set, one case of each oneof,
- * names known to the test system mixed with random and oversized strings.
+ * Random init shapes of any schema (what `create` takes): every field maybe
+ * set, one case of each oneof or none, nesting cut off below depth 4.
  */
-export function message<D extends DescMessage>(schema: D, depth = 0): fc.Arbitrary<Message> {
-  if (depth > 4) return fc.constant(create(schema));
+export function messageInit(schema: DescMessage, options: ArbitraryMessageOptions = {}): fc.Arbitrary<Record<string, unknown>> {
+  const strings = options.strings ?? fuzzString;
+  const depth = options.depth ?? 0;
+  if (depth > 4) return fc.constant({});
   const parts: Record<string, fc.Arbitrary<unknown>> = {};
   for (const member of schema.members) {
     if (member.kind === "oneof") {
       parts[member.localName] = fc.oneof(
         fc.constant(undefined),
-        ...member.fields.map((f) => fieldValue(f, depth).map((value) => ({ case: f.localName, value }))),
+        ...member.fields.map((f) => fieldValue(f, depth, strings).map((value) => ({ case: f.localName, value }))),
       );
     } else {
-      parts[member.localName] = fieldValue(member, depth);
+      parts[member.localName] = fieldValue(member, depth, strings);
     }
   }
-  return fc.record(parts, { requiredKeys: [] }).map((init) => {
-    const clean = Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined));
-    return create(schema, clean as never);
-  });
+  return fc.record(parts, { requiredKeys: [] }).map((init) => Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)));
+}
+
+/** Random messages of any schema, names known to the test system mixed with random and oversized strings. */
+export function message<D extends DescMessage>(schema: D, options: ArbitraryMessageOptions = {}): fc.Arbitrary<Message> {
+  return messageInit(schema, options).map((init) => create(schema, init as never));
 }
 
 /** Every field name a message can carry, in proto, JSON and plain-words spelling, nested ones too: what an error may name. */
