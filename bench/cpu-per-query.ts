@@ -3,7 +3,7 @@
 // threads) and the router's mean queue wait, model-call time and batch size.
 // It shows whether a point is limited by a saturated process or by the time a
 // wave of queries spends passing through the processes one after another.
-//   node --import tsx bench/cpu-per-query.ts [--seconds S] [--gateway-args "--workers 2"] [--max-wait-micros N] [--max-in-flight N] [--clients 1,64,256]
+//   node --import tsx bench/cpu-per-query.ts [--seconds S] [--gateway-args "--workers 2"] [--router-in-process] [--max-wait-micros N] [--max-in-flight N] [--clients 1,64,256]
 import { TestSystem } from "../test/system.js";
 import { pythonModel } from "./deploy.js";
 import { uniqueMix } from "./loadgen/inputs.js";
@@ -21,7 +21,9 @@ const maxInFlight = Number(arg("--max-in-flight") ?? 0);
 const clientCounts = (arg("--clients") ?? "1,64,256").split(",").map(Number);
 if (clientCounts.some((c) => !(Number.isInteger(c) && c >= 1 && c <= 1024))) throw new Error("--clients is a comma-separated list of whole numbers in [1, 1024]");
 
-const system = new TestSystem({ args: { gateway: gatewayArgs } });
+/** The router inside the gateway's process (`--router in-process`): the router's CPU column is then part of the gateway's. */
+const routerInProcess = process.argv.includes("--router-in-process");
+const system = new TestSystem({ args: { gateway: gatewayArgs }, routerInProcess });
 try {
   await system.start();
   await system.deployApp("noop", pythonModel("noop-py", "noop.py"), { sloMicros: 1_000_000n, timeoutSeconds: 120 });
@@ -30,7 +32,7 @@ try {
   }
   const processes = { gateway: system.pid("gateway") ?? 0, router: system.pid("router") ?? 0, model: replicaPid("noop-py") };
   const rows = [
-    `gateway ${gatewayArgs.join(" ") || "(defaults)"}, model batching max_wait_micros ${maxWaitMicros ?? "(router's choice)"} max_in_flight_per_replica ${maxInFlight || "(router's default)"}, ${seconds} s per point after 1 s of warm-up`,
+    `gateway ${gatewayArgs.join(" ") || "(defaults)"}${routerInProcess ? " --router in-process" : ""}, model batching max_wait_micros ${maxWaitMicros ?? "(router's choice)"} max_in_flight_per_replica ${maxInFlight || "(router's default)"}, ${seconds} s per point after 1 s of warm-up`,
     "| clients | throughput | p50 ms | p99 ms | CPU µs per query: load generator / gateway / router / model | cores busy | router: queue wait ms / model call ms / batch size |",
     "|---|---|---|---|---|---|---|",
   ];

@@ -6,24 +6,10 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
-import { postJson, repoRoot, TestSystem, waitFor } from "./system.js";
-
-const python = join(repoRoot, ".venv", "bin", "python");
+import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "./system.js";
 
 /** grpcurl, a client that knows nothing of this project; .ci/run installs it into .tools/bin. */
 const grpcurl = [process.env["GRPCURL"], join(repoRoot, ".tools", "bin", "grpcurl")].find((p) => p !== undefined && existsSync(p));
-
-/** A model served from a Python file by the Python SDK's runner, as `clipper model deploy --python` does. */
-function pythonModel(name: string, file: string, func = "predict") {
-  return {
-    name,
-    version: "1",
-    inputType: InputType.DOUBLES,
-    desiredReplicas: 1,
-    runtime: { kind: { case: "command" as const, value: { argv: [python, "-m", "clipper_runtime.file_runner", file, func], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" } } },
-  };
-}
-
 
 describe("end to end on the embedded store, with real Python model containers", () => {
   const system = new TestSystem();
@@ -32,7 +18,7 @@ describe("end to end on the embedded store, with real Python model containers", 
     await system.start();
     const mgmt = system.management();
     await mgmt.createApplication({ name: "hello-world", inputType: InputType.DOUBLES, defaultOutput: "-1.0", sloMicros: 2_000_000n });
-    await system.deploy(pythonModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
+    await system.deploy(pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
     await mgmt.linkModel({ application: "hello-world", modelName: "sum-model" });
   }, 120_000);
 
@@ -93,7 +79,7 @@ describe("end to end on the embedded store, with real Python model containers", 
   it("answers the application's default when the model misses the SLO", async () => {
     const mgmt = system.management();
     await mgmt.createApplication({ name: "slow-app", inputType: InputType.DOUBLES, defaultOutput: "-1.0", sloMicros: 200_000n });
-    await system.deploy(pythonModel("slow-model", join(repoRoot, "test", "fixtures", "slow_model.py")));
+    await system.deploy(pythonFileModel("slow-model", join(repoRoot, "test", "fixtures", "slow_model.py")));
     await mgmt.linkModel({ application: "slow-app", modelName: "slow-model" });
     const started = Date.now();
     const res = await postJson(`${system.gatewayUrl}/slow-app/predict`, { input: [1] });
@@ -106,7 +92,7 @@ describe("end to end on the embedded store, with real Python model containers", 
   it("replaces a model container killed with SIGKILL", async () => {
     const mgmt = system.management();
     await mgmt.createApplication({ name: "pid-app", inputType: InputType.DOUBLES, defaultOutput: "none", sloMicros: 2_000_000n });
-    await system.deploy(pythonModel("pid-model", join(repoRoot, "test", "fixtures", "pid_model.py")));
+    await system.deploy(pythonFileModel("pid-model", join(repoRoot, "test", "fixtures", "pid_model.py")));
     await mgmt.linkModel({ application: "pid-app", modelName: "pid-model" });
     const pidOf = async () => {
       const r = await postJson(`${system.gatewayUrl}/pid-app/predict`, { input: [1] });

@@ -35,6 +35,8 @@ export interface SystemOptions {
   dataDir?: string;
   /** Extra flags per service (limits, memory limits, ...), added after the ones TestSystem sets. */
   args?: Partial<Record<ServiceName, string[]>>;
+  /** Run the router inside the gateway (`--router in-process`) instead of as its own service. */
+  routerInProcess?: boolean;
 }
 
 interface RunningService {
@@ -98,7 +100,10 @@ export class TestSystem {
   }
 
   async start(): Promise<this> {
-    for (const name of ["registry", "container-manager", "router", "gateway"] as const) await this.startService(name);
+    for (const name of ["registry", "container-manager", "router", "gateway"] as const) {
+      if (name === "router" && this.options.routerInProcess) continue;
+      await this.startService(name);
+    }
     return this;
   }
 
@@ -113,7 +118,7 @@ export class TestSystem {
       args.push("--registry", this.address("registry"));
     }
     if (name === "container-manager") args.push("--data-dir", this.dataDir);
-    if (name === "gateway") args.push("--router", this.address("router"));
+    if (name === "gateway") args.push("--router", this.options.routerInProcess ? "in-process" : this.address("router"));
     args.push(...(this.options.args?.[name] ?? []));
     // CLIPPER_CPU_PROF_DIR: every service writes a V8 CPU profile there when it exits (profiling under the bench).
     const profile = process.env["CLIPPER_CPU_PROF_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CLIPPER_CPU_PROF_DIR"]}`] : [];
@@ -147,6 +152,11 @@ export class TestSystem {
   }
 
   /** The port of a service's /metrics, from its "listening" log line. */
+  /** Where the router's series are: its own metrics port, or the gateway's /metrics when it runs in-process. */
+  routerMetricsUrl(): string {
+    return this.options.routerInProcess ? `${this.gatewayUrl}/metrics` : `http://127.0.0.1:${this.metricsPort("router")}/metrics`;
+  }
+
   metricsPort(name: ServiceName): number {
     for (const line of this.logs(name)) {
       try {
@@ -237,4 +247,20 @@ export async function postJson(url: string, body: unknown): Promise<{ status: nu
     json = { raw: text };
   }
   return { status: res.status, json };
+}
+
+/** A model served from a Python file by the Python SDK's runner (the repository's .venv), as `clipper model deploy --python` does. */
+export function pythonFileModel(name: string, file: string, func = "predict") {
+  return {
+    name,
+    version: "1",
+    inputType: InputType.DOUBLES,
+    desiredReplicas: 1,
+    runtime: {
+      kind: {
+        case: "command" as const,
+        value: { argv: [join(repoRoot, ".venv", "bin", "python"), "-m", "clipper_runtime.file_runner", file, func], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" },
+      },
+    },
+  };
 }

@@ -25,7 +25,7 @@ export function replicaPid(modelName: string): number {
 
 /** Sum and count of the router's queue-wait, model-call and batch-size histograms for one model. */
 export async function routerTimes(system: TestSystem, modelName: string) {
-  const text = await (await fetch(`http://127.0.0.1:${system.metricsPort("router")}/metrics`)).text();
+  const text = await (await fetch(system.routerMetricsUrl())).text();
   const value = (series: string) => {
     const line = text.split("\n").find((l) => l.startsWith(series) && l.includes(`model="${modelName}"`));
     return Number(line?.split(" ").pop() ?? 0);

@@ -1,6 +1,6 @@
 import http from "node:http";
 import type net from "node:net";
-import { createClient } from "@connectrpc/connect";
+import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
@@ -13,7 +13,10 @@ import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
 import { createTlsAlpnListener } from "./tls-alpn-listener.js";
 import { Predictor } from "./predictor.js";
-import { RouterStream, unaryQueryRouter } from "./router-stream.js";
+import { type QueryRouter, RouterStream, unaryQueryRouter } from "./router-stream.js";
+import { inProcessRouterConfig, routerCoreSettings } from "../router/config.js";
+import { toResult } from "../router/query-stream.js";
+import { createRouterCore } from "../router/router.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
 import { createPredictionServiceImpl } from "./service.js";
 
@@ -21,7 +24,7 @@ export interface GatewayOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  /** host:port of the router's QueryService. */
+  /** host:port of the router's QueryService, or IN_PROCESS to run the router inside the gateway. */
   router: string;
   /** host:port of the registry. */
   registry: string;
@@ -54,6 +57,9 @@ export interface GatewayOptions {
   registrySecurity?: ClientSecurity;
 }
 
+/** The `--router` value that runs the router inside the gateway's process. */
+export const IN_PROCESS = "in-process";
+
 export const ROUTER_CALLS = ["stream", "unary"] as const;
 export type RouterCalls = (typeof ROUTER_CALLS)[number];
 
@@ -74,30 +80,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
     ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
   });
-  const routerTransport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
-  const routerHealth = createClient(Health, routerTransport);
-  const routerClient = createClient(QueryService, routerTransport);
-  const routerStream =
-    options.routerCalls === "unary"
-      ? undefined
-      : new RouterStream(routerClient, undefined, () =>
-          options.logger.warn({ router: options.router }, "the router does not serve QueryStream: one unary Query call per query from now on"),
-        );
-  const queryRouter = routerStream ? routerStream.query.bind(routerStream) : unaryQueryRouter(routerClient);
-  const predictor = new Predictor(() => watcher.current(), routerClient, queryRouter, options.queryTimeoutMs, options.maxInFlight);
+  const router = options.router === IN_PROCESS ? inProcessRouter(options) : remoteRouter(options);
+  const predictor = new Predictor(() => watcher.current(), router.client, router.query, options.queryTimeoutMs, options.maxInFlight);
   const metrics = new GatewayMetrics(options.metrics, options.latencyBuckets);
   const openImpl = createPredictionServiceImpl(predictor, metrics);
   const impl = options.appKeys ? withAppKeys(openImpl, options.appKeys) : openImpl;
 
   const readiness = async (): Promise<Readiness> => {
     if (watcher.current() === undefined) return { ready: false, cause: `no configuration received from the registry at ${options.registry} yet` };
-    try {
-      const res = await routerHealth.check({ service: "" }, { timeoutMs: 1000 });
-      if (res.status === HealthCheckResponse_ServingStatus.SERVING) return { ready: true, cause: "" };
-      return { ready: false, cause: `the router at ${options.router} is not serving` };
-    } catch (err) {
-      return { ready: false, cause: `the router at ${options.router} is unreachable: ${ConnectError.from(err).rawMessage}` };
-    }
+    return router.readiness();
   };
 
   // grpc-js takes the h2c connections through a connection injector. The
@@ -165,9 +156,76 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       injector.destroy();
       for (const socket of sockets) socket.destroy();
       watcher.close();
-      routerStream?.close();
-      routerTransport.close();
+      router.close();
     },
+  };
+}
+
+/** How the gateway reaches its router: queries, feedback, readiness. */
+interface RouterLink {
+  query: QueryRouter;
+  /** For feedback (SubmitFeedback). */
+  client: Client<typeof QueryService>;
+  readiness(): Promise<Readiness>;
+  close(): void;
+}
+
+/** A router service over gRPC: queries on one QueryStream (or unary calls with --router-calls unary). */
+function remoteRouter(options: GatewayOptions): RouterLink {
+  const transport = createGrpcTransport({ address: options.router, ...options.routerSecurity });
+  const health = createClient(Health, transport);
+  const client = createClient(QueryService, transport);
+  const stream =
+    options.routerCalls === "unary"
+      ? undefined
+      : new RouterStream(client, undefined, () =>
+          options.logger.warn({ router: options.router }, "the router does not serve QueryStream: one unary Query call per query from now on"),
+        );
+  return {
+    query: stream ? stream.query.bind(stream) : unaryQueryRouter(client),
+    client,
+    async readiness() {
+      try {
+        const res = await health.check({ service: "" }, { timeoutMs: 1000 });
+        if (res.status === HealthCheckResponse_ServingStatus.SERVING) return { ready: true, cause: "" };
+        return { ready: false, cause: `the router at ${options.router} is not serving` };
+      } catch (err) {
+        return { ready: false, cause: `the router at ${options.router} is unreachable: ${ConnectError.from(err).rawMessage}` };
+      }
+    },
+    close() {
+      stream?.close();
+      transport.close();
+    },
+  };
+}
+
+/**
+ * The router inside the gateway's process (`--router in-process`): a query
+ * is a call into its QueryProcessor, with no message to encode, no socket and
+ * no second process on the way, which on one machine is most of what the
+ * router cost per query (bench/RESULTS.md). Its metrics join the gateway's
+ * /metrics; with --workers each worker runs its own router (its own queues
+ * and cache) in front of the same replicas.
+ */
+function inProcessRouter(options: GatewayOptions): RouterLink {
+  const core = createRouterCore({
+    ...routerCoreSettings(inProcessRouterConfig()),
+    registry: options.registry,
+    logger: options.logger.child({ component: "router" }),
+    metrics: options.metrics,
+    ...(options.registrySecurity ? { registrySecurity: options.registrySecurity } : {}),
+    ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
+  });
+  const processor = core.processor;
+  return {
+    async query(query, timeoutMs, signal) {
+      const answers = await processor.query(query.application, query.inputs, { version: query.version, uid: query.uid, timeoutMs, ...(signal ? { signal } : {}) });
+      return answers.map(toResult);
+    },
+    client: createClient(QueryService, createRouterTransport(({ service }) => service(QueryService, core.impl))),
+    readiness: async () => (core.configured() ? { ready: true, cause: "" } : { ready: false, cause: "the in-process router has not received the configuration from the registry yet" }),
+    close: () => core.close(),
   };
 }
 

@@ -14,7 +14,7 @@ import { clientSecurity, loadTlsMaterial, securityOptions } from "../shared/inde
 import { latencyBucketsOption } from "../shared/index.js";
 import { startTracing } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
-import { ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
+import { IN_PROCESS, ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
 import { clusterMetricsText, superviseWorkers } from "./workers.js";
 
 const spec = {
@@ -24,8 +24,8 @@ const spec = {
     flag: "router",
     env: "CLIPPER_ROUTER",
     default: `127.0.0.1:${defaults.routerPort}`,
-    parse: parse.address,
-    help: "host:port of the router",
+    parse: (raw: string): string => (raw === IN_PROCESS ? raw : parse.address(raw)),
+    help: `host:port of the router, or ${IN_PROCESS}: run the router inside this process (its settings from CLIPPER_ROUTER_* variables)`,
   },
   registry: commonOptions.registry(),
   maxBodyBytes: {

@@ -1,4 +1,4 @@
-import { createClient } from "@connectrpc/connect";
+import { createClient, type ServiceImpl } from "@connectrpc/connect";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import {
@@ -24,10 +24,8 @@ import { type BatchingDefaults, defaultBatchingDefaults, QueryProcessor } from "
 import { RouterMetrics } from "./router-metrics.js";
 import { createQueryServiceImpl } from "./service.js";
 
-export interface RouterOptions {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
+/** The router without its gRPC server: what a gateway running the router in its own process needs. */
+export interface RouterCoreOptions {
   /** host:port of the registry. */
   registry: string;
   limits: InputLimits;
@@ -40,8 +38,6 @@ export interface RouterOptions {
   batching?: BatchingDefaults;
   /** Bound of the prediction cache shared by the applications that enable it. */
   cacheBytes?: number;
-  /** TLS and token checks of the router's own server (mutual TLS with gateways). */
-  serverSecurity?: ServerSecurity;
   /** How the router reaches the registry: client certificate and service token. */
   registrySecurity?: ClientSecurity;
   /** Seeds the selection policies' random draws (tests); random otherwise. */
@@ -56,6 +52,24 @@ export interface RouterOptions {
   modelCalls?: ModelCalls;
 }
 
+export interface RouterOptions extends RouterCoreOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** TLS and token checks of the router's own server (mutual TLS with gateways). */
+  serverSecurity?: ServerSecurity;
+}
+
+export interface RouterCore {
+  /** Answers queries: what the QueryService handlers call. */
+  readonly processor: QueryProcessor;
+  /** The QueryService handlers over it. */
+  readonly impl: ServiceImpl<typeof QueryService>;
+  /** Whether the first configuration from the registry has arrived. */
+  configured(): boolean;
+  close(): void;
+}
+
 export interface RunningRouter {
   readonly port: number;
   readonly address: string;
@@ -64,6 +78,27 @@ export interface RunningRouter {
 
 /** Wires the router: config watch, replica channels, prediction cache, query processor, gRPC server. */
 export async function startRouter(options: RouterOptions): Promise<RunningRouter> {
+  const core = createRouterCore(options);
+  const server = await startGrpcServer({
+    host: options.host,
+    port: options.port,
+    reflection: true,
+    logger: options.logger,
+    ...options.serverSecurity,
+    services: [registration(QueryService, core.impl)],
+  });
+  return {
+    port: server.port,
+    address: server.address,
+    async close() {
+      await server.close();
+      core.close();
+    },
+  };
+}
+
+/** The router's parts below its server: config watch, replica channels, prediction cache, query processor, QueryService handlers. */
+export function createRouterCore(options: RouterCoreOptions): RouterCore {
   const watcher = watchConfig({
     registry: options.registry,
     logger: options.logger,
@@ -111,19 +146,11 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     maxStreamCalls: options.maxStreamCalls ?? 10_000,
     logger: options.logger,
   });
-  const server = await startGrpcServer({
-    host: options.host,
-    port: options.port,
-    reflection: true,
-    logger: options.logger,
-    ...options.serverSecurity,
-    services: [registration(QueryService, impl)],
-  });
   return {
-    port: server.port,
-    address: server.address,
-    async close() {
-      await server.close();
+    processor,
+    impl,
+    configured: () => watcher.current() !== undefined,
+    close() {
       stopFollowing();
       watcher.close();
       processor.close();

@@ -1,0 +1,52 @@
+import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
+import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "./system.js";
+
+describe("the gateway with the router in its own process (--router in-process)", () => {
+  const system = new TestSystem({ routerInProcess: true });
+
+  beforeAll(async () => {
+    await system.start();
+    await system.deployApp("hello-world", pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")), { sloMicros: 2_000_000n });
+  }, 120_000);
+
+  afterAll(async () => {
+    await system.stop();
+  }, 60_000);
+
+  it("runs no router service", () => {
+    expect(system.pid("router")).toBeUndefined();
+  });
+
+  it("answers over REST and gRPC, and takes feedback", async () => {
+    const res = await waitFor("a model answer", async () => {
+      const r = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [1.1, 2.2, 3.3] });
+      return r.json["default"] === false ? r : undefined;
+    });
+    expect(res.json).toMatchObject({ output: 6.6, default: false, models: ["sum-model:1"] });
+    const batch = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0]] });
+    expect((batch.json["batch_predictions"] as Array<Record<string, unknown>>).map((p) => p["output"])).toEqual([3, 3.5]);
+
+    const client = createClient(PredictionService, system.transport(system.address("gateway")));
+    const one = await client.predict({ application: "hello-world", input: { value: { case: "doubles", value: { values: [2, 3] } } } });
+    expect(one.prediction?.output).toBe("5.0");
+    const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
+    expect(err.code).toBe(Code.NotFound);
+    const wrong = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: ["a"] });
+    expect(wrong.status).toBe(400);
+
+    const feedback = await postJson(`${system.gatewayUrl}/hello-world/update`, { input: [1.1, 2.2, 3.3], label: 6.6 });
+    expect(feedback.status).toBe(200);
+    expect(feedback.json).toEqual({ accepted: true });
+  });
+
+  it("is ready once the router has its configuration, and serves the router's series on the gateway's /metrics", async () => {
+    const ready = await fetch(`${system.gatewayUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    const text = await (await fetch(system.routerMetricsUrl())).text();
+    expect(text).toMatch(/clipper_router_batch_size_count\{[^}]*model="sum-model"[^}]*\} [1-9]/);
+    expect(text).toMatch(/clipper_gateway_requests_total\{[^}]*application="hello-world"/);
+  });
+});
