@@ -120,7 +120,7 @@ const COMMANDS: CommandDef[] = [
   {
     name: "up",
     summary: "start the registry, container-manager, router and gateway on this machine",
-    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--store embedded|redis] [--redis-url U] [--foreground]",
+    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process] [--store embedded|redis] [--redis-url U] [--foreground]",
     positionals: { required: [] },
     options: {
       host: { type: "string", value: "HOST", help: "address the services bind (default 127.0.0.1)" },
@@ -128,12 +128,13 @@ const COMMANDS: CommandDef[] = [
       "registry-port": { type: "string", value: "PORT", help: "registry port (default 1338; metrics on port + 8000)" },
       "router-port": { type: "string", value: "PORT", help: "router port (default 1339; metrics on port + 8000)" },
       "container-manager-port": { type: "string", value: "PORT", help: "container-manager port (default 1340; metrics on port + 8000)" },
+      router: { type: "string", value: "MODE", help: "service (default): the router runs as its own process; in-process: inside the gateway (faster on one machine; its series on the gateway's /metrics)" },
       store: { type: "string", value: "KIND", help: "registry store: embedded (lmdb in the data dir, default) or redis" },
       "redis-url": { type: "string", value: "URL", help: "Redis URL for --store redis, e.g. redis://127.0.0.1:6379" },
       timeout: { type: "string", value: "SECONDS", help: "how long each service has to become healthy (default 60)" },
       foreground: { type: "boolean", help: "stay attached and stop everything on Ctrl-C" },
     },
-    examples: ["clipper up", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
+    examples: ["clipper up", "clipper up --router in-process", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
     run: runUp,
   },
   {
@@ -823,7 +824,7 @@ export function resolveAddresses(values: Values, dataDir: string): Addresses {
   };
 }
 
-/** The router's metrics address recorded by `clipper up`, else the default metrics port. */
+/** The router's metrics address recorded by `clipper up` (the gateway's port when it runs the router in-process), else the default metrics port. */
 function routerMetricsAddress(dataDir: string): string {
   let file: ServicesFile | undefined;
   try {
@@ -833,6 +834,8 @@ function routerMetricsAddress(dataDir: string): string {
   }
   const router = file?.services.find((s) => s.name === "router");
   if (router !== undefined && router.metricsPort !== null) return `${connectHost(router.host)}:${router.metricsPort}`;
+  const gateway = file?.services.find((s) => s.name === "gateway");
+  if (router === undefined && gateway !== undefined) return `${connectHost(gateway.host)}:${gateway.port}`;
   return `127.0.0.1:${defaults.routerMetricsPort}`;
 }
 
@@ -843,6 +846,8 @@ async function runUp(inv: Invocation): Promise<number> {
   const redisUrl = stringFlag(inv, "redis-url");
   if (store === "redis" && redisUrl === undefined) throw new UsageError("--store redis needs --redis-url", currentDef(inv));
   const host = stringFlag(inv, "host") ?? "127.0.0.1";
+  const routerMode = stringFlag(inv, "router") ?? "service";
+  if (routerMode !== "service" && routerMode !== "in-process") throw new UsageError(`--router must be service or in-process, got "${routerMode}"`, currentDef(inv));
   let launches;
   try {
     launches = planServices({
@@ -857,6 +862,7 @@ async function runUp(inv: Invocation): Promise<number> {
       },
       store,
       ...(redisUrl === undefined ? {} : { redisUrl }),
+      routerInProcess: routerMode === "in-process",
     });
   } catch (err) {
     throw new UsageError((err as Error).message, currentDef(inv));

@@ -221,4 +221,18 @@ describe("supervisor", () => {
       expect(l.env).toEqual({ CLIPPER_DATA_DIR: "/data" });
     }
   });
+
+  it("plans no router service when the gateway runs the router in-process", () => {
+    const launches = planServices({
+      repoRoot: "/repo",
+      dataDir: "/data",
+      host: "127.0.0.1",
+      ports: { gateway: 2337, registry: 2338, router: 2339, containerManager: 2340 },
+      store: "embedded",
+      node: "/usr/bin/node",
+      routerInProcess: true,
+    });
+    expect(launches.map((l) => l.name)).toEqual(["registry", "container-manager", "gateway"]);
+    expect(launches.find((l) => l.name === "gateway")?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "in-process"]);
+  });
 });

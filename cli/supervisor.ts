@@ -61,6 +61,8 @@ export interface PlanOptions {
   ports: { gateway: number; registry: number; router: number; containerManager: number };
   store: "embedded" | "redis";
   redisUrl?: string;
+  /** The router inside the gateway's process (`--router in-process` on the gateway) instead of a service of its own. */
+  routerInProcess?: boolean;
   /** The node executable; defaults to the one running the CLI. */
   node?: string;
 }
@@ -108,8 +110,8 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
   return [
     launch("registry", options.ports.registry, true, ["--data-dir", options.dataDir, ...storeFlags], grpcProbe),
     launch("container-manager", options.ports.containerManager, true, ["--registry", registry, "--data-dir", options.dataDir], grpcProbe),
-    launch("router", options.ports.router, true, ["--registry", registry], grpcProbe),
-    launch("gateway", options.ports.gateway, false, ["--registry", registry, "--router", router], { kind: "http", path: "/healthz" }),
+    ...(options.routerInProcess ? [] : [launch("router", options.ports.router, true, ["--registry", registry], grpcProbe)]),
+    launch("gateway", options.ports.gateway, false, ["--registry", registry, "--router", options.routerInProcess ? "in-process" : router], { kind: "http", path: "/healthz" }),
   ];
 }
 
