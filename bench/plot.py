@@ -19,7 +19,7 @@ FAMILIES = {
     "noop": ["clipper/noop-py/", "direct/noop-py/", "clipper/noop-node/", "direct/noop-node/", "edge/", "ray/noop/", "ray-tuned/noop/"],
     "fixed-cost": ["clipper/fixed-b1/", "clipper/fixed-batched/"],
     "sklearn": ["clipper/sklearn/", "direct/sklearn/", "ray/sklearn/", "ray-tuned/sklearn/"],
-    "gateway": ["clipper/noop-py/rest", "clipper-unary/noop-py/", "clipper-2workers/noop-py/"],
+    "gateway": ["clipper/noop-py/rest", "clipper-unary/noop-py/", "clipper-2workers/noop-py/", "clipper-inprocess/noop-py/"],
     "cache": ["clipper/cache-", "clipper/fixed-b1/"],
 }
 

@@ -60,37 +60,10 @@ function bestGoodput(points: Point[], scenario: string): Point | undefined {
 export function evaluateTargets(points: Point[], batchingSloMs: number): TargetVerdict[] {
   const verdicts: TargetVerdict[] = [];
 
-  const noop = closedAt(points, "clipper/noop-py/rest", 64);
-  // The better of Ray Serve at its defaults and with max_ongoing_requests raised: the fair peer.
-  const rays = [closedAt(points, "ray/noop/rest", 64), closedAt(points, "ray-tuned/noop/rest", 64)].filter((p): p is Point => p !== undefined);
-  const ray = rays.sort((a, b) => b.goodput - a.goodput)[0];
-  if (noop === undefined) {
-    verdicts.push({ target: "no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99", met: null, detail: "not measured" });
-  } else {
-    const fast = noop.goodput >= 10_000 && noop.p99Ms <= 20;
-    const vsRay = ray === undefined ? null : noop.goodput >= 20 * ray.goodput && noop.p99Ms < ray.p99Ms;
-    const rayText =
-      ray === undefined ? "Ray Serve not measured" : `Ray Serve (${ray.scenario.split("/")[0]}) ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
-    verdicts.push({
-      target: "no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99",
-      met: vsRay === null ? (fast ? null : false) : fast && vsRay,
-      detail: `Clipper ${rate(noop.goodput)}, p99 ${fmt(noop.p99Ms)} ms; ${rayText}`,
-    });
-  }
-
-  const viaGateway = closedAt(points, "clipper/noop-py/rest", 1);
-  const direct = closedAt(points, "direct/noop-py/grpc", 1);
-  const viaGrpc = closedAt(points, "clipper/noop-py/grpc", 1);
-  if (viaGateway === undefined || direct === undefined) {
-    verdicts.push({ target: "c=1: gateway + router add <= 0.3 ms to the container's p50", met: null, detail: "not measured" });
-  } else {
-    const added = viaGateway.p50Ms - direct.p50Ms;
-    const grpcText = viaGrpc === undefined ? "" : `; over gRPC to the gateway p50 ${fmt(viaGrpc.p50Ms)} ms (+${fmt(viaGrpc.p50Ms - direct.p50Ms)} ms)`;
-    verdicts.push({
-      target: "c=1: gateway + router add <= 0.3 ms to the container's p50",
-      met: added <= 0.3,
-      detail: `REST p50 ${fmt(viaGateway.p50Ms)} ms, container direct p50 ${fmt(direct.p50Ms)} ms: +${fmt(added)} ms${grpcText}`,
-    });
+  // The default layout (the router as its own service), then the router inside the gateway when measured.
+  for (const [scenario, layout] of [["clipper/noop-py/rest", ""], ["clipper-inprocess/noop-py/rest", " (router in-process)"]] as const) {
+    if (layout !== "" && !points.some((p) => p.scenario === scenario)) continue;
+    verdicts.push(...throughputAndOverhead(points, scenario, layout));
   }
 
   const batchedAny = points.some((p) => p.scenario === "clipper/fixed-batched/rest");
@@ -169,4 +142,42 @@ export function renderSummary(results: Results): string {
     for (const p of errors) lines.push(`- ${p.scenario} ${p.mode === "closed" ? `c=${p.concurrency}` : `${p.targetRate}/s`}: ${p.firstError}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** The first two targets for one layout of the system: throughput at 64 clients, and what the path adds at one. */
+function throughputAndOverhead(points: Point[], scenario: string, layout: string): TargetVerdict[] {
+  const verdicts: TargetVerdict[] = [];
+  const noop = closedAt(points, scenario, 64);
+  // The better of Ray Serve at its defaults and with max_ongoing_requests raised: the fair peer.
+  const rays = [closedAt(points, "ray/noop/rest", 64), closedAt(points, "ray-tuned/noop/rest", 64)].filter((p): p is Point => p !== undefined);
+  const ray = rays.sort((a, b) => b.goodput - a.goodput)[0];
+  if (noop === undefined) {
+    verdicts.push({ target: `no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99${layout}`, met: null, detail: "not measured" });
+  } else {
+    const fast = noop.goodput >= 10_000 && noop.p99Ms <= 20;
+    const vsRay = ray === undefined ? null : noop.goodput >= 20 * ray.goodput && noop.p99Ms < ray.p99Ms;
+    const rayText =
+      ray === undefined ? "Ray Serve not measured" : `Ray Serve (${ray.scenario.split("/")[0]}) ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
+    verdicts.push({
+      target: `no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99${layout}`,
+      met: vsRay === null ? (fast ? null : false) : fast && vsRay,
+      detail: `Clipper ${rate(noop.goodput)}, p99 ${fmt(noop.p99Ms)} ms; ${rayText}`,
+    });
+  }
+
+  const viaGateway = closedAt(points, scenario, 1);
+  const direct = closedAt(points, "direct/noop-py/grpc", 1);
+  const viaGrpc = layout === "" ? closedAt(points, "clipper/noop-py/grpc", 1) : undefined;
+  if (viaGateway === undefined || direct === undefined) {
+    verdicts.push({ target: `c=1: gateway + router add <= 0.3 ms to the container's p50${layout}`, met: null, detail: "not measured" });
+  } else {
+    const added = viaGateway.p50Ms - direct.p50Ms;
+    const grpcText = viaGrpc === undefined ? "" : `; over gRPC to the gateway p50 ${fmt(viaGrpc.p50Ms)} ms (+${fmt(viaGrpc.p50Ms - direct.p50Ms)} ms)`;
+    verdicts.push({
+      target: `c=1: gateway + router add <= 0.3 ms to the container's p50${layout}`,
+      met: added <= 0.3,
+      detail: `REST p50 ${fmt(viaGateway.p50Ms)} ms, container direct p50 ${fmt(direct.p50Ms)} ms: ${added >= 0 ? "+" : ""}${fmt(added)} ms${grpcText}`,
+    });
+  }
+  return verdicts;
 }

@@ -301,17 +301,21 @@ async function main(): Promise<void> {
     // The no-op model: our overhead, against the container alone and the edge limit.
     await bench.closed("clipper/noop-py/rest", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
     // The same path through a second gateway started with other flags, measured in this run:
-    // one unary Query call per query (what the QueryStream buys), and two worker processes.
+    // one unary Query call per query (what the QueryStream buys), two worker processes, and the
+    // router inside the gateway's process.
+    // The router inside the gateway's process, against the same replica (commits before it lack services/router/config.ts).
+    const inProcessRouter = existsSync(join(repoRoot, "services", "router", "config.ts"));
     const variants: Array<[string, string[]]> = [
-      ["clipper-unary/noop-py/rest", ["--router-calls", "unary"]],
-      ["clipper-2workers/noop-py/rest", ["--workers", "2"]],
+      ["clipper-unary/noop-py/rest", ["--router", system.address("router"), "--router-calls", "unary"]],
+      ["clipper-2workers/noop-py/rest", ["--router", system.address("router"), "--workers", "2"]],
+      ...(inProcessRouter ? [["clipper-inprocess/noop-py/rest", ["--router", "in-process"]] as [string, string[]]] : []),
     ];
     for (const [scenario, flags] of variants) {
       if (options.only !== undefined && !options.only.test(scenario)) continue;
       const extra = await Helper.start(
         `a gateway with ${flags.join(" ")}`,
         process.execPath,
-        [...(await gatewayNodeArgs()), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--router", system.address("router"), ...flags],
+        [...(await gatewayNodeArgs()), "--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), ...flags],
         30_000,
       );
       helpers.push(extra);
