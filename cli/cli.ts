@@ -119,22 +119,22 @@ const INPUT_TYPES = "bytes, ints, floats, doubles or strings";
 const COMMANDS: CommandDef[] = [
   {
     name: "up",
-    summary: "start the registry, container-manager, router and gateway on this machine",
-    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process] [--store embedded|redis] [--redis-url U] [--foreground]",
+    summary: "start the registry, container-manager and gateway (with the router inside it) on this machine",
+    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process|service] [--store embedded|redis] [--redis-url U] [--foreground]",
     positionals: { required: [] },
     options: {
       host: { type: "string", value: "HOST", help: "address the services bind (default 127.0.0.1)" },
       "gateway-port": { type: "string", value: "PORT", help: "gateway REST/gRPC port (default 1337; metrics on the same port)" },
       "registry-port": { type: "string", value: "PORT", help: "registry port (default 1338; metrics on port + 8000)" },
-      "router-port": { type: "string", value: "PORT", help: "router port (default 1339; metrics on port + 8000)" },
+      "router-port": { type: "string", value: "PORT", help: "router port with --router service (default 1339; metrics on port + 8000)" },
       "container-manager-port": { type: "string", value: "PORT", help: "container-manager port (default 1340; metrics on port + 8000)" },
-      router: { type: "string", value: "MODE", help: "service (default): the router runs as its own process; in-process: inside the gateway (faster on one machine; its series on the gateway's /metrics)" },
+      router: { type: "string", value: "MODE", help: "in-process (default): the router runs inside the gateway, the fastest layout on one machine (its series on the gateway's /metrics); service: as its own process" },
       store: { type: "string", value: "KIND", help: "registry store: embedded (lmdb in the data dir, default) or redis" },
       "redis-url": { type: "string", value: "URL", help: "Redis URL for --store redis, e.g. redis://127.0.0.1:6379" },
       timeout: { type: "string", value: "SECONDS", help: "how long each service has to become healthy (default 60)" },
       foreground: { type: "boolean", help: "stay attached and stop everything on Ctrl-C" },
     },
-    examples: ["clipper up", "clipper up --router in-process", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
+    examples: ["clipper up", "clipper up --router service", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
     run: runUp,
   },
   {
@@ -846,7 +846,7 @@ async function runUp(inv: Invocation): Promise<number> {
   const redisUrl = stringFlag(inv, "redis-url");
   if (store === "redis" && redisUrl === undefined) throw new UsageError("--store redis needs --redis-url", currentDef(inv));
   const host = stringFlag(inv, "host") ?? "127.0.0.1";
-  const routerMode = stringFlag(inv, "router") ?? "service";
+  const routerMode = stringFlag(inv, "router") ?? "in-process";
   if (routerMode !== "service" && routerMode !== "in-process") throw new UsageError(`--router must be service or in-process, got "${routerMode}"`, currentDef(inv));
   let launches;
   try {
