@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./observability/otlp-receiver.js";
 import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "./system.js";
 
 describe("the gateway with the router in its own process (--router in-process)", () => {
@@ -48,5 +49,62 @@ describe("the gateway with the router in its own process (--router in-process)",
     const text = await (await fetch(system.routerMetricsUrl())).text();
     expect(text).toMatch(/clipper_router_batch_size_count\{[^}]*model="sum-model"[^}]*\} [1-9]/);
     expect(text).toMatch(/clipper_gateway_requests_total\{[^}]*application="hello-world"/);
+  });
+});
+
+describe("a trace with the router in the gateway's process", () => {
+  const vars = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME"] as const;
+  const saved = new Map<string, string | undefined>();
+  let receiver: OtlpReceiver;
+  let system: TestSystem;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    for (const v of vars) saved.set(v, process.env[v]);
+    process.env["OTEL_TRACES_EXPORTER"] = "otlp";
+    process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint;
+    process.env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
+    delete process.env["OTEL_SERVICE_NAME"];
+    system = new TestSystem({ routerInProcess: true });
+    await system.start();
+    await system.deployApp("traced", pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")), { sloMicros: 5_000_000n });
+  }, 120_000);
+
+  afterAll(async () => {
+    await system?.stop();
+    await receiver?.close();
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }, 60_000);
+
+  it("chains the gateway's span, the router's batch and the model's span, with no router call between", async () => {
+    const res = await waitFor("a model answer", async () => {
+      const r = await postJson(`${system.gatewayUrl}/traced/predict`, { input: [1, 2, 3] });
+      return r.json["default"] === false ? r : undefined;
+    });
+    const queryId = String(res.json["query_id"]);
+    const spans = await waitFor(
+      "the whole trace",
+      () => {
+        const gateway = receiver.spans.find((s) => s.name === "clipper.gateway/predict" && s.attributes["clipper.query_id"] === queryId);
+        const trace = gateway ? receiver.spans.filter((s) => s.traceId === gateway.traceId) : [];
+        return trace.some((s) => s.name === "clipper.model.v1.ModelService/Predict") ? trace : undefined;
+      },
+      15_000,
+    );
+    const byName = (name: string) => spans.find((s) => s.name === name) as ReceivedSpan;
+    const gateway = byName("clipper.gateway/predict");
+    const batch = byName("clipper.router/batch");
+    const model = byName("clipper.model.v1.ModelService/Predict");
+    expect(spans.some((s) => s.name === "clipper.v1.QueryService/Query")).toBe(false);
+    expect(gateway.parentSpanId).toBe("");
+    expect(batch.service).toBe("clipper-gateway");
+    expect(batch.parentSpanId).toBe(gateway.spanId);
+    expect(model.parentSpanId).toBe(batch.spanId);
+    // What the router's Query span carries in the other layout, the gateway's span carries here.
+    expect(gateway.attributes).toMatchObject({ "clipper.application": "traced", "clipper.model": "sum-model", "clipper.default": false });
+    expect(gateway.events.map((e) => e.name)).toContain("batch dispatched");
   });
 });
