@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./observability/otlp-receiver.js";
+import { exportTracesTo, type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./observability/otlp-receiver.js";
 import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "./system.js";
 
 describe("the gateway with the router in its own process (--router in-process)", () => {
@@ -53,18 +53,13 @@ describe("the gateway with the router in its own process (--router in-process)",
 });
 
 describe("a trace with the router in the gateway's process", () => {
-  const vars = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME"] as const;
-  const saved = new Map<string, string | undefined>();
   let receiver: OtlpReceiver;
+  let restoreEnv = () => {};
   let system: TestSystem;
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    for (const v of vars) saved.set(v, process.env[v]);
-    process.env["OTEL_TRACES_EXPORTER"] = "otlp";
-    process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint;
-    process.env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
-    delete process.env["OTEL_SERVICE_NAME"];
+    restoreEnv = exportTracesTo(receiver);
     system = new TestSystem({ routerInProcess: true });
     await system.start();
     await system.deployApp("traced", pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")), { sloMicros: 5_000_000n });
@@ -73,10 +68,7 @@ describe("a trace with the router in the gateway's process", () => {
   afterAll(async () => {
     await system?.stop();
     await receiver?.close();
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv();
   }, 60_000);
 
   it("chains the gateway's span, the router's batch and the model's span, with no router call between", async () => {

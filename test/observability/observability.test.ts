@@ -4,11 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { parsePrometheusText, type Sample } from "../../cli/top.js";
-import { postJson, repoRoot, TestSystem, waitFor } from "../system.js";
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./otlp-receiver.js";
+import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "../system.js";
+import { exportTracesTo, type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./otlp-receiver.js";
 
-const python = join(repoRoot, ".venv", "bin", "python");
-const OTEL_VARS = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME"] as const;
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);
@@ -22,37 +20,20 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
 }
 
 describe("observability of the real services", () => {
-  const saved = new Map<string, string | undefined>();
   let receiver: OtlpReceiver;
+  let restoreEnv = () => {};
   let system: TestSystem;
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
-    for (const v of OTEL_VARS) saved.set(v, process.env[v]);
-    // TestSystem hands process.env to the services, and the container-manager hands OTEL_* to replicas.
-    process.env["OTEL_TRACES_EXPORTER"] = "otlp";
-    process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint;
-    process.env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
-    delete process.env["OTEL_SERVICE_NAME"];
+    restoreEnv = exportTracesTo(receiver);
     system = new TestSystem();
     await system.start();
     const mgmt = system.management();
     await mgmt.createApplication({ name: "traced", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n, cacheEnabled: true });
     await mgmt.createApplication({ name: "counted", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n });
     await mgmt.createApplication({ name: "unlinked", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 1_000_000n });
-    const model = {
-      name: "sum-model",
-      version: "1",
-      inputType: InputType.DOUBLES,
-      desiredReplicas: 1,
-      runtime: {
-        kind: {
-          case: "command" as const,
-          value: { argv: [python, "-m", "clipper_runtime.file_runner", join(repoRoot, "examples", "sum_model.py"), "predict"], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" },
-        },
-      },
-    };
-    await system.deploy(model);
+    await system.deploy(pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
     await mgmt.linkModel({ application: "traced", modelName: "sum-model" });
     await mgmt.linkModel({ application: "counted", modelName: "sum-model" });
     // The router answers once it has seen the ready replica.
@@ -65,10 +46,7 @@ describe("observability of the real services", () => {
   afterAll(async () => {
     await system?.stop();
     await receiver?.close();
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv();
   }, 60_000);
 
   /** The spans of the trace the gateway span with this query id belongs to, once the model's span has arrived. */

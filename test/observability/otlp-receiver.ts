@@ -168,3 +168,24 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }),
   };
 }
+
+const TRACING_VARS = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME"] as const;
+
+/**
+ * Turns tracing on for the services a test starts next (TestSystem hands
+ * process.env to them, and the container-manager hands OTEL_* to replicas),
+ * exporting to `receiver` every 100 ms. Returns what puts the variables back.
+ */
+export function exportTracesTo(receiver: OtlpReceiver): () => void {
+  const saved = new Map(TRACING_VARS.map((v) => [v, process.env[v]]));
+  process.env["OTEL_TRACES_EXPORTER"] = "otlp";
+  process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint;
+  process.env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
+  delete process.env["OTEL_SERVICE_NAME"];
+  return () => {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
