@@ -15,8 +15,8 @@ import { createTlsAlpnListener } from "./tls-alpn-listener.js";
 import { Predictor } from "./predictor.js";
 import { type QueryRouter, RouterStream, unaryQueryRouter } from "./router-stream.js";
 import { inProcessRouterConfig, routerCoreSettings } from "../router/config.js";
-import { toResult } from "../router/query-stream.js";
 import { createRouterCore } from "../router/router.js";
+import { queryResults } from "../router/service.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
 import { createPredictionServiceImpl } from "./service.js";
 
@@ -217,12 +217,8 @@ function inProcessRouter(options: GatewayOptions): RouterLink {
     ...(options.registrySecurity ? { registrySecurity: options.registrySecurity } : {}),
     ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
   });
-  const processor = core.processor;
   return {
-    async query(query, timeoutMs, signal) {
-      const answers = await processor.query(query.application, query.inputs, { version: query.version, uid: query.uid, timeoutMs, ...(signal ? { signal } : {}) });
-      return answers.map(toResult);
-    },
+    query: (query, timeoutMs, signal) => queryResults(core.processor, query, timeoutMs, signal),
     client: createClient(QueryService, createRouterTransport(({ service }) => service(QueryService, core.impl))),
     readiness: async () => (core.configured() ? { ready: true, cause: "" } : { ready: false, cause: "the in-process router has not received the configuration from the registry yet" }),
     close: () => core.close(),

@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { type QueryRequest, type QueryResult, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import type { FeedbackRecorder } from "./feedback.js";
-import type { Logger } from "../shared/index.js";
+import type { CancelSignal, Logger } from "../shared/index.js";
 import type { QueryProcessor } from "./query-processor.js";
 import { QueryStreamSession, toResult } from "./query-stream.js";
 import type { RouterMetrics } from "./router-metrics.js";
@@ -15,18 +15,27 @@ export interface QueryServiceDeps {
   logger?: Logger;
 }
 
+/** One Query: the processor's answers as QueryResults (the unary handler, and a gateway running the router in-process). */
+export async function queryResults(
+  processor: QueryProcessor,
+  req: Pick<QueryRequest, "application" | "inputs" | "version" | "uid">,
+  timeoutMs: number | undefined,
+  signal: CancelSignal | undefined,
+): Promise<QueryResult[]> {
+  const answers = await processor.query(req.application, req.inputs, {
+    version: req.version,
+    uid: req.uid,
+    ...(signal ? { signal } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  });
+  return answers.map(toResult);
+}
+
 /** clipper.v1.QueryService: thin handlers over the QueryProcessor. */
 export function createQueryServiceImpl(deps: QueryServiceDeps): ServiceImpl<typeof QueryService> {
   return {
     async query(req, ctx) {
-      const timeoutMs = ctx.timeoutMs();
-      const answers = await deps.processor.query(req.application, req.inputs, {
-        version: req.version,
-        uid: req.uid,
-        signal: ctx.signal,
-        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      });
-      return { results: answers.map(toResult) };
+      return { results: await queryResults(deps.processor, req, ctx.timeoutMs(), ctx.signal) };
     },
     queryStream(requests, ctx) {
       const answer = deps.processor.query.bind(deps.processor);
