@@ -19,7 +19,10 @@ const request = create(QueryStreamRequestSchema, {
   })),
 });
 const response = create(QueryStreamResponseSchema, {
-  answers: Array.from({ length: QUERIES }, (_, i) => ({ callId: BigInt(i), results: [{ queryId: BigInt(i), output: "6.6", models: ["noop-py:1"], confidence: 1 }] })),
+  answers: Array.from({ length: QUERIES }, (_, i) => ({
+    callId: BigInt(i),
+    results: [{ queryId: BigInt(i), output: "6.6", models: ["noop-py:1"], confidence: 1 }],
+  })),
 });
 
 function microsPerQuery(fn: () => unknown): string {
@@ -39,5 +42,10 @@ function measure<D extends DescMessage>(name: string, schema: D, message: Parame
 }
 
 console.log(
-  ["| message | | protobuf-es µs per query | compiled µs per query |", "|---|---|---|---|", ...measure("QueryStreamRequest", QueryStreamRequestSchema, request), ...measure("QueryStreamResponse", QueryStreamResponseSchema, response)].join("\n"),
+  [
+    "| message | | protobuf-es µs per query | compiled µs per query |",
+    "|---|---|---|---|",
+    ...measure("QueryStreamRequest", QueryStreamRequestSchema, request),
+    ...measure("QueryStreamResponse", QueryStreamResponseSchema, response),
+  ].join("\n"),
 );

@@ -19,7 +19,8 @@ const gatewayArgs = (arg("--gateway-args") ?? "").split(" ").filter(Boolean);
 const maxWaitMicros = arg("--max-wait-micros") === undefined ? undefined : Number(arg("--max-wait-micros"));
 const maxInFlight = Number(arg("--max-in-flight") ?? 0);
 const clientCounts = (arg("--clients") ?? "1,64,256").split(",").map(Number);
-if (clientCounts.some((c) => !(Number.isInteger(c) && c >= 1 && c <= 1024))) throw new Error("--clients is a comma-separated list of whole numbers in [1, 1024]");
+if (clientCounts.some((c) => !(Number.isInteger(c) && c >= 1 && c <= 1024)))
+  throw new Error("--clients is a comma-separated list of whole numbers in [1, 1024]");
 
 /** The router inside the gateway's process (`--router in-process`): the router's CPU column is then part of the gateway's. */
 const routerInProcess = process.argv.includes("--router-in-process");
@@ -28,7 +29,11 @@ try {
   await system.start();
   await system.deployApp("noop", pythonModel("noop-py", "noop.py"), { sloMicros: 1_000_000n, timeoutSeconds: 120 });
   if (maxWaitMicros !== undefined || maxInFlight > 0) {
-    await system.management().updateModel({ name: "noop-py", version: "1", batching: { ...(maxWaitMicros !== undefined ? { maxWaitMicros } : {}), maxInFlightPerReplica: maxInFlight } });
+    await system.management().updateModel({
+      name: "noop-py",
+      version: "1",
+      batching: { ...(maxWaitMicros !== undefined ? { maxWaitMicros } : {}), maxInFlightPerReplica: maxInFlight },
+    });
   }
   const processes = { gateway: system.pid("gateway") ?? 0, router: system.pid("router") ?? 0, model: replicaPid("noop-py") };
   const rows = [
@@ -37,7 +42,12 @@ try {
     "|---|---|---|---|---|---|---|",
   ];
   for (const clients of clientCounts) {
-    const target = restTarget({ url: `${system.gatewayUrl}/noop/predict`, mix: uniqueMix("unique", [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]), connections: clients, isDefault: gatewayDefault });
+    const target = restTarget({
+      url: `${system.gatewayUrl}/noop/predict`,
+      mix: uniqueMix("unique", [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]),
+      connections: clients,
+      isDefault: gatewayDefault,
+    });
     try {
       await runClosedLoop({ send: target.send, concurrency: clients, durationMs: 1000, warmupMs: 0 });
       const before = { gateway: cpuMs(processes.gateway), router: cpuMs(processes.router), model: cpuMs(processes.model) };
@@ -47,11 +57,15 @@ try {
       const self = process.cpuUsage(selfBefore);
       const times = await routerTimes(system, "noop-py");
       const answered = r.ok + r.defaults;
-      const perQuery = [(self.user + self.system) / 1000, cpuMs(processes.gateway) - before.gateway, cpuMs(processes.router) - before.router, cpuMs(processes.model) - before.model].map(
-        (ms) => (ms * 1000) / answered,
-      );
+      const perQuery = [
+        (self.user + self.system) / 1000,
+        cpuMs(processes.gateway) - before.gateway,
+        cpuMs(processes.router) - before.router,
+        cpuMs(processes.model) - before.model,
+      ].map((ms) => (ms * 1000) / answered);
       const busy = (perQuery.reduce((a, b) => a + b, 0) * r.throughput) / 1e6;
-      const mean = (key: "queueWait" | "model" | "batchSize", scale: number) => (((times[key].sum - timesBefore[key].sum) / (times[key].count - timesBefore[key].count)) * scale).toFixed(2);
+      const mean = (key: "queueWait" | "model" | "batchSize", scale: number) =>
+        (((times[key].sum - timesBefore[key].sum) / (times[key].count - timesBefore[key].count)) * scale).toFixed(2);
       rows.push(
         `| ${clients} | ${r.throughput.toFixed(0)}/s | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${perQuery.map((us) => us.toFixed(0)).join(" / ")} | ${busy.toFixed(2)} | ${mean("queueWait", 1000)} / ${mean("model", 1000)} / ${mean("batchSize", 1)} |`,
       );

@@ -99,11 +99,15 @@ async function main(): Promise<void> {
         const p50 = h.quantile(0.5) / 1000;
         const c = cpu[i] as (typeof cpu)[number];
         const perCall = [c.loadgen, c.gateway, c.router, c.model].map((ms) => ((ms * 1000) / c.calls).toFixed(0)).join(" / ");
-        results.push(`| ${name} | ${p50.toFixed(3)} | ${(h.quantile(0.9) / 1000).toFixed(3)} | ${(h.quantile(0.99) / 1000).toFixed(3)} | ${previous === undefined ? "" : (p50 - previous).toFixed(3)} | ${perCall} |`);
+        results.push(
+          `| ${name} | ${p50.toFixed(3)} | ${(h.quantile(0.9) / 1000).toFixed(3)} | ${(h.quantile(0.99) / 1000).toFixed(3)} | ${previous === undefined ? "" : (p50 - previous).toFixed(3)} | ${perCall} |`,
+        );
         previous = p50;
       }
       const mean = (key: "queueWait" | "model") => ((routerAfter[key].sum - routerBefore[key].sum) / (routerAfter[key].count - routerBefore[key].count)) * 1000;
-      results.push(`Inside the router (its /metrics, every hop above): mean queue wait ${mean("queueWait").toFixed(3)} ms, mean model call ${mean("model").toFixed(3)} ms.`);
+      results.push(
+        `Inside the router (its /metrics, every hop above): mean queue wait ${mean("queueWait").toFixed(3)} ms, mean model call ${mean("model").toFixed(3)} ms.`,
+      );
     }
     console.log(results.join("\n"));
   } finally {

@@ -61,7 +61,10 @@ export function evaluateTargets(points: Point[], batchingSloMs: number): TargetV
   const verdicts: TargetVerdict[] = [];
 
   // The default layout (the router as its own service), then the router inside the gateway when measured.
-  for (const [scenario, layout] of [["clipper/noop-py/rest", ""], ["clipper-inprocess/noop-py/rest", " (router in-process)"]] as const) {
+  for (const [scenario, layout] of [
+    ["clipper/noop-py/rest", ""],
+    ["clipper-inprocess/noop-py/rest", " (router in-process)"],
+  ] as const) {
     if (layout !== "" && !points.some((p) => p.scenario === scenario)) continue;
     verdicts.push(...throughputAndOverhead(points, scenario, layout));
   }
@@ -112,11 +115,14 @@ export function renderSummary(results: Results): string {
     `- Command: \`${m.command}\``,
     `- ${results.options.durationMs / 1000} s measured per point after ${results.options.warmupMs / 1000} s of warm-up${results.options.quick ? " (--quick)" : ""}; REST client: ${results.options.httpClient === "raw" ? "bench/loadgen/raw-http.ts (keep-alive, TCP_NODELAY)" : "node:http keep-alive agent"}; gRPC client: grpc-js via services/shared createGrpcTransport (one channel).`,
   ];
-  if (m.uncommittedServiceChanges !== "") lines.push(`- Uncommitted changes under services/, sdk/ or test/ were in the tree: ${m.uncommittedServiceChanges.split("\n").length} files.`);
+  if (m.uncommittedServiceChanges !== "")
+    lines.push(`- Uncommitted changes under services/, sdk/ or test/ were in the tree: ${m.uncommittedServiceChanges.split("\n").length} files.`);
   for (const note of results.notes) lines.push(`- ${note}`);
   const contended = results.points.filter((p) => (p.backgroundCpuCores ?? 0) >= 0.25);
   if (contended.length > 0) {
-    lines.push(`- **Shared machine**: before ${contended.length} of ${results.points.length} points other work kept >= 0.25 cores busy ("busy before" column); their numbers are pessimistic.`);
+    lines.push(
+      `- **Shared machine**: before ${contended.length} of ${results.points.length} points other work kept >= 0.25 cores busy ("busy before" column); their numbers are pessimistic.`,
+    );
   }
   lines.push("", "### Targets", "", "| target | verdict | numbers |", "|---|---|---|");
   for (const t of results.targets) lines.push(`| ${t.target} | ${verdictText(t.met)} | ${t.detail} |`);
@@ -152,12 +158,18 @@ function throughputAndOverhead(points: Point[], scenario: string, layout: string
   const rays = [closedAt(points, "ray/noop/rest", 64), closedAt(points, "ray-tuned/noop/rest", 64)].filter((p): p is Point => p !== undefined);
   const ray = rays.sort((a, b) => b.goodput - a.goodput)[0];
   if (noop === undefined) {
-    verdicts.push({ target: `no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99${layout}`, met: null, detail: "not measured" });
+    verdicts.push({
+      target: `no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99${layout}`,
+      met: null,
+      detail: "not measured",
+    });
   } else {
     const fast = noop.goodput >= 10_000 && noop.p99Ms <= 20;
     const vsRay = ray === undefined ? null : noop.goodput >= 20 * ray.goodput && noop.p99Ms < ray.p99Ms;
     const rayText =
-      ray === undefined ? "Ray Serve not measured" : `Ray Serve (${ray.scenario.split("/")[0]}) ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
+      ray === undefined
+        ? "Ray Serve not measured"
+        : `Ray Serve (${ray.scenario.split("/")[0]}) ${rate(ray.goodput)}, p99 ${fmt(ray.p99Ms)} ms: ${fmt(noop.goodput / Math.max(1e-9, ray.goodput), 1)}x`;
     verdicts.push({
       target: `no-op over REST at c=64: >= 10,000/s, p99 <= 20 ms, >= 20x Ray Serve with lower p99${layout}`,
       met: vsRay === null ? (fast ? null : false) : fast && vsRay,

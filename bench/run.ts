@@ -9,12 +9,12 @@ import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { repoRoot, TestSystem, waitFor, waitForListening } from "../test/system.js";
+import { benchDir, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
 import { evaluateTargets, type Point, renderSummary } from "./report.js";
-import { benchDir, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
 
 const benchPython = join(benchDir, ".venv", "bin", "python");
 
@@ -59,7 +59,6 @@ function parseArgs(argv: string[]): BenchOptions {
     httpClient: httpClient === "node-http" ? "node-http" : "raw",
   };
 }
-
 
 /** SLOs: generous where we measure raw latency, Clipper's usual 100 ms where the target says "within the SLO". */
 const RAW_SLO_MICROS = 1_000_000n;
@@ -171,7 +170,11 @@ class Bench {
   }
 
   /** One closed-loop point per concurrency, each with fresh connections. */
-  async closed(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, makeTarget: (connections: number) => Target): Promise<void> {
+  async closed(
+    scenario: string,
+    labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
+    makeTarget: (connections: number) => Target,
+  ): Promise<void> {
     if (!this.selected(scenario)) return;
     for (const concurrency of this.options.concurrencies) {
       const target = makeTarget(concurrency);
@@ -185,7 +188,11 @@ class Bench {
     }
   }
 
-  async open(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, makeTarget: (connections: number) => Target): Promise<void> {
+  async open(
+    scenario: string,
+    labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
+    makeTarget: (connections: number) => Target,
+  ): Promise<void> {
     if (!this.selected(scenario)) return;
     const maxInFlight = 1024;
     for (const rate of this.options.openLoopRates) {
@@ -200,7 +207,11 @@ class Bench {
     }
   }
 
-  private async measure(scenario: string, labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">, run: () => Promise<LoadResult>): Promise<void> {
+  private async measure(
+    scenario: string,
+    labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
+    run: () => Promise<LoadResult>,
+  ): Promise<void> {
     const backgroundCpuCores = (await waitForQuiet(cpus().length, QUIET_CORES, this.options.quick ? 5_000 : 20_000)) ?? null;
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
@@ -233,14 +244,14 @@ function machine() {
   };
   return {
     date: new Date().toISOString(),
-    commit: process.env["BENCH_COMMIT"] ?? git("rev-parse", "--short", "HEAD"),
-    uncommittedServiceChanges: process.env["BENCH_COMMIT"] ? "" : git("status", "--porcelain", "--", "services", "sdk", "test"),
+    commit: process.env.BENCH_COMMIT ?? git("rev-parse", "--short", "HEAD"),
+    uncommittedServiceChanges: process.env.BENCH_COMMIT ? "" : git("status", "--porcelain", "--", "services", "sdk", "test"),
     nproc: cpus().length,
     cpuModel: /model name\s*:\s*(.*)/.exec(cpuInfo)?.[1] ?? cpus()[0]?.model ?? "unknown",
     memTotalGiB: +(totalmem() / 2 ** 30).toFixed(1),
     memFreeGiB: +(freemem() / 2 ** 30).toFixed(1),
     node: process.version,
-    command: process.env["BENCH_COMMAND"] ?? `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    command: process.env.BENCH_COMMAND ?? `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
   };
 }
 
@@ -295,7 +306,8 @@ async function main(): Promise<void> {
       probe.close();
     }
 
-    const rest = (app: string, mix: InputMix) => (connections: number) => restTarget({ url: `${gw}/${app}/predict`, mix, connections, isDefault: gatewayDefault, client: options.httpClient });
+    const rest = (app: string, mix: InputMix) => (connections: number) =>
+      restTarget({ url: `${gw}/${app}/predict`, mix, connections, isDefault: gatewayDefault, client: options.httpClient });
     const gateway = system.address("gateway");
 
     // The no-op model: our overhead, against the container alone and the edge limit.
@@ -327,21 +339,34 @@ async function main(): Promise<void> {
       await bench.closed(scenario, { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, target);
       await extra.stop();
     }
-    await bench.closed("clipper/noop-py/grpc", { system: "clipper", model: "noop-py", transport: "grpc", mix: "unique" }, () => grpcGatewayTarget(gateway, "noop", unique));
+    await bench.closed("clipper/noop-py/grpc", { system: "clipper", model: "noop-py", transport: "grpc", mix: "unique" }, () =>
+      grpcGatewayTarget(gateway, "noop", unique),
+    );
     const noopPy = await endpoint("noop-py");
-    await bench.closed("direct/noop-py/grpc", { system: "direct", model: "noop-py", transport: "grpc", mix: "unique" }, () => modelDirectTarget(noopPy, unique));
+    await bench.closed("direct/noop-py/grpc", { system: "direct", model: "noop-py", transport: "grpc", mix: "unique" }, () =>
+      modelDirectTarget(noopPy, unique),
+    );
     await bench.closed("clipper/noop-node/rest", { system: "clipper", model: "noop-node", transport: "rest", mix: "unique" }, rest("noop-node", unique));
     const noopNode = await endpoint("noop-node");
-    await bench.closed("direct/noop-node/grpc", { system: "direct", model: "noop-node", transport: "grpc", mix: "unique" }, () => modelDirectTarget(noopNode, unique));
+    await bench.closed("direct/noop-node/grpc", { system: "direct", model: "noop-node", transport: "grpc", mix: "unique" }, () =>
+      modelDirectTarget(noopNode, unique),
+    );
     await bench.open("clipper/noop-py/rest/open", { system: "clipper", model: "noop-py", transport: "rest", mix: "unique" }, rest("noop", unique));
 
     // The fixed-cost model: batch size 1 against batches up to 256.
     await bench.closed("clipper/fixed-b1/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "unique" }, rest("fixed-b1", unique));
-    await bench.closed("clipper/fixed-batched/rest", { system: "clipper", model: "fixed-batched", transport: "rest", mix: "unique" }, rest("fixed-batched", unique));
+    await bench.closed(
+      "clipper/fixed-batched/rest",
+      { system: "clipper", model: "fixed-batched", transport: "rest", mix: "unique" },
+      rest("fixed-batched", unique),
+    );
 
     // The cache: all misses, all hits, and a mix of 64 inputs repeating.
     const oneInput = repeatingMix("single", [small]);
-    const sixtyFour = repeatingMix("repeat-64", Array.from({ length: 64 }, (_, i) => small.map((v) => v + i)));
+    const sixtyFour = repeatingMix(
+      "repeat-64",
+      Array.from({ length: 64 }, (_, i) => small.map((v) => v + i)),
+    );
     await bench.closed("clipper/cache-miss/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "unique" }, rest(cacheApp, unique));
     await bench.closed("clipper/cache-hit/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "single" }, rest(cacheApp, oneInput));
     await bench.closed("clipper/cache-mix64/rest", { system: "clipper", model: "fixed-b1", transport: "rest", mix: "repeat-64" }, rest(cacheApp, sixtyFour));
@@ -349,7 +374,9 @@ async function main(): Promise<void> {
     // scikit-learn.
     await bench.closed("clipper/sklearn/rest", { system: "clipper", model: "sklearn", transport: "rest", mix: "unique" }, rest("sklearn", uniqueDigits));
     const sklearnEndpoint = await endpoint("sklearn-digits");
-    await bench.closed("direct/sklearn/grpc", { system: "direct", model: "sklearn", transport: "grpc", mix: "unique" }, () => modelDirectTarget(sklearnEndpoint, uniqueDigits));
+    await bench.closed("direct/sklearn/grpc", { system: "direct", model: "sklearn", transport: "grpc", mix: "unique" }, () =>
+      modelDirectTarget(sklearnEndpoint, uniqueDigits),
+    );
 
     // The edge limit: a bare Node HTTP server doing the same JSON work.
     if (options.only === undefined || options.only.test("edge/json-server/rest")) {
@@ -374,10 +401,17 @@ async function main(): Promise<void> {
         break;
       }
       console.log(`starting Ray Serve ${flags.join(" ")}...`);
-      const ray = await Helper.start("Ray Serve", benchPython, [join(benchDir, "baselines", "ray_serve.py"), "--port", String(await freePort()), ...flags], 180_000);
+      const ray = await Helper.start(
+        "Ray Serve",
+        benchPython,
+        [join(benchDir, "baselines", "ray_serve.py"), "--port", String(await freePort()), ...flags],
+        180_000,
+      );
       helpers.push(ray);
       const rayUrl = `http://127.0.0.1:${ray.port}`;
-      await bench.closed(`${name}/noop/rest`, { system: "ray", model: "noop-py", transport: "rest", mix: "unique" }, (c) => restTarget({ url: `${rayUrl}/noop`, mix: unique, connections: c, client: options.httpClient }));
+      await bench.closed(`${name}/noop/rest`, { system: "ray", model: "noop-py", transport: "rest", mix: "unique" }, (c) =>
+        restTarget({ url: `${rayUrl}/noop`, mix: unique, connections: c, client: options.httpClient }),
+      );
       await bench.closed(`${name}/sklearn/rest`, { system: "ray", model: "sklearn", transport: "rest", mix: "unique" }, (c) =>
         restTarget({ url: `${rayUrl}/sklearn`, mix: uniqueDigits, connections: c, client: options.httpClient }),
       );
@@ -395,7 +429,10 @@ async function main(): Promise<void> {
   console.log(`\n${summary}`);
   if (existsSync(benchPython)) {
     try {
-      execFileSync(benchPython, [join(benchDir, "plot.py"), join(options.outDir, "results.json"), join(options.outDir, "plots")], { stdio: "inherit", timeout: 120_000 });
+      execFileSync(benchPython, [join(benchDir, "plot.py"), join(options.outDir, "results.json"), join(options.outDir, "plots")], {
+        stdio: "inherit",
+        timeout: 120_000,
+      });
     } catch (err) {
       console.error(`plotting failed: ${String(err)}`);
     }

@@ -2,7 +2,7 @@
 // capacity for a long time, checking that memory stays flat and p99 stays stable.
 // Not part of CI (it takes 10 minutes by default).
 //   node --import tsx bench/soak.ts [--minutes 10] [--fraction 0.7] [--window-s 30]
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestSystem } from "../test/system.js";
 import { benchDir, pythonModel } from "./deploy.js";

@@ -9,14 +9,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import {
   ContainerManagerService,
-  DeployStage,
   type DeployModelRequest,
+  DeployStage,
   type GetLogsRequest,
   type ScaleModelRequest,
 } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
-import { createGrpcTransport, failedPrecondition, notFound, registration, startGrpcServer, type RunningGrpcServer } from "../services/shared/index.js";
+import { createGrpcTransport, failedPrecondition, notFound, type RunningGrpcServer, registration, startGrpcServer } from "../services/shared/index.js";
 import { type CliEnvironment, resolveAddresses, runCli } from "./cli.js";
 import { modelDeploy } from "./commands.js";
 import type { Output } from "./output.js";
@@ -83,8 +83,21 @@ describe("clipper CLI", () => {
           listModels() {
             return {
               models: [
-                { name: "sum", version: "1", inputType: InputType.DOUBLES, desiredReplicas: 2, runtime: { kind: { case: "command", value: { argv: ["python3", "my model.py"] } } } },
-                { name: "sum", version: "2", inputType: InputType.DOUBLES, desiredReplicas: 1, maxBatchSize: 8, runtime: { kind: { case: "nodeModule", value: { modulePath: "/m/sum.ts" } } } },
+                {
+                  name: "sum",
+                  version: "1",
+                  inputType: InputType.DOUBLES,
+                  desiredReplicas: 2,
+                  runtime: { kind: { case: "command", value: { argv: ["python3", "my model.py"] } } },
+                },
+                {
+                  name: "sum",
+                  version: "2",
+                  inputType: InputType.DOUBLES,
+                  desiredReplicas: 1,
+                  maxBatchSize: 8,
+                  runtime: { kind: { case: "nodeModule", value: { modulePath: "/m/sum.ts" } } },
+                },
               ],
               currentVersions: [{ modelName: "sum", version: "2" }],
             };
@@ -94,7 +107,15 @@ describe("clipper CLI", () => {
             return { previousVersion: "2" };
           },
           listReplicas() {
-            return { replicaSets: [{ modelName: "sum", modelVersion: "1", replicas: [replica("sum-1-a", ReplicaState.READY, "127.0.0.1:5001"), replica("sum-1-b", ReplicaState.FAILED, "")] }] };
+            return {
+              replicaSets: [
+                {
+                  modelName: "sum",
+                  modelVersion: "1",
+                  replicas: [replica("sum-1-a", ReplicaState.READY, "127.0.0.1:5001"), replica("sum-1-b", ReplicaState.FAILED, "")],
+                },
+              ],
+            };
           },
         }),
       ],
@@ -111,7 +132,9 @@ describe("clipper CLI", () => {
             yield { stage: DeployStage.STARTING, message: "starting 2 replicas", desiredReplicas };
             await sleep(30);
             if (req.model?.name === "broken") {
-              throw failedPrecondition("replica broken-1-a exited with code 1 before it was ready; last log lines:\nTraceback (most recent call last):\nImportError: no module named sklearn");
+              throw failedPrecondition(
+                "replica broken-1-a exited with code 1 before it was ready; last log lines:\nTraceback (most recent call last):\nImportError: no module named sklearn",
+              );
             }
             yield { stage: DeployStage.STARTING, readyReplicas: 1, desiredReplicas };
             await sleep(30);
@@ -128,7 +151,12 @@ describe("clipper CLI", () => {
           },
           getLogs(req: GetLogsRequest) {
             record("getLogs", req);
-            return { logs: [{ replicaId: "sum-1-a", lines: ["ready on 5001", "served 3 queries"] }, { replicaId: "sum-1-b", lines: ["ready on 5002"] }] };
+            return {
+              logs: [
+                { replicaId: "sum-1-a", lines: ["ready on 5001", "served 3 queries"] },
+                { replicaId: "sum-1-b", lines: ["ready on 5002"] },
+              ],
+            };
           },
         }),
       ],
@@ -184,16 +212,28 @@ describe("clipper CLI", () => {
       expect(r.stdout).toContain("model deploy");
     });
 
-    it.each(["up", "down", "status", "app create", "app list", "app delete", "model deploy", "model list", "model set-version", "model scale", "model logs", "link", "unlink", "predict"])(
-      "prints help with examples for `%s --help`",
-      async (name) => {
-        const r = await clipper(...name.split(" "), "--help");
-        expect(r.code).toBe(0);
-        expect(r.stdout).toContain(`Usage: clipper ${name}`);
-        expect(r.stdout).toMatch(/Examples:\n {2}clipper /);
-        expect(r.stdout).toContain("--data-dir DIR");
-      },
-    );
+    it.each([
+      "up",
+      "down",
+      "status",
+      "app create",
+      "app list",
+      "app delete",
+      "model deploy",
+      "model list",
+      "model set-version",
+      "model scale",
+      "model logs",
+      "link",
+      "unlink",
+      "predict",
+    ])("prints help with examples for `%s --help`", async (name) => {
+      const r = await clipper(...name.split(" "), "--help");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: clipper ${name}`);
+      expect(r.stdout).toMatch(/Examples:\n {2}clipper /);
+      expect(r.stdout).toContain("--data-dir DIR");
+    });
 
     it("lists a group's subcommands for `model --help` and `help model deploy`", async () => {
       const group = await clipper("model", "--help");
@@ -219,7 +259,13 @@ describe("clipper CLI", () => {
     });
 
     it("accepts global options before the command", async () => {
-      const r = await runCli(["--registry", registry.address, "--data-dir=/nowhere", "app", "list"], { stdout: new Capture(), stderr: new Capture(), env: {}, cwd: workDir, repoRoot });
+      const r = await runCli(["--registry", registry.address, "--data-dir=/nowhere", "app", "list"], {
+        stdout: new Capture(),
+        stderr: new Capture(),
+        env: {},
+        cwd: workDir,
+        repoRoot,
+      });
       expect(r).toBe(0);
       const stderr = new Capture();
       expect(await runCli(["--registry", registry.address], { stdout: new Capture(), stderr, env: {}, cwd: workDir, repoRoot })).toBe(2);
@@ -318,7 +364,24 @@ describe("clipper CLI", () => {
 
   describe("models", () => {
     it("deploys a command model, showing each change of progress as a plain line", async () => {
-      const r = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles", "--command", "python3 'my model.py' --fast", "--replicas", "2", "--batch-size", "16", "--set-current", "--timeout", "30");
+      const r = await clipper(
+        "model",
+        "deploy",
+        "sum",
+        "--version",
+        "1",
+        "--input-type",
+        "doubles",
+        "--command",
+        "python3 'my model.py' --fast",
+        "--replicas",
+        "2",
+        "--batch-size",
+        "16",
+        "--set-current",
+        "--timeout",
+        "30",
+      );
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(r.stdout).toBe(
@@ -379,7 +442,25 @@ describe("clipper CLI", () => {
       try {
         const out = new Capture(true);
         const client = createClient(ContainerManagerService, transport);
-        await modelDeploy(client, { model: { $typeName: "clipper.v1.Model", name: "sum", version: "1", inputType: InputType.DOUBLES, desiredReplicas: 2, maxBatchSize: 0, labels: {}, createdAtMs: 0n }, setCurrent: false, timeoutSeconds: 0 }, out, { delayMs: 0, frameMs: 10 });
+        await modelDeploy(
+          client,
+          {
+            model: {
+              $typeName: "clipper.v1.Model",
+              name: "sum",
+              version: "1",
+              inputType: InputType.DOUBLES,
+              desiredReplicas: 2,
+              maxBatchSize: 0,
+              labels: {},
+              createdAtMs: 0n,
+            },
+            setCurrent: false,
+            timeoutSeconds: 0,
+          },
+          out,
+          { delayMs: 0, frameMs: 10 },
+        );
         expect(out.text).toMatch(/\r\x1b\[K[|/\\-] sum:1: starting, 1\/2 replicas ready/);
         expect(out.text).not.toContain("\nsum:1:");
         expect(out.text).toMatch(/\r\x1b\[Kdeployed sum:1: 2\/2 replicas ready\n/);
@@ -453,7 +534,17 @@ describe("clipper CLI", () => {
   it("takes service addresses from services.json when no flag is given", () => {
     const dataDir = path.join(workDir, "recorded");
     fs.mkdirSync(path.join(dataDir, "run"), { recursive: true });
-    const service = (name: string, port: number) => ({ name, pid: 1, startTicks: null, host: "0.0.0.0", port, metricsPort: null, argv: [], log: "", startedAtMs: 0 });
+    const service = (name: string, port: number) => ({
+      name,
+      pid: 1,
+      startTicks: null,
+      host: "0.0.0.0",
+      port,
+      metricsPort: null,
+      argv: [],
+      log: "",
+      startedAtMs: 0,
+    });
     fs.writeFileSync(
       path.join(dataDir, "run", "services.json"),
       JSON.stringify({ version: 1, dataDir, host: "0.0.0.0", services: [service("registry", 2338), service("gateway", 2337)] }),

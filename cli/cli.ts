@@ -10,25 +10,25 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { type ModelRuntime, ModelRuntimeSchema, ModelSchema } from "../gen/clipper/v1/resources_pb.js";
-import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { buildServices } from "../services/build.js";
-import { createGrpcTransport, defaults, parseInputType, type GrpcTransport } from "../services/shared/index.js";
+import { createGrpcTransport, defaults, type GrpcTransport, parseInputType } from "../services/shared/index.js";
 import {
-  CliError,
-  type ContainerManagerClient,
-  type ManagementClient,
   appCreate,
   appDelete,
   appList,
   appPolicy,
   appUpdate,
+  CliError,
+  type ContainerManagerClient,
   deploymentStatus,
   link,
-  modelDeploy,
+  type ManagementClient,
   modelBatching,
+  modelDeploy,
   modelList,
   modelLogs,
   modelScale,
@@ -36,14 +36,14 @@ import {
   predict,
   unlink,
 } from "./commands.js";
-import { STOP_GRACE_MS, down, servicesStatus, up } from "./lifecycle.js";
+import { down, STOP_GRACE_MS, servicesStatus, up } from "./lifecycle.js";
 import type { Output } from "./output.js";
+import { type PolicyFlags, parsePolicy } from "./policy.js";
 import type { ProgressOptions } from "./progress.js";
 import { cliClientSecurity, createApiToken, createAppKey, parseRole } from "./security.js";
-import { type PolicyFlags, parsePolicy } from "./policy.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
+import { connectHost, isRunning, planServices, readServicesFile, removeServicesFile, type ServicesFile, stopServices } from "./supervisor.js";
 import { runTop } from "./top.js";
-import { type ServicesFile, connectHost, isRunning, planServices, readServicesFile, removeServicesFile, stopServices } from "./supervisor.js";
 
 /** What the CLI needs from its surroundings; main.ts passes the real process's. */
 export interface CliEnvironment {
@@ -120,7 +120,8 @@ const COMMANDS: CommandDef[] = [
   {
     name: "up",
     summary: "start the registry, container-manager and gateway (with the router inside it) on this machine",
-    synopsis: "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process|service] [--store embedded|redis] [--redis-url U] [--foreground]",
+    synopsis:
+      "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process|service] [--store embedded|redis] [--redis-url U] [--foreground]",
     positionals: { required: [] },
     options: {
       host: { type: "string", value: "HOST", help: "address the services bind (default 127.0.0.1)" },
@@ -128,13 +129,22 @@ const COMMANDS: CommandDef[] = [
       "registry-port": { type: "string", value: "PORT", help: "registry port (default 1338; metrics on port + 8000)" },
       "router-port": { type: "string", value: "PORT", help: "router port with --router service (default 1339; metrics on port + 8000)" },
       "container-manager-port": { type: "string", value: "PORT", help: "container-manager port (default 1340; metrics on port + 8000)" },
-      router: { type: "string", value: "MODE", help: "in-process (default): the router runs inside the gateway, the fastest layout on one machine (its series on the gateway's /metrics); service: as its own process" },
+      router: {
+        type: "string",
+        value: "MODE",
+        help: "in-process (default): the router runs inside the gateway, the fastest layout on one machine (its series on the gateway's /metrics); service: as its own process",
+      },
       store: { type: "string", value: "KIND", help: "registry store: embedded (lmdb in the data dir, default) or redis" },
       "redis-url": { type: "string", value: "URL", help: "Redis URL for --store redis, e.g. redis://127.0.0.1:6379" },
       timeout: { type: "string", value: "SECONDS", help: "how long each service has to become healthy (default 60)" },
       foreground: { type: "boolean", help: "stay attached and stop everything on Ctrl-C" },
     },
-    examples: ["clipper up", "clipper up --router service", "clipper up --data-dir /tmp/clipper --gateway-port 8080", "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground"],
+    examples: [
+      "clipper up",
+      "clipper up --router service",
+      "clipper up --data-dir /tmp/clipper --gateway-port 8080",
+      "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground",
+    ],
     run: runUp,
   },
   {
@@ -161,7 +171,7 @@ const COMMANDS: CommandDef[] = [
     },
     examples: ["clipper top", "clipper top --iterations 1"],
     run: async (inv) => {
-      const iterations = inv.values["iterations"] === undefined ? undefined : intFlag(inv, "iterations", 1, 1, 1_000_000);
+      const iterations = inv.values.iterations === undefined ? undefined : intFlag(inv, "iterations", 1, 1, 1_000_000);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once("SIGINT", onSignal);
@@ -279,7 +289,8 @@ const COMMANDS: CommandDef[] = [
   {
     name: "app policy",
     summary: "set an application's model-selection policy (replaced whole, live)",
-    synopsis: "NAME single|split|exp3|exp4|epsilon_greedy|thompson [--weights M=W,M:V=W] [--gamma G] [--eta E] [--epsilon E] [--loss zero_one|squared|absolute] [--loss-scale S]",
+    synopsis:
+      "NAME single|split|exp3|exp4|epsilon_greedy|thompson [--weights M=W,M:V=W] [--gamma G] [--eta E] [--epsilon E] [--loss zero_one|squared|absolute] [--loss-scale S]",
     positionals: { required: ["NAME", "POLICY"] },
     options: {
       weights: { type: "string", value: "M=W,...", help: "split: weight per linked model, or per model:version for a canary" },
@@ -289,10 +300,21 @@ const COMMANDS: CommandDef[] = [
       loss: { type: "string", value: "KIND", help: "how feedback is scored: zero_one (default), squared, absolute" },
       "loss-scale": { type: "string", value: "S", help: "squared/absolute: the error that counts as the worst loss (default 1)" },
     },
-    examples: ["clipper app policy digits exp3 --gamma 0.1", 'clipper app policy digits split --weights "digits:1=0.9,digits:2=0.1"', "clipper app policy prices exp4 --loss absolute --loss-scale 10"],
+    examples: [
+      "clipper app policy digits exp3 --gamma 0.1",
+      'clipper app policy digits split --weights "digits:1=0.9,digits:2=0.1"',
+      "clipper app policy prices exp4 --loss absolute --loss-scale 10",
+    ],
     run: async (inv) => {
       const flags: PolicyFlags = { kind: positional(inv, 1) };
-      for (const [flag, field] of [["weights", "weights"], ["gamma", "gamma"], ["eta", "eta"], ["epsilon", "epsilon"], ["loss", "loss"], ["loss-scale", "lossScale"]] as const) {
+      for (const [flag, field] of [
+        ["weights", "weights"],
+        ["gamma", "gamma"],
+        ["eta", "eta"],
+        ["epsilon", "epsilon"],
+        ["loss", "loss"],
+        ["loss-scale", "lossScale"],
+      ] as const) {
         const v = stringFlag(inv, flag);
         if (v !== undefined) flags[field] = v;
       }
@@ -304,7 +326,8 @@ const COMMANDS: CommandDef[] = [
   {
     name: "model deploy",
     summary: "register a model version and start its replicas, waiting until they are ready",
-    synopsis: 'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
+    synopsis:
+      'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
     positionals: { required: ["NAME"] },
     options: {
       version: { type: "string", value: "V", help: "the version label (letters, digits, '.', '_', '-')" },
@@ -355,7 +378,11 @@ const COMMANDS: CommandDef[] = [
     positionals: { required: ["NAME", "VERSION"] },
     options: {
       "max-batch-size": { type: "string", value: "N", help: "largest batch sent to one replica (0: no limit)" },
-      "max-wait-micros": { type: "string", value: "N|auto", help: "longest a batch is held open to fill; auto (default) lets the router choose, 0 never waits" },
+      "max-wait-micros": {
+        type: "string",
+        value: "N|auto",
+        help: "longest a batch is held open to fill; auto (default) lets the router choose, 0 never waits",
+      },
       "max-in-flight": { type: "string", value: "N", help: "batches in flight to one replica (0: the router's default)" },
       "max-queue-length": { type: "string", value: "N", help: "queries waiting before new ones are refused (0: the router's default)" },
       "fixed-size": { type: "boolean", help: "always send full batches of --max-batch-size (for models compiled for one shape)" },
@@ -438,7 +465,7 @@ const COMMANDS: CommandDef[] = [
     },
     examples: ["clipper token create --role admin --name ops", "clipper token create --role read-only --name dashboard --tokens-file /etc/clipper/tokens"],
     run: async (inv) => {
-      const file = path.resolve(inv.env.cwd, stringFlag(inv, "tokens-file") ?? (inv.env.env["CLIPPER_TOKENS_FILE"] || path.join(inv.dataDir, "tokens")));
+      const file = path.resolve(inv.env.cwd, stringFlag(inv, "tokens-file") ?? (inv.env.env.CLIPPER_TOKENS_FILE || path.join(inv.dataDir, "tokens")));
       const token = wrapUsage(inv, () => createApiToken(file, parseRole(stringFlag(inv, "role")), requiredString(inv, "name")));
       inv.env.stdout.write(`${token}
 `);
@@ -458,7 +485,7 @@ const COMMANDS: CommandDef[] = [
     },
     examples: ["clipper key create --app digits --name web-frontend"],
     run: async (inv) => {
-      const file = path.resolve(inv.env.cwd, stringFlag(inv, "keys-file") ?? (inv.env.env["CLIPPER_GATEWAY_APP_KEYS_FILE"] || path.join(inv.dataDir, "app-keys")));
+      const file = path.resolve(inv.env.cwd, stringFlag(inv, "keys-file") ?? (inv.env.env.CLIPPER_GATEWAY_APP_KEYS_FILE || path.join(inv.dataDir, "app-keys")));
       const key = wrapUsage(inv, () => createAppKey(file, requiredString(inv, "app"), requiredString(inv, "name")));
       inv.env.stdout.write(`${key}\n`);
       inv.env.stderr.write(`added to ${file}; this is the only time the key is shown. The gateway reads the file when it starts.\n`);
@@ -507,7 +534,7 @@ const COMMANDS: CommandDef[] = [
       } catch (err) {
         throw new UsageError(`INPUT_JSON is not valid JSON (${(err as Error).message}): ${raw}`, commandNamed("predict"));
       }
-      const batch = inv.values["batch"] === true;
+      const batch = inv.values.batch === true;
       if (batch && !Array.isArray(input)) throw new UsageError("with --batch, INPUT_JSON must be a JSON list of inputs", commandNamed("predict"));
       await predict(
         inv.env.fetch ?? fetch,
@@ -543,17 +570,19 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
     }
     const { def, rest } = found;
     const parsed = parse(def, rest);
-    if (parsed.values["help"] === true) {
+    if (parsed.values.help === true) {
       env.stdout.write(commandHelp(def));
       return 0;
     }
     checkPositionals(def, parsed.positionals);
     const dataDir = resolveDataDir(parsed.values, env);
     const addresses = resolveAddresses(parsed.values, dataDir);
-    const security = wrapUsage(def, () => cliClientSecurity((flag, envName) => {
-      const v = parsed.values[flag];
-      return typeof v === "string" && v !== "" ? v : env.env[envName] || undefined;
-    }));
+    const security = wrapUsage(def, () =>
+      cliClientSecurity((flag, envName) => {
+        const v = parsed.values[flag];
+        return typeof v === "string" && v !== "" ? v : env.env[envName] || undefined;
+      }),
+    );
     const transport = (address: string) => {
       const t = createGrpcTransport({ address, ...security });
       transports.push(t);
@@ -603,7 +632,7 @@ function moveLeadingGlobalOptions(argv: string[]): string[] {
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] as string;
-    const name = arg.startsWith("--") ? arg.slice(2).split("=")[0] ?? "" : "";
+    const name = arg.startsWith("--") ? (arg.slice(2).split("=")[0] ?? "") : "";
     const option = name === "help" ? undefined : GLOBAL_OPTIONS[name];
     if (option === undefined) break;
     leading.push(arg);
@@ -797,7 +826,7 @@ interface Addresses {
 
 export function resolveDataDir(values: Values, env: CliEnvironment): string {
   const flag = values["data-dir"];
-  const raw = typeof flag === "string" ? flag : env.env["CLIPPER_DATA_DIR"] || path.join(os.homedir(), ".clipper", "data");
+  const raw = typeof flag === "string" ? flag : env.env.CLIPPER_DATA_DIR || path.join(os.homedir(), ".clipper", "data");
   return path.resolve(env.cwd, raw);
 }
 
@@ -847,8 +876,9 @@ async function runUp(inv: Invocation): Promise<number> {
   if (store === "redis" && redisUrl === undefined) throw new UsageError("--store redis needs --redis-url", currentDef(inv));
   const host = stringFlag(inv, "host") ?? "127.0.0.1";
   const routerMode = stringFlag(inv, "router") ?? "in-process";
-  if (routerMode !== "service" && routerMode !== "in-process") throw new UsageError(`--router must be service or in-process, got "${routerMode}"`, currentDef(inv));
-  let launches;
+  if (routerMode !== "service" && routerMode !== "in-process")
+    throw new UsageError(`--router must be service or in-process, got "${routerMode}"`, currentDef(inv));
+  let launches: ReturnType<typeof planServices>;
   try {
     launches = planServices({
       repoRoot: inv.env.repoRoot,
@@ -879,7 +909,7 @@ async function runUp(inv: Invocation): Promise<number> {
     },
     inv.env.stdout,
   );
-  if (file === undefined || inv.values["foreground"] !== true) return 0;
+  if (file === undefined || inv.values.foreground !== true) return 0;
   inv.env.stdout.write("running in the foreground; press Ctrl-C to stop\n");
   const watching = new AbortController();
   const reason = await Promise.race([(inv.env.untilStopRequested ?? untilSignal)(), untilAnyExits(file, watching.signal)]);
@@ -955,7 +985,7 @@ export function deployRuntime(
       const python = fs.existsSync(venvPython) ? venvPython : "python3";
       // The SDK's sources, so `-m clipper_runtime...` works without installing the SDK into that Python.
       const sdk = path.join(repoRoot, "sdk", "python", "src");
-      const pythonPath = [sdk, env.env["PYTHONPATH"]].filter((p) => p !== undefined && p !== "").join(path.delimiter);
+      const pythonPath = [sdk, env.env.PYTHONPATH].filter((p) => p !== undefined && p !== "").join(path.delimiter);
       return create(ModelRuntimeSchema, {
         kind: {
           case: "command",

@@ -244,7 +244,7 @@ export interface PredictInput {
 export async function predict(fetchFn: typeof fetch, input: PredictInput, out: Output): Promise<void> {
   const url = `http://${input.gateway}/${encodeURIComponent(input.application)}/predict`;
   const body: Record<string, unknown> = input.batch ? { input_batch: input.input } : { input: input.input };
-  if (input.version !== "") body["version"] = input.version;
+  if (input.version !== "") body.version = input.version;
   let res: Response;
   try {
     res = await fetchFn(url, {
@@ -315,7 +315,14 @@ export async function deploymentStatus(management: ManagementClient, out: Output
   out.write("\nreplicas:\n");
   const rows = replicas.replicaSets.flatMap((set) =>
     // Only a message's first line fits a table row; `clipper model logs` shows the rest.
-    set.replicas.map((r) => [`${set.modelName}:${set.modelVersion}`, r.id, replicaStateName(r.state), r.endpoint, String(r.restarts), r.message.split("\n")[0] ?? ""]),
+    set.replicas.map((r) => [
+      `${set.modelName}:${set.modelVersion}`,
+      r.id,
+      replicaStateName(r.state),
+      r.endpoint,
+      String(r.restarts),
+      r.message.split("\n")[0] ?? "",
+    ]),
   );
   if (rows.length === 0) out.write("  none\n");
   else out.write(indent(formatTable(["MODEL", "ID", "STATE", "ENDPOINT", "RESTARTS", "MESSAGE"], rows)));

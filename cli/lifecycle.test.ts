@@ -5,9 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliError } from "./commands.js";
-import { down, servicesStatus, up, type UpInput } from "./lifecycle.js";
+import { down, servicesStatus, type UpInput, up } from "./lifecycle.js";
 import type { Output } from "./output.js";
-import { type RecordedService, type ServiceLaunch, type ServicesFile, isRunning, readServicesFile, stopServices, writeServicesFile } from "./supervisor.js";
+import { isRunning, type RecordedService, readServicesFile, type ServiceLaunch, type ServicesFile, stopServices, writeServicesFile } from "./supervisor.js";
 
 class Capture implements Output {
   text = "";
@@ -62,7 +62,15 @@ describe("clipper up and down", () => {
 
   async function gatewayLaunch(port?: number): Promise<ServiceLaunch> {
     const p = port ?? (await freePort());
-    return { name: "gateway", argv: [process.execPath, "-e", HTTP_SERVICE, String(p)], cwd: workDir, env: {}, port: p, metricsPort: null, health: { kind: "http", path: "/healthz" } };
+    return {
+      name: "gateway",
+      argv: [process.execPath, "-e", HTTP_SERVICE, String(p)],
+      cwd: workDir,
+      env: {},
+      port: p,
+      metricsPort: null,
+      health: { kind: "http", path: "/healthz" },
+    };
   }
 
   it("starts, reports and stops a service, leaving no process and no services.json", async () => {
@@ -121,7 +129,9 @@ describe("clipper up and down", () => {
     try {
       const port = (blocker.address() as net.AddressInfo).port;
       const err = await up(input(path.join(workDir, "busy"), [await gatewayLaunch(port)]), new Capture()).catch((e: unknown) => e);
-      expect((err as CliError).message).toBe(`gateway: port ${port} on 127.0.0.1 is already in use by another process; stop it or pick another port with --gateway-port`);
+      expect((err as CliError).message).toBe(
+        `gateway: port ${port} on 127.0.0.1 is already in use by another process; stop it or pick another port with --gateway-port`,
+      );
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }

@@ -2,14 +2,14 @@
 import { CliError } from "./commands.js";
 import { formatTable, type Output } from "./output.js";
 import {
-  PortInUseError,
-  StartError,
-  type ServiceLaunch,
-  type ServicesFile,
   connectHost,
   isRunning,
+  PortInUseError,
   readServicesFile,
   removeServicesFile,
+  type ServiceLaunch,
+  type ServicesFile,
+  StartError,
   startServices,
   stopServices,
   writeServicesFile,

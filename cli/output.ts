@@ -1,5 +1,5 @@
-import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 import { DeployStage } from "../gen/clipper/v1/container_manager_service_pb.js";
+import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 
 /** Where a command writes; process.stdout and process.stderr satisfy it, and so does a test's buffer. */
 export interface Output {

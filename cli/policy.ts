@@ -70,13 +70,16 @@ function parseWeights(raw: string | undefined): Record<string, number> {
 /** One line describing a policy, for the CLI's answer. */
 export function describePolicy(policy: SelectionPolicy | undefined): string {
   const k = policy?.kind;
-  const loss = policy === undefined || policy.loss === LossKind.UNSPECIFIED ? "zero_one" : (Object.entries(LOSSES).find(([, v]) => v === policy.loss)?.[0] ?? "zero_one");
+  const loss =
+    policy === undefined || policy.loss === LossKind.UNSPECIFIED ? "zero_one" : (Object.entries(LOSSES).find(([, v]) => v === policy.loss)?.[0] ?? "zero_one");
   switch (k?.case) {
     case undefined:
     case "single":
       return "single";
     case "split":
-      return `split ${Object.entries(k.value.weights).map(([m, w]) => `${m}=${w}`).join(",")}`;
+      return `split ${Object.entries(k.value.weights)
+        .map(([m, w]) => `${m}=${w}`)
+        .join(",")}`;
     case "exp3":
       return `exp3 gamma ${k.value.gamma || 0.1}, loss ${loss}`;
     case "exp4":

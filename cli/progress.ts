@@ -1,4 +1,4 @@
-import { DeployStage, type DeployModelResponse } from "../gen/clipper/v1/container_manager_service_pb.js";
+import { type DeployModelResponse, DeployStage } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { type Output, stageName } from "./output.js";
 
 const SPINNER = ["|", "/", "-", "\\"];

@@ -1,8 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { createTokenInFile, generateToken, hashToken, ROLES, type Role } from "../services/shared/index.js";
-import { type ClientSecurity, clientSecurity } from "../services/shared/index.js";
+import { type ClientSecurity, clientSecurity, createTokenInFile, generateToken, hashToken, ROLES, type Role } from "../services/shared/index.js";
 
 /** Flag or environment value, flag first; "" counts as unset. */
 type Lookup = (flag: string, envName: string) => string | undefined;

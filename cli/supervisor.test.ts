@@ -5,17 +5,17 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  PortInUseError,
-  StartError,
   isPortFree,
   isRunning,
+  PortInUseError,
   planServices,
-  readServicesFile,
-  stopServices,
-  startServices,
   type RecordedService,
+  readServicesFile,
   type ServiceLaunch,
   type ServicesFile,
+  StartError,
+  startServices,
+  stopServices,
 } from "./supervisor.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -204,18 +204,38 @@ describe("supervisor", () => {
     });
     const byName = Object.fromEntries(launches.map((l) => [l.name, l]));
     expect(launches.map((l) => l.name)).toEqual(["registry", "container-manager", "router", "gateway"]);
-    expect(byName["registry"]?.argv).toEqual([
-      "/usr/bin/node", "/repo/dist/registry/main.mjs",
-      "--host", "127.0.0.1", "--port", "2338", "--metrics-port", "10338",
-      "--data-dir", "/data", "--store", "redis", "--redis-url", "redis://127.0.0.1:6379",
+    expect(byName.registry?.argv).toEqual([
+      "/usr/bin/node",
+      "/repo/dist/registry/main.mjs",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "2338",
+      "--metrics-port",
+      "10338",
+      "--data-dir",
+      "/data",
+      "--store",
+      "redis",
+      "--redis-url",
+      "redis://127.0.0.1:6379",
     ]);
     expect(byName["container-manager"]?.argv.slice(2)).toEqual([
-      "--host", "127.0.0.1", "--port", "2340", "--metrics-port", "10340", "--registry", "127.0.0.1:2338", "--data-dir", "/data",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "2340",
+      "--metrics-port",
+      "10340",
+      "--registry",
+      "127.0.0.1:2338",
+      "--data-dir",
+      "/data",
     ]);
-    expect(byName["router"]?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2339", "--metrics-port", "10339", "--registry", "127.0.0.1:2338"]);
-    expect(byName["gateway"]?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "127.0.0.1:2339"]);
-    expect(byName["gateway"]?.health).toEqual({ kind: "http", path: "/healthz" });
-    expect(byName["gateway"]?.metricsPort).toBeNull();
+    expect(byName.router?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2339", "--metrics-port", "10339", "--registry", "127.0.0.1:2338"]);
+    expect(byName.gateway?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "127.0.0.1:2339"]);
+    expect(byName.gateway?.health).toEqual({ kind: "http", path: "/healthz" });
+    expect(byName.gateway?.metricsPort).toBeNull();
     for (const l of launches) {
       expect(l.cwd).toBe("/repo");
       expect(l.env).toEqual({ CLIPPER_DATA_DIR: "/data" });
@@ -233,6 +253,15 @@ describe("supervisor", () => {
       routerInProcess: true,
     });
     expect(launches.map((l) => l.name)).toEqual(["registry", "container-manager", "gateway"]);
-    expect(launches.find((l) => l.name === "gateway")?.argv.slice(2)).toEqual(["--host", "127.0.0.1", "--port", "2337", "--registry", "127.0.0.1:2338", "--router", "in-process"]);
+    expect(launches.find((l) => l.name === "gateway")?.argv.slice(2)).toEqual([
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "2337",
+      "--registry",
+      "127.0.0.1:2338",
+      "--router",
+      "in-process",
+    ]);
   });
 });

@@ -111,7 +111,10 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
     launch("registry", options.ports.registry, true, ["--data-dir", options.dataDir, ...storeFlags], grpcProbe),
     launch("container-manager", options.ports.containerManager, true, ["--registry", registry, "--data-dir", options.dataDir], grpcProbe),
     ...(options.routerInProcess ? [] : [launch("router", options.ports.router, true, ["--registry", registry], grpcProbe)]),
-    launch("gateway", options.ports.gateway, false, ["--registry", registry, "--router", options.routerInProcess ? "in-process" : router], { kind: "http", path: "/healthz" }),
+    launch("gateway", options.ports.gateway, false, ["--registry", registry, "--router", options.routerInProcess ? "in-process" : router], {
+      kind: "http",
+      path: "/healthz",
+    }),
   ];
 }
 

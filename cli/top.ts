@@ -83,14 +83,17 @@ function histogramsBy(samples: Sample[], name: string, keyOf: (labels: Record<st
   const out = new Map<string, Histogram>();
   const get = (key: string) => {
     let h = out.get(key);
-    if (h === undefined) out.set(key, (h = { buckets: new Map(), sum: 0, count: 0 }));
+    if (h === undefined) {
+      h = { buckets: new Map(), sum: 0, count: 0 };
+      out.set(key, h);
+    }
     return h;
   };
   for (const s of samples) {
     const key = s.name.startsWith(name) ? keyOf(s.labels) : undefined;
     if (key === undefined) continue;
     if (s.name === `${name}_bucket`) {
-      const le = s.labels["le"] === "+Inf" ? Number.POSITIVE_INFINITY : Number(s.labels["le"]);
+      const le = s.labels.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(s.labels.le);
       const h = get(key);
       h.buckets.set(le, (h.buckets.get(le) ?? 0) + s.value);
     } else if (s.name === `${name}_sum`) get(key).sum += s.value;
@@ -129,9 +132,9 @@ export function quantile(h: Histogram, q: number): number | undefined {
   return lower;
 }
 
-const appKey = (l: Record<string, string>) => l["application"];
-const modelKey = (l: Record<string, string>) => (l["application"] === undefined ? undefined : `${l["application"]}\t${l["model"] ?? "none"}:${l["version"] ?? "none"}`);
-const versionKey = (l: Record<string, string>) => `${l["model"] ?? "none"}:${l["version"] ?? "none"}`;
+const appKey = (l: Record<string, string>) => l.application;
+const modelKey = (l: Record<string, string>) => (l.application === undefined ? undefined : `${l.application}\t${l.model ?? "none"}:${l.version ?? "none"}`);
+const versionKey = (l: Record<string, string>) => `${l.model ?? "none"}:${l.version ?? "none"}`;
 
 /** Rates and percentiles between two scrapes (or totals since start when there is no previous one). */
 export function computeTop(cur: Scrape, prev: Scrape | undefined): TopView {
@@ -142,8 +145,8 @@ export function computeTop(cur: Scrape, prev: Scrape | undefined): TopView {
   const reqName = "clipper_gateway_requests_total";
   const requests = sumBy(cur.gateway, reqName, appKey);
   const prevRequests = prev && sumBy(prev.gateway, reqName, appKey);
-  const defaults = sumBy(cur.gateway, reqName, (l) => (l["outcome"] === "default" ? l["application"] : undefined));
-  const prevDefaults = prev && sumBy(prev.gateway, reqName, (l) => (l["outcome"] === "default" ? l["application"] : undefined));
+  const defaults = sumBy(cur.gateway, reqName, (l) => (l.outcome === "default" ? l.application : undefined));
+  const prevDefaults = prev && sumBy(prev.gateway, reqName, (l) => (l.outcome === "default" ? l.application : undefined));
   const latency = histogramsBy(cur.gateway, "clipper_gateway_request_duration_seconds", appKey);
   const prevLatency = prev && histogramsBy(prev.gateway, "clipper_gateway_request_duration_seconds", appKey);
   const apps: AppRow[] = [...requests.keys()].sort().map((application) => {
@@ -161,8 +164,8 @@ export function computeTop(cur: Scrape, prev: Scrape | undefined): TopView {
   const qName = "clipper_router_queries_total";
   const queries = sumBy(cur.router, qName, modelKey);
   const prevQueries = prev && sumBy(prev.router, qName, modelKey);
-  const cachedOf = (s: Sample[]) => sumBy(s, qName, (l) => (l["reason"] === "cached" ? modelKey(l) : undefined));
-  const answeredOf = (s: Sample[]) => sumBy(s, qName, (l) => (l["outcome"] === "answered" ? modelKey(l) : undefined));
+  const cachedOf = (s: Sample[]) => sumBy(s, qName, (l) => (l.reason === "cached" ? modelKey(l) : undefined));
+  const answeredOf = (s: Sample[]) => sumBy(s, qName, (l) => (l.outcome === "answered" ? modelKey(l) : undefined));
   const cached = cachedOf(cur.router);
   const prevCached = prev && cachedOf(prev.router);
   const answered = answeredOf(cur.router);
@@ -198,7 +201,9 @@ export function renderTop(view: TopView): string {
   const rate = view.windowSeconds === undefined ? "total" : "req/s";
   const qrate = view.windowSeconds === undefined ? "total" : "queries/s";
   const title =
-    view.windowSeconds === undefined ? "clipper top: totals since the services started (rates from the next refresh)\n\n" : `clipper top: last ${view.windowSeconds.toFixed(1)} s\n\n`;
+    view.windowSeconds === undefined
+      ? "clipper top: totals since the services started (rates from the next refresh)\n\n"
+      : `clipper top: last ${view.windowSeconds.toFixed(1)} s\n\n`;
   const apps =
     view.apps.length === 0
       ? "no requests at the gateway yet\n"
@@ -211,7 +216,16 @@ export function renderTop(view: TopView): string {
       ? "no queries at the router yet\n"
       : formatTable(
           ["APPLICATION", "MODEL", qrate, "p50", "p99", "cache hits", "batch mean", "batch p99"],
-          view.models.map((m) => [m.application, m.model, num(m.queriesPerSecond), ms(m.p50Seconds), ms(m.p99Seconds), pct(m.cacheHitRatio), num(m.meanBatchSize), num(m.p99BatchSize)]),
+          view.models.map((m) => [
+            m.application,
+            m.model,
+            num(m.queriesPerSecond),
+            ms(m.p50Seconds),
+            ms(m.p99Seconds),
+            pct(m.cacheHitRatio),
+            num(m.meanBatchSize),
+            num(m.p99BatchSize),
+          ]),
         );
   return `${title}${apps}\n${models}`;
 }

@@ -19,7 +19,7 @@ describe("end to end on the Redis store", () => {
 
   const predict = async () => {
     const r = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [1.1, 2.2, 3.3] });
-    return r.json["default"] === false ? r.json : undefined;
+    return r.json.default === false ? r.json : undefined;
   };
 
   it("serves predictions from a Node model", async () => {

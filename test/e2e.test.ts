@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
@@ -9,7 +9,7 @@ import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
 import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "./system.js";
 
 /** grpcurl, a client that knows nothing of this project; .ci/run installs it into .tools/bin. */
-const grpcurl = [process.env["GRPCURL"], join(repoRoot, ".tools", "bin", "grpcurl")].find((p) => p !== undefined && existsSync(p));
+const grpcurl = [process.env.GRPCURL, join(repoRoot, ".tools", "bin", "grpcurl")].find((p) => p !== undefined && existsSync(p));
 
 describe("end to end on the embedded store, with real Python model containers", () => {
   const system = new TestSystem();
@@ -29,18 +29,24 @@ describe("end to end on the embedded store, with real Python model containers", 
   it("answers the quickstart query over REST", async () => {
     const res = await waitFor("a model answer", async () => {
       const r = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [1.1, 2.2, 3.3] });
-      return r.json["default"] === false ? r : undefined;
+      return r.json.default === false ? r : undefined;
     });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ output: 6.6, default: false });
-    expect(typeof res.json["query_id"]).toBe("number");
+    expect(typeof res.json.query_id).toBe("number");
   });
 
   it("answers a batch over REST", async () => {
-    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0], [0.25, 0.5]] });
+    const res = await postJson(`${system.gatewayUrl}/hello-world/predict`, {
+      input_batch: [
+        [1, 2],
+        [3.5, 0],
+        [0.25, 0.5],
+      ],
+    });
     expect(res.status).toBe(200);
-    const preds = res.json["batch_predictions"] as Array<Record<string, unknown>>;
-    expect(preds.map((p) => p["output"])).toEqual([3, 3.5, 0.75]);
+    const preds = res.json.batch_predictions as Array<Record<string, unknown>>;
+    expect(preds.map((p) => p.output)).toEqual([3, 3.5, 0.75]);
   });
 
   it("answers Predict and PredictBatch over gRPC on the gateway port", async () => {
@@ -49,7 +55,9 @@ describe("end to end on the embedded store, with real Python model containers", 
     expect(one.prediction?.output).toBe("6.6");
     const batch = await client.predictBatch({ application: "hello-world", inputs: { type: InputType.DOUBLES, lengths: [2, 2], doubles: [1, 2, 3, 4] } });
     expect(batch.predictions.map((p) => p.output)).toEqual(["3.0", "7.0"]);
-    const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
+    const err = (await client
+      .predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } })
+      .catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.NotFound);
   });
 
@@ -65,13 +73,18 @@ describe("end to end on the embedded store, with real Python model containers", 
   });
 
   // Skipped only outside CI when grpcurl is not installed; CI always has it.
-  it.skipIf(grpcurl === undefined && !process.env["CI"])("lets grpcurl discover and call Predict through server reflection", () => {
+  it.skipIf(grpcurl === undefined && !process.env.CI)("lets grpcurl discover and call Predict through server reflection", () => {
     const run = (...args: string[]) => execFileSync(grpcurl ?? "grpcurl", ["-plaintext", ...args], { encoding: "utf8", timeout: 20_000 });
     const services = run(system.address("gateway"), "list");
     expect(services).toContain("clipper.v1.PredictionService");
     expect(services).toContain("grpc.health.v1.Health");
     const answer = JSON.parse(
-      run("-d", JSON.stringify({ application: "hello-world", input: { doubles: { values: [1.1, 2.2, 3.3] } } }), system.address("gateway"), "clipper.v1.PredictionService/Predict"),
+      run(
+        "-d",
+        JSON.stringify({ application: "hello-world", input: { doubles: { values: [1.1, 2.2, 3.3] } } }),
+        system.address("gateway"),
+        "clipper.v1.PredictionService/Predict",
+      ),
     ) as { prediction: { output: string } };
     expect(answer.prediction.output).toBe("6.6");
   });
@@ -86,7 +99,7 @@ describe("end to end on the embedded store, with real Python model containers", 
     expect(Date.now() - started).toBeLessThan(900);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ output: -1, default: true });
-    expect(String(res.json["default_explanation"])).toContain("within the specified latency SLO");
+    expect(String(res.json.default_explanation)).toContain("within the specified latency SLO");
   });
 
   it("replaces a model container killed with SIGKILL", async () => {
@@ -96,14 +109,18 @@ describe("end to end on the embedded store, with real Python model containers", 
     await mgmt.linkModel({ application: "pid-app", modelName: "pid-model" });
     const pidOf = async () => {
       const r = await postJson(`${system.gatewayUrl}/pid-app/predict`, { input: [1] });
-      return r.json["default"] === false ? Number(r.json["output"]) : undefined;
+      return r.json.default === false ? Number(r.json.output) : undefined;
     };
     const first = await waitFor("the first replica's pid", pidOf);
     process.kill(first, "SIGKILL");
-    const second = await waitFor("a replacement replica", async () => {
-      const pid = await pidOf().catch(() => undefined);
-      return pid !== undefined && pid !== first ? pid : undefined;
-    }, 60_000);
+    const second = await waitFor(
+      "a replacement replica",
+      async () => {
+        const pid = await pidOf().catch(() => undefined);
+        return pid !== undefined && pid !== first ? pid : undefined;
+      },
+      60_000,
+    );
     expect(second).not.toBe(first);
     const replicas = await system.containerManager().listModelReplicas({ modelName: "pid-model" });
     expect(replicas.replicas.some((r) => r.restarts >= 1)).toBe(true);
@@ -122,7 +139,10 @@ describe("end to end on the embedded store, with real Python model containers", 
 
   it("changes an application's cache and a model's batching knobs from the CLI, live", async () => {
     const cli = (...args: string[]) =>
-      execFileSync(process.execPath, [join(repoRoot, "cli", "clipper.mjs"), ...args, "--registry", system.address("registry")], { encoding: "utf8", timeout: 30_000 });
+      execFileSync(process.execPath, [join(repoRoot, "cli", "clipper.mjs"), ...args, "--registry", system.address("registry")], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
     expect(cli("app", "update", "hello-world", "--cache", "on")).toContain("cache on");
     expect(cli("model", "batching", "sum-model", "1", "--max-batch-size", "8", "--max-wait-micros", "1000")).toContain("max batch 8");
     const app = await system.management().getApplication({ name: "hello-world" });
@@ -139,7 +159,7 @@ describe("end to end on the embedded store, with real Python model containers", 
 
   describe("bad input gets the documented error and the system keeps serving", () => {
     const cases: Array<[string, string, unknown, number, RegExp]> = [
-      ["malformed JSON", "hello-world/predict", "{\"input\": [1.1,", 400, /JSON/i],
+      ["malformed JSON", "hello-world/predict", '{"input": [1.1,', 400, /JSON/i],
       ["wrong input type", "hello-world/predict", { input: ["a", "b"] }, 400, /input/],
       ["missing input", "hello-world/predict", { nothing: 1 }, 400, /input/],
       ["unknown application", "no-such-app/predict", { input: [1] }, 404, /no-such-app/],
@@ -151,8 +171,8 @@ describe("end to end on the embedded store, with real Python model containers", 
       it(`${what} → ${status}`, async () => {
         const res = await postJson(`${system.gatewayUrl}/${path}`, body);
         expect(res.status).toBe(status);
-        expect(typeof res.json["error"]).toBe("string");
-        expect(`${res.json["error"]} ${res.json["cause"]}`).toMatch(cause);
+        expect(typeof res.json.error).toBe("string");
+        expect(`${res.json.error} ${res.json.cause}`).toMatch(cause);
       });
     }
 

@@ -22,7 +22,7 @@ function workerPids(primary: number): number[] {
 async function requestsTotal(url: string, app: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return parsePrometheusText(text)
-    .filter((s) => s.name === "clipper_gateway_requests_total" && s.labels["application"] === app)
+    .filter((s) => s.name === "clipper_gateway_requests_total" && s.labels.application === app)
     .reduce((n, s) => n + s.value, 0);
 }
 
@@ -35,7 +35,7 @@ describe(`a gateway with --workers ${WORKERS}`, () => {
     // Each worker follows the registry on its own: wait until a burst finds them all ready.
     await waitFor("every worker to answer", async () => {
       const answers = await Promise.all(Array.from({ length: 8 }, () => postJsonFresh(`${system.gatewayUrl}/sum/predict`, { input: [1, 2] })));
-      return answers.every((a) => a.json["default"] === false) ? true : undefined;
+      return answers.every((a) => a.json.default === false) ? true : undefined;
     });
   }, 90_000);
 
@@ -47,7 +47,7 @@ describe(`a gateway with --workers ${WORKERS}`, () => {
     const before = await requestsTotal(system.gatewayUrl, "sum");
     // A new connection per request, so that node:cluster spreads them over the workers.
     const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => postJsonFresh(`${system.gatewayUrl}/sum/predict`, { input: [i, 1] })));
-    expect(answers.map((a) => a.json["output"])).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(answers.map((a) => a.json.output)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     const pids = new Set(answers.map((a) => a.servedBy));
     expect(pids.size).toBe(WORKERS);
     // Asked of any worker, the count is the sum over all of them.
@@ -65,7 +65,7 @@ describe(`a gateway with --workers ${WORKERS}`, () => {
     });
     await waitFor("the replacement to answer", async () => {
       const answers = await Promise.all(Array.from({ length: 8 }, () => postJsonFresh(`${system.gatewayUrl}/sum/predict`, { input: [2, 2] })));
-      return answers.every((a) => a.json["output"] === 4) ? true : undefined;
+      return answers.every((a) => a.json.output === 4) ? true : undefined;
     });
   });
 
@@ -90,11 +90,20 @@ describe(`a gateway with --workers ${WORKERS}`, () => {
 function postJsonFresh(url: string, body: unknown): Promise<{ json: Record<string, unknown>; servedBy: string }> {
   const text = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: "POST", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ json: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>, servedBy: String(res.headers["x-clipper-worker"] ?? "") }));
-    });
+    const req = http.request(
+      url,
+      { method: "POST", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            json: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>,
+            servedBy: String(res.headers["x-clipper-worker"] ?? ""),
+          }),
+        );
+      },
+    );
     req.on("error", reject);
     req.end(text);
   });

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
 import { exportTracesTo, type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./observability/otlp-receiver.js";
@@ -24,16 +24,23 @@ describe("the gateway with the router in its own process (--router in-process)",
   it("answers over REST and gRPC, and takes feedback", async () => {
     const res = await waitFor("a model answer", async () => {
       const r = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: [1.1, 2.2, 3.3] });
-      return r.json["default"] === false ? r : undefined;
+      return r.json.default === false ? r : undefined;
     });
     expect(res.json).toMatchObject({ output: 6.6, default: false, models: ["sum-model:1"] });
-    const batch = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input_batch: [[1, 2], [3.5, 0]] });
-    expect((batch.json["batch_predictions"] as Array<Record<string, unknown>>).map((p) => p["output"])).toEqual([3, 3.5]);
+    const batch = await postJson(`${system.gatewayUrl}/hello-world/predict`, {
+      input_batch: [
+        [1, 2],
+        [3.5, 0],
+      ],
+    });
+    expect((batch.json.batch_predictions as Array<Record<string, unknown>>).map((p) => p.output)).toEqual([3, 3.5]);
 
     const client = createClient(PredictionService, system.transport(system.address("gateway")));
     const one = await client.predict({ application: "hello-world", input: { value: { case: "doubles", value: { values: [2, 3] } } } });
     expect(one.prediction?.output).toBe("5.0");
-    const err = (await client.predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as ConnectError;
+    const err = (await client
+      .predict({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } })
+      .catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.NotFound);
     const wrong = await postJson(`${system.gatewayUrl}/hello-world/predict`, { input: ["a"] });
     expect(wrong.status).toBe(400);
@@ -74,9 +81,9 @@ describe("a trace with the router in the gateway's process", () => {
   it("chains the gateway's span, the router's batch and the model's span, with no router call between", async () => {
     const res = await waitFor("a model answer", async () => {
       const r = await postJson(`${system.gatewayUrl}/traced/predict`, { input: [1, 2, 3] });
-      return r.json["default"] === false ? r : undefined;
+      return r.json.default === false ? r : undefined;
     });
-    const queryId = String(res.json["query_id"]);
+    const queryId = String(res.json.query_id);
     const spans = await waitFor(
       "the whole trace",
       () => {

@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
-import type { ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
-import { createGrpcTransport, type GrpcTransport } from "../services/shared/index.js";
+import type { ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import { buildServices, serviceNodeArgs } from "../services/build.js";
+import { createGrpcTransport, type GrpcTransport } from "../services/shared/index.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -86,9 +86,18 @@ export class TestSystem {
   }
 
   /** Creates an application of doubles, deploys its model and links them. */
-  async deployApp(app: string, model: MessageInitShape<typeof ModelSchema> & { name: string }, options: { sloMicros?: bigint; defaultOutput?: string; timeoutSeconds?: number } = {}): Promise<void> {
+  async deployApp(
+    app: string,
+    model: MessageInitShape<typeof ModelSchema> & { name: string },
+    options: { sloMicros?: bigint; defaultOutput?: string; timeoutSeconds?: number } = {},
+  ): Promise<void> {
     const mgmt = this.management();
-    await mgmt.createApplication({ name: app, inputType: InputType.DOUBLES, defaultOutput: options.defaultOutput ?? "-1", sloMicros: options.sloMicros ?? 1_000_000n });
+    await mgmt.createApplication({
+      name: app,
+      inputType: InputType.DOUBLES,
+      defaultOutput: options.defaultOutput ?? "-1",
+      sloMicros: options.sloMicros ?? 1_000_000n,
+    });
     await this.deploy(model, options.timeoutSeconds);
     await mgmt.linkModel({ application: app, modelName: model.name });
   }
@@ -121,7 +130,7 @@ export class TestSystem {
     if (name === "gateway") args.push("--router", this.options.routerInProcess ? "in-process" : this.address("router"));
     args.push(...(this.options.args?.[name] ?? []));
     // CLIPPER_CPU_PROF_DIR: every service writes a V8 CPU profile there when it exits (profiling under the bench).
-    const profile = process.env["CLIPPER_CPU_PROF_DIR"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CLIPPER_CPU_PROF_DIR"]}`] : [];
+    const profile = process.env.CLIPPER_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CLIPPER_CPU_PROF_DIR}`] : [];
     await buildServices(repoRoot);
     const child = spawn(process.execPath, [...profile, ...serviceNodeArgs(repoRoot, name), ...args], {
       cwd: repoRoot,
@@ -259,7 +268,11 @@ export function pythonFileModel(name: string, file: string, func = "predict") {
     runtime: {
       kind: {
         case: "command" as const,
-        value: { argv: [join(repoRoot, ".venv", "bin", "python"), "-m", "clipper_runtime.file_runner", file, func], env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") }, workingDir: "" },
+        value: {
+          argv: [join(repoRoot, ".venv", "bin", "python"), "-m", "clipper_runtime.file_runner", file, func],
+          env: { PYTHONPATH: join(repoRoot, "sdk", "python", "src") },
+          workingDir: "",
+        },
       },
     },
   };

@@ -12,7 +12,11 @@ describe("LatencyHistogram", () => {
     const h = new LatencyHistogram();
     for (let v = 1; v <= 10_000; v++) h.record(v);
     expect(h.count).toBe(10_000);
-    for (const [q, exact] of [[0.5, 5000], [0.99, 9900], [0.999, 9990]] as const) {
+    for (const [q, exact] of [
+      [0.5, 5000],
+      [0.99, 9900],
+      [0.999, 9990],
+    ] as const) {
       expect(Math.abs(h.quantile(q) - exact) / exact).toBeLessThan(0.011);
     }
     expect(h.max).toBe(10_000);
@@ -111,7 +115,12 @@ describe("the load generator against a local HTTP server", () => {
       res.end('1,"default":true}');
     });
     await new Promise<void>((resolve) => chunked.listen(0, "127.0.0.1", resolve));
-    const target = restTarget({ url: `http://127.0.0.1:${(chunked.address() as AddressInfo).port}/x`, mix: uniqueMix("u", [1]), connections: 2, isDefault: gatewayDefault });
+    const target = restTarget({
+      url: `http://127.0.0.1:${(chunked.address() as AddressInfo).port}/x`,
+      mix: uniqueMix("u", [1]),
+      connections: 2,
+      isDefault: gatewayDefault,
+    });
     try {
       const r = await runClosedLoop({ send: target.send, concurrency: 2, durationMs: 5000, warmupMs: 0, maxRequests: 20 });
       expect(r.errors).toBe(0);

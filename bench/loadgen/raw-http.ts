@@ -59,7 +59,7 @@ class Connection {
         this.socket.destroy();
       }, timeoutMs);
       this.pending = { resolve, reject, timer };
-      this.socket.write(head + Buffer.byteLength(body) + "\r\n\r\n" + body);
+      this.socket.write(`${head + Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
   }
 

@@ -126,10 +126,7 @@ export function modelDirectTarget(address: string, mix: InputMix): Target {
   const client = createClient(ModelService, transport);
   const send: SendFn = async (sequence) => {
     const values = mix.values(sequence);
-    const res = await client.predict(
-      { inputs: { type: InputType.DOUBLES, lengths: [values.length], doubles: values } },
-      { timeoutMs: REQUEST_TIMEOUT_MS },
-    );
+    const res = await client.predict({ inputs: { type: InputType.DOUBLES, lengths: [values.length], doubles: values } }, { timeoutMs: REQUEST_TIMEOUT_MS });
     const output = res.outputs[0];
     if (output?.result.case !== "value") throw new Error(`model answered ${output?.result.value ?? "nothing"}`);
     return "ok";

@@ -24,8 +24,7 @@ async function serve(model: Parameters<typeof serveModel>[0], inputType: InputTy
   return served;
 }
 
-const values = (res: PredictResponse) =>
-  res.outputs.map((o) => `${o.result.case}:${o.result.value}`);
+const values = (res: PredictResponse) => res.outputs.map((o) => `${o.result.case}:${o.result.value}`);
 
 describe("serveModel", () => {
   let sum: Served;
@@ -58,7 +57,10 @@ describe("serveModel", () => {
     }
     const answers: Array<[bigint, string]> = [];
     for await (const answer of slow.client.predictStream(requests())) {
-      answers.push([answer.batchId, answer.errorCode === 0 ? answer.outputs.map((o) => o.result.value).join(",") : `error ${answer.errorCode}: ${answer.errorMessage}`]);
+      answers.push([
+        answer.batchId,
+        answer.errorCode === 0 ? answer.outputs.map((o) => o.result.value).join(",") : `error ${answer.errorCode}: ${answer.errorMessage}`,
+      ]);
       // Batch 1 is held until the others are answered: the stream does not run batches one after another.
       if (answers.length === 2) release();
     }

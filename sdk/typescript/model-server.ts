@@ -1,8 +1,26 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Inputs, InputType, Output } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService, type PredictStreamRequest, type PredictStreamResponseSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { type Logger, type RunningGrpcServer, inputCount, inputTypeName, prom, registration, startGrpcServer, validateInputs } from "../../services/shared/index.js";
-import { batchSizeBuckets, Code, ConnectError, contextOfTraceFields, defaultLatencyBuckets, SpanKind, TraceAttributes, trace, TurnBatches, withSpan } from "../../services/shared/index.js";
+import {
+  batchSizeBuckets,
+  Code,
+  ConnectError,
+  contextOfTraceFields,
+  defaultLatencyBuckets,
+  inputCount,
+  inputTypeName,
+  type Logger,
+  prom,
+  type RunningGrpcServer,
+  registration,
+  SpanKind,
+  startGrpcServer,
+  TraceAttributes,
+  TurnBatches,
+  trace,
+  validateInputs,
+  withSpan,
+} from "../../services/shared/index.js";
 import { type Model, runModel } from "./model.js";
 
 export interface ServeModelOptions {
@@ -32,17 +50,24 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
   /** One batch: validated, run, counted. Model failures are per-input errors; bad inputs throw INVALID_ARGUMENT. */
   async function predictBatch(inputs: Inputs | undefined): Promise<Array<Pick<Output, "result">>> {
     const startedAt = performance.now();
+    if (inputs === undefined) {
+      metrics?.requests.inc({ ...labels, outcome: "invalid_input" });
+      throw new ConnectError("inputs is missing", Code.InvalidArgument);
+    }
     try {
       validateInputs(inputs, options.inputType, limits);
     } catch (err) {
       metrics?.requests.inc({ ...labels, outcome: "invalid_input" });
       throw err;
     }
-    // validateInputs has checked that inputs is present.
-    const size = inputCount(inputs!);
-    trace.getActiveSpan()?.setAttributes({ [TraceAttributes.model]: options.name, [TraceAttributes.version]: options.version, [TraceAttributes.batchSize]: size });
-    const outcomes = await runModel(model, inputs!);
-    const outputs = outcomes.map((o): Pick<Output, "result"> => ("value" in o ? { result: { case: "value", value: o.value } } : { result: { case: "error", value: o.error } }));
+    const size = inputCount(inputs);
+    trace
+      .getActiveSpan()
+      ?.setAttributes({ [TraceAttributes.model]: options.name, [TraceAttributes.version]: options.version, [TraceAttributes.batchSize]: size });
+    const outcomes = await runModel(model, inputs);
+    const outputs = outcomes.map(
+      (o): Pick<Output, "result"> => ("value" in o ? { result: { case: "value", value: o.value } } : { result: { case: "error", value: o.error } }),
+    );
     if (metrics !== undefined) {
       const errors = outcomes.filter((o) => !("value" in o)).length;
       metrics.requests.inc({ ...labels, outcome: errors === size && size > 0 ? "model_error" : "ok" });
@@ -160,8 +185,18 @@ class ModelMetrics {
 
   constructor(registry: prom.Registry) {
     const labelNames = ["model", "version", "outcome"] as const;
-    this.requests = new prom.Counter({ name: "clipper_model_requests_total", help: "Batches (Predict calls and PredictStream messages), by outcome (ok, model_error, invalid_input).", labelNames, registers: [registry] });
-    this.inputs = new prom.Counter({ name: "clipper_model_inputs_total", help: "Inputs predicted, by outcome of their output (ok, error).", labelNames, registers: [registry] });
+    this.requests = new prom.Counter({
+      name: "clipper_model_requests_total",
+      help: "Batches (Predict calls and PredictStream messages), by outcome (ok, model_error, invalid_input).",
+      labelNames,
+      registers: [registry],
+    });
+    this.inputs = new prom.Counter({
+      name: "clipper_model_inputs_total",
+      help: "Inputs predicted, by outcome of their output (ok, error).",
+      labelNames,
+      registers: [registry],
+    });
     this.batchSize = new prom.Histogram({
       name: "clipper_model_batch_size",
       help: "Inputs per batch.",

@@ -1,4 +1,4 @@
-import { InputType, type Inputs } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { inputCount } from "../../services/shared/index.js";
 
 /**

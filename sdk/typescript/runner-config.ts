@@ -48,5 +48,7 @@ export async function loadModel(modulePath: string): Promise<Model> {
   const model = mod.default;
   if (typeof model === "function") return model as Model;
   if (typeof model === "object" && model !== null && typeof (model as { predict?: unknown }).predict === "function") return model as Model;
-  throw new RunnerConfigError(`${modulePath}: the default export must be a function or an object with a predict method, not ${model === null ? "null" : typeof model}`);
+  throw new RunnerConfigError(
+    `${modulePath}: the default export must be a function or an object with a predict method, not ${model === null ? "null" : typeof model}`,
+  );
 }

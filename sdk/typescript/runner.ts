@@ -1,7 +1,6 @@
 // Entrypoint of a node_module replica, started by the container-manager:
 //   node --import tsx sdk/typescript/runner.ts   (configured by CLIPPER_MODEL_* variables)
-import { createMetricsRegistry, exitOnStartupError, type MetricsServer, startMetricsServer } from "../../services/shared/index.js";
-import { startTracing } from "../../services/shared/index.js";
+import { createMetricsRegistry, exitOnStartupError, type MetricsServer, startMetricsServer, startTracing } from "../../services/shared/index.js";
 import { serveModel } from "./model-server.js";
 import { loadModel, runnerConfigFromEnv } from "./runner-config.js";
 
@@ -10,7 +9,7 @@ async function main(): Promise<void> {
   const tracing = startTracing(`model-${config.name}`);
   const model = await loadModel(config.modulePath);
   // CLIPPER_METRICS_PORT (set by the container-manager): serve the runtime's own /metrics there.
-  const metricsPort = Number(process.env["CLIPPER_METRICS_PORT"] ?? "");
+  const metricsPort = Number(process.env.CLIPPER_METRICS_PORT ?? "");
   const metrics = Number.isInteger(metricsPort) && metricsPort > 0 ? createMetricsRegistry("model") : undefined;
   const server = await serveModel(model, {
     name: config.name,
@@ -20,7 +19,9 @@ async function main(): Promise<void> {
     ...(metrics ? { metrics } : {}),
   });
   const metricsServer: MetricsServer | undefined = metrics ? await startMetricsServer(metrics, "127.0.0.1", metricsPort) : undefined;
-  process.stdout.write(`${JSON.stringify({ msg: "listening", port: server.port, model: config.name, version: config.version, metricsPort: metricsServer?.port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: "listening", port: server.port, model: config.name, version: config.version, metricsPort: metricsServer?.port })}\n`,
+  );
   let stopping = false;
   const stop = () => {
     if (stopping) process.exit(1);
@@ -29,7 +30,10 @@ async function main(): Promise<void> {
       .close(2000)
       .then(() => metricsServer?.close())
       .then(() => tracing?.shutdown())
-      .then(() => process.exit(0), () => process.exit(1));
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

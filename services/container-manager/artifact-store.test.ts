@@ -1,13 +1,14 @@
-import { create } from "@bufbuild/protobuf";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { create } from "@bufbuild/protobuf";
 import { afterAll, describe, expect, it } from "vitest";
 import { type UploadArtifactRequest, UploadArtifactRequestSchema } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ArtifactStore } from "./artifact-store.js";
 
-const header = (sizeBytes: number, sha256: string) => create(UploadArtifactRequestSchema, { part: { case: "header", value: { sizeBytes: BigInt(sizeBytes), sha256 } } });
+const header = (sizeBytes: number, sha256: string) =>
+  create(UploadArtifactRequestSchema, { part: { case: "header", value: { sizeBytes: BigInt(sizeBytes), sha256 } } });
 const chunk = (data: string) => create(UploadArtifactRequestSchema, { part: { case: "chunk", value: Buffer.from(data) } });
 async function* stream(...parts: UploadArtifactRequest[]) {
   yield* parts;
@@ -28,7 +29,9 @@ describe("ArtifactStore", () => {
   });
 
   it("rejects a wrong digest, a wrong size, a missing header or an oversized artifact, leaving nothing behind", async () => {
-    await expect(store.put(stream(header(3, sha("abd")), chunk("abc")))).rejects.toThrow(/sha256 mismatch: header.sha256 is [0-9a-f]{64} but the content's digest is/);
+    await expect(store.put(stream(header(3, sha("abd")), chunk("abc")))).rejects.toThrow(
+      /sha256 mismatch: header.sha256 is [0-9a-f]{64} but the content's digest is/,
+    );
     await expect(store.put(stream(header(4, sha("abc")), chunk("abc")))).rejects.toThrow("received 3 bytes but header.size_bytes is 4");
     await expect(store.put(stream(header(2, sha("abc")), chunk("abc")))).rejects.toThrow("received more than the 2 bytes");
     await expect(store.put(stream(chunk("abc")))).rejects.toThrow("the first UploadArtifact message must be a header");

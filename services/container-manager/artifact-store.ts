@@ -44,7 +44,8 @@ export class ArtifactStore {
     try {
       const iterator = parts[Symbol.asyncIterator]();
       const first = await iterator.next();
-      if (first.done || first.value.part.case !== "header") throw invalidArgument("the first UploadArtifact message must be a header with size_bytes and sha256");
+      if (first.done || first.value.part.case !== "header")
+        throw invalidArgument("the first UploadArtifact message must be a header with size_bytes and sha256");
       const { sizeBytes, sha256 } = first.value.part.value;
       const expected = sha256.toLowerCase();
       if (!SHA256_HEX.test(expected)) throw invalidArgument(`header.sha256 must be 64 hex characters, got "${sha256.slice(0, 80)}"`);

@@ -1,8 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { type ConfigView, type Logger, prom } from "../shared/index.js";
-import { defaultLatencyBuckets } from "../shared/index.js";
+import { type ConfigView, defaultLatencyBuckets, type Logger, prom } from "../shared/index.js";
 
 /** What the metrics read; the backend's calls, so tests can give fakes. */
 export interface ReplicaSource {

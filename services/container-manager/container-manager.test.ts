@@ -1,9 +1,9 @@
-import { createClient } from "@connectrpc/connect";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
@@ -67,7 +67,8 @@ describe("container-manager with real replica processes", () => {
 
   async function deploy(name: string, version: string, runtime: RuntimeInit, desiredReplicas = 1, timeoutSeconds = 0): Promise<DeployModelResponse[]> {
     const seen: DeployModelResponse[] = [];
-    for await (const res of client.deployModel({ model: { name, version, inputType: InputType.DOUBLES, runtime, desiredReplicas }, timeoutSeconds })) seen.push(res);
+    for await (const res of client.deployModel({ model: { name, version, inputType: InputType.DOUBLES, runtime, desiredReplicas }, timeoutSeconds }))
+      seen.push(res);
     return seen;
   }
 
@@ -193,12 +194,19 @@ describe("container-manager with real replica processes", () => {
       return `${Code[err.code]}: ${err.rawMessage}`;
     };
     expect(await bad(undefined)).toBe("InvalidArgument: model is missing");
-    expect(await bad({ name: "Bad_Name", version: "1", inputType: InputType.DOUBLES, runtime: nodeModule(sumModule) })).toMatch(/^InvalidArgument: model name "Bad_Name" is invalid/);
+    expect(await bad({ name: "Bad_Name", version: "1", inputType: InputType.DOUBLES, runtime: nodeModule(sumModule) })).toMatch(
+      /^InvalidArgument: model name "Bad_Name" is invalid/,
+    );
     expect(await bad({ name: "m", version: "1", runtime: nodeModule(sumModule) })).toMatch(/^InvalidArgument: model.input_type/);
     expect(await bad({ name: "m", version: "1", inputType: InputType.DOUBLES })).toMatch(/^InvalidArgument: model.runtime is not set/);
-    expect(await bad({ name: "m", version: "1", inputType: InputType.DOUBLES, runtime: { kind: { case: "pythonClosure", value: { artifactDigest: "0".repeat(64) } } } })).toMatch(
-      /^FailedPrecondition: artifact 0{64} is not in the artifact store/,
-    );
+    expect(
+      await bad({
+        name: "m",
+        version: "1",
+        inputType: InputType.DOUBLES,
+        runtime: { kind: { case: "pythonClosure", value: { artifactDigest: "0".repeat(64) } } },
+      }),
+    ).toMatch(/^FailedPrecondition: artifact 0{64} is not in the artifact store/);
   });
 
   it("stores uploaded artifacts and rejects a wrong digest", async () => {

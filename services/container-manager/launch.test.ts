@@ -37,8 +37,8 @@ describe("launchCommand", () => {
     const cmd = launchCommand(spec({ kind: { case: "nodeModule", value: { modulePath: "/models/m.ts" } } }), 7002, paths, parentEnv);
     expect([cmd.command, ...cmd.args]).toEqual(["/usr/bin/node", "--import", "tsx", "/repo/sdk/typescript/runner.ts"]);
     expect(cmd.cwd).toBe("/repo");
-    expect(cmd.env["CLIPPER_MODEL_MODULE"]).toBe("/models/m.ts");
-    expect(cmd.env["CLIPPER_ADMIN_TOKEN"]).toBeUndefined();
+    expect(cmd.env.CLIPPER_MODEL_MODULE).toBe("/models/m.ts");
+    expect(cmd.env.CLIPPER_ADMIN_TOKEN).toBeUndefined();
   });
 
   it("runs a command with its own env, which cannot override the CLIPPER_MODEL_* variables", () => {
@@ -49,8 +49,8 @@ describe("launchCommand", () => {
       parentEnv,
     );
     expect([cmd.command, ...cmd.args]).toEqual(["./serve", "--x"]);
-    expect(cmd.env["FOO"]).toBe("1");
-    expect(cmd.env["CLIPPER_MODEL_PORT"]).toBe("7003");
+    expect(cmd.env.FOO).toBe("1");
+    expect(cmd.env.CLIPPER_MODEL_PORT).toBe("7003");
     expect(cmd.cwd).toBe("/w");
     expect(Object.keys(cmd.env)).not.toContain("AWS_SECRET_ACCESS_KEY");
   });
@@ -62,7 +62,11 @@ describe("validateRuntime", () => {
     expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: "../etc" } } }))).toThrow(
       "model.runtime.python_closure.artifact_digest must be a sha256 hex digest",
     );
-    expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath: "m.ts" } } }))).toThrow("must be an absolute path");
-    expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "command", value: { argv: [] } } }))).toThrow("model.runtime.command.argv is empty");
+    expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath: "m.ts" } } }))).toThrow(
+      "must be an absolute path",
+    );
+    expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "command", value: { argv: [] } } }))).toThrow(
+      "model.runtime.command.argv is empty",
+    );
   });
 });

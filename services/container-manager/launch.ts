@@ -31,7 +31,9 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
   switch (kind?.case) {
     case "pythonClosure":
       if (!SHA256_HEX.test(kind.value.artifactDigest)) {
-        throw invalidArgument(`${field}.python_closure.artifact_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.artifactDigest.slice(0, 80)}"`);
+        throw invalidArgument(
+          `${field}.python_closure.artifact_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.artifactDigest.slice(0, 80)}"`,
+        );
       }
       return;
     case "nodeModule":
@@ -126,6 +128,6 @@ function tracingEnv(parentEnv: NodeJS.ProcessEnv, spec: ReplicaSpec): Record<str
     if (value === undefined || !key.startsWith("OTEL_") || key.includes("HEADERS") || key === "OTEL_SERVICE_NAME") continue;
     env[key] = value;
   }
-  if (Object.keys(env).length > 0) env["OTEL_SERVICE_NAME"] = `clipper-model-${spec.modelName}`;
+  if (Object.keys(env).length > 0) env.OTEL_SERVICE_NAME = `clipper-model-${spec.modelName}`;
   return env;
 }

@@ -1,19 +1,19 @@
-import { clone, create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { clone, create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
 import { type Replica, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../shared/index.js";
 import { type LaunchPaths, launchCommand } from "./launch.js";
-import { formatMiB, residentBytes } from "./process-memory.js";
 import { LineSplitter, LogBuffer, RotatingLogFile } from "./log-buffer.js";
+import { ProcessLedger } from "./process-ledger.js";
+import { formatMiB, residentBytes } from "./process-memory.js";
 import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
 import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
-import { ProcessLedger } from "./process-ledger.js";
 
 export interface LocalProcessBackendOptions {
   paths: LaunchPaths;
@@ -211,7 +211,10 @@ export class LocalProcessBackend implements ReplicaBackend {
     r.status.endpoint = `127.0.0.1:${port}`;
     r.status.startedAtMs = BigInt(r.launchedAtMs);
     this.setState(r, ReplicaState.STARTING, "");
-    for (const [stream, source] of [["stdout", child.stdout], ["stderr", child.stderr]] as const) {
+    for (const [stream, source] of [
+      ["stdout", child.stdout],
+      ["stderr", child.stderr],
+    ] as const) {
       const splitter = new LineSplitter(MAX_LOG_LINE_CHARS, (line) => this.log(r, stream, line));
       source.setEncoding("utf8");
       source.on("data", (chunk: string) => splitter.write(chunk));
@@ -265,7 +268,10 @@ export class LocalProcessBackend implements ReplicaBackend {
     const rss = residentBytes(child.pid);
     if (rss === undefined || rss <= limit) return false;
     r.killReason = `killed for exceeding the memory limit: resident memory ${formatMiB(rss)} > limit ${formatMiB(limit)}`;
-    this.options.logger.warn({ replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, rssBytes: rss, limitBytes: limit }, "replica over its memory limit");
+    this.options.logger.warn(
+      { replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, rssBytes: rss, limitBytes: limit },
+      "replica over its memory limit",
+    );
     killGroup(child, "SIGKILL");
     return true;
   }
@@ -280,7 +286,8 @@ export class LocalProcessBackend implements ReplicaBackend {
     // Take any processes the replica started down with it.
     killGroup(child, "SIGKILL");
     if (r.stopping) return;
-    const what = err !== undefined ? `could not start: ${err.message}` : (r.killReason ?? (signal !== null ? `killed by signal ${signal}` : `exited with code ${code}`));
+    const what =
+      err !== undefined ? `could not start: ${err.message}` : (r.killReason ?? (signal !== null ? `killed by signal ${signal}` : `exited with code ${code}`));
     this.log(r, "manager", what);
     r.lastExit = what;
     const decision = r.policy.onExit(Date.now() - r.launchedAtMs, r.readyThisRun);

@@ -4,19 +4,21 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  clientSecurity,
   commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  latencyBucketsOption,
   loadServiceConfig,
   onShutdownSignal,
   parse,
+  securityOptions,
+  serverSecurity,
   startMetricsServer,
+  startTracing,
 } from "../shared/index.js";
-import { clientSecurity, securityOptions, serverSecurity } from "../shared/index.js";
-import { latencyBucketsOption } from "../shared/index.js";
-import { startTracing } from "../shared/index.js";
 import { startContainerManager } from "./manager.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -35,7 +37,13 @@ const spec = {
     parse: parse.string,
     help: "Python interpreter for python_closure models",
   },
-  repoRoot: { flag: "repo-root", env: "CLIPPER_REPO_ROOT", default: repoRoot, parse: (raw: string) => path.resolve(raw), help: "Clipper checkout (SDK runtimes)" },
+  repoRoot: {
+    flag: "repo-root",
+    env: "CLIPPER_REPO_ROOT",
+    default: repoRoot,
+    parse: (raw: string) => path.resolve(raw),
+    help: "Clipper checkout (SDK runtimes)",
+  },
   maxArtifactBytes: {
     flag: "max-artifact-bytes",
     env: "CLIPPER_MAX_ARTIFACT_BYTES",

@@ -89,9 +89,7 @@ export class Reconciler {
 
   /** Stops the FAILED replicas of a version so the next reconcile starts fresh ones (a redeploy or scale retries). */
   async retryFailed(modelName: string, modelVersion: string): Promise<void> {
-    const failed = this.backend
-      .replicas()
-      .filter((r) => r.modelName === modelName && r.modelVersion === modelVersion && r.state === ReplicaState.FAILED);
+    const failed = this.backend.replicas().filter((r) => r.modelName === modelName && r.modelVersion === modelVersion && r.state === ReplicaState.FAILED);
     await Promise.all(failed.map((r) => this.backend.stop(r.id)));
   }
 }

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { type ReplicaSet, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { ReplicaSchema, type ReplicaSet, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { createLogger, notFound, unavailable } from "../shared/index.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 

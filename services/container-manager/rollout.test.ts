@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError } from "../shared/index.js";
+import { Code, type ConnectError } from "../shared/index.js";
 import { FakeBackend } from "./fake-backend.js";
 import { type RolloutProgress, watchRollout } from "./rollout.js";
 
@@ -25,7 +25,12 @@ describe("watchRollout", () => {
       if (next) setImmediate(() => backend.set(next.id, ReplicaState.READY));
     });
     expect(seen.map((p) => p.ready)).toEqual([0, 1, 2]);
-    expect(seen.at(-1)?.replicas.map((r) => r.id).sort()).toEqual([a.id, b.id]);
+    expect(
+      seen
+        .at(-1)
+        ?.replicas.map((r) => r.id)
+        .sort(),
+    ).toEqual([a.id, b.id]);
   });
 
   it("fails with the replica's message when a replica FAILS", async () => {
@@ -43,7 +48,9 @@ describe("watchRollout", () => {
     const backend = new FakeBackend();
     const a = backend.start(spec);
     backend.addLog(a.id, "loading weights...");
-    const err = (await collect(watchRollout({ backend, modelName: "m", modelVersion: "1", desired: 1, timeoutMs: 50 })).catch((e: unknown) => e)) as ConnectError;
+    const err = (await collect(watchRollout({ backend, modelName: "m", modelVersion: "1", desired: 1, timeoutMs: 50 })).catch(
+      (e: unknown) => e,
+    )) as ConnectError;
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toContain("0 of 1 replicas ready after");
     expect(err.rawMessage).toContain(`replica ${a.id} is STARTING; last log lines:`);

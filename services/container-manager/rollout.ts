@@ -44,9 +44,7 @@ export async function* watchRollout(options: RolloutOptions): AsyncGenerator<Rol
     for (;;) {
       if (options.signal?.aborted) throw new ConnectError(`stopped waiting for ${label}: the call was cancelled`, Code.Canceled);
       changed = false;
-      const replicas = backend
-        .replicas()
-        .filter((r) => r.modelName === modelName && r.modelVersion === modelVersion && r.state !== ReplicaState.STOPPING);
+      const replicas = backend.replicas().filter((r) => r.modelName === modelName && r.modelVersion === modelVersion && r.state !== ReplicaState.STOPPING);
       const failed = replicas.find((r) => r.state === ReplicaState.FAILED);
       if (failed !== undefined) throw failedPrecondition(`replica ${failed.id} of model ${label} failed to start: ${failed.message}`);
       const ready = replicas.filter((r) => r.state === ReplicaState.READY).length;

@@ -1,8 +1,8 @@
+import fs from "node:fs";
 import { equals } from "@bufbuild/protobuf";
 import type { Client, ServiceImpl } from "@connectrpc/connect";
-import fs from "node:fs";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
+import { type ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { type Model, ModelRuntimeSchema, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import type { ConfigView } from "../shared/index.js";
@@ -141,7 +141,13 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
           break;
         }
         const p = step.value;
-        yield { stage: DeployStage.STARTING, message: `${p.ready} of ${p.desired} replicas ready`, readyReplicas: p.ready, desiredReplicas: desired, replicas: p.replicas };
+        yield {
+          stage: DeployStage.STARTING,
+          message: `${p.ready} of ${p.desired} replicas ready`,
+          readyReplicas: p.ready,
+          desiredReplicas: desired,
+          replicas: p.replicas,
+        };
       }
       if (req.setCurrent) {
         await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, opts));
@@ -207,7 +213,8 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       let replicas = replicasOf(req.modelName, version);
       if (req.replicaId !== "") {
         replicas = replicas.filter((r) => r.id === req.replicaId);
-        if (replicas.length === 0) throw notFound(`model ${req.modelName} has no replica "${req.replicaId}"${version !== undefined ? ` in version ${version}` : ""}`);
+        if (replicas.length === 0)
+          throw notFound(`model ${req.modelName} has no replica "${req.replicaId}"${version !== undefined ? ` in version ${version}` : ""}`);
       }
       const tail = req.tailLines > 0 ? req.tailLines : DEFAULT_TAIL_LINES;
       return {

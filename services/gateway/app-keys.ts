@@ -3,8 +3,7 @@ import fs from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
-import { bearerToken, hashToken } from "../shared/index.js";
-import { Code, ConnectError } from "../shared/index.js";
+import { bearerToken, Code, ConnectError, hashToken } from "../shared/index.js";
 
 /** Every application: a key listed under `*` opens every application and makes every one need a key. */
 const ALL_APPLICATIONS = "*";
@@ -45,10 +44,7 @@ export class AppKeys {
   check(application: string, key: string | undefined): void {
     if (!this.requiresKey(application)) return;
     if (key === undefined) {
-      throw new ConnectError(
-        `application "${application}" needs a key: send "Authorization: Bearer <key>" or "X-Clipper-Key: <key>"`,
-        Code.Unauthenticated,
-      );
+      throw new ConnectError(`application "${application}" needs a key: send "Authorization: Bearer <key>" or "X-Clipper-Key: <key>"`, Code.Unauthenticated);
     }
     const presented = hashToken(key);
     let matched = false;

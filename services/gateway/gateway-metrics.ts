@@ -1,5 +1,4 @@
-import { Code, ConnectError, prom } from "../shared/index.js";
-import { defaultLatencyBuckets } from "../shared/index.js";
+import { Code, ConnectError, defaultLatencyBuckets, prom } from "../shared/index.js";
 
 export type Protocol = "rest" | "grpc" | "connect" | "grpc-web";
 

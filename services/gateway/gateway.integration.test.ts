@@ -2,7 +2,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,10 +10,10 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { PredictionService, PredictRequestSchema, PredictResponseSchema } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { startRouter, type RunningRouter } from "../router/router.js";
-import { createLogger, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
-import { startGateway, type RunningGateway } from "./gateway.js";
+import { type RunningRouter, startRouter } from "../router/router.js";
+import { createLogger, prom, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
 import { startSnapshotRegistry } from "../shared/testing/snapshot-registry.js";
+import { type RunningGateway, startGateway } from "./gateway.js";
 
 const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
 const MAX_BODY_BYTES = 64 * 1024;
@@ -118,7 +118,8 @@ describe("gateway and router", () => {
   const post = (urlPath: string, body: string) => fetch(`${base}${urlPath}`, { method: "POST", body, headers: { "content-type": "application/json" } });
 
   it("cancels a REST query whose client goes away: the router drops its batch and frees the replica", async () => {
-    const inFlight = async () => (await routerMetrics.getSingleMetric("clipper_router_inflight_batches")?.get())?.values.find((v) => v.labels["model"] === "slow-model")?.value ?? 0;
+    const inFlight = async () =>
+      (await routerMetrics.getSingleMetric("clipper_router_inflight_batches")?.get())?.values.find((v) => v.labels.model === "slow-model")?.value ?? 0;
     const req = http.request(`${base}/patient/predict`, { method: "POST", headers: { "content-type": "application/json" } });
     req.on("error", () => {});
     req.end(JSON.stringify({ input: [1] }));
@@ -248,7 +249,9 @@ describe("gateway and router", () => {
       const err = (await call({ application: "sum", input: { value: { case: "string", value: "x" } } }).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(err.details).toBe("input holds string but the application expects doubles");
-      const missing = (await call({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch((e: unknown) => e)) as grpc.ServiceError;
+      const missing = (await call({ application: "nope", input: { value: { case: "doubles", value: { values: [1] } } } }).catch(
+        (e: unknown) => e,
+      )) as grpc.ServiceError;
       expect(missing.code).toBe(grpc.status.NOT_FOUND);
     } finally {
       client.close();
@@ -263,7 +266,9 @@ describe("gateway and router", () => {
     expect(batch.predictions.map((p) => p.output)).toEqual(["1", "5"]);
     const slow = await client.predict({ application: "slow", input: { value: { case: "doubles", value: { values: [1] } } } }, { timeoutMs: 5000 });
     expect(slow.prediction).toMatchObject({ default: true, defaultExplanation: SLO_EXPLANATION });
-    const err = (await client.predictBatch({ application: "sum", inputs: { type: InputType.INTS, lengths: [1], ints: [1] } }).catch((e: unknown) => e)) as ConnectError;
+    const err = (await client
+      .predictBatch({ application: "sum", inputs: { type: InputType.INTS, lengths: [1], ints: [1] } })
+      .catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toBe("inputs.type is ints but the application expects doubles");
   });

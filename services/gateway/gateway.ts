@@ -6,19 +6,19 @@ import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { ConnectError, createGrpcTransport, type Logger, type prom, registration, startGrpcServer, watchConfig } from "../shared/index.js";
-import type { ClientSecurity } from "../shared/index.js";
-import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
-import { GatewayMetrics } from "./gateway-metrics.js";
-import { createSniffingListener } from "./h2c-sniffing-listener.js";
-import { createTlsAlpnListener } from "./tls-alpn-listener.js";
-import { Predictor } from "./predictor.js";
-import { type QueryRouter, RouterStream, unaryQueryRouter } from "./router-stream.js";
 import { inProcessRouterConfig, routerCoreSettings } from "../router/config.js";
 import { createRouterCore } from "../router/router.js";
 import { queryResults } from "../router/service.js";
+import type { ClientSecurity } from "../shared/index.js";
+import { ConnectError, createGrpcTransport, type Logger, type prom, registration, startGrpcServer, watchConfig } from "../shared/index.js";
+import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
+import { GatewayMetrics } from "./gateway-metrics.js";
+import { createSniffingListener } from "./h2c-sniffing-listener.js";
+import { Predictor } from "./predictor.js";
 import { createRestHandler, type Readiness } from "./rest-handler.js";
+import { type QueryRouter, RouterStream, unaryQueryRouter } from "./router-stream.js";
 import { createPredictionServiceImpl } from "./service.js";
+import { createTlsAlpnListener } from "./tls-alpn-listener.js";
 
 export interface GatewayOptions {
   host: string;
@@ -219,8 +219,14 @@ function inProcessRouter(options: GatewayOptions): RouterLink {
   });
   return {
     query: (query, timeoutMs, signal) => queryResults(core.processor, query, timeoutMs, signal),
-    client: createClient(QueryService, createRouterTransport(({ service }) => service(QueryService, core.impl))),
-    readiness: async () => (core.configured() ? { ready: true, cause: "" } : { ready: false, cause: "the in-process router has not received the configuration from the registry yet" }),
+    client: createClient(
+      QueryService,
+      createRouterTransport(({ service }) => service(QueryService, core.impl)),
+    ),
+    readiness: async () =>
+      core.configured()
+        ? { ready: true, cause: "" }
+        : { ready: false, cause: "the in-process router has not received the configuration from the registry yet" },
     close: () => core.close(),
   };
 }

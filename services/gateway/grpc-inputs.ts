@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { InputType, type Inputs, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import type { Input } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { inputTypeName, invalidArgument } from "../shared/index.js";
 

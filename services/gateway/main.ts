@@ -1,18 +1,20 @@
 import cluster from "node:cluster";
 import {
-  commonOptions,
   ConfigError,
+  clientSecurity,
+  commonOptions,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  latencyBucketsOption,
   loadServiceConfig,
+  loadTlsMaterial,
   onShutdownSignal,
   parse,
+  securityOptions,
+  startTracing,
 } from "../shared/index.js";
-import { clientSecurity, loadTlsMaterial, securityOptions } from "../shared/index.js";
-import { latencyBucketsOption } from "../shared/index.js";
-import { startTracing } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
 import { IN_PROCESS, ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
 import { clusterMetricsText, superviseWorkers } from "./workers.js";
@@ -114,7 +116,17 @@ async function main(): Promise<void> {
     routerSecurity: clientSecurity({ tls }),
     registrySecurity: clientSecurity({ tls, token: serviceToken }),
   });
-  logger.info({ port: gateway.port, router: config.router, registry: config.registry, tls: tls !== undefined, appKeys: appKeys !== undefined, tracing: tracing !== undefined }, "listening");
+  logger.info(
+    {
+      port: gateway.port,
+      router: config.router,
+      registry: config.registry,
+      tls: tls !== undefined,
+      appKeys: appKeys !== undefined,
+      tracing: tracing !== undefined,
+    },
+    "listening",
+  );
   onShutdownSignal(logger, async () => {
     await gateway.close();
     await tracing?.shutdown();

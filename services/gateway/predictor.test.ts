@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError, emptyConfigView } from "../shared/index.js";
 import { Predictor } from "./predictor.js";

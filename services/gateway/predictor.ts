@@ -1,9 +1,21 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
-import { QueryService, type QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
+import type { QueryResult, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { type CancelSignal, type ConfigView, inputCount, notFound, resourceExhausted, toAbortSignal, unavailable } from "../shared/index.js";
-import { SpanKind, TraceAttributes, trace, tracingEnabled, withSpan } from "../shared/index.js";
+import {
+  type CancelSignal,
+  type ConfigView,
+  inputCount,
+  notFound,
+  resourceExhausted,
+  SpanKind,
+  TraceAttributes,
+  toAbortSignal,
+  trace,
+  tracingEnabled,
+  unavailable,
+  withSpan,
+} from "../shared/index.js";
 import type { QueryRouter } from "./router-stream.js";
 
 export interface QueryCallOptions {
@@ -63,12 +75,17 @@ export class Predictor {
   }
 
   private routed(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
-    return this.admitted(() => this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal));
+    return this.admitted(() =>
+      this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
+    );
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: CancelSignal | undefined): Promise<number> {
     const res = await this.admitted(() =>
-      this.router.submitFeedback({ application, inputs, labels, uid }, { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal: toAbortSignal(signal) } : {}) }),
+      this.router.submitFeedback(
+        { application, inputs, labels, uid },
+        { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal: toAbortSignal(signal) } : {}) },
+      ),
     );
     return res.accepted;
   }

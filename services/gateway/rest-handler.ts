@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Cancellation, Code, ConnectError, type prom } from "../shared/index.js";
+import { Cancellation, Code, ConnectError, extractTraceContext, type prom, traceContext, tracingEnabled } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
-import { extractTraceContext, traceContext, tracingEnabled } from "../shared/index.js";
 import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError, type RestParseOptions, restPrediction } from "./rest-json.js";
 
 export interface Readiness {

@@ -57,7 +57,11 @@ describe("parsePredictBody", () => {
     [{ input: "not base64!" }, InputType.BYTES, "input is not a base64 string: the application expects bytes"],
     [{ input_batch: [] }, InputType.DOUBLES, "input_batch is empty: send at least one input"],
     [{ input_batch: {} }, InputType.DOUBLES, "input_batch is not an array"],
-    [{ input_batch: [[1, 2], [3]] }, InputType.DOUBLES, "input_batch[1] has 1 values but input_batch[0] has 2: all inputs of a batch must have the same length"],
+    [
+      { input_batch: [[1, 2], [3]] },
+      InputType.DOUBLES,
+      "input_batch[1] has 1 values but input_batch[0] has 2: all inputs of a batch must have the same length",
+    ],
     [{ input_batch: [[1], [null]] }, InputType.DOUBLES, "input_batch[1][0] is not a number"],
     [{ input: [1], version: 2 }, InputType.DOUBLES, "version is not a string"],
     [{ input: [1], uid: {} }, InputType.DOUBLES, "uid is not a string or a number"],

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { InputType, type Inputs, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import { inputTypeName } from "../shared/index.js";
 
@@ -54,13 +54,13 @@ export function parseJsonObject(text: string): Record<string, unknown> {
 
 /** `{"input": ...}` or `{"input_batch": [...]}`, with optional "version" and "uid", as packed inputs of the app's type. */
 export function parsePredictBody(body: Record<string, unknown>, type: InputType, options: RestParseOptions): RestPredictRequest {
-  const hasInput = body["input"] !== undefined;
-  const hasBatch = body["input_batch"] !== undefined;
+  const hasInput = body.input !== undefined;
+  const hasBatch = body.input_batch !== undefined;
   if (hasInput && hasBatch) throw invalid('send either "input" or "input_batch", not both');
   if (!hasInput && !hasBatch) throw invalid('input is missing: send "input" or "input_batch"');
   const common = { version: optionalString(body, "version"), uid: optionalId(body, "uid") };
-  if (hasInput) return { inputs: packInputs([body["input"]], type, ["input"], options), batch: false, ...common };
-  const batch = body["input_batch"];
+  if (hasInput) return { inputs: packInputs([body.input], type, ["input"], options), batch: false, ...common };
+  const batch = body.input_batch;
   if (!Array.isArray(batch)) throw invalid("input_batch is not an array");
   if (batch.length === 0) throw invalid("input_batch is empty: send at least one input");
   const fields = batch.map((_, i) => `input_batch[${i}]`);
@@ -69,11 +69,11 @@ export function parsePredictBody(body: Record<string, unknown>, type: InputType,
 
 /** `{"uid", "input", "label"}`; a label that is not a string is kept as its JSON text. */
 export function parseFeedbackBody(body: Record<string, unknown>, type: InputType): RestFeedbackRequest {
-  if (body["input"] === undefined) throw invalid("input is missing");
-  const label = body["label"];
+  if (body.input === undefined) throw invalid("input is missing");
+  const label = body.label;
   if (label === undefined || label === null) throw invalid("label is missing");
   return {
-    inputs: packInputs([body["input"]], type, ["input"], { allowRaggedBatch: true }),
+    inputs: packInputs([body.input], type, ["input"], { allowRaggedBatch: true }),
     label: typeof label === "string" ? label : JSON.stringify(label),
     uid: optionalId(body, "uid"),
   };

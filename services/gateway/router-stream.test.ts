@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
-import { type QueryStreamRequest, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, createGrpcTransport, type GrpcTransport, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
+import { InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { QueryService, type QueryStreamRequest } from "../../gen/clipper/v1/query_service_pb.js";
 import type { QueryOptions } from "../router/query-processor.js";
 import { QueryStreamSession } from "../router/query-stream.js";
+import { Code, ConnectError, createGrpcTransport, type GrpcTransport, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
 import { RouterStream } from "./router-stream.js";
 
 const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
@@ -26,7 +26,9 @@ async function fakeRouter(answer: (app: string, options: QueryOptions) => Promis
             }
           }
           const session = new QueryStreamSession(
-            async (app, _inputs, options) => [{ queryId: 1n, output: await answer(app, options), isDefault: false, explanation: "", outcome: "predicted", models: [], confidence: 1 }],
+            async (app, _inputs, options) => [
+              { queryId: 1n, output: await answer(app, options), isDefault: false, explanation: "", outcome: "predicted", models: [], confidence: 1 },
+            ],
             { maxOpenCalls: 1000 },
             ctx.signal,
           );
@@ -70,7 +72,12 @@ describe("RouterStream (real gRPC over loopback)", () => {
     const aborted: boolean[] = [];
     const { server } = await fakeRouter((app, options) => {
       if (app === "missing") return Promise.reject(new ConnectError('application "missing" not found', Code.NotFound));
-      return new Promise((_, reject) => options.signal?.addEventListener("abort", () => (aborted.push(true), reject(new Error("cancelled")))));
+      return new Promise((_, reject) =>
+        options.signal?.addEventListener("abort", () => {
+          aborted.push(true);
+          reject(new Error("cancelled"));
+        }),
+      );
     });
     cleanup.push(() => server.close(0));
     const stream = connect(server);

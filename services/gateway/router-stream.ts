@@ -1,7 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryService, QueryStreamRequest, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { type CancelSignal, Code, ConnectError, type OpenStreamCall, StreamCalls, toAbortSignal, traceFields, TurnBatches } from "../shared/index.js";
+import { type CancelSignal, Code, ConnectError, type OpenStreamCall, StreamCalls, TurnBatches, toAbortSignal, traceFields } from "../shared/index.js";
 
 export interface RouterQuery {
   application: string;

@@ -1,7 +1,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { invalidArgument } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics, type Protocol } from "./gateway-metrics.js";
 import { packInput } from "./grpc-inputs.js";

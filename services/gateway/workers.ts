@@ -112,8 +112,14 @@ export function clusterMetricsText(registry: prom.Registry, timeoutMs = 5000): (
         reject(new Error(`the gateway's primary process did not send the workers' metrics within ${timeoutMs} ms`));
       }, timeoutMs);
       waiting.set(id, {
-        resolve: (text) => (clearTimeout(timer), resolve(text)),
-        reject: (err) => (clearTimeout(timer), reject(err)),
+        resolve: (text) => {
+          clearTimeout(timer);
+          resolve(text);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       });
       process.send?.({ type: "clipper:gateway-metrics", id } satisfies MetricsRequest);
     });

@@ -135,7 +135,10 @@ export class ConfigState {
 
   private putModel(m: Model): void {
     let versions = this.models.get(m.name);
-    if (!versions) this.models.set(m.name, (versions = new Map()));
+    if (!versions) {
+      versions = new Map();
+      this.models.set(m.name, versions);
+    }
     versions.set(m.version, m);
   }
 }

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { CreateApplicationRequestSchema, CreateModelRequestSchema, UpdateModelRequestSchema } from "../../gen/clipper/v1/management_service_pb.js";
 import { Code } from "../shared/index.js";
+import { rejection } from "../shared/testing/rejection.js";
 import { MemoryStore } from "./memory-store.js";
 import { Registry } from "./registry.js";
-import { rejection } from "../shared/testing/rejection.js";
 
 const app = (name: string) => create(CreateApplicationRequestSchema, { name, inputType: InputType.DOUBLES, sloMicros: 20_000n, defaultOutput: "-1" });
 const model = (name: string, version: string, desiredReplicas = 1) =>

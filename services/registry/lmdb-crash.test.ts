@@ -62,7 +62,16 @@ describe("lmdb store durability", () => {
   it("keeps a registry's configuration across close and reopen", async () => {
     const dir = join(root, "restart");
     const first = await Registry.open({ store: LmdbStore.open(dir) });
-    await first.createApplication({ $typeName: "clipper.v1.CreateApplicationRequest", name: "a", inputType: InputType.BYTES, defaultOutput: "d", sloMicros: 7n, description: "", cacheEnabled: false, defaultOnOverload: false });
+    await first.createApplication({
+      $typeName: "clipper.v1.CreateApplicationRequest",
+      name: "a",
+      inputType: InputType.BYTES,
+      defaultOutput: "d",
+      sloMicros: 7n,
+      description: "",
+      cacheEnabled: false,
+      defaultOnOverload: false,
+    });
     await first.createModel({
       $typeName: "clipper.v1.CreateModelRequest",
       model: {
@@ -70,7 +79,10 @@ describe("lmdb store durability", () => {
         name: "m",
         version: "1",
         inputType: InputType.BYTES,
-        runtime: { $typeName: "clipper.v1.ModelRuntime", kind: { case: "nodeModule", value: { $typeName: "clipper.v1.NodeModuleRuntime", modulePath: "/m.ts" } } },
+        runtime: {
+          $typeName: "clipper.v1.ModelRuntime",
+          kind: { case: "nodeModule", value: { $typeName: "clipper.v1.NodeModuleRuntime", modulePath: "/m.ts" } },
+        },
         maxBatchSize: 0,
         labels: {},
         desiredReplicas: 1,

@@ -2,17 +2,17 @@ import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
 import {
-  StoreConflictError,
   decodePolicyState,
   encodePolicyState,
-  policyStateField,
-  policyStatePrefix,
-  recordWrite,
-  snapshotFromRecords,
   type PolicyStateKey,
   type PolicyStateSwap,
+  policyStateField,
+  policyStatePrefix,
   type RegistryStore,
+  recordWrite,
+  StoreConflictError,
   type StoredPolicyState,
+  snapshotFromRecords,
 } from "./store.js";
 
 /** Kept under a key no record key can have (record keys all contain '/'). */

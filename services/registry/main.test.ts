@@ -115,9 +115,13 @@ describe("registry main", () => {
     });
 
     it("exits 2 naming the URL when redis cannot be reached", async () => {
-      const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--port", "0", "--metrics-port", "0", "--store", "redis", "--redis-url", "redis://127.0.0.1:1"], {
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", MAIN, "--port", "0", "--metrics-port", "0", "--store", "redis", "--redis-url", "redis://127.0.0.1:1"],
+        {
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       const [code] = (await once(child, "exit")) as [number | null];

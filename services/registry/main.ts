@@ -7,19 +7,20 @@ import {
   createLogger,
   createMetricsRegistry,
   exitOnStartupError,
+  latencyBucketsOption,
   loadServiceConfig,
   onShutdownSignal,
   registration,
+  securityOptions,
+  serverSecurity,
   startGrpcServer,
   startMetricsServer,
+  startTracing,
 } from "../shared/index.js";
-import { securityOptions, serverSecurity } from "../shared/index.js";
 import { registryConfigSpec } from "./config.js";
 import { LmdbStore } from "./lmdb-store.js";
 import { RedisStore } from "./redis-store.js";
 import { Registry } from "./registry.js";
-import { latencyBucketsOption } from "../shared/index.js";
-import { startTracing } from "../shared/index.js";
 import { RegistryMetrics } from "./registry-metrics.js";
 import { createManagementService } from "./service.js";
 import type { RegistryStore } from "./store.js";
@@ -52,7 +53,6 @@ async function main(): Promise<void> {
     limits: { maxApplications: config.maxApplications, maxModelVersions: config.maxModelVersions, maxDesiredReplicas: config.maxDesiredReplicas },
   });
 
-
   const server = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -63,7 +63,15 @@ async function main(): Promise<void> {
   });
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
   logger.info(
-    { port: server.port, metricsPort: metricsServer.port, host: config.host, store: config.store, revision: registry.revision.toString(), auth: security.grpc.authorize !== undefined, tls: security.tls !== undefined },
+    {
+      port: server.port,
+      metricsPort: metricsServer.port,
+      host: config.host,
+      store: config.store,
+      revision: registry.revision.toString(),
+      auth: security.grpc.authorize !== undefined,
+      tls: security.tls !== undefined,
+    },
     "listening",
   );
 

@@ -1,15 +1,15 @@
+import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
 import {
-  StoreConflictError,
-  policyStateField,
-  policyStatePrefix,
-  recordWrite,
-  snapshotFromRecords,
   type PolicyStateKey,
   type PolicyStateSwap,
+  policyStateField,
+  policyStatePrefix,
   type RegistryStore,
+  recordWrite,
+  StoreConflictError,
   type StoredPolicyState,
+  snapshotFromRecords,
 } from "./store.js";
-import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
 
 /** A store that forgets everything on exit: for unit tests of the registry's rules. */
 export class MemoryStore implements RegistryStore {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisStore } from "./redis-store.js";
-import { describeStoreContract, sampleChanges } from "./testing/store-contract.js";
 import { startRedisServer, type TestRedisServer } from "./testing/redis-server.js";
+import { describeStoreContract, sampleChanges } from "./testing/store-contract.js";
 
 let redis: TestRedisServer;
 let prefix = "contract-0:";

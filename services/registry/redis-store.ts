@@ -1,17 +1,17 @@
 import { Redis } from "ioredis";
-import type { Logger } from "../shared/index.js";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
+import type { Logger } from "../shared/index.js";
 import {
-  StoreConflictError,
   decodePolicyState,
   encodePolicyState,
-  policyStateField,
-  recordWrite,
-  snapshotFromRecords,
   type PolicyStateKey,
   type PolicyStateSwap,
+  policyStateField,
   type RegistryStore,
+  recordWrite,
+  StoreConflictError,
   type StoredPolicyState,
+  snapshotFromRecords,
 } from "./store.js";
 
 /**

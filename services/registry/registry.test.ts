@@ -8,11 +8,11 @@ import {
   UpdateModelRequestSchema,
 } from "../../gen/clipper/v1/management_service_pb.js";
 import { type ConfigChange, ReplicaSetSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError } from "../shared/index.js";
+import { Code, type ConnectError } from "../shared/index.js";
+import { rejection } from "../shared/testing/rejection.js";
 import { MemoryStore } from "./memory-store.js";
 import { Registry } from "./registry.js";
 import type { RegistryStore } from "./store.js";
-import { rejection } from "../shared/testing/rejection.js";
 
 const appRequest = (name: string, inputType = InputType.DOUBLES, sloMicros = 20_000n) =>
   create(CreateApplicationRequestSchema, { name, inputType, sloMicros, defaultOutput: "-1" });
@@ -319,7 +319,12 @@ describe("Registry serving knobs", () => {
     const r = await open();
     await r.createModel(modelRequest("m", "1"));
     const updated = await r.updateModel(
-      create(UpdateModelRequestSchema, { name: "m", version: "1", maxBatchSize: 32, batching: { maxWaitMicros: 2000, fixedSize: true, maxInFlightPerReplica: 2 } }),
+      create(UpdateModelRequestSchema, {
+        name: "m",
+        version: "1",
+        maxBatchSize: 32,
+        batching: { maxWaitMicros: 2000, fixedSize: true, maxInFlightPerReplica: 2 },
+      }),
     );
     expect(updated.batching).toMatchObject({ maxWaitMicros: 2000, fixedSize: true, maxInFlightPerReplica: 2 });
     const tooLong = await rejection(r.updateModel(create(UpdateModelRequestSchema, { name: "m", version: "1", batching: { maxWaitMicros: 60_000_000 } })));

@@ -1,10 +1,5 @@
 import { clone, create, equals } from "@bufbuild/protobuf";
-import type {
-  CreateApplicationRequest,
-  CreateModelRequest,
-  UpdateApplicationRequest,
-  UpdateModelRequest,
-} from "../../gen/clipper/v1/management_service_pb.js";
+import type { CreateApplicationRequest, CreateModelRequest, UpdateApplicationRequest, UpdateModelRequest } from "../../gen/clipper/v1/management_service_pb.js";
 import {
   type Application,
   ApplicationSchema,
@@ -21,26 +16,26 @@ import {
   SelectionPolicySchema,
 } from "../../gen/clipper/v1/resources_pb.js";
 import {
+  alreadyExists,
   Code,
   ConnectError,
-  alreadyExists,
   failedPrecondition,
   inputTypeName,
   invalidArgument,
+  type Logger,
   notFound,
   resourceExhausted,
   unavailable,
   validateName,
   validateVersion,
-  type Logger,
 } from "../shared/index.js";
 import { ConfigState } from "./config-state.js";
-import { StoreConflictError, type PolicyStateSwap, type RegistryStore, type StoredPolicyState } from "./store.js";
+import { type PolicyStateSwap, type RegistryStore, StoreConflictError, type StoredPolicyState } from "./store.js";
 import {
   DEFAULT_REGISTRY_LIMITS,
   DEFAULT_SLO_MICROS,
-  type RegistryLimits,
   LIMITS,
+  type RegistryLimits,
   validateBatching,
   validateDesiredReplicas,
   validateInputType,
@@ -168,7 +163,9 @@ export class Registry {
     return this.write((s) => {
       if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
       if (s.applicationCount >= this.limits.maxApplications) {
-        throw resourceExhausted(`application "${req.name}" would be one too many: the registry holds at most ${this.limits.maxApplications} applications (--max-applications)`);
+        throw resourceExhausted(
+          `application "${req.name}" would be one too many: the registry holds at most ${this.limits.maxApplications} applications (--max-applications)`,
+        );
       }
       const app = create(ApplicationSchema, {
         name: req.name,
@@ -214,7 +211,9 @@ export class Registry {
     });
     // After the deletion no router can write the state any more. Should this fail, creating the
     // application again clears it first.
-    await this.store.clearPolicyStates(name).catch((err: unknown) => this.options.logger?.error({ err, application: name }, "could not clear a deleted application's policy state"));
+    await this.store
+      .clearPolicyStates(name)
+      .catch((err: unknown) => this.options.logger?.error({ err, application: name }, "could not clear a deleted application's policy state"));
   }
 
   // ---- models
@@ -250,7 +249,9 @@ export class Registry {
     return this.write((s) => {
       if (s.model(name, version)) throw alreadyExists(`model "${name}" version "${version}" already exists`);
       if (s.modelVersionCount >= this.limits.maxModelVersions) {
-        throw resourceExhausted(`model "${name}" version "${version}" would be one too many: the registry holds at most ${this.limits.maxModelVersions} model versions (--max-model-versions)`);
+        throw resourceExhausted(
+          `model "${name}" version "${version}" would be one too many: the registry holds at most ${this.limits.maxModelVersions} model versions (--max-model-versions)`,
+        );
       }
       const existing = s.versions(name)[0];
       if (existing && existing.inputType !== requested.inputType) {

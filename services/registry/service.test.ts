@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ManagementService, type WatchConfigResponse } from "../../gen/clipper/v1/management_service_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError, createGrpcTransport, registration, startGrpcServer, type GrpcTransport, type RunningGrpcServer } from "../shared/index.js";
+import { Code, ConnectError, createGrpcTransport, type GrpcTransport, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
 import { LmdbStore } from "./lmdb-store.js";
 import { Registry } from "./registry.js";
 import { createManagementService } from "./service.js";
@@ -63,7 +63,11 @@ describe("ManagementService over gRPC (lmdb store)", () => {
   it("carries codes and messages to the client", async () => {
     const cases: Array<[Promise<unknown>, Code, string]> = [
       [client.getApplication({ name: "missing" }), Code.NotFound, 'application "missing" not found'],
-      [client.createApplication({ name: "x", inputType: InputType.UNSPECIFIED }), Code.InvalidArgument, "input_type is unspecified: use one of bytes, ints, floats, doubles, strings"],
+      [
+        client.createApplication({ name: "x", inputType: InputType.UNSPECIFIED }),
+        Code.InvalidArgument,
+        "input_type is unspecified: use one of bytes, ints, floats, doubles, strings",
+      ],
       [client.createModel({}), Code.InvalidArgument, "model is missing"],
       [client.deleteModel({ name: "nope" }), Code.NotFound, 'model "nope" not found'],
     ];

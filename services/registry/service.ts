@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import type { Registry } from "./registry.js";
 
 /** clipper.v1.ManagementService over a Registry: transport only, the rules live in Registry. */

@@ -56,7 +56,8 @@ export function validateLabels(labels: Record<string, string>, field = "labels")
   const entries = Object.entries(labels);
   if (entries.length > LIMITS.maxLabels) throw invalidArgument(`${field} has ${entries.length} entries; the limit is ${LIMITS.maxLabels}`);
   for (const [key, value] of entries) {
-    if (key === "" || key.length > LIMITS.maxLabelKey) throw invalidArgument(`${field} key "${key.slice(0, 80)}" must be 1 to ${LIMITS.maxLabelKey} characters`);
+    if (key === "" || key.length > LIMITS.maxLabelKey)
+      throw invalidArgument(`${field} key "${key.slice(0, 80)}" must be 1 to ${LIMITS.maxLabelKey} characters`);
     validateText(`${field}["${key}"]`, value, LIMITS.maxLabelValue);
   }
 }
@@ -72,17 +73,20 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       throw invalidArgument(`${field} is not set: give python_closure, command or node_module`);
     case "pythonClosure":
       if (!/^[0-9a-f]{64}$/.test(kind.value.artifactDigest)) {
-        throw invalidArgument(`${field}.python_closure.artifact_digest "${kind.value.artifactDigest.slice(0, 80)}" is not a sha256 hex digest (64 lower-case hex characters)`);
+        throw invalidArgument(
+          `${field}.python_closure.artifact_digest "${kind.value.artifactDigest.slice(0, 80)}" is not a sha256 hex digest (64 lower-case hex characters)`,
+        );
       }
       if (kind.value.pythonVersion !== "" && !/^\d+\.\d+$/.test(kind.value.pythonVersion)) {
         throw invalidArgument(`${field}.python_closure.python_version "${kind.value.pythonVersion.slice(0, 80)}" must look like "3.11"`);
       }
-      kind.value.packages.forEach((p, i) => validateText(`${field}.python_closure.packages[${i}]`, p, LIMITS.maxRuntimeStringBytes));
+      for (const [i, p] of kind.value.packages.entries()) validateText(`${field}.python_closure.packages[${i}]`, p, LIMITS.maxRuntimeStringBytes);
       return;
     case "command":
       if (kind.value.argv.length === 0 || kind.value.argv[0] === "") throw invalidArgument(`${field}.command.argv is empty: give the program to run`);
-      if (kind.value.argv.length > LIMITS.maxArgv) throw invalidArgument(`${field}.command.argv has ${kind.value.argv.length} entries; the limit is ${LIMITS.maxArgv}`);
-      kind.value.argv.forEach((a, i) => validateText(`${field}.command.argv[${i}]`, a, LIMITS.maxRuntimeStringBytes));
+      if (kind.value.argv.length > LIMITS.maxArgv)
+        throw invalidArgument(`${field}.command.argv has ${kind.value.argv.length} entries; the limit is ${LIMITS.maxArgv}`);
+      for (const [i, a] of kind.value.argv.entries()) validateText(`${field}.command.argv[${i}]`, a, LIMITS.maxRuntimeStringBytes);
       for (const [k, v] of Object.entries(kind.value.env)) {
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalidArgument(`${field}.command.env key "${k.slice(0, 80)}" is not a valid environment variable name`);
         validateText(`${field}.command.env["${k}"]`, v, LIMITS.maxRuntimeStringBytes);
@@ -90,7 +94,8 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       validateText(`${field}.command.working_dir`, kind.value.workingDir, LIMITS.maxRuntimeStringBytes);
       return;
     case "nodeModule":
-      if (!isAbsolute(kind.value.modulePath)) throw invalidArgument(`${field}.node_module.module_path "${kind.value.modulePath.slice(0, 200)}" must be an absolute path`);
+      if (!isAbsolute(kind.value.modulePath))
+        throw invalidArgument(`${field}.node_module.module_path "${kind.value.modulePath.slice(0, 200)}" must be an absolute path`);
       validateText(`${field}.node_module.module_path`, kind.value.modulePath, LIMITS.maxRuntimeStringBytes);
       return;
   }
@@ -163,7 +168,8 @@ export function validateSelectionPolicy(policy: SelectionPolicy, field = "policy
     case "split": {
       const entries = Object.entries(kind.value.weights);
       if (entries.length === 0) throw invalidArgument(`${field}.split.weights is empty: give a weight per model (or "model:version")`);
-      if (entries.length > LIMITS.maxSplitWeights) throw invalidArgument(`${field}.split.weights has ${entries.length} entries; the limit is ${LIMITS.maxSplitWeights}`);
+      if (entries.length > LIMITS.maxSplitWeights)
+        throw invalidArgument(`${field}.split.weights has ${entries.length} entries; the limit is ${LIMITS.maxSplitWeights}`);
       for (const [key, weight] of entries) {
         const [model, version, extra] = key.split(":");
         if (extra !== undefined) throw invalidArgument(`${field}.split.weights key "${key.slice(0, 80)}" must be "model" or "model:version"`);

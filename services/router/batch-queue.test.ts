@@ -48,7 +48,10 @@ describe("BatchQueue", () => {
   it("keeps heap order under any mix of pushes, removals and takes", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.record({ push: fc.integer({ min: 0, max: 100 }) }), fc.record({ remove: fc.nat() }), fc.record({ take: fc.integer({ min: 1, max: 5 }) })), { maxLength: 200 }),
+        fc.array(
+          fc.oneof(fc.record({ push: fc.integer({ min: 0, max: 100 }) }), fc.record({ remove: fc.nat() }), fc.record({ take: fc.integer({ min: 1, max: 5 }) })),
+          { maxLength: 200 },
+        ),
         (ops) => {
           const q = new BatchQueue<number>(50);
           const live: QueueNode<number>[] = [];

@@ -1,4 +1,4 @@
-import { commonOptions, defaults, latencyBucketsOption, loadConfig, parse, securityOptions, type ConfigOf } from "../shared/index.js";
+import { type ConfigOf, commonOptions, defaults, latencyBucketsOption, loadConfig, parse, securityOptions } from "../shared/index.js";
 import { MODEL_CALLS, type ModelCalls } from "./model-clients.js";
 import { defaultBatchingDefaults } from "./query-processor.js";
 import type { RouterCoreOptions } from "./router.js";

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { InputType, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ConfigSnapshotSchema } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, viewFromSnapshot } from "../shared/index.js";
 import { FeedbackRecorder } from "./feedback.js";

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { InputsSchema, InputType, type Inputs } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService, type PredictStreamRequest } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, createGrpcTransport, type GrpcTransport, registration, type RunningGrpcServer, startGrpcServer, viewFromSnapshot } from "../shared/index.js";
+import { Code, createGrpcTransport, type GrpcTransport, type RunningGrpcServer, registration, startGrpcServer, viewFromSnapshot } from "../shared/index.js";
 import { rejection } from "../shared/testing/rejection.js";
 import { ReplicaClientPool, ReplicaStreamClient, replicaEndpoints } from "./model-clients.js";
 
@@ -31,7 +31,14 @@ describe("ReplicaClientPool", () => {
     const view = viewFromSnapshot(
       create(ConfigSnapshotSchema, {
         replicaSets: [
-          { modelName: "m", modelVersion: "1", replicas: [{ endpoint: "a:1", state: ReplicaState.READY }, { endpoint: "a:2", state: ReplicaState.FAILED }] },
+          {
+            modelName: "m",
+            modelVersion: "1",
+            replicas: [
+              { endpoint: "a:1", state: ReplicaState.READY },
+              { endpoint: "a:2", state: ReplicaState.FAILED },
+            ],
+          },
           { modelName: "n", modelVersion: "1", replicas: [{ endpoint: "", state: ReplicaState.STARTING }] },
         ],
       }),
@@ -80,14 +87,21 @@ describe("ReplicaStreamClient", () => {
     cleanup.push(() => server.close(0));
     const transport = createGrpcTransport({ address: server.address });
     const client = new ReplicaStreamClient(createClient(ModelService, transport));
-    cleanup.push(() => transport.close(), () => client.close());
+    cleanup.push(
+      () => transport.close(),
+      () => client.close(),
+    );
     return { server, client, calls };
   }
   const options = (timeoutMs = 5000, signal = new AbortController().signal) => ({ signal, timeoutMs });
 
   it("carries every batch on one stream and answers each its own outputs", async () => {
     const { client, calls } = await replica();
-    const answers = await Promise.all([client.predict(batch(1, 2), 1n, options()), client.predict(batch(10), 2n, options()), client.predict(batch(4, 4, 4), 3n, options())]);
+    const answers = await Promise.all([
+      client.predict(batch(1, 2), 1n, options()),
+      client.predict(batch(10), 2n, options()),
+      client.predict(batch(4, 4, 4), 3n, options()),
+    ]);
     expect(answers.map((outputs) => outputs.map((o) => o.result.value))).toEqual([["3"], ["10"], ["12"]]);
     expect(await client.predict(batch(5), 4n, options())).toMatchObject([{ result: { value: "5" } }]);
     expect(calls).toEqual({ predict: 0, predictStream: 1, batches: [1n, 2n, 3n, 4n] });

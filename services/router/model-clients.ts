@@ -1,7 +1,17 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService, type PredictStreamRequest } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { Code, type ConfigView, ConnectError, createGrpcTransport, type GrpcTransport, type OpenStreamCall, StreamCalls, traceFields, TurnBatches } from "../shared/index.js";
+import {
+  Code,
+  type ConfigView,
+  ConnectError,
+  createGrpcTransport,
+  type GrpcTransport,
+  type OpenStreamCall,
+  StreamCalls,
+  TurnBatches,
+  traceFields,
+} from "../shared/index.js";
 
 /** What the query path needs from a model replica: one batch in, one output per input out. */
 export interface ModelClient {
@@ -143,7 +153,10 @@ class ReplicaStream {
     if (this.batches.has(batchId)) return Promise.reject(new ConnectError(`batch ${batchId} is already open on this replica`, Code.Internal));
     this.outgoing.push({ $typeName: "clipper.model.v1.PredictStreamRequest", batchId, inputs, ...traceFields() });
     return new Promise<Output[]>((resolve, reject) => {
-      const timer = setTimeout(() => this.batches.fail(batchId, new ConnectError("the replica did not answer by the deadline", Code.DeadlineExceeded)), timeoutMs);
+      const timer = setTimeout(
+        () => this.batches.fail(batchId, new ConnectError("the replica did not answer by the deadline", Code.DeadlineExceeded)),
+        timeoutMs,
+      );
       const onAbort = () => this.batches.fail(batchId, new ConnectError("the batch was cancelled", Code.Canceled));
       signal.addEventListener("abort", onAbort, { once: true });
       const release = () => {

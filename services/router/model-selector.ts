@@ -56,7 +56,11 @@ export class PolicySelector implements ModelSelector {
     const states = this.options.states;
     if (!p.learns || states === undefined || feedback.length === 0) return;
     const observations: Observation[] = feedback.map((f) => ({ outputs: f.outputs, loss: (output) => p.lossOf(output, f.label) }));
-    const fold = (start: unknown) => wrapState(p.kind, observations.reduce((s, o) => p.policy.observe(s, o), start));
+    const fold = (start: unknown) =>
+      wrapState(
+        p.kind,
+        observations.reduce((s, o) => p.policy.observe(s, o), start),
+      );
     // A new user starts from what the application has learned so far, not from nothing.
     const population = uid === "" ? undefined : unwrapState(p.kind, (await states.read(app.name, "", 5_000)).value);
     await states.update(app.name, "", (current) => fold(unwrapState(p.kind, current) ?? p.policy.init(p.arms)));

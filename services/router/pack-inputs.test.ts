@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { InputType, type Inputs, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { inputCount, splitInputs } from "../shared/index.js";
 import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
 
@@ -23,16 +23,20 @@ describe("packInputs", () => {
 
   it("packs inputs of several requests in the given order, for every type", () => {
     fc.assert(
-      fc.property(fc.array(fc.array(fc.integer({ min: -9, max: 9 }), { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 5 }), (rows, rotate) => {
-        const a = create(InputsSchema, { type: InputType.INTS, lengths: rows.map((r) => r.length), ints: rows.flat() });
-        const b = create(InputsSchema, { type: InputType.INTS, lengths: [1], ints: [42] });
-        const refs = [...inputRefs(a), ...inputRefs(b)];
-        const order = refs.map((_, i) => refs[(i + rotate) % refs.length]!);
-        const packed = packInputs(order);
-        const expected = order.map((r) => (r.source === b ? [42] : rows[r.index]!));
-        expect(packed.lengths).toEqual(expected.map((r) => r.length));
-        expect(packed.ints).toEqual(expected.flat());
-      }),
+      fc.property(
+        fc.array(fc.array(fc.integer({ min: -9, max: 9 }), { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 5 }),
+        (rows, rotate) => {
+          const a = create(InputsSchema, { type: InputType.INTS, lengths: rows.map((r) => r.length), ints: rows.flat() });
+          const b = create(InputsSchema, { type: InputType.INTS, lengths: [1], ints: [42] });
+          const refs = [...inputRefs(a), ...inputRefs(b)];
+          const order = refs.map((_, i) => refs[(i + rotate) % refs.length]!);
+          const packed = packInputs(order);
+          const expected = order.map((r) => (r.source === b ? [42] : rows[r.index]!));
+          expect(packed.lengths).toEqual(expected.map((r) => r.length));
+          expect(packed.ints).toEqual(expected.flat());
+        },
+      ),
     );
   });
 

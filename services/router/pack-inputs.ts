@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { InputType, type Inputs, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { inputCount } from "../shared/index.js";
 
 /** One input of a request, by reference: nothing is copied until a batch is packed. */

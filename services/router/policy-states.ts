@@ -148,7 +148,10 @@ export class PolicyStates {
       // A short random pause, so a writer that keeps losing the race to a busier one gets its turn.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
     }
-    throw new ConnectError(`policy state of ${describeKey(application, uid)} kept changing under ${this.maxAttempts} attempts to update it; retry`, Code.Aborted);
+    throw new ConnectError(
+      `policy state of ${describeKey(application, uid)} kept changing under ${this.maxAttempts} attempts to update it; retry`,
+      Code.Aborted,
+    );
   }
 
   private async fetch(application: string, uid: string, timeoutMs: number): Promise<CachedState> {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { InputType, InputsSchema, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { InputsSchema, InputType, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
 import { FakeClock } from "./fake-clock.js";
@@ -39,7 +39,14 @@ describe("QueryProcessor (property)", () => {
         const view = viewFromSnapshot(
           create(ConfigSnapshotSchema, {
             applications: [
-              { name: "app", inputType: InputType.STRINGS, defaultOutput: "default", sloMicros: BigInt(s.sloMs * 1000), linkedModels: ["m"], cacheEnabled: s.cache },
+              {
+                name: "app",
+                inputType: InputType.STRINGS,
+                defaultOutput: "default",
+                sloMicros: BigInt(s.sloMs * 1000),
+                linkedModels: ["m"],
+                cacheEnabled: s.cache,
+              },
             ],
             models: [
               {
@@ -112,8 +119,12 @@ describe("QueryProcessor (property)", () => {
             outcomes.push(outcome);
             pending.push(
               p.query("app", create(InputsSchema, { type: InputType.STRINGS, strings: ids }), { signal: caller.signal }).then(
-                (result) => void (outcome.result = result),
-                (error: unknown) => void (outcome.error = error),
+                (result) => {
+                  outcome.result = result;
+                },
+                (error: unknown) => {
+                  outcome.error = error;
+                },
               ),
             );
           }

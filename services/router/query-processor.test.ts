@@ -1,8 +1,8 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { InputType, type Inputs, InputsSchema, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ConfigSnapshot, ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, ConnectError, type ConfigView, unavailable, viewFromSnapshot } from "../shared/index.js";
+import { Code, type ConfigView, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
 import { FakeClock } from "./fake-clock.js";
 import type { ModelClient, ModelClientFactory } from "./model-clients.js";
 import { PolicySelector } from "./model-selector.js";
@@ -59,17 +59,17 @@ type SnapshotInit = Exclude<MessageInitShape<typeof ConfigSnapshotSchema>, Confi
 
 function config(overrides: Partial<SnapshotInit> = {}): ConfigView {
   const base: SnapshotInit = {
-      revision: 1n,
-      applications: [{ name: "app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 100_000n, linkedModels: ["m"] }],
-      models: [
-        { name: "m", version: "1", inputType: InputType.DOUBLES },
-        { name: "m", version: "2", inputType: InputType.DOUBLES, maxBatchSize: 2 },
-      ],
-      currentVersions: [{ modelName: "m", version: "1" }],
-      replicaSets: [
-        { modelName: "m", modelVersion: "1", replicas: [{ id: "r1", endpoint: "a:1", state: ReplicaState.READY }] },
-        { modelName: "m", modelVersion: "2", replicas: [{ id: "r2", endpoint: "b:1", state: ReplicaState.READY }] },
-      ],
+    revision: 1n,
+    applications: [{ name: "app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 100_000n, linkedModels: ["m"] }],
+    models: [
+      { name: "m", version: "1", inputType: InputType.DOUBLES },
+      { name: "m", version: "2", inputType: InputType.DOUBLES, maxBatchSize: 2 },
+    ],
+    currentVersions: [{ modelName: "m", version: "1" }],
+    replicaSets: [
+      { modelName: "m", modelVersion: "1", replicas: [{ id: "r1", endpoint: "a:1", state: ReplicaState.READY }] },
+      { modelName: "m", modelVersion: "2", replicas: [{ id: "r2", endpoint: "b:1", state: ReplicaState.READY }] },
+    ],
   };
   return viewFromSnapshot(create(ConfigSnapshotSchema, { ...base, ...overrides }));
 }
@@ -171,7 +171,12 @@ describe("QueryProcessor", () => {
     const models = new FakeModels({ "a:1": () => [value("ok"), error("division by zero")] });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
     expect(answers[0]).toMatchObject({ output: "ok", isDefault: false });
-    expect(answers[1]).toMatchObject({ output: "-1", isDefault: true, explanation: "Model m:1 failed on this input: division by zero", outcome: "model_error" });
+    expect(answers[1]).toMatchObject({
+      output: "-1",
+      isDefault: true,
+      explanation: "Model m:1 failed on this input: division by zero",
+      outcome: "model_error",
+    });
   });
 
   it("answers the default for the whole batch when the model returns the wrong number of outputs", async () => {
@@ -184,10 +189,7 @@ describe("QueryProcessor", () => {
   it("answers the default when the whole batch fails", async () => {
     const models = new FakeModels({ "a:1": () => Promise.reject(unavailable("connection refused")) });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
-    expect(answers.map((a) => a.explanation)).toEqual([
-      "Model m:1 replica a:1 failed: connection refused",
-      "Model m:1 replica a:1 failed: connection refused",
-    ]);
+    expect(answers.map((a) => a.explanation)).toEqual(["Model m:1 replica a:1 failed: connection refused", "Model m:1 replica a:1 failed: connection refused"]);
     expect(answers[0]?.outcome).toBe("batch_failed");
   });
 
@@ -260,7 +262,14 @@ class Held {
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("QueryProcessor batching, cache and overload", () => {
-  const app = (over: Record<string, unknown> = {}) => ({ name: "app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 100_000n, linkedModels: ["m"], ...over });
+  const app = (over: Record<string, unknown> = {}) => ({
+    name: "app",
+    inputType: InputType.DOUBLES,
+    defaultOutput: "-1",
+    sloMicros: 100_000n,
+    linkedModels: ["m"],
+    ...over,
+  });
 
   it("batches the queries that queue while the replica is busy into one model call", async () => {
     const held = new Held();

@@ -4,8 +4,8 @@ import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import {
   type CancelSignal,
   Code,
-  ConnectError,
   type ConfigView,
+  ConnectError,
   type InputLimits,
   modelKey,
   notFound,
@@ -13,13 +13,13 @@ import {
   unavailable,
   validateInputs,
 } from "../shared/index.js";
+import { parseArm } from "./application-policy.js";
 import type { Clock } from "./clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
 import type { ModelSelector, SelectionPlan } from "./model-selector.js";
-import { parseArm } from "./application-policy.js";
-import type { QueryObserver, RequestObservation } from "./router-metrics.js";
 import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
 import type { CacheTicket, PredictionCache } from "./prediction-cache.js";
+import type { QueryObserver, RequestObservation } from "./router-metrics.js";
 import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher, type VersionBatcherOptions } from "./version-batcher.js";
 
 /** Clipper's explanations, kept word for word: clients match on them. */
@@ -327,7 +327,12 @@ export class QueryProcessor {
   /** Calls the replica with one packed batch and reports the outcome to the batcher. */
   private send(batcher: VersionBatcher<PendingQuery>, d: Dispatch<PendingQuery>): void {
     const inputs = packInputs(d.items, d.padTo);
-    const observed = this.deps.observer?.batchSent(batcher.key, d.replica, d.padTo, d.items.map((q) => q.request.observation));
+    const observed = this.deps.observer?.batchSent(
+      batcher.key,
+      d.replica,
+      d.padTo,
+      d.items.map((q) => q.request.observation),
+    );
     const call = () => this.deps.models.clientFor(d.replica).predict(inputs, this.nextBatchId++, { signal: d.controller.signal, timeoutMs: d.timeoutMs });
     (observed ? observed.run(call) : call()).then(
       (outputs) => {
@@ -483,7 +488,10 @@ class QuerySlot {
       return;
     }
     const models = combined.models.map((arm) => this.modelKeys.get(arm) ?? arm);
-    this.request.set(this.index, this.request.modelAnswer(this.index, combined.output, this.predicted ? "predicted" : "cached", models, Math.min(1, Math.max(0, combined.confidence))));
+    this.request.set(
+      this.index,
+      this.request.modelAnswer(this.index, combined.output, this.predicted ? "predicted" : "cached", models, Math.min(1, Math.max(0, combined.confidence))),
+    );
   }
 }
 

@@ -125,7 +125,9 @@ describe("QueryStreamSession", () => {
 
   it("answers NOT_FOUND with its message and hides unexpected errors behind INTERNAL", async () => {
     const answer: Answer = (application) =>
-      application === "missing" ? Promise.reject(new ConnectError('application "missing" not found', Code.NotFound)) : Promise.reject(new Error("secret detail"));
+      application === "missing"
+        ? Promise.reject(new ConnectError('application "missing" not found', Code.NotFound))
+        : Promise.reject(new Error("secret detail"));
     const session = new QueryStreamSession(answer, { maxOpenCalls: 10 }, new AbortController().signal);
     const requests = new Requests();
     const done = collect(session, requests);

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
-import { QueryStreamResponseSchema, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { QueryService, QueryStreamResponseSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Cancellation, Code, ConnectError, contextOfTraceFields, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
 import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
 
@@ -37,10 +37,14 @@ export class QueryStreamSession {
     private readonly options: QueryStreamOptions,
     private readonly signal: AbortSignal,
   ) {
-    signal.addEventListener("abort", () => {
-      for (const controller of this.open.values()) controller.abort();
-      this.outgoing.close();
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const controller of this.open.values()) controller.abort();
+        this.outgoing.close();
+      },
+      { once: true },
+    );
   }
 
   /** The response messages; reads `requests` meanwhile. */
@@ -106,7 +110,8 @@ export class QueryStreamSession {
         ...(q.timeoutMs > 0 ? { timeoutMs: q.timeoutMs } : {}),
       }),
     ).then(
-      (answers) => this.settle(id, controller, { $typeName: "clipper.v1.StreamedAnswer", callId: id, results: answers.map(toResult), errorCode: 0, errorMessage: "" }),
+      (answers) =>
+        this.settle(id, controller, { $typeName: "clipper.v1.StreamedAnswer", callId: id, results: answers.map(toResult), errorCode: 0, errorMessage: "" }),
       (err: unknown) => this.settle(id, controller, this.failureOf(id, err)),
     );
   }
@@ -124,7 +129,6 @@ export class QueryStreamSession {
     this.options.logger?.error({ err }, "unexpected error answering a streamed query");
     return failure(id, Code.Internal, "internal error in Query");
   }
-
 }
 
 function failure(callId: bigint, code: Code, message: string): StreamedAnswer {

@@ -1,7 +1,18 @@
-import { prom } from "../shared/index.js";
 // Not yet in the shared index (the lead adds them): tracing helpers and the latency buckets.
-import { batchSizeBuckets, defaultLatencyBuckets } from "../shared/index.js";
-import { type Span, SpanKind, type SpanLink, SpanStatusCode, TraceAttributes, trace, traceContext, tracer, tracingEnabled } from "../shared/index.js";
+import {
+  batchSizeBuckets,
+  defaultLatencyBuckets,
+  prom,
+  type Span,
+  SpanKind,
+  type SpanLink,
+  SpanStatusCode,
+  TraceAttributes,
+  trace,
+  traceContext,
+  tracer,
+  tracingEnabled,
+} from "../shared/index.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
 import type { AnsweredQuery, QueryOutcome } from "./query-processor.js";
 
@@ -194,7 +205,11 @@ export class RouterMetrics implements QueryObserver {
       this.childrenOf(r.application, modelKey).wait.observe(waitSeconds);
       if (!seen.has(r)) {
         seen.add(r);
-        r.span?.addEvent("batch dispatched", { [TraceAttributes.queueWaitSeconds]: waitSeconds, [TraceAttributes.batchSize]: size, [TraceAttributes.replica]: replica });
+        r.span?.addEvent("batch dispatched", {
+          [TraceAttributes.queueWaitSeconds]: waitSeconds,
+          [TraceAttributes.batchSize]: size,
+          [TraceAttributes.replica]: replica,
+        });
       }
     }
     const span = tracingEnabled() ? this.batchSpan(labels, size, replica, seen) : undefined;

@@ -4,9 +4,9 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Code, createGrpcTransport, createLogger, type GrpcTransport, prom, registration, type RunningGrpcServer, startGrpcServer } from "../shared/index.js";
-import { type RunningRouter, startRouter } from "./router.js";
+import { Code, createGrpcTransport, createLogger, type GrpcTransport, prom, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
 import { startSnapshotRegistry } from "../shared/testing/snapshot-registry.js";
+import { type RunningRouter, startRouter } from "./router.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 
@@ -93,7 +93,7 @@ describe("router over real gRPC: batching, replica balance, cache, overload", ()
     for (let round = 0; round < 4; round++) {
       const ids = Array.from({ length: 64 }, (_, i) => `r${round}-q${i}`);
       const answers = await Promise.all(ids.map((id) => client.query({ application: "echo", inputs: { type: InputType.STRINGS, strings: [id] } })));
-      answers.forEach((a, i) => expect(a.results.map((r) => [r.output, r.default])).toEqual([[`echo:${ids[i]}`, false]]));
+      for (const [i, a] of answers.entries()) expect(a.results.map((r) => [r.output, r.default])).toEqual([[`echo:${ids[i]}`, false]]);
     }
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     expect(sum(fast.batches) + sum(slow.batches)).toBe(256);
@@ -102,7 +102,9 @@ describe("router over real gRPC: batching, replica balance, cache, overload", ()
   });
 
   it("answers concurrent identical queries with one model call when the application caches", async () => {
-    const answers = await Promise.all(Array.from({ length: 20 }, () => client.query({ application: "cached", inputs: { type: InputType.STRINGS, strings: ["same"] } })));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => client.query({ application: "cached", inputs: { type: InputType.STRINGS, strings: ["same"] } })),
+    );
     expect(answers.map((a) => a.results[0]?.output)).toEqual(Array(20).fill("echo:same"));
     expect(cached.batches).toEqual([1]);
     const again = await client.query({ application: "cached", inputs: { type: InputType.STRINGS, strings: ["same"] } });

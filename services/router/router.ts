@@ -2,20 +2,20 @@ import { createClient, type ServiceImpl } from "@connectrpc/connect";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import {
+  type ClientSecurity,
   createGrpcTransport,
   type InputLimits,
   type Logger,
   type prom,
   registration,
+  type ServerSecurity,
   startGrpcServer,
   watchConfig,
-  type ClientSecurity,
-  type ServerSecurity,
 } from "../shared/index.js";
+import { applicationPolicy } from "./application-policy.js";
 import { type Clock, systemClock } from "./clock.js";
 import { FeedbackRecorder } from "./feedback.js";
 import { type ModelCalls, ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
-import { applicationPolicy } from "./application-policy.js";
 import { PolicySelector } from "./model-selector.js";
 import { seededRandom } from "./policies/random.js";
 import { PolicyStates, registryPolicyStateBackend } from "./policy-states.js";

@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { type QueryRequest, type QueryResult, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import type { FeedbackRecorder } from "./feedback.js";
+import type { QueryRequest, QueryResult, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import type { CancelSignal, Logger } from "../shared/index.js";
+import type { FeedbackRecorder } from "./feedback.js";
 import type { QueryProcessor } from "./query-processor.js";
 import { QueryStreamSession, toResult } from "./query-stream.js";
 import type { RouterMetrics } from "./router-metrics.js";

@@ -45,7 +45,15 @@ function harness(s: BatcherSettings, replicas: string[] = ["a"]) {
   batcher.setReplicas(replicas);
   let nextId = 0;
   const items = (n: number, sloMs: number): Item[] =>
-    Array.from({ length: n }, () => ({ id: nextId++, deadline: clock.now() + sloMs, settled: false, queued: undefined, inFlight: undefined, attempts: 0, answers: [] }));
+    Array.from({ length: n }, () => ({
+      id: nextId++,
+      deadline: clock.now() + sloMs,
+      settled: false,
+      queued: undefined,
+      inFlight: undefined,
+      attempts: 0,
+      answers: [],
+    }));
   const answer = (item: Item, how: string) => {
     item.answers.push(how);
     item.settled = true;

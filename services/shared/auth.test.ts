@@ -18,7 +18,7 @@ import {
   TokenAuthenticator,
 } from "./auth.js";
 import { Code, ConnectError } from "./errors.js";
-import { registration, type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
+import { type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
 import { clientSecurity } from "./tls.js";
 
@@ -114,7 +114,10 @@ describe("startGrpcServer with authorize", () => {
   });
 
   const codeOf = async (p: Promise<unknown>) => {
-    const err = await p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     return err === undefined ? "ok" : `${Code[err.code]}: ${err.rawMessage}`;
   };
 

@@ -109,9 +109,7 @@ const READ_METHOD = /^(Get|List|Watch)/;
  * reporting replicas, and registering, scaling and making current the model
  * versions it deploys for an admin. It cannot touch applications or links.
  */
-const SERVICE_WRITES = new Set(
-  ["ReportReplicas", "CreateModel", "UpdateModel", "SetModelVersion"].map((m) => `clipper.v1.ManagementService/${m}`),
-);
+const SERVICE_WRITES = new Set(["ReportReplicas", "CreateModel", "UpdateModel", "SetModelVersion"].map((m) => `clipper.v1.ManagementService/${m}`));
 
 /** Whether a role may call a method. read-only: Get*, List*, Watch*; service: those plus SERVICE_WRITES. */
 export function roleAllows(role: Role, method: DescMethod): boolean {

@@ -2,12 +2,11 @@ import { create, type DescFile, type DescMessage, fromBinary, toBinary } from "@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { file_clipper_common_v1_data } from "../../gen/clipper/common/v1/data_pb.js";
-import { file_clipper_model_v1_model_service } from "../../gen/clipper/model/v1/model_service_pb.js";
+import { file_clipper_model_v1_model_service, PredictStreamRequestSchema, PredictStreamResponseSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { file_clipper_v1_container_manager_service } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { file_clipper_v1_management_service } from "../../gen/clipper/v1/management_service_pb.js";
 import { file_clipper_v1_prediction_service } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { file_clipper_v1_query_service, QueryStreamRequestSchema, QueryStreamResponseSchema } from "../../gen/clipper/v1/query_service_pb.js";
-import { PredictStreamRequestSchema, PredictStreamResponseSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { file_clipper_v1_resources } from "../../gen/clipper/v1/resources_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { messageInit as arbitraryInit } from "../../test/fuzz/arbitrary-message.js";
@@ -81,7 +80,13 @@ describe("binaryCodec", () => {
     const pairs = fc.tuple(fc.constantFrom(...compiled), fc.constantFrom(...compiled));
     fc.assert(
       fc.property(
-        pairs.chain(([written, read]) => fc.tuple(fc.constant(read), messageInit(written).map((init) => Buffer.from(toBinary(written, create(written, init)))), fc.nat())),
+        pairs.chain(([written, read]) =>
+          fc.tuple(
+            fc.constant(read),
+            messageInit(written).map((init) => Buffer.from(toBinary(written, create(written, init)))),
+            fc.nat(),
+          ),
+        ),
         ([read, bytes, cut]) => {
           for (const b of [bytes, bytes.subarray(0, cut % (bytes.length + 1))]) {
             const expected = outcome(() => fromBinary(read, b));

@@ -1,4 +1,14 @@
-import { create, type DescField, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, protoInt64, ScalarType, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  protoInt64,
+  ScalarType,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Edition } from "@bufbuild/protobuf/wkt";
 
@@ -100,7 +110,13 @@ function planOf(desc: DescMessage): MessagePlan {
   const known = plans.get(desc);
   if (known) return known;
   // byLowNumber starts without holes: V8 indexes a packed array faster.
-  const plan: MessagePlan = { typeName: desc.typeName, fields: [], byNumber: new Map(), byLowNumber: Array.from({ length: 32 }, () => undefined), zeroMembers: [] };
+  const plan: MessagePlan = {
+    typeName: desc.typeName,
+    fields: [],
+    byNumber: new Map(),
+    byLowNumber: Array.from({ length: 32 }, () => undefined),
+    zeroMembers: [],
+  };
   plans.set(desc, plan);
   for (const f of [...desc.fields].sort((a, b) => a.number - b.number)) {
     const field = fieldPlan(f);
@@ -238,6 +254,7 @@ function isZero(scalar: ScalarType, value: unknown): boolean {
       return Object.is(value, 0);
     default:
       // Loose: 0, 0n and "0" (64-bit integers may be given as any of them).
+      // biome-ignore lint/suspicious/noDoubleEquals: the loose comparison is the point
       return value == 0;
   }
 }
@@ -427,7 +444,10 @@ class Writer {
   }
 
   private varint64(lo: number, hi: number): void {
-    if (hi === 0) return this.varint(lo >>> 0);
+    if (hi === 0) {
+      this.varint(lo >>> 0);
+      return;
+    }
     for (let i = 0; i < 28; i += 7) this.buf[this.pos++] = ((lo >>> i) & 0x7f) | 0x80;
     const hasMore = hi >>> 3 !== 0;
     this.buf[this.pos++] = (((lo >>> 28) & 0x0f) | ((hi & 0x07) << 4) | (hasMore ? 0x80 : 0)) & 0xff;
@@ -492,17 +512,23 @@ class Writer {
         this.varint((((value as number) << 1) ^ ((value as number) >> 31)) >>> 0);
         return;
       case ScalarType.UINT64: {
-        if (typeof value === "bigint" && value >= 0n && value <= 0xffff_ffffn) return this.varint(Number(value));
+        if (typeof value === "bigint" && value >= 0n && value <= 0xffff_ffffn) {
+          this.varint(Number(value));
+          return;
+        }
         const { lo, hi } = protoInt64.uEnc(value as bigint);
-        return this.varint64(lo, hi);
+        this.varint64(lo, hi);
+        return;
       }
       case ScalarType.INT64: {
         const { lo, hi } = protoInt64.enc(value as bigint);
-        return this.varint64(lo, hi);
+        this.varint64(lo, hi);
+        return;
       }
       case ScalarType.SINT64: {
         const { lo, hi } = zigzag64(value as bigint);
-        return this.varint64(lo, hi);
+        this.varint64(lo, hi);
+        return;
       }
       case ScalarType.FIXED64:
       case ScalarType.SFIXED64: {
@@ -564,7 +590,12 @@ function readMessage(plan: MessagePlan, reader: Reader, length: number, msg: Mes
     }
     let value: unknown;
     if (field.message) {
-      const current = field.oneof === undefined ? msg[field.name] : (msg[field.oneof] as { case?: string; value?: unknown }).case === field.name ? (msg[field.oneof] as { value?: unknown }).value : undefined;
+      const current =
+        field.oneof === undefined
+          ? msg[field.name]
+          : (msg[field.oneof] as { case?: string; value?: unknown }).case === field.name
+            ? (msg[field.oneof] as { value?: unknown }).value
+            : undefined;
       value = readMessage(field.message, reader, reader.uint32(), (current as Message | undefined) ?? zeroMessage(field.message), depth);
     } else {
       value = readScalar(reader, field);

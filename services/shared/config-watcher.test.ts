@@ -1,15 +1,15 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import type { WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { ConfigChangeSchema } from "../../gen/clipper/v1/resources_pb.js";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { Backoff } from "./backoff.js";
 import { applyConfigChange, emptyConfigView } from "./config-view.js";
-import { watchConfig, type ConfigWatcher } from "./config-watcher.js";
-import { registration, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
+import { type ConfigWatcher, watchConfig } from "./config-watcher.js";
+import { type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
 import { createLogger } from "./logger.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 
@@ -44,7 +44,10 @@ describe("watchConfig", () => {
             const revision = BigInt(connections * 10);
             yield { event: { case: "snapshot", value: { revision, applications: [{ name: "app", inputType: InputType.DOUBLES }] } } };
             yield {
-              event: { case: "change", value: { revision: revision + 1n, change: { case: "currentVersionSet", value: { modelName: "m", version: String(connections) } } } },
+              event: {
+                case: "change",
+                value: { revision: revision + 1n, change: { case: "currentVersionSet", value: { modelName: "m", version: String(connections) } } },
+              },
             };
           },
         }),

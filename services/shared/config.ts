@@ -46,9 +46,7 @@ export function loadConfig<S extends Record<string, Option<unknown>>>(
 }
 
 export function usage(service: string, spec: Record<string, Option<unknown>>): string {
-  const lines = Object.values(spec).map(
-    (o) => `  --${o.flag.padEnd(22)} ${o.help} (env ${o.env}, default ${JSON.stringify(o.default)})`,
-  );
+  const lines = Object.values(spec).map((o) => `  --${o.flag.padEnd(22)} ${o.help} (env ${o.env}, default ${JSON.stringify(o.default)})`);
   return `Usage: ${service} [options]\n\n${lines.join("\n")}\n`;
 }
 

@@ -41,6 +41,6 @@ export type HeadersInput = ConstructorParameters<typeof Headers>[0];
 export function headersToMetadata(init: HeadersInput | undefined): grpc.Metadata {
   const md = new grpc.Metadata();
   if (init === undefined) return md;
-  new Headers(init).forEach((value, key) => md.add(key, value));
+  for (const [key, value] of new Headers(init)) md.add(key, value);
   return md;
 }

@@ -1,13 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { QueryService, QueryStreamRequestSchema } from "../../gen/clipper/v1/query_service_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { Code, ConnectError, invalidArgument } from "./errors.js";
+import { type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
-import { registration, startGrpcServer, type RunningGrpcServer } from "./grpc-server.js";
 
 describe("grpc-js server and transport for connect-es services", () => {
   let server: RunningGrpcServer;

@@ -7,10 +7,10 @@ import { Code, ConnectError, createHandlerContext, type HandlerContext, type Ser
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Authorize } from "./auth.js";
 import { invalidArgument } from "./errors.js";
 import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-codec.js";
-import { HealthStatus, createHealthImpl } from "./health.js";
-import type { Authorize } from "./auth.js";
+import { createHealthImpl, HealthStatus } from "./health.js";
 import type { Logger } from "./logger.js";
 import { extractTraceContext, SpanKind, withSpan } from "./tracing.js";
 
@@ -78,13 +78,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       services: all.map((r) => r.service.typeName),
     }).addToServer(server);
   }
-  const port = options.port === null ? 0 : await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      `${host.includes(":") ? `[${host}]` : host}:${options.port}`,
-      options.credentials ?? grpc.ServerCredentials.createInsecure(),
-      (err, bound) => (err ? reject(err) : resolve(bound)),
-    ),
-  );
+  const port =
+    options.port === null
+      ? 0
+      : await new Promise<number>((resolve, reject) =>
+          server.bindAsync(
+            `${host.includes(":") ? `[${host}]` : host}:${options.port}`,
+            options.credentials ?? grpc.ServerCredentials.createInsecure(),
+            (err, bound) => (err ? reject(err) : resolve(bound)),
+          ),
+        );
   return {
     port,
     address: `${host}:${port}`,
@@ -124,7 +127,11 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
   return def;
 }
 
-type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type AnyCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
 type AnyImpl = (input: unknown, ctx: HandlerContext) => unknown;
 
 function handlers(
@@ -183,7 +190,9 @@ function handlers(
           void (async () => {
             try {
               const input =
-                method.methodKind === "server_streaming" ? decoded((call as grpc.ServerWritableStream<unknown, unknown>).request) : decodedStream(call as grpc.ServerDuplexStream<unknown, unknown>);
+                method.methodKind === "server_streaming"
+                  ? decoded((call as grpc.ServerWritableStream<unknown, unknown>).request)
+                  : decodedStream(call as grpc.ServerDuplexStream<unknown, unknown>);
               for await (const message of fn(input, ctx) as AsyncIterable<unknown>) {
                 if (ctx.signal.aborted) break;
                 if (!call.write(message)) await once(call, "drain", { signal: ctx.signal });
@@ -256,7 +265,9 @@ function handlerContext(service: DescService, method: DescMethod, call: AnyCall,
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   const requestAbort = new AbortController();
-  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => requestAbort.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () =>
+    requestAbort.abort(new ConnectError("the client cancelled the call", Code.Canceled)),
+  );
   return createHandlerContext({
     service,
     method,
@@ -296,7 +307,7 @@ function reflectionPackage(services: DescService[]): Record<string, { fileDescri
     files.set(file.name, file);
     file.dependencies.forEach(visit);
   };
-  services.forEach((s) => visit(s.file));
+  for (const s of services) visit(s.file);
   const protos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
   return { all: { fileDescriptorProtos: protos } };
 }

@@ -24,16 +24,12 @@ export interface GrpcTransport extends Transport {
  * as connect-node for unary calls on this hardware (docs/architecture.md).
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
-  const client = new grpc.Client(
-    options.address,
-    options.credentials ?? grpc.credentials.createInsecure(),
-    {
-      "grpc.keepalive_time_ms": 30_000,
-      "grpc.max_receive_message_length": 64 * 1024 * 1024,
-      "grpc.max_send_message_length": 64 * 1024 * 1024,
-      ...options.channelOptions,
-    },
-  );
+  const client = new grpc.Client(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    ...options.channelOptions,
+  });
 
   function callOptions(timeoutMs: number | undefined): grpc.CallOptions {
     return timeoutMs === undefined || timeoutMs <= 0 ? {} : { deadline: Date.now() + timeoutMs };
@@ -81,7 +77,9 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
         );
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
-        call.on("metadata", (md) => metadataToHeaders(md).forEach((v, k) => responseHeader.append(k, v)));
+        call.on("metadata", (md) => {
+          for (const [k, v] of metadataToHeaders(md)) responseHeader.append(k, v);
+        });
       });
     },
 

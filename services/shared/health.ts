@@ -34,8 +34,7 @@ export class HealthStatus {
   }
 }
 
-const toWire = (s: ServingState | undefined) =>
-  s === undefined ? Status.SERVICE_UNKNOWN : s === "SERVING" ? Status.SERVING : Status.NOT_SERVING;
+const toWire = (s: ServingState | undefined) => (s === undefined ? Status.SERVICE_UNKNOWN : s === "SERVING" ? Status.SERVING : Status.NOT_SERVING);
 
 /** grpc.health.v1.Health over a HealthStatus. */
 export function createHealthImpl(status: HealthStatus, shutdown: AbortSignal): ServiceImpl<typeof Health> {

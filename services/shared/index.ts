@@ -1,88 +1,89 @@
 // The small internal package every service shares. Export list is explicit on purpose.
-export { createGrpcTransport } from "./grpc-transport.js";
-export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
-export { startGrpcServer, registration, serviceDefinition } from "./grpc-server.js";
-export type { GrpcServerOptions, RunningGrpcServer, ServiceRegistration } from "./grpc-server.js";
-export { HealthStatus, createHealthImpl } from "./health.js";
-export type { ServingState } from "./health.js";
-export { createLogger, logFormat } from "./logger.js";
-export type { Logger, LogFormat } from "./logger.js";
+
+export type { Authorize, AuthorizerOptions, Principal, Role, TokenRecord } from "./auth.js";
 export {
+  bearerInterceptor,
+  bearerToken,
+  createAuthorizer,
+  createTokenInFile,
+  formatTokenLine,
+  generateToken,
+  hashToken,
+  loadTokensFile,
+  parseTokensFile,
+  ROLES,
+  roleAllows,
+  TokenAuthenticator,
+} from "./auth.js";
+export type { BackoffOptions } from "./backoff.js";
+export { Backoff } from "./backoff.js";
+export { Cancellation, type CancelSignal, toAbortSignal } from "./cancellation.js";
+export type { ConfigOf, Option } from "./config.js";
+export { ConfigError, commonOptions, defaults, loadConfig, loadServiceConfig, parse, usage } from "./config.js";
+export type { ConfigView } from "./config-view.js";
+export { applyConfigChange, emptyConfigView, modelKey, viewFromSnapshot } from "./config-view.js";
+export type { ConfigListener, ConfigWatcher, WatchConfigOptions } from "./config-watcher.js";
+export { watchConfig } from "./config-watcher.js";
+export {
+  alreadyExists,
   Code,
   ConnectError,
+  deadlineExceeded,
+  failedPrecondition,
   invalidArgument,
   notFound,
-  alreadyExists,
-  failedPrecondition,
-  unavailable,
   resourceExhausted,
-  deadlineExceeded,
+  unavailable,
 } from "./errors.js";
-export { loadConfig, loadServiceConfig, commonOptions, usage, parse, defaults, ConfigError } from "./config.js";
-export type { Option, ConfigOf } from "./config.js";
-export { createMetricsRegistry, startMetricsServer, prom, batchSizeBuckets, defaultLatencyBuckets, parseBuckets, latencyBucketsOption } from "./metrics.js";
-export type { MetricsServer } from "./metrics.js";
+export type { GrpcServerOptions, RunningGrpcServer, ServiceRegistration } from "./grpc-server.js";
+export { registration, serviceDefinition, startGrpcServer } from "./grpc-server.js";
+export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
+export { createGrpcTransport } from "./grpc-transport.js";
+export type { ServingState } from "./health.js";
+export { createHealthImpl, HealthStatus } from "./health.js";
+export type { InputLimits } from "./inputs.js";
 export {
-  parseInputType,
-  inputTypeName,
+  concatInputs,
   inputCount,
-  validateInputs,
+  inputTypeName,
+  parseInputType,
   selectInputs,
   splitInputs,
-  concatInputs,
+  validateInputs,
 } from "./inputs.js";
-export type { InputLimits } from "./inputs.js";
+export type { LogFormat, Logger } from "./logger.js";
+export { createLogger, logFormat } from "./logger.js";
+export type { MetricsServer } from "./metrics.js";
+export { batchSizeBuckets, createMetricsRegistry, defaultLatencyBuckets, latencyBucketsOption, parseBuckets, prom, startMetricsServer } from "./metrics.js";
 export { validateName, validateVersion } from "./names.js";
-export { onShutdownSignal, exitOnStartupError } from "./process.js";
-export { watchConfig } from "./config-watcher.js";
-export type { ConfigWatcher, ConfigListener, WatchConfigOptions } from "./config-watcher.js";
-export { applyConfigChange, emptyConfigView, viewFromSnapshot, modelKey } from "./config-view.js";
-export type { ConfigView } from "./config-view.js";
-export { Backoff } from "./backoff.js";
-export { TurnBatches } from "./turn-batches.js";
-export { Cancellation, type CancelSignal, toAbortSignal } from "./cancellation.js";
+export { exitOnStartupError, onShutdownSignal } from "./process.js";
 export { type OpenStreamCall, StreamCalls, type StreamNames } from "./stream-calls.js";
-export type { BackoffOptions } from "./backoff.js";
+export type { ClientSecurity, ServerSecurity, ServerSecurityConfig, TlsFiles, TlsMaterial } from "./tls.js";
 export {
-  ROLES,
-  hashToken,
-  generateToken,
-  formatTokenLine,
-  parseTokensFile,
-  loadTokensFile,
-  createTokenInFile,
-  TokenAuthenticator,
-  bearerToken,
-  roleAllows,
-  createAuthorizer,
-  bearerInterceptor,
-} from "./auth.js";
-export type { Role, TokenRecord, Principal, Authorize, AuthorizerOptions } from "./auth.js";
-export {
-  securityOptions,
+  assertLoopbackOrInsecure,
+  clientSecurity,
+  isLoopbackHost,
   loadTlsMaterial,
   mutualTlsServerCredentials,
-  clientSecurity,
+  securityOptions,
   serverSecurity,
-  isLoopbackHost,
-  assertLoopbackOrInsecure,
 } from "./tls.js";
-export type { TlsFiles, TlsMaterial, ClientSecurity, ServerSecurity, ServerSecurityConfig } from "./tls.js";
+export type { RunningTracing, Span, SpanAttributes, SpanLink, TraceCarrier, TraceContext, TraceFields } from "./tracing.js";
 export {
-  startTracing,
-  tracingEnabled,
-  tracer,
-  withSpan,
-  failSpan,
-  extractTraceContext,
-  injectTraceContext,
-  traceFields,
-  contextOfTraceFields,
   activeTraceIds,
-  TraceAttributes,
+  contextOfTraceFields,
+  extractTraceContext,
+  failSpan,
+  injectTraceContext,
   SpanKind,
   SpanStatusCode,
+  startTracing,
+  TraceAttributes,
   trace,
   traceContext,
+  traceFields,
+  tracer,
+  tracingEnabled,
+  withSpan,
 } from "./tracing.js";
-export type { RunningTracing, TraceCarrier, TraceFields, Span, SpanLink, SpanAttributes, TraceContext } from "./tracing.js";
+export { TurnBatches } from "./turn-batches.js";

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { InputType, type Inputs, InputsSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { invalidArgument } from "./errors.js";
 
 /** Clipper's names for input types, as used in REST, the CLI and the Python SDK. */
@@ -104,7 +104,10 @@ export function validateInputs(inputs: Inputs | undefined, expected: InputType, 
 
 /** The inputs at the given positions, as a new packed batch. */
 export function selectInputs(inputs: Inputs, indices: readonly number[]): Inputs {
-  return concatInputs(inputs.type, indices.map((i) => sliceOne(inputs, i)));
+  return concatInputs(
+    inputs.type,
+    indices.map((i) => sliceOne(inputs, i)),
+  );
 }
 
 /** Splits a packed batch into one batch per input. */

@@ -22,10 +22,10 @@ export interface LoggerOptions {
  * passed to the logger.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const format = options.format ?? logFormat(process.env["CLIPPER_LOG_FORMAT"], process.stdout.isTTY === true);
+  const format = options.format ?? logFormat(process.env.CLIPPER_LOG_FORMAT, process.stdout.isTTY === true);
   const settings: pino.LoggerOptions = {
     name: options.service,
-    level: options.level ?? process.env["CLIPPER_LOG_LEVEL"] ?? "info",
+    level: options.level ?? process.env.CLIPPER_LOG_LEVEL ?? "info",
     base: { service: options.service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     mixin: () => activeTraceIds() ?? {},

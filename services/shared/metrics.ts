@@ -52,7 +52,11 @@ export const defaultLatencyBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 
 
 /** Histogram buckets from "0.001,0.01,0.1": positive, finite, strictly increasing, at most 64. */
 export function parseBuckets(raw: string): number[] {
-  const values = raw.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
+  const values = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map(Number);
   if (values.length === 0) throw new Error("expected a comma-separated list of bucket upper bounds in seconds");
   if (values.length > 64) throw new Error(`at most 64 buckets, got ${values.length}`);
   values.forEach((v, i) => {

@@ -28,7 +28,9 @@ describe("loopback default", () => {
   it("wants all three certificate files or none", () => {
     expect(loadTlsMaterial({ cert: "", key: "", ca: "" })).toBeUndefined();
     expect(() => loadTlsMaterial({ cert: "a.pem", key: "", ca: "" })).toThrow("--tls-cert, --tls-key and --tls-ca go together");
-    expect(() => loadTlsMaterial({ cert: "/nonexistent/a.pem", key: "/nonexistent/k", ca: "/nonexistent/c" })).toThrow(/cannot read --tls-cert \/nonexistent\/a.pem/);
+    expect(() => loadTlsMaterial({ cert: "/nonexistent/a.pem", key: "/nonexistent/k", ca: "/nonexistent/c" })).toThrow(
+      /cannot read --tls-cert \/nonexistent\/a.pem/,
+    );
   });
 });
 

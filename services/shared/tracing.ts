@@ -8,13 +8,13 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
-  trace,
   type Tracer,
+  trace,
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 
 /** Attribute names every component uses, so a trace reads the same end to end. */
@@ -47,8 +47,8 @@ export interface RunningTracing {
  * OTEL_SERVICE_NAME, else `clipper-<service>`. Returns undefined when off.
  */
 export function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): RunningTracing | undefined {
-  if ((env["OTEL_SDK_DISABLED"] ?? "").toLowerCase() === "true") return undefined;
-  const names = (env["OTEL_TRACES_EXPORTER"] ?? "none")
+  if ((env.OTEL_SDK_DISABLED ?? "").toLowerCase() === "true") return undefined;
+  const names = (env.OTEL_TRACES_EXPORTER ?? "none")
     .split(",")
     .map((s) => s.trim().toLowerCase())
     .filter((s) => s !== "" && s !== "none");
@@ -59,7 +59,7 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
     return name === "console" ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter, { scheduledDelayMillis: batchDelayMs(env) });
   });
   const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({ "service.name": env["OTEL_SERVICE_NAME"] || `clipper-${service}`, "service.namespace": "clipper" }),
+    resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || `clipper-${service}`, "service.namespace": "clipper" }),
     spanProcessors: processors,
   });
   provider.register({ propagator: new W3CTraceContextPropagator() });
@@ -79,7 +79,7 @@ function exporterFor(name: string): SpanExporter {
 }
 
 function batchDelayMs(env: NodeJS.ProcessEnv): number {
-  const raw = Number(env["OTEL_BSP_SCHEDULE_DELAY"]);
+  const raw = Number(env.OTEL_BSP_SCHEDULE_DELAY);
   return Number.isFinite(raw) && raw > 0 ? raw : 5000;
 }
 
@@ -131,14 +131,20 @@ const NO_TRACE_FIELDS: TraceFields = Object.freeze({ traceparent: "", tracestate
 export function traceFields(): TraceFields {
   if (!tracingOn) return NO_TRACE_FIELDS;
   const fields = { traceparent: "", tracestate: "" };
-  injectTraceContext({ set: (key, value) => (key === "traceparent" || key === "tracestate" ? (fields[key] = value) : undefined) });
+  injectTraceContext({
+    set: (key, value) => {
+      if (key === "traceparent" || key === "tracestate") fields[key] = value;
+    },
+  });
   return fields;
 }
 
 /** The context a message's trace fields continue, or undefined when it carries none. */
 export function contextOfTraceFields(fields: TraceFields): Context | undefined {
   if (fields.traceparent === "") return undefined;
-  return extractTraceContext({ get: (key) => (key === "traceparent" ? fields.traceparent : key === "tracestate" ? fields.tracestate || undefined : undefined) });
+  return extractTraceContext({
+    get: (key) => (key === "traceparent" ? fields.traceparent : key === "tracestate" ? fields.tracestate || undefined : undefined),
+  });
 }
 
 /**
@@ -155,20 +161,26 @@ export function withSpan<T>(
   const parent = options.parent ?? context.active();
   const span = tracer().startSpan(
     name,
-    { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes } : {}), ...(options.links ? { links: options.links } : {}) },
+    {
+      kind: options.kind ?? SpanKind.INTERNAL,
+      ...(options.attributes ? { attributes: options.attributes } : {}),
+      ...(options.links ? { links: options.links } : {}),
+    },
     parent,
   );
-  return context.with(trace.setSpan(parent, span), () => fn(span)).then(
-    (value) => {
-      span.end();
-      return value;
-    },
-    (err: unknown) => {
-      failSpan(span, err);
-      span.end();
-      throw err;
-    },
-  );
+  return context
+    .with(trace.setSpan(parent, span), () => fn(span))
+    .then(
+      (value) => {
+        span.end();
+        return value;
+      },
+      (err: unknown) => {
+        failSpan(span, err);
+        span.end();
+        throw err;
+      },
+    );
 }
 
 export function failSpan(span: Span, err: unknown): void {
@@ -184,5 +196,5 @@ export function activeTraceIds(): { trace_id: string; span_id: string } | undefi
   return { trace_id: sc.traceId, span_id: sc.spanId };
 }
 
-export { SpanKind, SpanStatusCode, context as traceContext, trace };
-export type { Span, Context as TraceContext, Link as SpanLink, Attributes as SpanAttributes };
+export type { Attributes as SpanAttributes, Context as TraceContext, Link as SpanLink, Span };
+export { context as traceContext, SpanKind, SpanStatusCode, trace };

@@ -61,7 +61,11 @@ describe("clipper down during load", () => {
     await clipper(...upArgs);
     const mgmt = client(ManagementService, registry);
     await mgmt.createApplication({ name: "slow-app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n });
-    for await (const _ of client(ContainerManagerService, containerManager).deployModel({ model: faultyModel("slow-model", "slow 2000"), setCurrent: true, timeoutSeconds: 60 })) {
+    for await (const _ of client(ContainerManagerService, containerManager).deployModel({
+      model: faultyModel("slow-model", "slow 2000"),
+      setCurrent: true,
+      timeoutSeconds: 60,
+    })) {
       // until READY
     }
     await mgmt.linkModel({ application: "slow-app", modelName: "slow-model" });

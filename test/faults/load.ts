@@ -25,10 +25,10 @@ export async function restQuery(url: string, body: unknown, timeoutMs = 10_000):
     const json = (await res.json()) as Record<string, unknown>;
     return {
       status: res.status,
-      isDefault: json["default"] === true,
-      output: json["output"],
-      explanation: String(json["default_explanation"] ?? ""),
-      error: res.ok ? "" : `${String(json["error"])}: ${String(json["cause"])}`,
+      isDefault: json.default === true,
+      output: json.output,
+      explanation: String(json.default_explanation ?? ""),
+      error: res.ok ? "" : `${String(json.error)}: ${String(json.cause)}`,
       ms: performance.now() - started,
     };
   } catch (err) {
@@ -82,7 +82,11 @@ export function faultyModel(name: string, behaviour: string, desiredReplicas = 1
 
 /** Creates an application, deploys a faulty model for it and links them. */
 export async function deployApp(system: TestSystem, app: string, behaviour: string, options: { replicas?: number; sloMicros?: bigint } = {}): Promise<void> {
-  await system.deployApp(app, faultyModel(`${app}-model`, behaviour, options.replicas ?? 1), options.sloMicros === undefined ? {} : { sloMicros: options.sloMicros });
+  await system.deployApp(
+    app,
+    faultyModel(`${app}-model`, behaviour, options.replicas ?? 1),
+    options.sloMicros === undefined ? {} : { sloMicros: options.sloMicros },
+  );
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -31,7 +31,9 @@ describe("model faults", () => {
     ]);
     for (const app of ["pid-app", "healthy-app", "crash-app", "leak-app"]) await waitFor(`${app} answering`, () => predicted(app, [1, 2]));
     // This model answers one output short, so a single query always gets the default; wait until it is the model's doing.
-    await waitFor("count-app's model reached", async () => ((await restQuery(url("count-app"), { input: [1] })).explanation.includes("outputs for") ? true : undefined));
+    await waitFor("count-app's model reached", async () =>
+      (await restQuery(url("count-app"), { input: [1] })).explanation.includes("outputs for") ? true : undefined,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -63,7 +65,12 @@ describe("model faults", () => {
       const afterReplacement = load.outcomes.length;
       await sleep(1000);
       // Traffic is spread over both replicas again: the survivor and the replacement.
-      const recent = new Set(load.since(afterReplacement).filter((o) => !o.isDefault).map((o) => Number(o.output)));
+      const recent = new Set(
+        load
+          .since(afterReplacement)
+          .filter((o) => !o.isDefault)
+          .map((o) => Number(o.output)),
+      );
       expect(recent).toEqual(new Set([Number(replacement), ...pids.filter((p) => p !== victim)]));
     } finally {
       await load.stop();
@@ -89,7 +96,11 @@ describe("model faults", () => {
   });
 
   it("a model that returns the wrong number of outputs: its batch gets the default naming the mismatch", async () => {
-    const res = await fetch(url("count-app"), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input_batch: [[1], [2], [3]] }) });
+    const res = await fetch(url("count-app"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input_batch: [[1], [2], [3]] }),
+    });
     expect(res.status).toBe(200);
     const { batch_predictions: answers } = (await res.json()) as { batch_predictions: Array<{ default: boolean; default_explanation?: string }> };
     expect(answers).toHaveLength(3);
@@ -111,7 +122,7 @@ describe("model faults", () => {
 
   it("a model whose memory grows without bound is killed at the memory limit, reported, and restarted", async () => {
     const leaking = new ClosedLoopLoad(() => restQuery(url("leak-app"), { input: [1] }), 2);
-    let killed;
+    let killed: Awaited<ReturnType<typeof replicas>>[number];
     try {
       killed = await waitFor(
         "the container-manager to report the memory limit",

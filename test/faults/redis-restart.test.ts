@@ -7,7 +7,7 @@ import { TestSystem, waitFor } from "../system.js";
 import { faultyModel } from "./load.js";
 
 // CI installs redis-server; elsewhere the test is skipped rather than failed.
-describe.skipIf(findRedisServer() === undefined && !process.env["CI"])("Redis restart", () => {
+describe.skipIf(findRedisServer() === undefined && !process.env.CI)("Redis restart", () => {
   let redis: TestRedisServer;
   let system: TestSystem;
 

@@ -45,7 +45,11 @@ describe("service faults and overload", () => {
       await system.management().linkModel({ application: "made-while-router-down", modelName: "busy-app-model" });
       await system.startService("router", routerPort);
       const restartedAt = load.outcomes.length;
-      await waitFor("answers through the restarted router", () => (load.since(restartedAt).some((o) => o.status === 200 && !o.isDefault) ? true : undefined), 30_000);
+      await waitFor(
+        "answers through the restarted router",
+        () => (load.since(restartedAt).some((o) => o.status === 200 && !o.isDefault) ? true : undefined),
+        30_000,
+      );
     } finally {
       await load.stop();
     }
@@ -67,10 +71,14 @@ describe("service faults and overload", () => {
     expect(processStartTime(orphan)).toBeDefined();
     await system.startService("container-manager", port);
     await waitFor("the orphaned replica stopped", () => (processStartTime(orphan) === undefined ? true : undefined), 30_000);
-    const fresh = await waitFor("answers from a new replica", async () => {
-      const r = await predicted("pid-app");
-      return r !== undefined && Number(r.output) !== orphan ? r : undefined;
-    }, 60_000);
+    const fresh = await waitFor(
+      "answers from a new replica",
+      async () => {
+        const r = await predicted("pid-app");
+        return r !== undefined && Number(r.output) !== orphan ? r : undefined;
+      },
+      60_000,
+    );
     expect(processStartTime(Number(fresh.output))).toBeDefined();
   }, 120_000);
 

@@ -90,7 +90,10 @@ describe("fuzzing every gRPC handler", () => {
             expect(SERVER_FAULTS.has(a.errorCode as Code), `${Code[a.errorCode]}: ${a.errorMessage}`).toBe(false);
             expect(a.errorMessage.length).toBeGreaterThan(0);
             if (a.errorCode === Code.InvalidArgument) {
-              expect([...names].some((n) => new RegExp(`\\b${n}\\b`).test(a.errorMessage)), `"${a.errorMessage}" names none of the request's fields`).toBe(true);
+              expect(
+                [...names].some((n) => new RegExp(`\\b${n}\\b`).test(a.errorMessage)),
+                `"${a.errorMessage}" names none of the request's fields`,
+              ).toBe(true);
             }
           }
         }
@@ -125,9 +128,17 @@ describe("fuzzing every gRPC handler", () => {
             .integer({ min: 0, max: methods.length - 1 })
             .chain((i) => {
               const method = methods[i] as DescMethod;
-              return fc.tuple(fc.constant(method), message(method.input).map((m) => toBinary(method.input, m)));
+              return fc.tuple(
+                fc.constant(method),
+                message(method.input).map((m) => toBinary(method.input, m)),
+              );
             })
-            .chain(([method, bytes]) => fc.tuple(fc.constant(method), fc.integer({ min: 0, max: bytes.length }).map((cut) => bytes.subarray(0, cut))));
+            .chain(([method, bytes]) =>
+              fc.tuple(
+                fc.constant(method),
+                fc.integer({ min: 0, max: bytes.length }).map((cut) => bytes.subarray(0, cut)),
+              ),
+            );
           const random = fc.tuple(fc.constantFrom(...methods), fc.uint8Array({ maxLength: 256 }));
           await fc.assert(
             fc.asyncProperty(fc.oneof(valid, random), async ([method, bytes]) => {

@@ -3,8 +3,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { postJson, TestSystem } from "../system.js";
 import { rejection } from "../../services/shared/testing/rejection.js";
+import { postJson, TestSystem } from "../system.js";
 
 const MAX_BODY = 2048;
 const MAX_BATCH = 4;
@@ -43,7 +43,7 @@ describe("limits at and just past each bound", () => {
     expect((await predict("nums", padded(MAX_BODY))).status).toBe(200);
     const past = await predict("nums", padded(MAX_BODY + 1));
     expect(past.status).toBe(413);
-    expect(past.json["cause"]).toMatch(new RegExp(`limit of ${MAX_BODY} bytes`));
+    expect(past.json.cause).toMatch(new RegExp(`limit of ${MAX_BODY} bytes`));
   });
 
   it("router --max-batch", async () => {
@@ -51,18 +51,18 @@ describe("limits at and just past each bound", () => {
     expect((await predict("nums", batch(MAX_BATCH))).status).toBe(200);
     const past = await predict("nums", batch(MAX_BATCH + 1));
     expect(past.status).toBe(400);
-    expect(String(past.json["cause"])).toMatch(new RegExp(`inputs.*${MAX_BATCH + 1}.*${MAX_BATCH}`));
+    expect(String(past.json.cause)).toMatch(new RegExp(`inputs.*${MAX_BATCH + 1}.*${MAX_BATCH}`));
   });
 
   it("router --max-input-size, for numbers and for strings", async () => {
     expect((await predict("nums", { input: new Array(MAX_INPUT).fill(1) })).status).toBe(200);
     const numbers = await predict("nums", { input: new Array(MAX_INPUT + 1).fill(1) });
     expect(numbers.status).toBe(400);
-    expect(String(numbers.json["cause"])).toMatch(/inputs/);
+    expect(String(numbers.json.cause)).toMatch(/inputs/);
     expect((await predict("texts", { input: "s".repeat(MAX_INPUT) })).status).toBe(200);
     const text = await predict("texts", { input: "s".repeat(MAX_INPUT + 1) });
     expect(text.status).toBe(400);
-    expect(String(text.json["cause"])).toMatch(/inputs/);
+    expect(String(text.json.cause)).toMatch(/inputs/);
   });
 
   it("registry --max-applications and name length", async () => {

@@ -38,7 +38,7 @@ const body = fc.record(
 
 /** Runs the parser; anything thrown must be a 400 RestError whose cause names a field. */
 function expectParsedOr400(parse: () => { inputs: Inputs }, type: InputType): void {
-  let parsed;
+  let parsed: { inputs: Inputs };
   try {
     parsed = parse();
   } catch (err) {
@@ -57,16 +57,23 @@ function expectParsedOr400(parse: () => { inputs: Inputs }, type: InputType): vo
 describe("REST parser fuzzing", () => {
   it("any text: a JSON object or a 400", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json(), fc.json().map((j) => j.slice(0, Math.max(0, j.length - 1)))), (text) => {
-        try {
-          const obj = parseJsonObject(text);
-          expect(typeof obj).toBe("object");
-          expect(Array.isArray(obj)).toBe(false);
-        } catch (err) {
-          expect(err).toBeInstanceOf(RestError);
-          expect((err as RestError).status).toBe(400);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.json().map((j) => j.slice(0, Math.max(0, j.length - 1))),
+        ),
+        (text) => {
+          try {
+            const obj = parseJsonObject(text);
+            expect(typeof obj).toBe("object");
+            expect(Array.isArray(obj)).toBe(false);
+          } catch (err) {
+            expect(err).toBeInstanceOf(RestError);
+            expect((err as RestError).status).toBe(400);
+          }
+        },
+      ),
       { numRuns: NUM_RUNS },
     );
   });

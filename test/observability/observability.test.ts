@@ -2,11 +2,10 @@
 // a real Python model container, and /metrics scraped after a known workload.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { parsePrometheusText, type Sample } from "../../cli/top.js";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "../system.js";
 import { exportTracesTo, type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./otlp-receiver.js";
-
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);
@@ -39,7 +38,7 @@ describe("observability of the real services", () => {
     // The router answers once it has seen the ready replica.
     await waitFor("a model answer", async () => {
       const r = await postJson(`${system.gatewayUrl}/counted/predict`, { input: [0.5] });
-      return r.json["default"] === false ? r : undefined;
+      return r.json.default === false ? r : undefined;
     });
   }, 90_000);
 
@@ -59,7 +58,8 @@ describe("observability of the real services", () => {
         const spans = receiver.spans.filter((s) => s.traceId === gateway.traceId);
         const router = spans.find((s) => s.name === "clipper.v1.QueryService/Query");
         if (router === undefined || router.attributes["clipper.inputs"] === undefined) return undefined;
-        if (wantModelSpan && !spans.some((s) => s.name === "clipper.model.v1.ModelService/Predict" && s.service === "clipper-model-sum-model")) return undefined;
+        if (wantModelSpan && !spans.some((s) => s.name === "clipper.model.v1.ModelService/Predict" && s.service === "clipper-model-sum-model"))
+          return undefined;
         return spans;
       },
       15_000,
@@ -69,7 +69,7 @@ describe("observability of the real services", () => {
   it("follows one prediction from the gateway through the router to the Python model", async () => {
     const res = await postJson(`${system.gatewayUrl}/traced/predict`, { input: [1, 2, 3] });
     expect(res.json).toMatchObject({ output: 6, default: false });
-    const spans = await traceOf(res.json["query_id"] as number, true);
+    const spans = await traceOf(res.json.query_id as number, true);
     const byName = (name: string) => spans.find((s) => s.name === name) as ReceivedSpan;
     const gateway = byName("clipper.gateway/predict");
     const router = byName("clipper.v1.QueryService/Query");
@@ -99,13 +99,13 @@ describe("observability of the real services", () => {
     await postJson(`${system.gatewayUrl}/traced/predict`, { input: [4, 5] });
     const cached = await postJson(`${system.gatewayUrl}/traced/predict`, { input: [4, 5] });
     expect(cached.json).toMatchObject({ output: 9, default: false });
-    const hit = (await traceOf(cached.json["query_id"] as number, false)).find((s) => s.name === "clipper.v1.QueryService/Query");
+    const hit = (await traceOf(cached.json.query_id as number, false)).find((s) => s.name === "clipper.v1.QueryService/Query");
     expect(hit?.attributes).toMatchObject({ "clipper.cache_hit": true, "clipper.default": false });
-    expect((await traceOf(cached.json["query_id"] as number, false)).some((s) => s.name === "clipper.router/batch")).toBe(false);
+    expect((await traceOf(cached.json.query_id as number, false)).some((s) => s.name === "clipper.router/batch")).toBe(false);
 
     const fallback = await postJson(`${system.gatewayUrl}/unlinked/predict`, { input: [1] });
     expect(fallback.json).toMatchObject({ default: true });
-    const router = (await traceOf(fallback.json["query_id"] as number, false)).find((s) => s.name === "clipper.v1.QueryService/Query");
+    const router = (await traceOf(fallback.json.query_id as number, false)).find((s) => s.name === "clipper.v1.QueryService/Query");
     expect(router?.attributes).toMatchObject({ "clipper.application": "unlinked", "clipper.default": true, "clipper.default_reason": "no_model" });
   });
 
@@ -113,18 +113,19 @@ describe("observability of the real services", () => {
     const gatewayUrl = `${system.gatewayUrl}/metrics`;
     const routerUrl = `http://127.0.0.1:${system.metricsPort("router")}/metrics`;
     const managerUrl = `http://127.0.0.1:${system.metricsPort("container-manager")}/metrics`;
-    const info = (await scrape(managerUrl)).find((s) => s.name === "clipper_replica_info" && s.labels["model"] === "sum-model");
-    expect(info?.labels["metrics_endpoint"]).toMatch(/^127\.0\.0\.1:\d+$/);
-    const modelUrl = `http://${info?.labels["metrics_endpoint"]}/metrics`;
+    const info = (await scrape(managerUrl)).find((s) => s.name === "clipper_replica_info" && s.labels.model === "sum-model");
+    expect(info?.labels.metrics_endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+    const modelUrl = `http://${info?.labels.metrics_endpoint}/metrics`;
     const before = { gateway: await scrape(gatewayUrl), router: await scrape(routerUrl), model: await scrape(modelUrl) };
 
     // 5 single predictions and one batch of 3: 6 requests, 8 queries, 8 inputs through the model.
-    for (let i = 0; i < 5; i++) expect((await postJson(`${system.gatewayUrl}/counted/predict`, { input: [i, 1] })).json["default"]).toBe(false);
+    for (let i = 0; i < 5; i++) expect((await postJson(`${system.gatewayUrl}/counted/predict`, { input: [i, 1] })).json.default).toBe(false);
     const batch = await postJson(`${system.gatewayUrl}/counted/predict`, { input_batch: [[1], [2], [3]] });
-    expect((batch.json["batch_predictions"] as unknown[]).length).toBe(3);
+    expect((batch.json.batch_predictions as unknown[]).length).toBe(3);
 
     const after = { gateway: await scrape(gatewayUrl), router: await scrape(routerUrl), model: await scrape(modelUrl) };
-    const delta = (which: keyof typeof before, name: string, labels: Record<string, string> = {}) => total(after[which], name, labels) - total(before[which], name, labels);
+    const delta = (which: keyof typeof before, name: string, labels: Record<string, string> = {}) =>
+      total(after[which], name, labels) - total(before[which], name, labels);
     const app = { application: "counted" };
     const version = { model: "sum-model", version: "1" };
 

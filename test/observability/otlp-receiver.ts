@@ -178,10 +178,10 @@ const TRACING_VARS = ["OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OT
  */
 export function exportTracesTo(receiver: OtlpReceiver): () => void {
   const saved = new Map(TRACING_VARS.map((v) => [v, process.env[v]]));
-  process.env["OTEL_TRACES_EXPORTER"] = "otlp";
-  process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint;
-  process.env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
-  delete process.env["OTEL_SERVICE_NAME"];
+  process.env.OTEL_TRACES_EXPORTER = "otlp";
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.endpoint;
+  process.env.OTEL_BSP_SCHEDULE_DELAY = "100";
+  delete process.env.OTEL_SERVICE_NAME;
   return () => {
     for (const [k, v] of saved) {
       if (v === undefined) delete process.env[k];

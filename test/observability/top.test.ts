@@ -41,7 +41,15 @@ describe("clipper top", () => {
   });
 
   it("interpolates quantiles inside buckets like histogram_quantile", () => {
-    const h = { buckets: new Map([[1, 50], [2, 100], [Number.POSITIVE_INFINITY, 100]]), sum: 0, count: 100 };
+    const h = {
+      buckets: new Map([
+        [1, 50],
+        [2, 100],
+        [Number.POSITIVE_INFINITY, 100],
+      ]),
+      sum: 0,
+      count: 100,
+    };
     expect(quantile(h, 0.5)).toBe(1);
     expect(quantile(h, 0.75)).toBe(1.5);
     expect(quantile({ buckets: new Map(), sum: 0, count: 0 }, 0.5)).toBeUndefined();
@@ -59,9 +67,7 @@ describe("clipper top", () => {
     expect(view.apps[0]).toMatchObject({ application: "a", requestsPerSecond: 110, defaultRatio: expect.closeTo(20 / 220, 9) });
     expect(view.apps[0]?.p50Seconds).toBeGreaterThan(0.01);
     expect(view.apps[0]?.p99Seconds).toBeLessThanOrEqual(0.1);
-    expect(view.models).toEqual([
-      expect.objectContaining({ application: "a", model: "m:1", queriesPerSecond: 100, cacheHitRatio: 0.2, meanBatchSize: 4 }),
-    ]);
+    expect(view.models).toEqual([expect.objectContaining({ application: "a", model: "m:1", queriesPerSecond: 100, cacheHitRatio: 0.2, meanBatchSize: 4 })]);
     const text = renderTop(view);
     expect(text).toContain("APPLICATION");
     expect(text).toMatch(/a\s+m:1\s+100\.0/);

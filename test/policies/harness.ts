@@ -9,7 +9,15 @@ import { MemoryStore } from "../../services/registry/memory-store.js";
 import { Registry } from "../../services/registry/registry.js";
 import { createManagementService } from "../../services/registry/service.js";
 import { type RunningRouter, startRouter } from "../../services/router/router.js";
-import { createGrpcTransport, createLogger, type GrpcTransport, prom, registration, type RunningGrpcServer, startGrpcServer } from "../../services/shared/index.js";
+import {
+  createGrpcTransport,
+  createLogger,
+  type GrpcTransport,
+  prom,
+  type RunningGrpcServer,
+  registration,
+  startGrpcServer,
+} from "../../services/shared/index.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 

@@ -49,7 +49,8 @@ describe("selection policies through the router and registry", () => {
     // A restarted (new) router reads the state from the registry: it picks the good model without any feedback.
     const second = await h.startRouter(2);
     await h.ready(second.client, "bandit");
-    const answers = (await second.client.query({ application: "bandit", inputs: strings(...Array.from({ length: 200 }, (_, i) => inputFor(10_000 + i))) })).results;
+    const answers = (await second.client.query({ application: "bandit", inputs: strings(...Array.from({ length: 200 }, (_, i) => inputFor(10_000 + i))) }))
+      .results;
     expect(answers.filter((a) => a.models[0] === "good:1").length).toBeGreaterThan(170);
   }, 60_000);
 

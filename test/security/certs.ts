@@ -29,7 +29,26 @@ function openssl(args: string[], cwd: string): void {
 function createCa(dir: string, name: string): { cert: string; key: string } {
   const key = path.join(dir, `${name}-ca.key`);
   const cert = path.join(dir, `${name}-ca.pem`);
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${name} test CA`], dir);
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name} test CA`,
+    ],
+    dir,
+  );
   return { cert, key };
 }
 

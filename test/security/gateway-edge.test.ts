@@ -10,11 +10,27 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { generateToken, hashToken, TokenAuthenticator, createAuthorizer } from "../../services/shared/index.js";
 import { AppKeys } from "../../services/gateway/app-keys.js";
-import { startGateway, type RunningGateway } from "../../services/gateway/gateway.js";
-import { Code, ConnectError, createGrpcTransport, createLogger, type GrpcTransport, prom, registration, type RunningGrpcServer, startGrpcServer } from "../../services/shared/index.js";
-import { clientSecurity, loadTlsMaterial, mutualTlsServerCredentials, type TlsMaterial } from "../../services/shared/index.js";
+import { type RunningGateway, startGateway } from "../../services/gateway/gateway.js";
+import {
+  Code,
+  ConnectError,
+  clientSecurity,
+  createAuthorizer,
+  createGrpcTransport,
+  createLogger,
+  type GrpcTransport,
+  generateToken,
+  hashToken,
+  loadTlsMaterial,
+  mutualTlsServerCredentials,
+  prom,
+  type RunningGrpcServer,
+  registration,
+  startGrpcServer,
+  type TlsMaterial,
+  TokenAuthenticator,
+} from "../../services/shared/index.js";
 import { createTestPki, type TestPki } from "./certs.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
@@ -143,7 +159,9 @@ describe("gateway edge with TLS and application keys", () => {
 
   it("reaches nothing with an untrusted CA", async () => {
     const err = await new Promise<Error>((resolve) => {
-      const req = https.request({ host: "127.0.0.1", port: gateway.port, path: "/healthz", ca: fs.readFileSync(pki.rogue.ca) }, () => resolve(new Error("connected")));
+      const req = https.request({ host: "127.0.0.1", port: gateway.port, path: "/healthz", ca: fs.readFileSync(pki.rogue.ca) }, () =>
+        resolve(new Error("connected")),
+      );
       req.on("error", resolve);
       req.end();
     });

@@ -5,15 +5,22 @@ import fs from "node:fs";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliEnvironment, runCli } from "../../cli/cli.js";
+import type { Output } from "../../cli/output.js";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
-import { createTokenInFile } from "../../services/shared/index.js";
-import { Code, ConnectError, createGrpcTransport, type GrpcTransport } from "../../services/shared/index.js";
-import { clientSecurity, loadTlsMaterial, type TlsMaterial } from "../../services/shared/index.js";
-import { type CliEnvironment, runCli } from "../../cli/cli.js";
-import type { Output } from "../../cli/output.js";
-import { TestSystem, repoRoot, waitFor } from "../system.js";
+import {
+  Code,
+  ConnectError,
+  clientSecurity,
+  createGrpcTransport,
+  createTokenInFile,
+  type GrpcTransport,
+  loadTlsMaterial,
+  type TlsMaterial,
+} from "../../services/shared/index.js";
+import { repoRoot, TestSystem, waitFor } from "../system.js";
 import { type CertFiles, createTestPki, type TestPki } from "./certs.js";
 
 const newApp = { name: "app", inputType: InputType.DOUBLES, defaultOutput: "0" };
@@ -111,7 +118,9 @@ describe("management API with tokens and mutual TLS", () => {
   it("lets an admin token change things; the service token cannot touch applications", async () => {
     expect(await outcome(registry(tokens.admin).createApplication(newApp))).toBe("ok");
     expect((await registry(tokens.reader).listApplications({})).applications.map((a) => a.name)).toEqual(["app"]);
-    expect(await outcome(registry(tokens.service).deleteApplication({ name: "anything" }))).toMatch(/^PermissionDenied: token "container-manager" \(role service\)/);
+    expect(await outcome(registry(tokens.service).deleteApplication({ name: "anything" }))).toMatch(
+      /^PermissionDenied: token "container-manager" \(role service\)/,
+    );
   });
 
   it("connects the container-manager's watch to the registry with its service token", async () => {
@@ -146,8 +155,16 @@ describe("management API with tokens and mutual TLS", () => {
     const port = (name: "registry" | "container-manager") => system.address(name).split(":")[1] ?? "";
     const run = spawnSync(
       path.join(repoRoot, ".venv", "bin", "python"),
-      [path.join(repoRoot, "test", "security", "python_admin_auth.py"), port("registry"), port("container-manager"), tokens.reader, pki.peer.ca, pki.peer.cert, pki.peer.key],
-      { encoding: "utf8", timeout: 30_000, env: { PATH: process.env["PATH"] ?? "", PYTHONPATH: path.join(repoRoot, "sdk", "python", "src") } },
+      [
+        path.join(repoRoot, "test", "security", "python_admin_auth.py"),
+        port("registry"),
+        port("container-manager"),
+        tokens.reader,
+        pki.peer.ca,
+        pki.peer.cert,
+        pki.peer.key,
+      ],
+      { encoding: "utf8", timeout: 30_000, env: { PATH: process.env.PATH ?? "", PYTHONPATH: path.join(repoRoot, "sdk", "python", "src") } },
     );
     expect(run.stderr).toBe("");
     expect(run.stdout).toContain("apps ['app']");

@@ -65,9 +65,7 @@ class Runner:
         finally:
             selector.close()
         self.stop()
-        raise AssertionError(
-            f"runner did not report listening; stdout={self.stdout_lines!r} stderr={self.stderr()!r}"
-        )
+        raise AssertionError(f"runner did not report listening; stdout={self.stdout_lines!r} stderr={self.stderr()!r}")
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

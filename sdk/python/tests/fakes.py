@@ -11,9 +11,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from clipper.v1 import (
     container_manager_service_pb2 as cm_pb2,
+)
+from clipper.v1 import (
     container_manager_service_pb2_grpc as cm_grpc,
+)
+from clipper.v1 import (
     management_service_pb2 as mgmt_pb2,
+)
+from clipper.v1 import (
     management_service_pb2_grpc as mgmt_grpc,
+)
+from clipper.v1 import (
     resources_pb2,
 )
 
@@ -33,8 +41,11 @@ class FakeRegistry(mgmt_grpc.ManagementServiceServicer):
         if request.name in self.apps:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, f'application "{request.name}" already exists')
         app = resources_pb2.Application(
-            name=request.name, input_type=request.input_type, default_output=request.default_output,
-            slo_micros=request.slo_micros, description=request.description,
+            name=request.name,
+            input_type=request.input_type,
+            default_output=request.default_output,
+            slo_micros=request.slo_micros,
+            description=request.description,
         )
         self.apps[request.name] = app
         return mgmt_pb2.CreateApplicationResponse(application=app)
@@ -159,13 +170,16 @@ class FakeContainerManager(cm_grpc.ContainerManagerServiceServicer):
         for index in range(model.desired_replicas):
             self.replicas.append(
                 resources_pb2.Replica(
-                    id=f"{model.name}:{model.version}-{index}", model_name=model.name,
-                    model_version=model.version, endpoint=f"127.0.0.1:{7000 + index}",
+                    id=f"{model.name}:{model.version}-{index}",
+                    model_name=model.name,
+                    model_version=model.version,
+                    endpoint=f"127.0.0.1:{7000 + index}",
                     state=resources_pb2.REPLICA_STATE_READY,
                 )
             )
         yield cm_pb2.DeployModelResponse(
-            stage=cm_pb2.DEPLOY_STAGE_READY, ready_replicas=model.desired_replicas,
+            stage=cm_pb2.DEPLOY_STAGE_READY,
+            ready_replicas=model.desired_replicas,
             desired_replicas=model.desired_replicas,
         )
 
@@ -177,7 +191,8 @@ class FakeContainerManager(cm_grpc.ContainerManagerServiceServicer):
         self.requests.append(("StopModel", request))
         before = len(self.replicas)
         self.replicas = [
-            r for r in self.replicas
+            r
+            for r in self.replicas
             if not (r.model_name == request.name and (not request.versions or r.model_version in request.versions))
         ]
         return cm_pb2.StopModelResponse(stopped_replicas=before - len(self.replicas))
@@ -186,7 +201,8 @@ class FakeContainerManager(cm_grpc.ContainerManagerServiceServicer):
         self.requests.append(("ListModelReplicas", request))
         return cm_pb2.ListModelReplicasResponse(
             replicas=[
-                r for r in self.replicas
+                r
+                for r in self.replicas
                 if (not request.model_name or r.model_name == request.model_name)
                 and (not request.model_version or r.model_version == request.model_version)
             ]
@@ -207,8 +223,10 @@ class FakeClipper:
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._servers: list[grpc.Server] = []
         self.registry_port = self._serve(
-            lambda s: (mgmt_grpc.add_ManagementServiceServicer_to_server(self.registry, s),
-                       health_pb2_grpc.add_HealthServicer_to_server(self.health, s))
+            lambda s: (
+                mgmt_grpc.add_ManagementServiceServicer_to_server(self.registry, s),
+                health_pb2_grpc.add_HealthServicer_to_server(self.health, s),
+            )
         )
         self.container_manager_port = self._serve(
             lambda s: cm_grpc.add_ContainerManagerServiceServicer_to_server(self.container_manager, s)

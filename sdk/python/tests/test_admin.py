@@ -10,6 +10,7 @@ import socket
 import grpc
 import numpy as np
 import pytest
+from fakes import FakeClipper
 
 from clipper.common.v1 import data_pb2
 from clipper.v1 import resources_pb2
@@ -17,7 +18,6 @@ from clipper_admin import ClipperConnection, ClipperException, ContainerManager,
 from clipper_admin.container_manager import find_repo_root
 from clipper_admin.deployers import python as python_deployer
 from clipper_runtime import load_artifact
-from fakes import FakeClipper
 
 
 @pytest.fixture
@@ -50,8 +50,13 @@ def test_register_application_builds_the_request(conn, fake):
     assert conn.get_all_apps() == ["hello-world"]
     assert conn.get_all_apps(verbose=True) == [
         {
-            "name": "hello-world", "input_type": "doubles", "default_output": "-1.0",
-            "latency_slo_micros": 100000, "linked_models": [], "description": "", "selection_policy": "single",
+            "name": "hello-world",
+            "input_type": "doubles",
+            "default_output": "-1.0",
+            "latency_slo_micros": 100000,
+            "linked_models": [],
+            "description": "",
+            "selection_policy": "single",
         }
     ]
     assert conn.get_app_info("hello-world")["latency_slo_micros"] == 100000
@@ -97,8 +102,14 @@ def test_deploy_python_closure_uploads_in_chunks_and_deploys(conn, fake):
         return [str(float(np.dot(x, weights[: len(x)]))) for x in xs]
 
     python_deployer.deploy_python_closure(
-        conn, name="dot-model", version=1, input_type="doubles", func=predict,
-        num_replicas=2, pkgs_to_install=["requests==2.0"], labels={"team": "a"},
+        conn,
+        name="dot-model",
+        version=1,
+        input_type="doubles",
+        func=predict,
+        num_replicas=2,
+        pkgs_to_install=["requests==2.0"],
+        labels={"team": "a"},
     )
     [header] = requests_of(fake.container_manager, "UploadArtifact")
     [deploy] = requests_of(fake.container_manager, "DeployModel")
@@ -149,7 +160,8 @@ def test_models_links_versions_and_replicas(conn, fake):
     assert conn.get_all_models() == ["m:1", "m:2"]
     verbose = conn.get_all_models(verbose=True)
     assert [(m["model_version"], m["is_current_version"], m["runtime"]) for m in verbose] == [
-        ("1", True, "python_closure"), ("2", False, "python_closure"),
+        ("1", True, "python_closure"),
+        ("2", False, "python_closure"),
     ]
     assert conn.get_model_info("m", 2)["batch_size"] == -1
     assert conn.get_model_info("m", 9) is None
@@ -205,8 +217,11 @@ def test_local_container_manager_runs_clipper_up_and_down_with_its_ports(fake, f
     cli, log = fake_cli
     monkeypatch.setenv("CLIPPER_REPO", str(cli.parent.parent))
     manager = LocalContainerManager(
-        data_dir=tmp_path / "data", gateway_port=2337, registry_port=fake.registry_port,
-        router_port=2339, container_manager_port=fake.container_manager_port,
+        data_dir=tmp_path / "data",
+        gateway_port=2337,
+        registry_port=fake.registry_port,
+        router_port=2339,
+        container_manager_port=fake.container_manager_port,
     )
     conn = ClipperConnection(manager)
     conn.start_clipper()
@@ -216,9 +231,17 @@ def test_local_container_manager_runs_clipper_up_and_down_with_its_ports(fake, f
     conn.stop_all()
     up, down = [json.loads(line) for line in log.read_text().splitlines()]
     assert up == [
-        "up", "--data-dir", str(tmp_path / "data"), "--gateway-port", "2337",
-        "--registry-port", str(fake.registry_port), "--router-port", "2339",
-        "--container-manager-port", str(fake.container_manager_port),
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--gateway-port",
+        "2337",
+        "--registry-port",
+        str(fake.registry_port),
+        "--router-port",
+        "2339",
+        "--container-manager-port",
+        str(fake.container_manager_port),
     ]
     assert down == ["down", "--data-dir", str(tmp_path / "data")]
     assert not conn.connected
@@ -230,9 +253,7 @@ def test_clipper_up_failure_raises_with_its_stderr(fake_cli, monkeypatch):
     conn = ClipperConnection(LocalContainerManager(cli_path=cli))
     with pytest.raises(ClipperException) as caught:
         conn.start_clipper()
-    assert str(caught.value) == (
-        "`clipper up` failed (exit code 3): registry did not become healthy on 127.0.0.1:1338"
-    )
+    assert str(caught.value) == ("`clipper up` failed (exit code 3): registry did not become healthy on 127.0.0.1:1338")
 
 
 def test_repo_root_is_found_by_walking_up_or_from_the_environment(tmp_path, monkeypatch):

@@ -80,8 +80,11 @@ def conn(tmp_path):
     gateway, registry, router, container_manager = free_ports(4)
     connection = ClipperConnection(
         LocalContainerManager(
-            data_dir=tmp_path / "clipper-data", gateway_port=gateway, registry_port=registry,
-            router_port=router, container_manager_port=container_manager,
+            data_dir=tmp_path / "clipper-data",
+            gateway_port=gateway,
+            registry_port=registry,
+            router_port=router,
+            container_manager_port=container_manager,
         )
     )
     connection.start_clipper()
@@ -103,12 +106,15 @@ def test_quickstart(conn):
 
     # A plain grpcio client from the stubs generated from proto/ calls Predict on the same port.
     import grpc
+
     from clipper.v1 import prediction_service_pb2 as pb
     from clipper.v1 import prediction_service_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(conn.get_query_addr()) as channel:
         stub = pb_grpc.PredictionServiceStub(channel)
-        request = pb.PredictRequest(application="hello-world", input=pb.Input(doubles=pb.DoubleVector(values=[1.1, 2.2, 3.3])))
+        request = pb.PredictRequest(
+            application="hello-world", input=pb.Input(doubles=pb.DoubleVector(values=[1.1, 2.2, 3.3]))
+        )
         reply = stub.Predict(request, timeout=10)
         assert reply.prediction.default is False
         assert float(reply.prediction.output) == sum([1.1, 2.2, 3.3])

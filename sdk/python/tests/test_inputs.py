@@ -1,6 +1,5 @@
 """unpack_inputs / pack_inputs: one element per input, whatever the lengths."""
 
-import numpy as np
 import pytest
 
 from clipper.common.v1 import data_pb2

@@ -30,7 +30,9 @@ def test_metrics_count_batches_inputs_and_errors():
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = model_service_pb2_grpc.ModelServiceStub(channel)
             for lengths in ([1, 1], [1], [1, 1, 1]):
-                inputs = data_pb2.Inputs(type=data_pb2.INPUT_TYPE_DOUBLES, lengths=lengths, doubles=[1.0] * len(lengths))
+                inputs = data_pb2.Inputs(
+                    type=data_pb2.INPUT_TYPE_DOUBLES, lengths=lengths, doubles=[1.0] * len(lengths)
+                )
                 stub.Predict(model_service_pb2.PredictRequest(inputs=inputs, batch_id=1))
         text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
     labels = {"model": "m", "version": "2"}

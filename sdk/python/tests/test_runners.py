@@ -60,8 +60,10 @@ def runner_env(artifact_path, **extra):
 def test_closure_runner_serves_a_pickled_sklearn_model(iris, tmp_path, runners, channel_to, kind):
     features, model = iris
     if kind == "closure":
+
         def predict(inputs):
             return [str(label) for label in model.predict(np.stack(inputs))]
+
         func = predict
     else:
         func = IrisClassifier(model)
@@ -101,7 +103,9 @@ def test_closure_runner_warns_when_python_versions_differ(tmp_path, runners, cha
     runner = runners(CLOSURE_RUNNER, **runner_env(artifact, CLIPPER_INPUT_TYPE="strings"))
     channel = channel_to(runner.wait_listening())
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    request = model_service_pb2.PredictRequest(inputs=data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["abc"]))
+    request = model_service_pb2.PredictRequest(
+        inputs=data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["abc"])
+    )
     assert [o.value for o in stub.Predict(request, timeout=10).outputs] == ["3"]
     assert runner.terminate() == 0
     assert "pickled by Python 3.1 but this runner is Python 3." in runner.stderr()
@@ -147,7 +151,9 @@ def test_file_runner_serves_a_function_from_a_file(tmp_path, runners, channel_to
     )
     channel = channel_to(runner.wait_listening())
     stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    request = model_service_pb2.PredictRequest(inputs=data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["hi", "yo"]))
+    request = model_service_pb2.PredictRequest(
+        inputs=data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["hi", "yo"])
+    )
     assert [o.value for o in stub.Predict(request, timeout=10).outputs] == ["HI!", "YO!"]
     metadata = stub.GetMetadata(model_service_pb2.GetMetadataRequest(), timeout=5)
     assert metadata.model_name == "my-model"

@@ -176,7 +176,12 @@ def test_predict_stream_answers_each_batch_by_id_and_goes_on_after_a_bad_one(ser
     stub, _ = serve_model(lambda xs: [str(float(x.sum())) for x in xs])
     doubles = lambda batch: pack_inputs(batch, data_pb2.INPUT_TYPE_DOUBLES)  # noqa: E731
     wrong_type = data_pb2.Inputs(type=data_pb2.INPUT_TYPE_STRINGS, strings=["a"])
-    answers = list(stub.PredictStream(stream_requests((11, doubles([[1.0, 2.0]])), (12, wrong_type), (13, doubles([[3.0], [4.0, 5.0]]))), timeout=10))
+    answers = list(
+        stub.PredictStream(
+            stream_requests((11, doubles([[1.0, 2.0]])), (12, wrong_type), (13, doubles([[3.0], [4.0, 5.0]]))),
+            timeout=10,
+        )
+    )
     assert [a.batch_id for a in answers] == [11, 12, 13]
     assert values(answers[0].outputs) == ["3.0"]
     assert answers[1].error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -198,7 +203,10 @@ def test_predict_stream_runs_batches_at_once_with_concurrency(serve_model):
     stub, _ = serve_model(model, concurrency=2)
     answers = list(
         stub.PredictStream(
-            stream_requests((1, pack_inputs([[1.0]], data_pb2.INPUT_TYPE_DOUBLES)), (2, pack_inputs([[2.0]], data_pb2.INPUT_TYPE_DOUBLES))),
+            stream_requests(
+                (1, pack_inputs([[1.0]], data_pb2.INPUT_TYPE_DOUBLES)),
+                (2, pack_inputs([[2.0]], data_pb2.INPUT_TYPE_DOUBLES)),
+            ),
             timeout=10,
         )
     )

@@ -15,7 +15,10 @@ for (let i = Number(revision / 2n) + 1; ; i++) {
   revision = await store.commit(revision, [
     create(ConfigChangeSchema, { change: { case: "applicationUpserted", value: { name: `a${i}`, inputType: InputType.INTS, description: "x".repeat(2000) } } }),
     create(ConfigChangeSchema, {
-      change: { case: "modelUpserted", value: { name: `m${i}`, version: "1", inputType: InputType.INTS, runtime: { kind: { case: "command", value: { argv: ["true"] } } } } },
+      change: {
+        case: "modelUpserted",
+        value: { name: `m${i}`, version: "1", inputType: InputType.INTS, runtime: { kind: { case: "command", value: { argv: ["true"] } } } },
+      },
     }),
   ]);
   process.stdout.write(`committed ${i}\n`);

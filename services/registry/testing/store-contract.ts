@@ -9,7 +9,20 @@ const change = (c: Change): ConfigChange => create(ConfigChangeSchema, { change:
 
 export const sampleChanges = {
   app: (name: string, slo = 1000n): ConfigChange =>
-    change({ case: "applicationUpserted", value: { $typeName: "clipper.v1.Application", name, inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: slo, linkedModels: [], description: "", cacheEnabled: false, defaultOnOverload: false } }),
+    change({
+      case: "applicationUpserted",
+      value: {
+        $typeName: "clipper.v1.Application",
+        name,
+        inputType: InputType.DOUBLES,
+        defaultOutput: "-1",
+        sloMicros: slo,
+        linkedModels: [],
+        description: "",
+        cacheEnabled: false,
+        defaultOnOverload: false,
+      },
+    }),
   model: (name: string, version: string): ConfigChange =>
     change({
       case: "modelUpserted",
@@ -18,7 +31,10 @@ export const sampleChanges = {
         name,
         version,
         inputType: InputType.DOUBLES,
-        runtime: { $typeName: "clipper.v1.ModelRuntime", kind: { case: "command", value: { $typeName: "clipper.v1.CommandRuntime", argv: ["true"], env: {}, workingDir: "" } } },
+        runtime: {
+          $typeName: "clipper.v1.ModelRuntime",
+          kind: { case: "command", value: { $typeName: "clipper.v1.CommandRuntime", argv: ["true"], env: {}, workingDir: "" } },
+        },
         maxBatchSize: 8,
         labels: { team: "a" },
         desiredReplicas: 1,
@@ -64,7 +80,19 @@ export function describeStoreContract(name: string, hooks: { open: () => Promise
               $typeName: "clipper.v1.ReplicaSet",
               modelName: "m",
               modelVersion: "1",
-              replicas: [{ $typeName: "clipper.v1.Replica", id: "r1", modelName: "m", modelVersion: "1", endpoint: "127.0.0.1:5", state: 2, restarts: 0, message: "", startedAtMs: 1n }],
+              replicas: [
+                {
+                  $typeName: "clipper.v1.Replica",
+                  id: "r1",
+                  modelName: "m",
+                  modelVersion: "1",
+                  endpoint: "127.0.0.1:5",
+                  state: 2,
+                  restarts: 0,
+                  message: "",
+                  startedAtMs: 1n,
+                },
+              ],
             },
           }),
         ]),

@@ -75,10 +75,25 @@ describe("selection policies (seeded, deterministic)", () => {
   it("exp4 combines numbers by weighted mean and labels by weighted vote, with confidence", () => {
     const policy = new Exp4Policy();
     const state = { logWeights: { a: Math.log(3), b: 0, c: 0 } };
-    const mean = policy.combine(state, new Map([["a", "1.0"], ["b", "3.0"]]), ["a", "b", "c"]);
+    const mean = policy.combine(
+      state,
+      new Map([
+        ["a", "1.0"],
+        ["b", "3.0"],
+      ]),
+      ["a", "b", "c"],
+    );
     expect(Number(mean?.output)).toBeCloseTo((0.6 * 1 + 0.2 * 3) / 0.8);
     expect(mean?.confidence).toBeCloseTo(0.8);
-    const vote = policy.combine(state, new Map([["a", "cat"], ["b", "dog"], ["c", "dog"]]), ["a", "b", "c"]);
+    const vote = policy.combine(
+      state,
+      new Map([
+        ["a", "cat"],
+        ["b", "dog"],
+        ["c", "dog"],
+      ]),
+      ["a", "b", "c"],
+    );
     expect(vote).toMatchObject({ output: "cat", models: ["a"] });
     expect(vote?.confidence).toBeCloseTo(0.6);
     expect(policy.combine(state, new Map(), ["a"])).toBeUndefined();
@@ -90,7 +105,7 @@ describe("selection policies (seeded, deterministic)", () => {
     const p = policy.probabilities(state, ["a", "b"]);
     expect(p[0]).toBeCloseTo(0.5);
     const next = policy.observe(state, { outputs: new Map([["b", "1"]]), loss: zeroOne("1") });
-    expect(next.logWeights["b"]).toBeGreaterThan(0);
+    expect(next.logWeights.b).toBeGreaterThan(0);
   });
 });
 

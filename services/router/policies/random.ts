@@ -33,7 +33,7 @@ export function sampleNormal(random: Random): number {
 
 /** A Gamma(shape, 1) deviate (Marsaglia and Tsang; boosted for shape < 1). */
 export function sampleGamma(shape: number, random: Random): number {
-  if (shape < 1) return sampleGamma(shape + 1, random) * Math.pow(1 - random(), 1 / shape);
+  if (shape < 1) return sampleGamma(shape + 1, random) * (1 - random()) ** (1 / shape);
   const d = shape - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);
   for (;;) {

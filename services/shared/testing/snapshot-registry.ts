@@ -3,7 +3,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ManagementService, type WatchConfigResponseSchema } from "../../../gen/clipper/v1/management_service_pb.js";
 import type { ConfigSnapshotSchema } from "../../../gen/clipper/v1/resources_pb.js";
-import { registration, startGrpcServer, type RunningGrpcServer } from "../grpc-server.js";
+import { type RunningGrpcServer, registration, startGrpcServer } from "../grpc-server.js";
 
 export function startSnapshotRegistry(snapshot: MessageInitShape<typeof ConfigSnapshotSchema>): Promise<RunningGrpcServer> {
   return startGrpcServer({

@@ -6,16 +6,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clipper.v1 import (
     container_manager_service_pb2 as cm_pb2,
+)
+from clipper.v1 import (
     container_manager_service_pb2_grpc as cm_grpc,
+)
+from clipper.v1 import (
     management_service_pb2 as mgmt_pb2,
+)
+from clipper.v1 import (
     management_service_pb2_grpc as mgmt_grpc,
+)
+from clipper.v1 import (
     resources_pb2,
 )
 from clipper_runtime.input_types import input_type_name, parse_input_type
@@ -187,9 +196,11 @@ class ClipperConnection:
         containers = self._security.channel(self.cm.container_manager_address, _CHANNEL_OPTIONS)
         self._channels = [registry, containers]
         try:
-            status = health_pb2_grpc.HealthStub(registry).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout_seconds, wait_for_ready=True
-            ).status
+            status = (
+                health_pb2_grpc.HealthStub(registry)
+                .Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_seconds, wait_for_ready=True)
+                .status
+            )
         except grpc.RpcError as error:
             self._close_channels()
             raise ClipperException(
@@ -267,7 +278,10 @@ class ClipperConnection:
         log.info("application %s registered", name)
 
     def update_application(
-        self, name: str, default_output: str | None = None, slo_micros: int | None = None,
+        self,
+        name: str,
+        default_output: str | None = None,
+        slo_micros: int | None = None,
         description: str | None = None,
     ) -> dict[str, Any]:
         request = mgmt_pb2.UpdateApplicationRequest(name=name)
@@ -317,9 +331,7 @@ class ClipperConnection:
         return application_dict(response.application)
 
     def link_model_to_app(self, app_name: str, model_name: str) -> None:
-        self._call(
-            self._registry().LinkModel, mgmt_pb2.LinkModelRequest(application=app_name, model_name=model_name)
-        )
+        self._call(self._registry().LinkModel, mgmt_pb2.LinkModelRequest(application=app_name, model_name=model_name))
         log.info("model %s linked to application %s", model_name, app_name)
 
     def unlink_model_from_app(self, app_name: str, model_name: str) -> None:
@@ -339,14 +351,14 @@ class ClipperConnection:
         digest = hashlib.sha256(data).hexdigest()
 
         def parts() -> Iterator[cm_pb2.UploadArtifactRequest]:
-            yield cm_pb2.UploadArtifactRequest(
-                header=cm_pb2.ArtifactHeader(size_bytes=len(data), sha256=digest)
-            )
+            yield cm_pb2.UploadArtifactRequest(header=cm_pb2.ArtifactHeader(size_bytes=len(data), sha256=digest))
             view = memoryview(data)
             for offset in range(0, len(data), ARTIFACT_CHUNK_BYTES):
-                yield cm_pb2.UploadArtifactRequest(chunk=bytes(view[offset:offset + ARTIFACT_CHUNK_BYTES]))
+                yield cm_pb2.UploadArtifactRequest(chunk=bytes(view[offset : offset + ARTIFACT_CHUNK_BYTES]))
 
-        response = self._call(self._container_manager().UploadArtifact, parts(), timeout=_DEFAULT_DEPLOY_DEADLINE_SECONDS)
+        response = self._call(
+            self._container_manager().UploadArtifact, parts(), timeout=_DEFAULT_DEPLOY_DEADLINE_SECONDS
+        )
         log.info("artifact %s uploaded (%d bytes)", response.digest, response.size_bytes)
         return response.digest or digest
 
@@ -378,9 +390,7 @@ class ClipperConnection:
             labels=dict(labels or {}),
             desired_replicas=int(num_replicas),
         )
-        request = cm_pb2.DeployModelRequest(
-            model=model, set_current=set_current, timeout_seconds=int(timeout_seconds)
-        )
+        request = cm_pb2.DeployModelRequest(model=model, set_current=set_current, timeout_seconds=int(timeout_seconds))
         deadline = timeout_seconds + 60.0 if timeout_seconds > 0 else _DEFAULT_DEPLOY_DEADLINE_SECONDS
         ready = False
         last_message = ""
@@ -390,9 +400,12 @@ class ClipperConnection:
                 last_message = progress.message
                 log.info(
                     "deploy %s:%s: %s %s(%d/%d replicas ready)",
-                    name, model.version, stage,
+                    name,
+                    model.version,
+                    stage,
                     f"{progress.message} " if progress.message else "",
-                    progress.ready_replicas, progress.desired_replicas,
+                    progress.ready_replicas,
+                    progress.desired_replicas,
                 )
                 ready = ready or progress.stage == cm_pb2.DEPLOY_STAGE_READY
         except grpc.RpcError as error:
@@ -408,7 +421,7 @@ class ClipperConnection:
         return self._call(self._registry().ListModels, mgmt_pb2.ListModelsRequest(name=name))
 
     def get_all_models(self, verbose: bool = False) -> list[Any]:
-        """"name:version" strings, or dicts describing each version when verbose."""
+        """ "name:version" strings, or dicts describing each version when verbose."""
         response = self._list_models()
         if not verbose:
             return [f"{m.name}:{m.version}" for m in response.models]
@@ -418,9 +431,7 @@ class ClipperConnection:
     def get_model_info(self, name: str, version: str | int) -> dict[str, Any] | None:
         """The model version as a dict, or None when there is no such version."""
         try:
-            response = self._call(
-                self._registry().GetModel, mgmt_pb2.GetModelRequest(name=name, version=str(version))
-            )
+            response = self._call(self._registry().GetModel, mgmt_pb2.GetModelRequest(name=name, version=str(version)))
         except ClipperException as error:
             if error.code == grpc.StatusCode.NOT_FOUND:
                 return None
@@ -433,9 +444,7 @@ class ClipperConnection:
 
     def set_model_version(self, name: str, version: str | int, num_replicas: int | None = None) -> None:
         """Makes `version` the current version (and scales it when num_replicas is given)."""
-        self._call(
-            self._registry().SetModelVersion, mgmt_pb2.SetModelVersionRequest(name=name, version=str(version))
-        )
+        self._call(self._registry().SetModelVersion, mgmt_pb2.SetModelVersionRequest(name=name, version=str(version)))
         log.info("model %s now at version %s", name, version)
         if num_replicas is not None:
             self.set_num_replicas(name, num_replicas, version)
@@ -443,10 +452,8 @@ class ClipperConnection:
     # -- replicas --------------------------------------------------------
 
     def get_all_model_replicas(self, verbose: bool = False) -> list[Any]:
-        """"name:version:replica_id" strings, or dicts when verbose."""
-        replicas = self._call(
-            self._container_manager().ListModelReplicas, cm_pb2.ListModelReplicasRequest()
-        ).replicas
+        """ "name:version:replica_id" strings, or dicts when verbose."""
+        replicas = self._call(self._container_manager().ListModelReplicas, cm_pb2.ListModelReplicasRequest()).replicas
         if verbose:
             return [replica_dict(r) for r in replicas]
         return [f"{r.model_name}:{r.model_version}:{r.id}" for r in replicas]
@@ -477,7 +484,9 @@ class ClipperConnection:
         ).replicas
         return len(replicas)
 
-    def get_model_logs(self, name: str, version: str | int | None = None, tail_lines: int = 200) -> dict[str, list[str]]:
+    def get_model_logs(
+        self, name: str, version: str | int | None = None, tail_lines: int = 200
+    ) -> dict[str, list[str]]:
         """The last log lines of each replica of a version, by replica id."""
         response = self._call(
             self._container_manager().GetLogs,

@@ -61,9 +61,7 @@ def find_repo_root() -> Path:
     for directory in Path(__file__).resolve().parents:
         if (directory / "cli" / "clipper.mjs").is_file():
             return directory
-    raise ClipperException(
-        "cannot find the clipper CLI: set CLIPPER_REPO to the repository holding cli/clipper.mjs"
-    )
+    raise ClipperException("cannot find the clipper CLI: set CLIPPER_REPO to the repository holding cli/clipper.mjs")
 
 
 class LocalContainerManager(ContainerManager):
@@ -102,10 +100,14 @@ class LocalContainerManager(ContainerManager):
             self.cli_path(),
             "up",
             *self._data_dir_flags(),
-            "--gateway-port", str(self.gateway_port),
-            "--registry-port", str(self.registry_port),
-            "--router-port", str(self.router_port),
-            "--container-manager-port", str(self.container_manager_port),
+            "--gateway-port",
+            str(self.gateway_port),
+            "--registry-port",
+            str(self.registry_port),
+            "--router-port",
+            str(self.router_port),
+            "--container-manager-port",
+            str(self.container_manager_port),
         ]
 
     def down_command(self) -> list[str]:
@@ -131,9 +133,7 @@ class LocalContainerManager(ContainerManager):
             log.info("%s", completed.stdout.strip())
         if completed.returncode != 0:
             message = completed.stderr.strip() or completed.stdout.strip()
-            raise ClipperException(
-                f"`clipper {command[2]}` failed (exit code {completed.returncode}): {message}"
-            )
+            raise ClipperException(f"`clipper {command[2]}` failed (exit code {completed.returncode}): {message}")
 
     def start_clipper(self) -> None:
         """Returns once `clipper up` reports every service healthy."""

@@ -8,7 +8,8 @@ when a client certificate and key are given too.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -50,16 +51,24 @@ class _BearerInterceptor(
             getattr(details, "compression", None),
         )
 
-    def intercept_unary_unary(self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any) -> Any:
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_unary_stream(self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any) -> Any:
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
         return continuation(self._details(details), request)
 
-    def intercept_stream_unary(self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, requests: Any) -> Any:
+    def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, requests: Any
+    ) -> Any:
         return continuation(self._details(details), requests)
 
-    def intercept_stream_stream(self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, requests: Any) -> Any:
+    def intercept_stream_stream(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, requests: Any
+    ) -> Any:
         return continuation(self._details(details), requests)
 
 
@@ -84,7 +93,8 @@ class ChannelSecurity:
             raise ValueError("tls_cert needs tls_ca (the CA of the services' certificates)")
 
     def __repr__(self) -> str:
-        return f"ChannelSecurity(token={'<set>' if self._token else None}, tls_ca={self.tls_ca!r}, tls_cert={self.tls_cert!r})"
+        token = "<set>" if self._token else None
+        return f"ChannelSecurity(token={token}, tls_ca={self.tls_ca!r}, tls_cert={self.tls_cert!r})"
 
     @property
     def has_token(self) -> bool:

@@ -50,14 +50,11 @@ def load_artifact(data: bytes) -> tuple[Any, ArtifactMetadata]:
     outer = pickle.loads(data)
     if not (isinstance(outer, dict) and outer.get("format") == ARTIFACT_FORMAT):
         return outer, ArtifactMetadata(python_version=None)
-    metadata = ArtifactMetadata(
-        python_version=outer.get("python_version"), packages=list(outer.get("packages", []))
-    )
+    metadata = ArtifactMetadata(python_version=outer.get("python_version"), packages=list(outer.get("packages", [])))
     running = current_python_version()
     if metadata.python_version != running:
         log.warning(
-            "the closure was pickled by Python %s but this runner is Python %s; "
-            "loading or running it may fail",
+            "the closure was pickled by Python %s but this runner is Python %s; loading or running it may fail",
             metadata.python_version,
             running,
         )

@@ -11,7 +11,13 @@ import logging
 import os
 import sys
 
-from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env, serve_until_stopped
+from ._runner_config import (
+    RunnerConfigError,
+    configure_logging,
+    input_type_from_env,
+    port_from_env,
+    serve_until_stopped,
+)
 from .artifact import load_artifact
 
 log = logging.getLogger("clipper_runtime.closure_runner")

@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ._runner_config import RunnerConfigError, configure_logging, input_type_from_env, port_from_env, serve_until_stopped
+from ._runner_config import (
+    RunnerConfigError,
+    configure_logging,
+    input_type_from_env,
+    port_from_env,
+    serve_until_stopped,
+)
 from .input_types import parse_input_type
 
 log = logging.getLogger("clipper_runtime.file_runner")

@@ -38,7 +38,7 @@ def parse_input_type(value: str | int) -> int:
     if isinstance(value, str):
         key = value.strip().lower()
         if key.startswith("input_type_"):
-            key = key[len("input_type_"):]
+            key = key[len("input_type_") :]
         if key in _BY_NAME:
             return _BY_NAME[key]
     raise ValueError(f"invalid input type {value!r}: expected one of {', '.join(VALID_NAMES)}")

@@ -29,8 +29,7 @@ def unpack_inputs(inputs: data_pb2.Inputs, expected_type: int) -> list[Any]:
     made from the packed field (no per-element Python work)."""
     if inputs.type != expected_type:
         raise InvalidInputs(
-            f"inputs.type is {input_type_name(inputs.type)}, "
-            f"this model takes {input_type_name(expected_type)}"
+            f"inputs.type is {input_type_name(inputs.type)}, this model takes {input_type_name(expected_type)}"
         )
     numeric = _NUMERIC.get(expected_type)
     if numeric is not None:
@@ -40,9 +39,7 @@ def unpack_inputs(inputs: data_pb2.Inputs, expected_type: int) -> list[Any]:
         lengths = np.array(inputs.lengths, dtype=np.int64)
         total = int(lengths.sum())
         if total != values.size:
-            raise InvalidInputs(
-                f"inputs.lengths sum to {total} but inputs.{field} has {values.size} values"
-            )
+            raise InvalidInputs(f"inputs.lengths sum to {total} but inputs.{field} has {values.size} values")
         if lengths.size == 0:
             return []
         first = int(lengths[0])

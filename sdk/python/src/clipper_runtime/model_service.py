@@ -6,8 +6,9 @@ import logging
 import platform
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent import futures
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import grpc
 
@@ -33,8 +34,7 @@ def resolve_predict(model: Any) -> PredictFn:
     if callable(model):
         return model
     raise TypeError(
-        f"model must be a function predict(inputs) -> list[str] or have a .predict method, "
-        f"got {type(model).__name__}"
+        f"model must be a function predict(inputs) -> list[str] or have a .predict method, got {type(model).__name__}"
     )
 
 
@@ -135,7 +135,13 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 for request in request_iterator:
                     pending = [f for f in pending if not f.done()]
                     if len(pending) >= MAX_OPEN_BATCHES:
-                        answers.put(_batch_failure(request.batch_id, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{MAX_OPEN_BATCHES} batches are open on this stream, its limit"))
+                        answers.put(
+                            _batch_failure(
+                                request.batch_id,
+                                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{MAX_OPEN_BATCHES} batches are open on this stream, its limit",
+                            )
+                        )
                         continue
                     future = pool.submit(self._stream_answer, request)
                     future.add_done_callback(lambda f: answers.put(f.result()))

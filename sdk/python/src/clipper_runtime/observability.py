@@ -20,7 +20,8 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 log = logging.getLogger("clipper_runtime")
 
@@ -70,7 +71,7 @@ class PredictObserver:
     @contextlib.contextmanager
     def predict(
         self, trace_carrier: Callable[[], dict[str, str]], batch_size: int, batch_id: int
-    ) -> Iterator["PredictRecord"]:
+    ) -> Iterator[PredictRecord]:
         """Observes one batch. `trace_carrier` gives the caller's W3C trace
         context (gRPC metadata of a unary call, fields of a stream message);
         it is only asked for when tracing is on."""
@@ -178,7 +179,9 @@ def setup_tracing(service_name: str) -> Any:
     except ImportError:
         log.warning("OTEL_TRACES_EXPORTER is set but opentelemetry-sdk is not installed: no traces")
         return None
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name, "service.namespace": "clipper"})
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name, "service.namespace": "clipper"}
+    )
     provider = TracerProvider(resource=resource)
     for name in exporters:
         if name == "otlp":

@@ -112,7 +112,7 @@ class ModelServer:
             return True
         return self._server.wait_for_termination(timeout)
 
-    def __enter__(self) -> "ModelServer":
+    def __enter__(self) -> ModelServer:
         self.start()
         return self
 

@@ -8,8 +8,9 @@ import site
 import sys
 import sysconfig
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Provided by the runtime itself; never recorded as the closure's packages.
 _RUNTIME_MODULES = {"clipper", "clipper_runtime", "clipper_admin", "builtins", "__main__"}
@@ -78,7 +79,9 @@ def referenced_objects(root: Any) -> Iterator[Any]:
             children += [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]
             children += list(obj.__defaults__ or ()) + list((obj.__kwdefaults__ or {}).values())
         elif isinstance(obj, type):
-            children += [v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod))]
+            children += [
+                v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod))
+            ]
             children = [c.__func__ if isinstance(c, (classmethod, staticmethod)) else c for c in children]
         elif isinstance(obj, (list, tuple, set, frozenset)):
             children += list(obj)[:_MAX_CONTAINER_ITEMS]
@@ -94,7 +97,7 @@ def referenced_objects(root: Any) -> Iterator[Any]:
 
 def _cell_is_set(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents  # an empty cell raises ValueError on access
     except ValueError:
         return False
     return True
@@ -119,7 +122,7 @@ def local_modules(root: Any) -> list[types.ModuleType]:
 
 
 def required_packages(root: Any) -> list[str]:
-    """"name==version" of the installed distributions providing the top-level
+    """ "name==version" of the installed distributions providing the top-level
     modules the closure references."""
     tops = {name.split(".")[0] for name in referenced_modules(root)}
     distributions_by_top = importlib.metadata.packages_distributions()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cloudpickle
 
@@ -78,7 +79,11 @@ def deploy_python_closure(
     closure = serialize_closure(func, pkgs_to_install)
     log.info(
         "closure for %s:%s pickled (%d bytes, Python %s, packages: %s)",
-        name, version, len(closure.data), closure.python_version, ", ".join(closure.packages) or "none",
+        name,
+        version,
+        len(closure.data),
+        closure.python_version,
+        ", ".join(closure.packages) or "none",
     )
     digest = clipper_conn.upload_artifact(closure.data)
     runtime = resources_pb2.PythonClosureRuntime(
@@ -115,7 +120,16 @@ def create_endpoint(
     """Registers an application `name`, deploys `func` as model `name` and links them."""
     clipper_conn.register_application(name, input_type, default_output, slo_micros)
     deploy_python_closure(
-        clipper_conn, name, version, input_type, func, base_image, labels, registry,
-        num_replicas, batch_size, pkgs_to_install,
+        clipper_conn,
+        name,
+        version,
+        input_type,
+        func,
+        base_image,
+        labels,
+        registry,
+        num_replicas,
+        batch_size,
+        pkgs_to_install,
     )
     clipper_conn.link_model_to_app(name, name)
