@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { UploadArtifactRequest } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { invalidArgument, resourceExhausted } from "../shared/index.js";
-import { artifactPath } from "./launch.js";
+import { artifactPath } from "./backends/launch.js";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

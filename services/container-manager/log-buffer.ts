@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import type { LogLine, LogStream } from "./replica-backend.js";
+import type { LogLine, LogStream } from "./backends/replica-backend.js";
 
 /** The last `capacity` lines of a replica's output, oldest first. */
 export class LogBuffer {

@@ -4,8 +4,8 @@ import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js
 import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { createGrpcTransport, type Logger, modelKey, type prom, type RunningGrpcServer, registration, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
+import { LocalProcessBackend, type LocalProcessBackendOptions } from "./backends/local-process-backend.js";
 import { ContainerManagerMetrics } from "./container-manager-metrics.js";
-import { LocalProcessBackend, type LocalProcessBackendOptions } from "./local-process-backend.js";
 import { Reconciler } from "./reconciler.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 import { createContainerManagerService } from "./service.js";

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type Model, ModelSchema, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { createLogger } from "../shared/index.js";
-import { FakeBackend } from "./fake-backend.js";
 import { desiredFromModels, planReconcile, Reconciler } from "./reconciler.js";
+import { FakeBackend } from "./testing/fake-backend.js";
 
 const model = (name: string, version: string, desiredReplicas: number): Model =>
   create(ModelSchema, {

@@ -1,7 +1,7 @@
 import type { Model, Replica } from "../../gen/clipper/v1/resources_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import type { Logger } from "../shared/index.js";
-import { type ReplicaBackend, type ReplicaSpec, replicaKey } from "./replica-backend.js";
+import { type ReplicaBackend, type ReplicaSpec, replicaKey } from "./backends/replica-backend.js";
 
 export interface DesiredReplicas {
   spec: ReplicaSpec;

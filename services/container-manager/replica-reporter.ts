@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Replica, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
 import { ReplicaSetSchema } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, type Logger } from "../shared/index.js";
-import { replicaKey } from "./replica-backend.js";
+import { replicaKey } from "./backends/replica-backend.js";
 
 export interface ReplicaReporterOptions {
   /** Sends one version's observed replicas (ManagementService.ReportReplicas). */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, type ConnectError } from "../shared/index.js";
-import { FakeBackend } from "./fake-backend.js";
 import { type RolloutProgress, watchRollout } from "./rollout.js";
+import { FakeBackend } from "./testing/fake-backend.js";
 
 const spec = { modelName: "m", modelVersion: "1", inputType: 4, runtime: {} } as unknown as Parameters<FakeBackend["start"]>[0];
 

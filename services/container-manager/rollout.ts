@@ -1,6 +1,6 @@
 import { type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, failedPrecondition } from "../shared/index.js";
-import { formatLogLine, type ReplicaBackend } from "./replica-backend.js";
+import { formatLogLine, type ReplicaBackend } from "./backends/replica-backend.js";
 
 export interface RolloutOptions {
   backend: Pick<ReplicaBackend, "replicas" | "onChange" | "logs">;

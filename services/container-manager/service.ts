@@ -19,9 +19,9 @@ import {
   validateVersion,
 } from "../shared/index.js";
 import type { ArtifactStore } from "./artifact-store.js";
-import { validateRuntime } from "./launch.js";
+import { validateRuntime } from "./backends/launch.js";
+import { formatLogLine, type ReplicaBackend } from "./backends/replica-backend.js";
 import type { Reconciler } from "./reconciler.js";
-import { formatLogLine, type ReplicaBackend } from "./replica-backend.js";
 import { watchRollout } from "./rollout.js";
 
 export interface ContainerManagerServiceDeps {

@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { InputsSchema, InputType, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
-import { FakeClock } from "./fake-clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
 import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { type AnsweredQuery, QueryProcessor } from "./query-processor.js";
+import { FakeClock } from "./testing/fake-clock.js";
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

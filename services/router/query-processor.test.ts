@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { type Inputs, InputsSchema, InputType, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ConfigSnapshot, ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, type ConfigView, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
-import { FakeClock } from "./fake-clock.js";
 import type { ModelClient, ModelClientFactory } from "./model-clients.js";
 import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { NO_MODEL_EXPLANATION, QueryProcessor, type QueryProcessorDeps, SLO_EXPLANATION } from "./query-processor.js";
+import { FakeClock } from "./testing/fake-clock.js";
 
 interface Call {
   endpoint: string;

@@ -14,13 +14,13 @@ import {
   validateInputs,
 } from "../shared/index.js";
 import { parseArm } from "./application-policy.js";
+import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher, type VersionBatcherOptions } from "./batching/version-batcher.js";
 import type { Clock } from "./clock.js";
 import type { ModelClientFactory } from "./model-clients.js";
 import type { ModelSelector, SelectionPlan } from "./model-selector.js";
 import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
 import type { CacheTicket, PredictionCache } from "./prediction-cache.js";
 import type { QueryObserver, RequestObservation } from "./router-metrics.js";
-import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher, type VersionBatcherOptions } from "./version-batcher.js";
 
 /** Clipper's explanations, kept word for word: clients match on them. */
 export const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";

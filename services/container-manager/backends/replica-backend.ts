@@ -1,5 +1,5 @@
-import type { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import type { ModelRuntime, Replica } from "../../gen/clipper/v1/resources_pb.js";
+import type { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
+import type { ModelRuntime, Replica } from "../../../gen/clipper/v1/resources_pb.js";
 
 /** Everything needed to start one replica of a model version. */
 export interface ReplicaSpec {

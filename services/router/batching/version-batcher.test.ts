@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FakeClock } from "./fake-clock.js";
+import { FakeClock } from "../testing/fake-clock.js";
 import { type BatcherSettings, type BatchItem, type Dispatch, VersionBatcher } from "./version-batcher.js";
 
 interface Item extends BatchItem {

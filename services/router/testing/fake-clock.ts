@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 
 /** A clock for tests: time moves only when `advance` is called, and timers fire in time order. */
 export class FakeClock implements Clock {

@@ -1,6 +1,6 @@
 import { clone, create } from "@bufbuild/protobuf";
-import { type Replica, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import type { LogLine, ReplicaBackend, ReplicaListener, ReplicaSpec } from "./replica-backend.js";
+import { type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
+import type { LogLine, ReplicaBackend, ReplicaListener, ReplicaSpec } from "../backends/replica-backend.js";
 
 /** An in-memory ReplicaBackend for unit tests: replicas change state only when the test says so. */
 export class FakeBackend implements ReplicaBackend {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
+import { ModelRuntimeSchema } from "../../../gen/clipper/v1/resources_pb.js";
 import { launchCommand, validateRuntime } from "./launch.js";
 
 const paths = { repoRoot: "/repo", dataDir: "/data", python: "/repo/.venv/bin/python", node: "/usr/bin/node" };

@@ -1,7 +1,7 @@
 import path from "node:path";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import type { ModelRuntime } from "../../gen/clipper/v1/resources_pb.js";
-import { inputTypeName, invalidArgument } from "../shared/index.js";
+import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
+import type { ModelRuntime } from "../../../gen/clipper/v1/resources_pb.js";
+import { inputTypeName, invalidArgument } from "../../shared/index.js";
 import type { ReplicaSpec } from "./replica-backend.js";
 
 /** Where the runtimes live on this machine. */

@@ -11,8 +11,8 @@ import { ContainerManagerService, type DeployModelResponse, DeployStage } from "
 import type { ModelRuntime, Replica } from "../../gen/clipper/v1/resources_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, createGrpcTransport, createLogger, type GrpcTransport, type RunningGrpcServer } from "../shared/index.js";
-import { FakeRegistry } from "./fake-registry.js";
 import { type RunningContainerManager, startContainerManager } from "./manager.js";
+import { FakeRegistry } from "./testing/fake-registry.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "..", "..");
 const sumModule = path.join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts");

@@ -1,8 +1,8 @@
 import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ManagementService, type WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
-import { type ConfigChange, ConfigChangeSchema, ConfigSnapshotSchema, type Model, ModelSchema, type ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
-import { alreadyExists, invalidArgument, notFound, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
+import { ManagementService, type WatchConfigResponseSchema } from "../../../gen/clipper/v1/management_service_pb.js";
+import { type ConfigChange, ConfigChangeSchema, ConfigSnapshotSchema, type Model, ModelSchema, type ReplicaSet } from "../../../gen/clipper/v1/resources_pb.js";
+import { alreadyExists, invalidArgument, notFound, type RunningGrpcServer, registration, startGrpcServer } from "../../shared/index.js";
 
 /**
  * A minimal in-memory ManagementService for the container-manager's tests:

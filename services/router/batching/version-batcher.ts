@@ -1,6 +1,6 @@
+import type { Clock } from "../clock.js";
 import { BatchQueue, type QueueNode } from "./batch-queue.js";
 import { BatchSizer, type BatchSizerOptions, defaultBatchSizerOptions } from "./batch-sizer.js";
-import type { Clock } from "./clock.js";
 
 /** A query as the batcher sees it. The batcher maintains `queued`, `inFlight` and `attempts`. */
 export interface BatchItem {

@@ -5,15 +5,15 @@ import net from "node:net";
 import path from "node:path";
 import { clone, create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { type Replica, ReplicaSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../shared/index.js";
+import { type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/grpc/health/v1/health_pb.js";
+import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../../shared/index.js";
+import { LineSplitter, LogBuffer, RotatingLogFile } from "../log-buffer.js";
+import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "../restart-policy.js";
 import { type LaunchPaths, launchCommand } from "./launch.js";
-import { LineSplitter, LogBuffer, RotatingLogFile } from "./log-buffer.js";
 import { ProcessLedger } from "./process-ledger.js";
 import { formatMiB, residentBytes } from "./process-memory.js";
 import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
-import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
 
 export interface LocalProcessBackendOptions {
   paths: LaunchPaths;
