@@ -26,9 +26,20 @@ async function fakeRouter(answer: (app: string, options: QueryOptions) => Promis
             }
           }
           const session = new QueryStreamSession(
-            async (app, _inputs, options) => [
-              { queryId: 1n, output: await answer(app, options), isDefault: false, explanation: "", outcome: "predicted", models: [], confidence: 1 },
-            ],
+            async (app, _inputs, options) => ({
+              results: [
+                {
+                  $typeName: "clipper.v1.QueryResult",
+                  queryId: 1n,
+                  output: await answer(app, options),
+                  default: false,
+                  defaultExplanation: "",
+                  models: [],
+                  confidence: 1,
+                },
+              ],
+              outcomes: ["predicted"],
+            }),
             { maxOpenCalls: 1000 },
             ctx.signal,
           );

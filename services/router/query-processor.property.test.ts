@@ -2,12 +2,13 @@ import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { InputsSchema, InputType, type Output, OutputSchema } from "../../gen/clipper/common/v1/data_pb.js";
+import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, unavailable, viewFromSnapshot } from "../shared/index.js";
 import type { ModelClientFactory } from "./model-clients.js";
 import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
-import { type AnsweredQuery, QueryProcessor } from "./query-processor.js";
+import { QueryProcessor } from "./query-processor.js";
 import { FakeClock } from "./testing/fake-clock.js";
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
@@ -103,7 +104,7 @@ describe("QueryProcessor (property)", () => {
           maxWaitMs: 60_000,
           cache: new PredictionCache(),
         });
-        const outcomes: Array<{ ids: string[]; result?: AnsweredQuery[]; error?: unknown }> = [];
+        const outcomes: Array<{ ids: string[]; result?: QueryResult[]; error?: unknown }> = [];
         const pending: Promise<void>[] = [];
         const order = [...s.requests].sort((a, b) => a.at - b.at);
         let next = 0;
@@ -120,7 +121,7 @@ describe("QueryProcessor (property)", () => {
             pending.push(
               p.query("app", create(InputsSchema, { type: InputType.STRINGS, strings: ids }), { signal: caller.signal }).then(
                 (result) => {
-                  outcome.result = result;
+                  outcome.result = result.results;
                 },
                 (error: unknown) => {
                   outcome.error = error;
@@ -138,10 +139,10 @@ describe("QueryProcessor (property)", () => {
             expect(o.error).toMatchObject({ code: Code.ResourceExhausted });
             continue;
           }
-          const result = o.result as AnsweredQuery[];
+          const result = o.result as QueryResult[];
           expect(result).toHaveLength(o.ids.length);
           result.forEach((a, i) => {
-            if (a.isDefault) expect(a.output).toBe("default");
+            if (a.default) expect(a.output).toBe("default");
             else expect(a.output).toBe(`echo:${o.ids[i]}`);
           });
         }

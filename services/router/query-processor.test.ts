@@ -6,6 +6,7 @@ import { Code, type ConfigView, ConnectError, unavailable, viewFromSnapshot } fr
 import type { ModelClient, ModelClientFactory } from "./model-clients.js";
 import { PolicySelector } from "./model-selector.js";
 import { PredictionCache } from "./prediction-cache.js";
+import type { Answers } from "./query-observer.js";
 import { NO_MODEL_EXPLANATION, QueryProcessor, type QueryProcessorDeps, SLO_EXPLANATION } from "./query-processor.js";
 import { FakeClock } from "./testing/fake-clock.js";
 
@@ -74,8 +75,9 @@ function config(overrides: Partial<SnapshotInit> = {}): ConfigView {
   return viewFromSnapshot(create(ConfigSnapshotSchema, { ...base, ...overrides }));
 }
 
+/** A QueryProcessor whose answers read as one row per query: its QueryResult and how it was reached. */
 function processor(view: ConfigView | undefined | (() => ConfigView), models: FakeModels, clock = new FakeClock(), extra: Partial<QueryProcessorDeps> = {}) {
-  return new QueryProcessor({
+  const p = new QueryProcessor({
     config: typeof view === "function" ? view : () => view,
     models,
     selector: new PolicySelector(),
@@ -84,6 +86,14 @@ function processor(view: ConfigView | undefined | (() => ConfigView), models: Fa
     maxWaitMs: 60_000,
     ...extra,
   });
+  return {
+    query: async (...args: Parameters<QueryProcessor["query"]>) => answerRows(await p.query(...args)),
+    onConfig: (next: ConfigView) => p.onConfig(next),
+  };
+}
+
+function answerRows({ results, outcomes }: Answers) {
+  return results.map((r, i) => ({ ...r, outcome: outcomes[i] }));
 }
 
 describe("QueryProcessor", () => {
@@ -92,7 +102,7 @@ describe("QueryProcessor", () => {
     const p = processor(config(), models);
     const first = await p.query("app", doubles([1, 2], [3]));
     const second = await p.query("app", doubles([5]));
-    expect(first.map((a) => [a.queryId, a.output, a.isDefault, a.outcome])).toEqual([
+    expect(first.map((a) => [a.queryId, a.output, a.default, a.outcome])).toEqual([
       [1n, "3", false, "predicted"],
       [2n, "3", false, "predicted"],
     ]);
@@ -115,7 +125,7 @@ describe("QueryProcessor", () => {
   it("answers the default when no model is linked", async () => {
     const view = config({ applications: [{ name: "app", inputType: InputType.DOUBLES, defaultOutput: "d", sloMicros: 1000n }] });
     const [answer] = await processor(view, new FakeModels({})).query("app", doubles([1]));
-    expect(answer).toMatchObject({ output: "d", isDefault: true, explanation: NO_MODEL_EXPLANATION, outcome: "no_model" });
+    expect(answer).toMatchObject({ output: "d", default: true, defaultExplanation: NO_MODEL_EXPLANATION, outcome: "no_model" });
   });
 
   it("answers the default when no replica of the version is ready", async () => {
@@ -124,7 +134,7 @@ describe("QueryProcessor", () => {
     });
     const models = new FakeModels({ "a:1": sum });
     const answers = await processor(view, models).query("app", doubles([1], [2]));
-    expect(answers.map((a) => a.explanation)).toEqual(["No ready replica of model m:1", "No ready replica of model m:1"]);
+    expect(answers.map((a) => a.defaultExplanation)).toEqual(["No ready replica of model m:1", "No ready replica of model m:1"]);
     expect(models.calls).toHaveLength(0);
   });
 
@@ -137,7 +147,7 @@ describe("QueryProcessor", () => {
     clock.advance(99);
     clock.advance(1);
     const [answer] = await pending;
-    expect(answer).toMatchObject({ output: "-1", isDefault: true, explanation: SLO_EXPLANATION, outcome: "slo_exceeded" });
+    expect(answer).toMatchObject({ output: "-1", default: true, defaultExplanation: SLO_EXPLANATION, outcome: "slo_exceeded" });
     expect(models.calls[0]?.signal.aborted).toBe(true);
     expect(clock.pending()).toBe(0);
   });
@@ -148,7 +158,7 @@ describe("QueryProcessor", () => {
     const pending = processor(config(), models, clock).query("app", doubles([1]), { timeoutMs: 30 });
     expect(clock.requested).toEqual([30]);
     clock.advance(30);
-    expect((await pending)[0]?.explanation).toBe(SLO_EXPLANATION);
+    expect((await pending)[0]?.defaultExplanation).toBe(SLO_EXPLANATION);
   });
 
   it("keeps the answers that came in time and defaults the rest", async () => {
@@ -160,7 +170,7 @@ describe("QueryProcessor", () => {
     await Promise.resolve();
     clock.advance(100);
     const answers = await pending;
-    expect(answers.map((a) => [a.output, a.isDefault])).toEqual([
+    expect(answers.map((a) => [a.output, a.default])).toEqual([
       ["1", false],
       ["2", false],
       ["-1", true],
@@ -170,11 +180,11 @@ describe("QueryProcessor", () => {
   it("answers the default for a per-input model error, naming the model and the error", async () => {
     const models = new FakeModels({ "a:1": () => [value("ok"), error("division by zero")] });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
-    expect(answers[0]).toMatchObject({ output: "ok", isDefault: false });
+    expect(answers[0]).toMatchObject({ output: "ok", default: false });
     expect(answers[1]).toMatchObject({
       output: "-1",
-      isDefault: true,
-      explanation: "Model m:1 failed on this input: division by zero",
+      default: true,
+      defaultExplanation: "Model m:1 failed on this input: division by zero",
       outcome: "model_error",
     });
   });
@@ -183,13 +193,16 @@ describe("QueryProcessor", () => {
     const models = new FakeModels({ "a:1": () => [value("ok")] });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
     // Which input "ok" belongs to is unknown, so no query gets it.
-    for (const a of answers) expect(a).toMatchObject({ isDefault: true, explanation: "Model m:1 returned 1 outputs for 2 inputs" });
+    for (const a of answers) expect(a).toMatchObject({ default: true, defaultExplanation: "Model m:1 returned 1 outputs for 2 inputs" });
   });
 
   it("answers the default when the whole batch fails", async () => {
     const models = new FakeModels({ "a:1": () => Promise.reject(unavailable("connection refused")) });
     const answers = await processor(config(), models).query("app", doubles([1], [2]));
-    expect(answers.map((a) => a.explanation)).toEqual(["Model m:1 replica a:1 failed: connection refused", "Model m:1 replica a:1 failed: connection refused"]);
+    expect(answers.map((a) => a.defaultExplanation)).toEqual([
+      "Model m:1 replica a:1 failed: connection refused",
+      "Model m:1 replica a:1 failed: connection refused",
+    ]);
     expect(answers[0]?.outcome).toBe("batch_failed");
   });
 
@@ -238,7 +251,7 @@ describe("QueryProcessor", () => {
     const caller = new AbortController();
     const pending = processor(config(), models).query("app", doubles([1]), { signal: caller.signal });
     caller.abort();
-    expect((await pending)[0]?.isDefault).toBe(true);
+    expect((await pending)[0]?.default).toBe(true);
     expect(models.calls[0]?.signal.aborted).toBe(true);
   });
 });
@@ -300,8 +313,8 @@ describe("QueryProcessor batching, cache and overload", () => {
     void lenient.query("app", doubles([1]));
     void lenient.query("app", doubles([2], [3]));
     const [overloaded] = await lenient.query("app", doubles([4]));
-    expect(overloaded).toMatchObject({ output: "-1", isDefault: true, outcome: "overloaded" });
-    expect(overloaded?.explanation).toContain("Overloaded: model m:1 has 2 queries waiting");
+    expect(overloaded).toMatchObject({ output: "-1", default: true, outcome: "overloaded" });
+    expect(overloaded?.defaultExplanation).toContain("Overloaded: model m:1 has 2 queries waiting");
     held.answer(0);
     await flush();
     held.answer(1);
@@ -318,7 +331,7 @@ describe("QueryProcessor batching, cache and overload", () => {
     const gone = p.query("app", doubles([2]), { signal: caller.signal });
     await expect(p.query("app", doubles([3]))).rejects.toMatchObject({ code: Code.ResourceExhausted });
     caller.abort();
-    expect((await gone)[0]).toMatchObject({ isDefault: true, outcome: "cancelled" });
+    expect((await gone)[0]).toMatchObject({ default: true, outcome: "cancelled" });
     const next = p.query("app", doubles([3]));
     held.answer(0);
     await flush();
@@ -342,7 +355,7 @@ describe("QueryProcessor batching, cache and overload", () => {
     });
     const models = new FakeModels({ "a:1": () => Promise.reject(unavailable("connection refused")), "a:2": sum });
     const answers = await processor(view, models).query("app", doubles([1], [2]));
-    expect(answers.map((a) => [a.output, a.isDefault])).toEqual([
+    expect(answers.map((a) => [a.output, a.default])).toEqual([
       ["1", false],
       ["2", false],
     ]);

@@ -1,4 +1,5 @@
 import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
+import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application, Model, ReplicaSet } from "../../gen/clipper/v1/resources_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import {
@@ -20,39 +21,12 @@ import type { ModelClientFactory } from "./model-clients.js";
 import type { ModelSelector, SelectionPlan } from "./model-selector.js";
 import { type InputRef, inputKeyBytes, packInputs } from "./pack-inputs.js";
 import type { CacheTicket, PredictionCache } from "./prediction-cache.js";
-import type { QueryObserver, RequestObservation } from "./router-metrics.js";
+import type { Answers, QueryObserver, QueryOutcome, RequestObservation } from "./query-observer.js";
 
 /** Clipper's explanations, kept word for word: clients match on them. */
 export const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
 export const NO_MODEL_EXPLANATION = "No connected models found for query";
 export const CANCELLED_EXPLANATION = "The caller cancelled the query";
-
-/** How one query was answered; the metrics label. */
-export type QueryOutcome =
-  | "predicted"
-  | "cached"
-  | "slo_exceeded"
-  | "cancelled"
-  | "overloaded"
-  | "no_model"
-  | "no_version"
-  | "no_replica"
-  | "model_error"
-  | "batch_failed";
-
-export interface AnsweredQuery {
-  queryId: bigint;
-  /** The model's output, or the application's default output. */
-  output: string;
-  isDefault: boolean;
-  /** Why the default was answered; empty when the model answered. */
-  explanation: string;
-  outcome: QueryOutcome;
-  /** The model versions ("model:version") whose answers make the output; empty for a default. */
-  models: string[];
-  /** In [0, 1]: the policy's weight behind the output (0 for a default). */
-  confidence: number;
-}
 
 export interface QueryOptions {
   /** Ask for this model version instead of the current one. */
@@ -110,7 +84,7 @@ export class QueryProcessor {
     this.batching = deps.batching ?? defaultBatchingDefaults;
   }
 
-  async query(application: string, inputs: Inputs | undefined, options: QueryOptions = {}): Promise<AnsweredQuery[]> {
+  async query(application: string, inputs: Inputs | undefined, options: QueryOptions = {}): Promise<Answers> {
     const view = this.deps.config();
     if (view === undefined) throw unavailable("the router has not received the configuration from the registry yet");
     const app = view.applications.get(application);
@@ -155,7 +129,7 @@ export class QueryProcessor {
     for (const [slot, arm, failure] of failures) slot.report(arm, "", { kind: "default", ...failure });
     if (options.signal?.aborted) {
       this.expire(members, CANCELLED_EXPLANATION, "cancelled");
-      return request.results();
+      return request.answers();
     }
 
     const groups = new Map<VersionBatcher<PendingQuery>, PendingQuery[]>();
@@ -187,7 +161,7 @@ export class QueryProcessor {
         options.signal?.removeEventListener("abort", onAbort);
       }
     }
-    return request.results();
+    return request.answers();
   }
 
   /** The model version an arm names and its batcher, or why there is none. */
@@ -484,20 +458,18 @@ class QuerySlot {
     const combined = this.answers.size > 0 ? this.request.plan.combine(this.answers) : undefined;
     if (combined === undefined) {
       const failure = this.failure ?? { explanation: NO_MODEL_EXPLANATION, outcome: "no_model" as const };
-      this.request.set(this.index, this.request.defaultAnswer(this.index, failure.explanation, failure.outcome));
+      this.request.setDefault(this.index, failure.explanation, failure.outcome);
       return;
     }
     const models = combined.models.map((arm) => this.modelKeys.get(arm) ?? arm);
-    this.request.set(
-      this.index,
-      this.request.modelAnswer(this.index, combined.output, this.predicted ? "predicted" : "cached", models, Math.min(1, Math.max(0, combined.confidence))),
-    );
+    this.request.setAnswer(this.index, combined.output, this.predicted ? "predicted" : "cached", models, Math.min(1, Math.max(0, combined.confidence)));
   }
 }
 
 /** The answers of one request; `done` resolves when every query has one. */
 class PendingRequest {
-  private readonly answers: Array<AnsweredQuery | undefined>;
+  private readonly results: Array<QueryResult | undefined>;
+  private readonly outcomes: QueryOutcome[];
   remaining: number;
   readonly done: Promise<void>;
   private resolve: () => void = () => {};
@@ -511,35 +483,49 @@ class PendingRequest {
     readonly recordOutputs: boolean,
     readonly observation: RequestObservation | undefined,
   ) {
-    this.answers = new Array<AnsweredQuery | undefined>(count).fill(undefined);
+    this.results = new Array<QueryResult | undefined>(count).fill(undefined);
+    this.outcomes = new Array<QueryOutcome>(count);
     this.remaining = count;
     this.done = new Promise((resolve) => (this.resolve = resolve));
   }
 
-  set(i: number, answer: AnsweredQuery): void {
-    if (this.answers[i] !== undefined) return;
-    this.answers[i] = answer;
+  set(i: number, result: QueryResult, outcome: QueryOutcome): void {
+    if (this.results[i] !== undefined) return;
+    this.results[i] = result;
+    this.outcomes[i] = outcome;
     if (--this.remaining === 0) this.resolve();
   }
 
-  results(): AnsweredQuery[] {
-    const answers = this.answers as AnsweredQuery[];
+  answers(): Answers {
+    const answers = { results: this.results as QueryResult[], outcomes: this.outcomes };
     this.observation?.answered(answers);
     return answers;
   }
 
   /** Every query gets the default: the request never reached a model. */
-  defaultAll(explanation: string, outcome: QueryOutcome): AnsweredQuery[] {
-    const answers = this.answers.map((_, i) => this.defaultAnswer(i, explanation, outcome));
-    this.observation?.answered(answers);
-    return answers;
+  defaultAll(explanation: string, outcome: QueryOutcome): Answers {
+    for (let i = 0; i < this.results.length; i++) this.setDefault(i, explanation, outcome);
+    return this.answers();
   }
 
-  modelAnswer(i: number, output: string, outcome: "predicted" | "cached", models: string[], confidence: number): AnsweredQuery {
-    return { queryId: this.firstId + BigInt(i), output, isDefault: false, explanation: "", outcome, models, confidence };
+  setAnswer(i: number, output: string, outcome: "predicted" | "cached", models: string[], confidence: number): void {
+    this.set(
+      i,
+      { $typeName: "clipper.v1.QueryResult", queryId: this.firstId + BigInt(i), output, default: false, defaultExplanation: "", models, confidence },
+      outcome,
+    );
   }
 
-  defaultAnswer(i: number, explanation: string, outcome: QueryOutcome): AnsweredQuery {
-    return { queryId: this.firstId + BigInt(i), output: this.app.defaultOutput, isDefault: true, explanation, outcome, models: [], confidence: 0 };
+  setDefault(i: number, explanation: string, outcome: QueryOutcome): void {
+    const result: QueryResult = {
+      $typeName: "clipper.v1.QueryResult",
+      queryId: this.firstId + BigInt(i),
+      output: this.app.defaultOutput,
+      default: true,
+      defaultExplanation: explanation,
+      models: [],
+      confidence: 0,
+    };
+    this.set(i, result, outcome);
   }
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { QueryStreamRequest, QueryStreamResponse, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError } from "../shared/index.js";
-import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
+import type { Answers } from "./query-observer.js";
+import type { QueryOptions } from "./query-processor.js";
 import { type Answer, QueryStreamSession } from "./query-stream.js";
 
 /** Requests pushed by the test, as the stream's input. */
@@ -34,8 +35,11 @@ class Requests implements AsyncIterable<QueryStreamRequest> {
   }
 }
 
-function answered(output: string): AnsweredQuery[] {
-  return [{ queryId: 1n, output, isDefault: false, explanation: "", outcome: "predicted", models: ["m:1"], confidence: 1 }];
+function answered(output: string): Answers {
+  return {
+    results: [{ $typeName: "clipper.v1.QueryResult", queryId: 1n, output, default: false, defaultExplanation: "", models: ["m:1"], confidence: 1 }],
+    outcomes: ["predicted"],
+  };
 }
 
 const query = (callId: bigint, application = "app"): Partial<StreamedQuery> & { callId: bigint } => ({

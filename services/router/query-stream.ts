@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
-import type { QueryResult, QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
+import type { QueryStreamRequest, QueryStreamResponse, StreamedAnswer, StreamedQuery } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryService, QueryStreamResponseSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Cancellation, Code, ConnectError, contextOfTraceFields, type Logger, SpanKind, TurnBatches, withSpan } from "../shared/index.js";
-import type { AnsweredQuery, QueryOptions } from "./query-processor.js";
+import type { Answers } from "./query-observer.js";
+import type { QueryOptions } from "./query-processor.js";
 
 /** What a stream needs from the query processor: QueryProcessor.query. */
-export type Answer = (application: string, inputs: Inputs | undefined, options: QueryOptions) => Promise<AnsweredQuery[]>;
+export type Answer = (application: string, inputs: Inputs | undefined, options: QueryOptions) => Promise<Answers>;
 
 export interface QueryStreamOptions {
   /** Calls open at once on one stream; past it a call is answered RESOURCE_EXHAUSTED at once. */
@@ -111,7 +112,7 @@ export class QueryStreamSession {
       }),
     ).then(
       (answers) =>
-        this.settle(id, controller, { $typeName: "clipper.v1.StreamedAnswer", callId: id, results: answers.map(toResult), errorCode: 0, errorMessage: "" }),
+        this.settle(id, controller, { $typeName: "clipper.v1.StreamedAnswer", callId: id, results: answers.results, errorCode: 0, errorMessage: "" }),
       (err: unknown) => this.settle(id, controller, this.failureOf(id, err)),
     );
   }
@@ -133,17 +134,4 @@ export class QueryStreamSession {
 
 function failure(callId: bigint, code: Code, message: string): StreamedAnswer {
   return { $typeName: "clipper.v1.StreamedAnswer", callId, results: [], errorCode: code, errorMessage: message };
-}
-
-/** The wire form of an answer, shared with the unary Query handler. */
-export function toResult(a: AnsweredQuery): QueryResult {
-  return {
-    $typeName: "clipper.v1.QueryResult",
-    queryId: a.queryId,
-    output: a.output,
-    default: a.isDefault,
-    defaultExplanation: a.explanation,
-    models: a.models,
-    confidence: a.confidence,
-  };
 }

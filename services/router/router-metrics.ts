@@ -14,35 +14,7 @@ import {
   tracingEnabled,
 } from "../shared/index.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
-import type { AnsweredQuery, QueryOutcome } from "./query-processor.js";
-
-/**
- * What the query path tells its observer (metrics and traces), so that the
- * processor knows nothing of Prometheus or OpenTelemetry. Every call is cheap
- * and synchronous.
- */
-export interface QueryObserver {
-  /** A request of `application` was accepted; called in the caller's async context (its trace span). */
-  requestStarted(application: string): RequestObservation;
-  /** A batch goes to `replica`; `requests` holds each item's request, in batch order. */
-  batchSent(modelKey: string, replica: string, size: number, requests: readonly (RequestObservation | undefined)[]): BatchObservation;
-}
-
-export interface RequestObservation {
-  /** The model version the request was routed to. */
-  routed(modelKey: string): void;
-  /** Every query of the request has its answer. */
-  answered(answers: readonly AnsweredQuery[]): void;
-  /** The request was refused as a whole because the queue was full (RESOURCE_EXHAUSTED). */
-  refused(queries: number): void;
-}
-
-export interface BatchObservation {
-  /** Runs the model call with the batch's span active, so its `traceparent` reaches the replica. */
-  run<T>(call: () => T): T;
-  /** The model call ended: `error` undefined when it answered. */
-  ended(error: unknown): void;
-}
+import type { Answers, BatchObservation, QueryObserver, QueryOutcome, RequestObservation } from "./query-observer.js";
 
 /** What the metrics read when scraped, so the query path pays nothing for them. */
 export interface RouterMetricsSources {
@@ -259,16 +231,16 @@ export class RouterMetrics implements QueryObserver {
   }
 
   /** @internal by ObservedRequest */
-  recordAnswers(application: string, modelKey: string | undefined, answers: readonly AnsweredQuery[], seconds: number): void {
-    if (answers.length === 1 && answers[0]) {
-      this.outcomeCounter(application, modelKey, answers[0].outcome).inc();
+  recordAnswers(application: string, modelKey: string | undefined, outcomes: readonly QueryOutcome[], seconds: number): void {
+    if (outcomes.length === 1 && outcomes[0]) {
+      this.outcomeCounter(application, modelKey, outcomes[0]).inc();
     } else {
       const counts = new Map<QueryOutcome, number>();
-      for (const a of answers) counts.set(a.outcome, (counts.get(a.outcome) ?? 0) + 1);
+      for (const o of outcomes) counts.set(o, (counts.get(o) ?? 0) + 1);
       for (const [reason, n] of counts) this.outcomeCounter(application, modelKey, reason).inc(n);
     }
     const duration = this.childrenOf(application, modelKey).duration;
-    for (let i = 0; i < answers.length; i++) duration.observe(seconds);
+    for (let i = 0; i < outcomes.length; i++) duration.observe(seconds);
   }
 
   private childrenOf(application: string, modelKey: string | undefined) {
@@ -318,19 +290,20 @@ class ObservedRequest implements RequestObservation {
     this.span?.setAttributes({ [TraceAttributes.model]: model, [TraceAttributes.version]: version });
   }
 
-  answered(answers: readonly AnsweredQuery[]): void {
+  answered({ results, outcomes }: Answers): void {
     if (this.done) return;
     this.done = true;
-    this.metrics.recordAnswers(this.application, this.modelKey, answers, (performance.now() - this.startedAt) / 1000);
+    this.metrics.recordAnswers(this.application, this.modelKey, outcomes, (performance.now() - this.startedAt) / 1000);
     const span = this.span;
     if (span === undefined) return;
-    const firstDefault = answers.find((a) => a.isDefault);
+    const firstDefault = results.findIndex((r) => r.default);
+    const defaulted = results[firstDefault];
     span.setAttributes({
-      [TraceAttributes.inputs]: answers.length,
-      [TraceAttributes.cacheHit]: answers.length > 0 && answers.every((a) => a.outcome === "cached"),
-      [TraceAttributes.isDefault]: firstDefault !== undefined,
-      ...(answers.length === 1 && answers[0] ? { [TraceAttributes.queryId]: answers[0].queryId.toString() } : {}),
-      ...(firstDefault ? { [TraceAttributes.defaultReason]: firstDefault.outcome, "clipper.default_explanation": firstDefault.explanation } : {}),
+      [TraceAttributes.inputs]: results.length,
+      [TraceAttributes.cacheHit]: outcomes.length > 0 && outcomes.every((o) => o === "cached"),
+      [TraceAttributes.isDefault]: defaulted !== undefined,
+      ...(results.length === 1 && results[0] ? { [TraceAttributes.queryId]: results[0].queryId.toString() } : {}),
+      ...(defaulted ? { [TraceAttributes.defaultReason]: outcomes[firstDefault] ?? "", "clipper.default_explanation": defaulted.defaultExplanation } : {}),
     });
   }
 

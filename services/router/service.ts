@@ -3,7 +3,7 @@ import type { QueryRequest, QueryResult, QueryService } from "../../gen/clipper/
 import type { CancelSignal, Logger } from "../shared/index.js";
 import type { FeedbackRecorder } from "./feedback.js";
 import type { QueryProcessor } from "./query-processor.js";
-import { QueryStreamSession, toResult } from "./query-stream.js";
+import { QueryStreamSession } from "./query-stream.js";
 import type { RouterMetrics } from "./router-metrics.js";
 
 export interface QueryServiceDeps {
@@ -28,7 +28,7 @@ export async function queryResults(
     ...(signal ? { signal } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
   });
-  return answers.map(toResult);
+  return answers.results;
 }
 
 /** clipper.v1.QueryService: thin handlers over the QueryProcessor. */
