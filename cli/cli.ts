@@ -16,13 +16,13 @@ import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { type ModelRuntime, ModelRuntimeSchema, ModelSchema } from "../gen/clipper/v1/resources_pb.js";
 import { buildServices } from "../services/build.js";
 import { createGrpcTransport, defaults, type GrpcTransport, parseInputType } from "../services/shared/index.js";
+import { CliError } from "./cli-error.js";
 import {
   appCreate,
   appDelete,
   appList,
   appPolicy,
   appUpdate,
-  CliError,
   type ContainerManagerClient,
   deploymentStatus,
   link,

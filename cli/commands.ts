@@ -6,19 +6,15 @@ import type { Client } from "@connectrpc/connect";
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import type { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
-import type { Model, ModelRuntime, Replica, SelectionPolicy } from "../gen/clipper/v1/resources_pb.js";
+import type { Model, Replica, SelectionPolicy } from "../gen/clipper/v1/resources_pb.js";
 import { inputTypeName } from "../services/shared/index.js";
-import { formatTable, type Output, replicaStateName } from "./output.js";
+import { CliError } from "./cli-error.js";
+import { describeRuntime, formatTable, indent, type Output, replicaStateName } from "./output.js";
 import { describePolicy } from "./policy.js";
 import { DeployProgress, type ProgressOptions } from "./progress.js";
 
 export type ManagementClient = Client<typeof ManagementService>;
 export type ContainerManagerClient = Client<typeof ContainerManagerService>;
-
-/** A failure to report as `error: <message>` with exit status 1. */
-export class CliError extends Error {
-  override name = "CliError";
-}
 
 /** Deadline of a quick management call. */
 const CALL_TIMEOUT_MS = 15_000;
@@ -128,24 +124,6 @@ export async function modelDeploy(
   const counts = last === undefined ? "" : `: ${last.ready}/${last.desired} replicas ready`;
   out.write(`deployed ${label}${counts}\n`);
   for (const r of last?.replicas ?? []) out.write(`  ${r.id}  ${replicaStateName(r.state)}  ${r.endpoint}\n`);
-}
-
-export function describeRuntime(runtime: ModelRuntime | undefined): string {
-  switch (runtime?.kind.case) {
-    case "pythonClosure":
-      return `python closure ${runtime.kind.value.artifactDigest.slice(0, 12)}`;
-    case "command":
-      return `command ${runtime.kind.value.argv.map(quoteWord).join(" ")}`;
-    case "nodeModule":
-      return `node ${runtime.kind.value.modulePath}`;
-    default:
-      return "-";
-  }
-}
-
-/** Quotes a word for display so that it splits back the same way. */
-function quoteWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 export async function modelList(management: ManagementClient, out: Output, name = ""): Promise<void> {
@@ -326,8 +304,4 @@ export async function deploymentStatus(management: ManagementClient, out: Output
   );
   if (rows.length === 0) out.write("  none\n");
   else out.write(indent(formatTable(["MODEL", "ID", "STATE", "ENDPOINT", "RESTARTS", "MESSAGE"], rows)));
-}
-
-function indent(text: string): string {
-  return text.replace(/^(?=.)/gm, "  ");
 }

@@ -4,7 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CliError } from "./commands.js";
+import { CliError } from "./cli-error.js";
 import { down, servicesStatus, type UpInput, up } from "./lifecycle.js";
 import type { Output } from "./output.js";
 import { isRunning, type RecordedService, readServicesFile, type ServiceLaunch, type ServicesFile, stopServices, writeServicesFile } from "./supervisor.js";

@@ -1,6 +1,6 @@
 /** `clipper up`, `clipper down` and the services part of `clipper status`, over the supervisor. */
-import { CliError } from "./commands.js";
-import { formatTable, type Output } from "./output.js";
+import { CliError } from "./cli-error.js";
+import { formatTable, indent, type Output } from "./output.js";
 import {
   connectHost,
   isRunning,
@@ -108,6 +108,6 @@ export function servicesStatus(dataDir: string, out: Output): boolean {
     `${connectHost(s.host)}:${s.port}`,
     s.metricsPort === null ? `${s.port}` : String(s.metricsPort),
   ]);
-  out.write(formatTable(["SERVICE", "STATE", "PID", "ADDRESS", "METRICS"], rows).replace(/^(?=.)/gm, "  "));
+  out.write(indent(formatTable(["SERVICE", "STATE", "PID", "ADDRESS", "METRICS"], rows)));
   return file.services.some(isRunning);
 }

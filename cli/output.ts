@@ -1,5 +1,5 @@
 import { DeployStage } from "../gen/clipper/v1/container_manager_service_pb.js";
-import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
+import { type ModelRuntime, ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 
 /** Where a command writes; process.stdout and process.stderr satisfy it, and so does a test's buffer. */
 export interface Output {
@@ -17,6 +17,11 @@ export function formatTable(header: string[], rows: string[][]): string {
       .join("  ")
       .trimEnd();
   return `${[header, ...rows].map(line).join("\n")}\n`;
+}
+
+/** Indents every non-empty line by two spaces (a table under a heading). */
+export function indent(text: string): string {
+  return text.replace(/^(?=.)/gm, "  ");
 }
 
 export function stageName(stage: DeployStage): string {
@@ -47,4 +52,23 @@ export function replicaStateName(state: ReplicaState): string {
     default:
       return "unknown";
   }
+}
+
+/** How a model version runs, in one table cell. */
+export function describeRuntime(runtime: ModelRuntime | undefined): string {
+  switch (runtime?.kind.case) {
+    case "pythonClosure":
+      return `python closure ${runtime.kind.value.artifactDigest.slice(0, 12)}`;
+    case "command":
+      return `command ${runtime.kind.value.argv.map(quoteWord).join(" ")}`;
+    case "nodeModule":
+      return `node ${runtime.kind.value.modulePath}`;
+    default:
+      return "-";
+  }
+}
+
+/** Quotes a word for display so that it splits back the same way. */
+function quoteWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
