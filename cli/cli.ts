@@ -17,6 +17,7 @@ import { type ModelRuntime, ModelRuntimeSchema, ModelSchema } from "../gen/clipp
 import { buildServices } from "../services/build.js";
 import { createGrpcTransport, defaults, type GrpcTransport, parseInputType } from "../services/shared/index.js";
 import { CliError } from "./cli-error.js";
+import { down, STOP_GRACE_MS, servicesStatus, up } from "./lifecycle.js";
 import {
   appCreate,
   appDelete,
@@ -35,8 +36,7 @@ import {
   modelSetVersion,
   predict,
   unlink,
-} from "./commands.js";
-import { down, STOP_GRACE_MS, servicesStatus, up } from "./lifecycle.js";
+} from "./management-commands.js";
 import type { Output } from "./output.js";
 import { type PolicyFlags, parsePolicy } from "./policy.js";
 import type { ProgressOptions } from "./progress.js";
