@@ -10,10 +10,10 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { PredictionService, PredictRequestSchema, PredictResponseSchema } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { type RunningRouter, startRouter } from "../router/router.js";
-import { createLogger, prom, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
+import { type RunningRouter, startRouter } from "../router/index.js";
+import { type ConfigWatcher, createLogger, prom, type RunningGrpcServer, registration, startGrpcServer, watchConfig } from "../shared/index.js";
 import { startSnapshotRegistry } from "../shared/testing/snapshot-registry.js";
-import { type RunningGateway, startGateway } from "./gateway.js";
+import { connectRouter, type RouterLink, type RunningGateway, startGateway } from "./index.js";
 
 const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
 const MAX_BODY_BYTES = 64 * 1024;
@@ -50,6 +50,8 @@ describe("gateway and router", () => {
   let registry: RunningGrpcServer;
   let router: RunningRouter;
   let gateway: RunningGateway;
+  let config: ConfigWatcher;
+  let routerLink: RouterLink;
   let base: string;
   const routerMetrics = new prom.Registry();
 
@@ -88,10 +90,13 @@ describe("gateway and router", () => {
       logger,
       metrics: routerMetrics,
     });
+    config = watchConfig({ registry: registry.address, logger });
+    routerLink = connectRouter({ address: router.address, logger });
     gateway = await startGateway({
       host: "127.0.0.1",
       port: 0,
-      router: router.address,
+      router: routerLink,
+      config,
       registry: registry.address,
       maxBodyBytes: MAX_BODY_BYTES,
       allowRaggedBatch: false,
@@ -111,6 +116,8 @@ describe("gateway and router", () => {
 
   afterAll(async () => {
     await gateway?.close();
+    routerLink?.close();
+    config?.close();
     await router?.close();
     await Promise.all([registry?.close(100), sumModel?.close(100), slowModel?.close(100)]);
   });

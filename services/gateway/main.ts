@@ -1,23 +1,36 @@
 import cluster from "node:cluster";
+import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
+import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import { createRouterCore, inProcessRouterConfig, type RouterCore, routerCoreSettings } from "../router/index.js";
 import {
   ConfigError,
+  type ConfigWatcher,
   clientSecurity,
   commonOptions,
+  createGrpcTransport,
   createLogger,
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  type Logger,
   latencyBucketsOption,
   loadServiceConfig,
   loadTlsMaterial,
   onShutdownSignal,
   parse,
+  type prom,
   securityOptions,
   startTracing,
+  watchConfig,
 } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
-import { IN_PROCESS, ROUTER_CALLS, type RouterCalls, startGateway } from "./gateway.js";
+import { startGateway } from "./gateway.js";
+import { connectRouter, ROUTER_CALLS, type RouterCalls, type RouterLink } from "./router-link.js";
 import { clusterMetricsText, superviseWorkers } from "./workers.js";
+
+/** The `--router` value that runs the router inside the gateway's process. */
+const IN_PROCESS = "in-process";
 
 const spec = {
   host: commonOptions.host("CLIPPER_GATEWAY"),
@@ -93,6 +106,9 @@ const spec = {
   },
 };
 
+// The gateway's composition root: the process's one registry channel and config
+// watch, the router link (a router service, or the router's core in this
+// process), then the gateway over them.
 async function main(): Promise<void> {
   const config = loadServiceConfig("gateway", spec);
   if (config.workers > 1 && cluster.isPrimary) {
@@ -101,25 +117,32 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ service: "gateway", ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) });
   const tracing = startTracing("gateway");
-  const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, workers: _workers, ...options } = config;
+  const { appKeysFile, tlsCert, tlsKey, tlsCa, serviceToken, workers: _workers, router: routerAddress, routerCalls, ...options } = config;
   const metrics = createMetricsRegistry("gateway");
   // The same certificate serves the public edge and identifies the gateway to the router and registry (mutual TLS).
   const tls = loadTlsMaterial({ cert: tlsCert, key: tlsKey, ca: tlsCa });
   const appKeys = appKeysFile === "" ? undefined : loadAppKeys(appKeysFile);
+  const registryTransport = createGrpcTransport({ address: config.registry, ...clientSecurity({ tls, token: serviceToken }) });
+  const registry = createClient(ManagementService, registryTransport);
+  const watcher = watchConfig({ registry: config.registry, client: registry, logger });
+  const router =
+    routerAddress === IN_PROCESS
+      ? inProcessRouter({ config: watcher, registry, logger, metrics, latencyBuckets: config.latencyBuckets })
+      : connectRouter({ address: routerAddress, calls: routerCalls, security: clientSecurity({ tls }), logger });
   const gateway = await startGateway({
     ...options,
+    router,
+    config: watcher,
     logger,
     metrics,
     ...(cluster.isWorker ? { metricsText: clusterMetricsText(metrics), ...(cluster.worker ? { workerId: cluster.worker.id } : {}) } : {}),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     ...(appKeys ? { appKeys } : {}),
-    routerSecurity: clientSecurity({ tls }),
-    registrySecurity: clientSecurity({ tls, token: serviceToken }),
   });
   logger.info(
     {
       port: gateway.port,
-      router: config.router,
+      router: routerAddress,
       registry: config.registry,
       tls: tls !== undefined,
       appKeys: appKeys !== undefined,
@@ -129,8 +152,52 @@ async function main(): Promise<void> {
   );
   onShutdownSignal(logger, async () => {
     await gateway.close();
+    router.close();
+    watcher.close();
+    registryTransport.close();
     await tracing?.shutdown();
   });
+}
+
+interface InProcessRouterOptions {
+  config: ConfigWatcher;
+  registry: Client<typeof ManagementService>;
+  logger: Logger;
+  metrics: prom.Registry;
+  latencyBuckets: readonly number[];
+}
+
+/**
+ * The router inside the gateway's process (`--router in-process`): a query
+ * is a call into its core, with no message to encode, no socket and no second
+ * process on the way, which on one machine is most of what the router cost per
+ * query (bench/RESULTS.md). It shares the gateway's config watch and registry
+ * channel; its metrics join the gateway's /metrics; with --workers each worker
+ * runs its own router (its own queues and cache) in front of the same replicas.
+ * Its settings come from the CLIPPER_ROUTER_* variables.
+ */
+function inProcessRouter(options: InProcessRouterOptions): RouterLink {
+  const core: RouterCore = createRouterCore({
+    ...routerCoreSettings(inProcessRouterConfig()),
+    config: options.config,
+    registry: options.registry,
+    logger: options.logger.child({ component: "router" }),
+    metrics: options.metrics,
+    latencyBuckets: options.latencyBuckets,
+  });
+  return {
+    query: (query, timeoutMs, signal) => core.query(query, timeoutMs, signal),
+    // Feedback through the same QueryService handlers a remote gateway reaches.
+    feedback: createClient(
+      QueryService,
+      createRouterTransport(({ service }) => service(QueryService, core.impl)),
+    ),
+    readiness: async () =>
+      core.configured()
+        ? { ready: true, cause: "" }
+        : { ready: false, cause: "the in-process router has not received the configuration from the registry yet" },
+    close: () => core.close(),
+  };
 }
 
 function loadAppKeys(file: string): AppKeys {

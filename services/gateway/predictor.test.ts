@@ -21,7 +21,12 @@ describe("Predictor's bound on queries in flight", () => {
         }),
       ),
     );
-    const predictor = new Predictor(() => emptyConfigView(), router, unaryQueryRouter(router), 5000, 2);
+    const predictor = new Predictor({
+      config: () => emptyConfigView(),
+      router: { query: unaryQueryRouter(router), feedback: router },
+      defaultTimeoutMs: 5000,
+      maxInFlight: 2,
+    });
     const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
     const call = () => predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined });
     const first = call();

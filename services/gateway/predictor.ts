@@ -1,6 +1,5 @@
-import type { Client } from "@connectrpc/connect";
 import type { Inputs } from "../../gen/clipper/common/v1/data_pb.js";
-import type { QueryResult, QueryService } from "../../gen/clipper/v1/query_service_pb.js";
+import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
 import {
   type CancelSignal,
@@ -16,7 +15,7 @@ import {
   unavailable,
   withSpan,
 } from "../shared/index.js";
-import type { QueryRouter } from "./router-stream.js";
+import type { RouterLink } from "./router-link.js";
 
 export interface QueryCallOptions {
   version: string;
@@ -26,24 +25,34 @@ export interface QueryCallOptions {
   signal: CancelSignal | undefined;
 }
 
+export interface PredictorOptions {
+  /** Undefined until the first snapshot from the registry has arrived. */
+  config: () => ConfigView | undefined;
+  /** Queries and feedback go to the router through it. */
+  router: Pick<RouterLink, "query" | "feedback">;
+  /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
+  defaultTimeoutMs: number;
+  /** Router calls open at once; past it a call is shed with RESOURCE_EXHAUSTED (HTTP 429) instead of queueing without bound. Default: no bound. */
+  maxInFlight?: number;
+}
+
 /**
  * What every protocol of the gateway does with a request once parsed: find
  * the application in the config view, then ask the router.
  */
 export class Predictor {
   private inFlight = 0;
+  private readonly config: () => ConfigView | undefined;
+  private readonly router: Pick<RouterLink, "query" | "feedback">;
+  private readonly defaultTimeoutMs: number;
+  private readonly maxInFlight: number;
 
-  constructor(
-    /** Undefined until the first snapshot from the registry has arrived. */
-    private readonly config: () => ConfigView | undefined,
-    /** The router's QueryService, for feedback. */
-    private readonly router: Client<typeof QueryService>,
-    private readonly queryRouter: QueryRouter,
-    /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
-    private readonly defaultTimeoutMs: number,
-    /** Router calls open at once; past it a call is shed with RESOURCE_EXHAUSTED (HTTP 429) instead of queueing without bound. */
-    private readonly maxInFlight: number = Number.POSITIVE_INFINITY,
-  ) {}
+  constructor(options: PredictorOptions) {
+    this.config = options.config;
+    this.router = options.router;
+    this.defaultTimeoutMs = options.defaultTimeoutMs;
+    this.maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
+  }
 
   /** Router calls open right now. */
   get queriesInFlight(): number {
@@ -76,13 +85,13 @@ export class Predictor {
 
   private routed(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
     return this.admitted(() =>
-      this.queryRouter({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
+      this.router.query({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
     );
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: CancelSignal | undefined): Promise<number> {
     const res = await this.admitted(() =>
-      this.router.submitFeedback(
+      this.router.feedback.submitFeedback(
         { application, inputs, labels, uid },
         { timeoutMs: this.defaultTimeoutMs, ...(signal ? { signal: toAbortSignal(signal) } : {}) },
       ),

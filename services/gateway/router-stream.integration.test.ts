@@ -3,8 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService, type QueryStreamRequest } from "../../gen/clipper/v1/query_service_pb.js";
-import type { QueryOptions } from "../router/query-processor.js";
-import { QueryStreamSession } from "../router/query-stream.js";
+import { type QueryOptions, QueryStreamSession } from "../router/index.js";
 import { Code, ConnectError, createGrpcTransport, type GrpcTransport, type RunningGrpcServer, registration, startGrpcServer } from "../shared/index.js";
 import { RouterStream } from "./router-stream.js";
 
@@ -124,7 +123,7 @@ describe("RouterStream (real gRPC over loopback)", () => {
     cleanup.push(() => server.close(0));
     let told = 0;
     const transport = createGrpcTransport({ address: server.address });
-    const stream = new RouterStream(createClient(QueryService, transport), undefined, () => told++);
+    const stream = new RouterStream(createClient(QueryService, transport), { onUnsupported: () => told++ });
     cleanup.push(() => {
       stream.close();
       transport.close();

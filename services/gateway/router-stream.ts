@@ -19,13 +19,15 @@ export function unaryQueryRouter(client: Client<typeof QueryService>): QueryRout
 }
 
 export interface RouterStreamOptions {
-  /** How late past its deadline a call may still be answered before the gateway gives up on the router (ms). */
-  graceMs: number;
-  /** How often calls past deadline + grace are looked for (ms). */
-  sweepIntervalMs: number;
+  /** How late past its deadline a call may still be answered before the gateway gives up on the router (ms; default 2000). */
+  graceMs?: number;
+  /** How often calls past deadline + grace are looked for (ms; default 250). */
+  sweepIntervalMs?: number;
+  /** Told once when the router turns out not to serve QueryStream. */
+  onUnsupported?: () => void;
 }
 
-export const defaultRouterStreamOptions: RouterStreamOptions = { graceMs: 2000, sweepIntervalMs: 250 };
+type StreamTimings = Required<Pick<RouterStreamOptions, "graceMs" | "sweepIntervalMs">>;
 
 interface OpenCall extends OpenStreamCall<QueryResult[]> {
   /** What was asked, to ask again by a unary call if the router turns out not to serve QueryStream. */
@@ -51,19 +53,22 @@ export class RouterStream {
   private readonly unary: QueryRouter;
   private streamUnsupported = false;
 
+  private readonly timings: StreamTimings;
+  private readonly onUnsupported: () => void;
+
   constructor(
     private readonly client: Client<typeof QueryService>,
-    private readonly options: RouterStreamOptions = defaultRouterStreamOptions,
-    /** Told once when the router turns out not to serve QueryStream. */
-    private readonly onUnsupported: () => void = () => {},
+    options: RouterStreamOptions = {},
   ) {
     this.unary = unaryQueryRouter(client);
+    this.timings = { graceMs: options.graceMs ?? 2000, sweepIntervalMs: options.sweepIntervalMs ?? 250 };
+    this.onUnsupported = options.onUnsupported ?? (() => {});
   }
 
   query(query: RouterQuery, timeoutMs: number, signal: CancelSignal | undefined): Promise<QueryResult[]> {
     if (signal?.aborted) return Promise.reject(new ConnectError("the caller cancelled the call", Code.Canceled));
     if (this.streamUnsupported) return this.unary(query, timeoutMs, signal);
-    if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.options, (calls) => this.fallBack(calls));
+    if (this.current === undefined || this.current.ended) this.current = new QueryStreamConnection(this.client, this.timings, (calls) => this.fallBack(calls));
     return this.current.call(query, timeoutMs, signal);
   }
 
@@ -96,7 +101,7 @@ class QueryStreamConnection {
 
   constructor(
     client: Client<typeof QueryService>,
-    private readonly options: RouterStreamOptions,
+    private readonly options: StreamTimings,
     /** Takes the open calls when the router does not serve QueryStream. */
     unsupported: (calls: readonly OpenCall[]) => void,
   ) {

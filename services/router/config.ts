@@ -72,9 +72,8 @@ export type RouterConfig = ConfigOf<typeof routerSpec>;
 /** What of the router's configuration its core takes (not its own server's address, TLS or metrics port). */
 export function routerCoreSettings(
   config: RouterConfig,
-): Pick<RouterCoreOptions, "registry" | "limits" | "maxWaitMs" | "batching" | "cacheBytes" | "maxStreamCalls" | "modelCalls" | "latencyBuckets"> {
+): Pick<RouterCoreOptions, "limits" | "maxWaitMs" | "batching" | "cacheBytes" | "maxStreamCalls" | "modelCalls" | "latencyBuckets"> {
   return {
-    registry: config.registry,
     limits: { maxBatch: config.maxBatch, maxInputSize: config.maxInputSize },
     maxWaitMs: config.maxWaitMs,
     batching: { maxQueueLength: config.maxQueueLength, maxInFlightPerReplica: config.maxInFlightPerReplica },

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const router = await startRouter({
     host: config.host,
     port: config.port,
+    registry: config.registry,
     ...routerCoreSettings(config),
     serverSecurity: tls === undefined ? {} : { credentials: mutualTlsServerCredentials(tls) },
     registrySecurity: clientSecurity({ tls, token: config.serviceToken }),

@@ -12,9 +12,11 @@ describe("ReplicaClientPool", () => {
   it("keeps one transport per endpoint and closes those that leave the configuration", () => {
     const opened: string[] = [];
     const closed: string[] = [];
-    const pool = new ReplicaClientPool((address) => {
-      opened.push(address);
-      return { address, close: () => closed.push(address) } as unknown as GrpcTransport;
+    const pool = new ReplicaClientPool({
+      connect: (address) => {
+        opened.push(address);
+        return { address, close: () => closed.push(address) } as unknown as GrpcTransport;
+      },
     });
     pool.clientFor("a:1");
     pool.clientFor("a:1");

@@ -32,13 +32,22 @@ export interface ModelClientFactory {
  * travel on the replica's PredictStream (`ReplicaStreamClient`), or as unary
  * Predict calls when `streams` is off.
  */
+export interface ReplicaClientPoolOptions {
+  /** Opens the channel to a replica (default: a grpc-js transport to its address). */
+  connect?: (address: string) => GrpcTransport;
+  /** Batches on one PredictStream per replica (default), or one unary Predict call each. */
+  streams?: boolean;
+}
+
 export class ReplicaClientPool implements ModelClientFactory {
   private readonly clients = new Map<string, { transport: GrpcTransport; client: ModelClient & { close?: () => void } }>();
+  private readonly connect: (address: string) => GrpcTransport;
+  private readonly streams: boolean;
 
-  constructor(
-    private readonly connect: (address: string) => GrpcTransport = (address) => createGrpcTransport({ address }),
-    private readonly streams = true,
-  ) {}
+  constructor(options: ReplicaClientPoolOptions = {}) {
+    this.connect = options.connect ?? ((address) => createGrpcTransport({ address }));
+    this.streams = options.streams ?? true;
+  }
 
   clientFor(endpoint: string): ModelClient {
     const existing = this.clients.get(endpoint);

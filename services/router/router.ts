@@ -1,8 +1,11 @@
-import { createClient, type ServiceImpl } from "@connectrpc/connect";
+import { type Client, createClient, type ServiceImpl } from "@connectrpc/connect";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import {
+  type CancelSignal,
   type ClientSecurity,
+  type ConfigWatcher,
   createGrpcTransport,
   type InputLimits,
   type Logger,
@@ -22,12 +25,14 @@ import { PolicyStates, registryPolicyStateBackend } from "./policy-states.js";
 import { PredictionCache } from "./prediction-cache.js";
 import { type BatchingDefaults, defaultBatchingDefaults, QueryProcessor } from "./query-processor.js";
 import { RouterMetrics } from "./router-metrics.js";
-import { createQueryServiceImpl } from "./service.js";
+import { createQueryServiceImpl, queryResults, type RouterQuery } from "./service.js";
 
 /** The router without its gRPC server: what a gateway running the router in its own process needs. */
 export interface RouterCoreOptions {
-  /** host:port of the registry. */
-  registry: string;
+  /** The registry's configuration: one watcher per process, shared with a gateway in the same process. Not closed by the core. */
+  config: ConfigWatcher;
+  /** The registry's ManagementService, for learned policy state (on the process's one registry channel). Not closed by the core. */
+  registry: Client<typeof ManagementService>;
   limits: InputLimits;
   /** The longest a query waits when neither its application's SLO nor its caller bounds it. */
   maxWaitMs: number;
@@ -38,8 +43,6 @@ export interface RouterCoreOptions {
   batching?: BatchingDefaults;
   /** Bound of the prediction cache shared by the applications that enable it. */
   cacheBytes?: number;
-  /** How the router reaches the registry: client certificate and service token. */
-  registrySecurity?: ClientSecurity;
   /** Seeds the selection policies' random draws (tests); random otherwise. */
   selectionSeed?: number;
   /** How long learned policy state is used before it is read from the registry again. */
@@ -52,21 +55,26 @@ export interface RouterCoreOptions {
   modelCalls?: ModelCalls;
 }
 
-export interface RouterOptions extends RouterCoreOptions {
+export interface RouterOptions extends Omit<RouterCoreOptions, "config" | "registry"> {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** host:port of the registry. */
+  registry: string;
+  /** How the router reaches the registry: client certificate and service token. */
+  registrySecurity?: ClientSecurity;
   /** TLS and token checks of the router's own server (mutual TLS with gateways). */
   serverSecurity?: ServerSecurity;
 }
 
 export interface RouterCore {
-  /** Answers queries: what the QueryService handlers call. */
-  readonly processor: QueryProcessor;
-  /** The QueryService handlers over it. */
+  /** One Query: what the unary handler answers, and what a gateway in the same process calls. */
+  query(request: RouterQuery, timeoutMs: number | undefined, signal: CancelSignal | undefined): Promise<QueryResult[]>;
+  /** The QueryService handlers over the core. */
   readonly impl: ServiceImpl<typeof QueryService>;
   /** Whether the first configuration from the registry has arrived. */
   configured(): boolean;
+  /** Stops the core; the config watcher and the registry client stay with their owner. */
   close(): void;
 }
 
@@ -76,15 +84,19 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
-/** Wires the router: config watch, replica channels, prediction cache, query processor, gRPC server. */
+/** Wires the router as its own service: one registry channel (config watch and policy state), the core, its gRPC server. */
 export async function startRouter(options: RouterOptions): Promise<RunningRouter> {
-  const core = createRouterCore(options);
+  const { host, port, registry, registrySecurity, serverSecurity, ...coreOptions } = options;
+  const registryTransport = createGrpcTransport({ address: registry, ...registrySecurity });
+  const registryClient = createClient(ManagementService, registryTransport);
+  const config = watchConfig({ registry, client: registryClient, logger: options.logger });
+  const core = createRouterCore({ ...coreOptions, config, registry: registryClient });
   const server = await startGrpcServer({
-    host: options.host,
-    port: options.port,
+    host,
+    port,
     reflection: true,
     logger: options.logger,
-    ...options.serverSecurity,
+    ...serverSecurity,
     services: [registration(QueryService, core.impl)],
   });
   return {
@@ -93,25 +105,22 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
     async close() {
       await server.close();
       core.close();
+      config.close();
+      registryTransport.close();
     },
   };
 }
 
-/** The router's parts below its server: config watch, replica channels, prediction cache, query processor, QueryService handlers. */
+/** The router's parts below its server: replica channels, prediction cache, selection, query processor, QueryService handlers. */
 export function createRouterCore(options: RouterCoreOptions): RouterCore {
-  const watcher = watchConfig({
-    registry: options.registry,
-    logger: options.logger,
-    ...(options.registrySecurity ? { security: options.registrySecurity } : {}),
-  });
+  const watcher = options.config;
   const config = () => watcher.current();
-  const pool = new ReplicaClientPool(undefined, options.modelCalls !== "unary");
+  const pool = new ReplicaClientPool({ streams: options.modelCalls !== "unary" });
   const cache = new PredictionCache({ maxBytes: options.cacheBytes ?? 64 * 1024 * 1024 });
   const clock = options.clock ?? systemClock;
-  const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
   const selector = new PolicySelector({
     states: new PolicyStates({
-      backend: registryPolicyStateBackend(createClient(ManagementService, registryTransport)),
+      backend: registryPolicyStateBackend(options.registry),
       clock,
       ...(options.policyStateTtlMs !== undefined ? { ttlMs: options.policyStateTtlMs } : {}),
     }),
@@ -147,15 +156,13 @@ export function createRouterCore(options: RouterCoreOptions): RouterCore {
     logger: options.logger,
   });
   return {
-    processor,
+    query: (request, timeoutMs, signal) => queryResults(processor, request, timeoutMs, signal),
     impl,
     configured: () => watcher.current() !== undefined,
     close() {
       stopFollowing();
-      watcher.close();
       processor.close();
       pool.close();
-      registryTransport.close();
     },
   };
 }

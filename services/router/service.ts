@@ -15,10 +15,13 @@ export interface QueryServiceDeps {
   logger?: Logger;
 }
 
+/** What one Query asks: a QueryRequest's fields. */
+export type RouterQuery = Pick<QueryRequest, "application" | "inputs" | "version" | "uid">;
+
 /** One Query: the processor's answers as QueryResults (the unary handler, and a gateway running the router in-process). */
 export async function queryResults(
   processor: QueryProcessor,
-  req: Pick<QueryRequest, "application" | "inputs" | "version" | "uid">,
+  req: RouterQuery,
   timeoutMs: number | undefined,
   signal: CancelSignal | undefined,
 ): Promise<QueryResult[]> {

@@ -1,4 +1,4 @@
-import { createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import type { ConfigChange } from "../../gen/clipper/v1/resources_pb.js";
 import { Backoff } from "./backoff.js";
@@ -31,6 +31,12 @@ export interface WatchConfigOptions {
   backoff?: Backoff;
   /** TLS credentials and API token for the registry (clientSecurity in tls.ts). */
   security?: ClientSecurity;
+  /**
+   * The registry's client to watch through, so that a process keeps one channel
+   * to the registry for everything it asks (the caller then owns and closes its
+   * transport). Without it the watcher opens its own channel to `registry`.
+   */
+  client?: Client<typeof ManagementService>;
 }
 
 /**
@@ -39,8 +45,7 @@ export interface WatchConfigOptions {
  * registry was away is missed.
  */
 export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
-  const transport = createGrpcTransport({ address: options.registry, ...options.security });
-  const client = createClient(ManagementService, transport);
+  const { client, close: closeChannel } = registryChannel(options);
   const backoff = options.backoff ?? new Backoff();
   const listeners = new Set<ConfigListener>();
   const closing = new AbortController();
@@ -98,9 +103,16 @@ export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
     },
     close() {
       closing.abort();
-      transport.close();
+      closeChannel();
     },
   };
+}
+
+/** The client given, or one on a channel of the watcher's own (closed with it). */
+function registryChannel(options: WatchConfigOptions): { client: Client<typeof ManagementService>; close(): void } {
+  if (options.client) return { client: options.client, close: () => {} };
+  const transport = createGrpcTransport({ address: options.registry, ...options.security });
+  return { client: createClient(ManagementService, transport), close: () => transport.close() };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,7 @@
 // of ten times the gateway's capacity.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { processStartTime } from "../../services/container-manager/backends/process-ledger.js";
+import { processStartTime } from "../../services/container-manager/index.js";
 import { TestSystem, waitFor } from "../system.js";
 import { ClosedLoopLoad, deployApp, type Outcome, restQuery } from "./load.js";
 

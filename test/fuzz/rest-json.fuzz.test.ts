@@ -4,7 +4,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError } from "../../services/gateway/rest-json.js";
+import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError } from "../../services/gateway/index.js";
 import { inputCount } from "../../services/shared/index.js";
 
 const NUM_RUNS = 500;

@@ -5,10 +5,8 @@ import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { ReplicaState, type SelectionPolicySchema } from "../../gen/clipper/v1/resources_pb.js";
-import { MemoryStore } from "../../services/registry/memory-store.js";
-import { Registry } from "../../services/registry/registry.js";
-import { createManagementService } from "../../services/registry/service.js";
-import { type RunningRouter, startRouter } from "../../services/router/router.js";
+import { createManagementService, MemoryStore, Registry } from "../../services/registry/index.js";
+import { type RunningRouter, startRouter } from "../../services/router/index.js";
 import {
   createGrpcTransport,
   createLogger,

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LossKind } from "../../gen/clipper/v1/resources_pb.js";
-import { Exp3Policy } from "../../services/router/policies/exp3-policy.js";
-import { Exp4Policy } from "../../services/router/policies/exp4-policy.js";
+import { Exp3Policy, Exp4Policy } from "../../services/router/index.js";
 import { alwaysRight, inputFor, labelOf, PolicyHarness, right30, strings } from "./harness.js";
 
 /**

@@ -10,10 +10,10 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { AppKeys } from "../../services/gateway/app-keys.js";
-import { type RunningGateway, startGateway } from "../../services/gateway/gateway.js";
+import { AppKeys, connectRouter, type RouterLink, type RunningGateway, startGateway } from "../../services/gateway/index.js";
 import {
   Code,
+  type ConfigWatcher,
   ConnectError,
   clientSecurity,
   createAuthorizer,
@@ -30,6 +30,7 @@ import {
   startGrpcServer,
   type TlsMaterial,
   TokenAuthenticator,
+  watchConfig,
 } from "../../services/shared/index.js";
 import { createTestPki, type TestPki } from "./certs.js";
 
@@ -41,6 +42,8 @@ describe("gateway edge with TLS and application keys", () => {
   let registry: RunningGrpcServer;
   let router: RunningGrpcServer;
   let gateway: RunningGateway;
+  let config: ConfigWatcher;
+  let routerLink: RouterLink;
   const transports: GrpcTransport[] = [];
   const appKey = generateToken();
   const serviceToken = generateToken();
@@ -69,10 +72,13 @@ describe("gateway edge with TLS and application keys", () => {
       credentials: mutualTlsServerCredentials(tls),
       services: [registration(QueryService, { query: (req) => ({ results: req.inputs?.lengths.map(() => ({ queryId: 1n, output: "42" })) ?? [] }) })],
     });
+    config = watchConfig({ registry: registry.address, logger, security: clientSecurity({ tls, token: serviceToken }) });
+    routerLink = connectRouter({ address: router.address, logger, security: clientSecurity({ tls }) });
     gateway = await startGateway({
       host: "127.0.0.1",
       port: 0,
-      router: router.address,
+      router: routerLink,
+      config,
       registry: registry.address,
       maxBodyBytes: 1 << 20,
       allowRaggedBatch: false,
@@ -82,14 +88,14 @@ describe("gateway edge with TLS and application keys", () => {
       metrics: new prom.Registry(),
       tls: { cert: tls.cert, key: tls.key },
       appKeys: AppKeys.parse(`secured sha256:${hashToken(appKey).toString("hex")} web\n`, "keys"),
-      routerSecurity: clientSecurity({ tls }),
-      registrySecurity: clientSecurity({ tls, token: serviceToken }),
     });
   });
 
   afterAll(async () => {
     for (const t of transports) t.close();
     await gateway?.close();
+    routerLink?.close();
+    config?.close();
     await router?.close();
     await registry?.close();
     pki?.remove();

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
-import { launchCommand } from "../../services/container-manager/backends/launch.js";
+import { launchCommand } from "../../services/container-manager/index.js";
 
 const paths = { repoRoot: "/repo", dataDir: "/data", python: "/usr/bin/python3", node: "/usr/bin/node" };
 const secrets = {
