@@ -94,6 +94,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxBodyBytes: options.maxBodyBytes,
     parse: { allowRaggedBatch: options.allowRaggedBatch },
     readiness,
+    logger: options.logger,
   });
   const rest = options.appKeys ? restKeyGuard(options.appKeys, openRest) : openRest;
   const connect = connectNodeAdapter({

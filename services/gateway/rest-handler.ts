@@ -1,5 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Cancellation, Code, ConnectError, extractTraceContext, type prom, traceContext, tracingEnabled } from "../shared/index.js";
+import { Cancellation, Code, ConnectError, extractTraceContext, type Logger, type prom, traceContext, tracingEnabled } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
 import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError, type RestParseOptions, restPrediction } from "./rest-json.js";
@@ -20,6 +21,8 @@ export interface RestHandlerDeps {
   maxBodyBytes: number;
   parse: RestParseOptions;
   readiness: () => Promise<Readiness>;
+  /** Where the cause of an internal error goes (the client gets a correlation id to quote). */
+  logger: Logger;
 }
 
 const ROUTE = /^\/([^/]+)\/(predict|update)$/;
@@ -28,7 +31,7 @@ const ROUTE = /^\/([^/]+)\/(predict|update)$/;
 export function createRestHandler(deps: RestHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     handle(deps, req, res).catch((err: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { error: "internal error", cause: String(err) });
+      if (!res.headersSent) sendJson(res, 500, internalError(err, req, deps.logger).body());
       else res.destroy();
     });
   };
@@ -74,7 +77,7 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
     sendJson(res, 200, request.batch ? { batch_predictions: predictions } : predictions[0]);
     deps.metrics.observe(label, "rest", results.some((r) => r.default) ? "default" : "ok", startedAt);
   } catch (err) {
-    const restError = toRestError(err);
+    const restError = toRestError(err) ?? internalError(err, req, deps.logger);
     // Shed load: tell well-behaved clients when to come back.
     if (restError.status === 429) res.setHeader("retry-after", "1");
     if (restError.status === 413) {
@@ -159,13 +162,30 @@ const STATUS_OF_CODE: Partial<Record<Code, [number, string]>> = {
   [Code.Canceled]: [499, "request cancelled"],
 };
 
-export function toRestError(err: unknown): RestError {
+/** The answer for a client's error or an expected failure (its message is meant for the caller); undefined for an internal error. */
+export function toRestError(err: unknown): RestError | undefined {
   if (err instanceof RestError) return err;
   if (err instanceof ConnectError) {
-    const [status, error] = STATUS_OF_CODE[err.code] ?? [500, "internal error"];
-    return new RestError(status, error, err.rawMessage);
+    const mapped = STATUS_OF_CODE[err.code];
+    return mapped && new RestError(mapped[0], mapped[1], err.rawMessage);
   }
-  return new RestError(500, "internal error", String(err));
+  return undefined;
+}
+
+/**
+ * An internal error answers a generic message and a correlation id, never the
+ * error itself (it may name internals); the cause goes to the log under that id,
+ * as gRPC's handlers answer INTERNAL and log.
+ */
+function internalError(err: unknown, req: IncomingMessage, logger: Logger): RestError {
+  const correlationId = randomUUID();
+  logger.error({ err, correlationId, method: req.method, url: req.url }, "internal error answering a REST request");
+  return new RestError(
+    500,
+    "internal error",
+    `internal error in ${req.method} ${(req.url ?? "/").split("?", 1)[0]}; the gateway's log has its cause under correlation id ${correlationId}`,
+    correlationId,
+  );
 }
 
 function methodNotAllowed(res: ServerResponse, req: IncomingMessage, allowed: string): void {

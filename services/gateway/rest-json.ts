@@ -3,19 +3,21 @@ import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import { inputTypeName } from "../shared/index.js";
 
-/** A REST failure: HTTP status, a short error and its cause, sent as `{"error", "cause"}`. */
+/** A REST failure: HTTP status, a short error and its cause, sent as `{"error", "cause"}` (and `correlation_id` for an internal error). */
 export class RestError extends Error {
   override name = "RestError";
   constructor(
     readonly status: number,
     readonly error: string,
     readonly causeText: string,
+    /** For an internal error: the id its cause is logged under. */
+    readonly correlationId?: string,
   ) {
     super(`${error}: ${causeText}`);
   }
 
-  body(): { error: string; cause: string } {
-    return { error: this.error, cause: this.causeText };
+  body(): { error: string; cause: string; correlation_id?: string } {
+    return { error: this.error, cause: this.causeText, ...(this.correlationId === undefined ? {} : { correlation_id: this.correlationId }) };
   }
 }
 
