@@ -50,6 +50,16 @@ describe("the gateway with the router in its own process (--router in-process)",
     expect(feedback.json).toEqual({ accepted: true });
   });
 
+  it("keeps one config watch in the gateway's process, shared by the gateway and its router", async () => {
+    const registryMetrics = async () => (await fetch(`http://127.0.0.1:${system.metricsPort("registry")}/metrics`)).text();
+    // One watch from the gateway's process (the gateway and the router in it share it), one from the container-manager.
+    const watchers = await waitFor(
+      "the registry's watchers",
+      async () => /^clipper_registry_watchers(?:\{[^}]*\})? (\d+)$/m.exec(await registryMetrics())?.[1],
+    );
+    expect(Number(watchers)).toBe(2);
+  });
+
   it("is ready once the router has its configuration, and serves the router's series on the gateway's /metrics", async () => {
     const ready = await fetch(`${system.gatewayUrl}/readyz`);
     expect(ready.status).toBe(200);
