@@ -17,9 +17,10 @@ import {
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 import { createGrpcTransport, failedPrecondition, notFound, type RunningGrpcServer, registration, startGrpcServer } from "../services/shared/index.js";
-import { type CliEnvironment, resolveAddresses, runCli } from "./cli.js";
-import { modelDeploy } from "./management-commands.js";
+import { type CliEnvironment, runCli } from "./cli.js";
+import { modelDeploy } from "./deploy.js";
 import type { Output } from "./output.js";
+import { resolveAddresses } from "./service-addresses.js";
 
 class Capture implements Output {
   text = "";

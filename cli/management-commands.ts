@@ -6,18 +6,28 @@ import type { Client } from "@connectrpc/connect";
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import type { ContainerManagerService } from "../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
-import type { Model, Replica, SelectionPolicy } from "../gen/clipper/v1/resources_pb.js";
+import type { SelectionPolicy } from "../gen/clipper/v1/resources_pb.js";
 import { inputTypeName } from "../services/shared/index.js";
 import { CliError } from "./cli-error.js";
 import { describeRuntime, formatTable, indent, type Output, replicaStateName } from "./output.js";
 import { describePolicy } from "./policy.js";
-import { DeployProgress, type ProgressOptions } from "./progress.js";
 
 export type ManagementClient = Client<typeof ManagementService>;
 export type ContainerManagerClient = Client<typeof ContainerManagerService>;
 
 /** Deadline of a quick management call. */
 const CALL_TIMEOUT_MS = 15_000;
+
+/** The default wait for readiness assumed when the caller gives none (the server's own default is shorter). */
+const REPLICA_WAIT_DEFAULT_S = 300;
+
+/**
+ * The client deadline of a call that waits for replicas (deploy, scale): it
+ * outlasts the server's wait, so the server's explanation arrives rather than a bare timeout.
+ */
+export function replicaWaitDeadlineMs(timeoutSeconds: number): number {
+  return ((timeoutSeconds || REPLICA_WAIT_DEFAULT_S) + 30) * 1000;
+}
 
 export interface CreateAppInput {
   name: string;
@@ -88,44 +98,6 @@ export async function unlink(management: ManagementClient, application: string, 
   out.write(`unlinked model ${modelName} from application ${application}\n`);
 }
 
-export interface DeployInput {
-  model: Model;
-  setCurrent: boolean;
-  /** 0: the container-manager's default. */
-  timeoutSeconds: number;
-}
-
-/** The default wait for readiness assumed when the caller gives none (the server's own default is shorter). */
-const DEPLOY_DEFAULT_TIMEOUT_S = 300;
-
-/**
- * Deploys a model version through the container-manager's DeployModel stream,
- * showing progress; a failure is the server's message (with the replica's log lines).
- */
-export async function modelDeploy(
-  containerManager: ContainerManagerClient,
-  input: DeployInput,
-  out: Output,
-  progressOptions: ProgressOptions = {},
-): Promise<void> {
-  const label = `${input.model.name}:${input.model.version}`;
-  const progress = new DeployProgress(out, label, progressOptions);
-  let last: { ready: number; desired: number; replicas: Replica[] } | undefined;
-  try {
-    // The client deadline outlasts the server's, so the server's explanation arrives rather than a bare timeout.
-    const timeoutMs = ((input.timeoutSeconds || DEPLOY_DEFAULT_TIMEOUT_S) + 30) * 1000;
-    for await (const response of containerManager.deployModel(input, { timeoutMs })) {
-      progress.update(response);
-      last = { ready: response.readyReplicas, desired: response.desiredReplicas, replicas: response.replicas };
-    }
-  } finally {
-    progress.stop();
-  }
-  const counts = last === undefined ? "" : `: ${last.ready}/${last.desired} replicas ready`;
-  out.write(`deployed ${label}${counts}\n`);
-  for (const r of last?.replicas ?? []) out.write(`  ${r.id}  ${replicaStateName(r.state)}  ${r.endpoint}\n`);
-}
-
 export async function modelList(management: ManagementClient, out: Output, name = ""): Promise<void> {
   const res = await management.listModels({ name }, { timeoutMs: CALL_TIMEOUT_MS });
   if (res.models.length === 0) {
@@ -183,8 +155,7 @@ export interface ScaleInput {
 }
 
 export async function modelScale(containerManager: ContainerManagerClient, input: ScaleInput, out: Output): Promise<void> {
-  const timeoutMs = ((input.timeoutSeconds || DEPLOY_DEFAULT_TIMEOUT_S) + 30) * 1000;
-  const res = await containerManager.scaleModel(input, { timeoutMs });
+  const res = await containerManager.scaleModel(input, { timeoutMs: replicaWaitDeadlineMs(input.timeoutSeconds) });
   const ready = res.replicas.filter((r) => replicaStateName(r.state) === "ready").length;
   const which = input.version === "" ? input.name : `${input.name}:${input.version}`;
   out.write(`scaled ${which} to ${input.replicas} replicas (${ready} ready)\n`);
