@@ -3,8 +3,11 @@ import { defineConfig } from "vitest/config";
 // Two projects: "unit" (pure code beside the sources: no process, no socket; seconds) and
 // "integration" (*.integration.test.ts beside the sources, and everything in test/: real
 // processes, gRPC over loopback, Redis). `npm run test:unit` runs the first alone; .ci/run runs both.
-const UNIT = ["services/**/*.test.ts", "sdk/typescript/**/*.test.ts", "cli/**/*.test.ts"];
+// test/architecture checks the import rules by reading the sources (no process): unit, but for
+// its *.integration.test.ts, which checks the checker against esbuild's parser and git.
+const UNIT = ["services/**/*.test.ts", "sdk/typescript/**/*.test.ts", "cli/**/*.test.ts", "test/architecture/**/*.test.ts"];
 const INTEGRATION = ["**/*.integration.test.ts", "test/**/*.test.ts", "bench/loadgen/**/*.test.ts"];
+const INTEGRATION_EXCLUDE = ["test/architecture/**/!(*.integration).test.ts"];
 
 export default defineConfig({
   test: {
@@ -13,7 +16,7 @@ export default defineConfig({
     pool: "forks",
     projects: [
       { extends: true, test: { name: "unit", include: UNIT, exclude: ["**/*.integration.test.ts", "**/node_modules/**"] } },
-      { extends: true, test: { name: "integration", include: INTEGRATION, exclude: ["**/node_modules/**"] } },
+      { extends: true, test: { name: "integration", include: INTEGRATION, exclude: ["**/node_modules/**", ...INTEGRATION_EXCLUDE] } },
     ],
   },
 });
