@@ -6,7 +6,7 @@
 import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { QueryStreamRequestSchema, QueryStreamResponseSchema } from "../gen/clipper/v1/query_service_pb.js";
-import { binaryCodec } from "../services/shared/binary-codec.js";
+import { binaryCodec } from "../services/shared/index.js";
 
 const QUERIES = 55;
 const ROUNDS = 5000;

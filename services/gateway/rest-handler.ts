@@ -3,13 +3,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Cancellation, Code, ConnectError, extractTraceContext, type Logger, type prom, traceContext, tracingEnabled } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
+import type { Readiness } from "./readiness.js";
 import { parseFeedbackBody, parseJsonObject, parsePredictBody, RestError, type RestParseOptions, restPrediction } from "./rest-json.js";
-
-export interface Readiness {
-  ready: boolean;
-  /** Why not, when not ready. */
-  cause: string;
-}
 
 export interface RestHandlerDeps {
   predictor: Predictor;

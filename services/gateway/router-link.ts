@@ -2,7 +2,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type ClientSecurity, ConnectError, createGrpcTransport, type Logger } from "../shared/index.js";
-import type { Readiness } from "./rest-handler.js";
+import type { Readiness } from "./readiness.js";
 import { type QueryRouter, RouterStream, unaryQueryRouter } from "./router-stream.js";
 
 /**

@@ -9,8 +9,8 @@ import { file_clipper_v1_prediction_service } from "../../gen/clipper/v1/predict
 import { file_clipper_v1_query_service, QueryStreamRequestSchema, QueryStreamResponseSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { file_clipper_v1_resources } from "../../gen/clipper/v1/resources_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
-import { messageInit as arbitraryInit } from "../../test/fuzz/arbitrary-message.js";
 import { binaryCodec } from "./binary-codec.js";
+import { messageInit as arbitraryInit } from "./testing/arbitrary-message.js";
 
 const files: DescFile[] = [
   file_clipper_common_v1_data,

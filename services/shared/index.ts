@@ -17,6 +17,7 @@ export {
 } from "./auth.js";
 export type { BackoffOptions } from "./backoff.js";
 export { Backoff } from "./backoff.js";
+export { binaryCodec } from "./binary-codec.js";
 export { Cancellation, type CancelSignal, toAbortSignal } from "./cancellation.js";
 export type { ConfigOf, Option } from "./config.js";
 export { ConfigError, commonOptions, defaults, loadConfig, loadServiceConfig, parse, usage } from "./config.js";

@@ -3,10 +3,10 @@ import { createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { createTestPki, type TestPki } from "../../test/security/certs.js";
 import { Code, ConnectError } from "./errors.js";
 import { type RunningGrpcServer, startGrpcServer } from "./grpc-server.js";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
+import { createTestPki, type TestPki } from "./testing/test-pki.js";
 import { assertLoopbackOrInsecure, clientSecurity, isLoopbackHost, loadTlsMaterial, mutualTlsServerCredentials, serverSecurity } from "./tls.js";
 
 describe("loopback default", () => {

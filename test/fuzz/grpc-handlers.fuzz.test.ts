@@ -12,8 +12,8 @@ import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { QueryService, QueryStreamRequestSchema, type StreamedQuery, StreamedQuerySchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError } from "../../services/shared/index.js";
+import { fieldNames, message } from "../../services/shared/testing/arbitrary-message.js";
 import { type ServiceName, TestSystem } from "../system.js";
-import { fieldNames, message } from "./arbitrary-message.js";
 
 // FUZZ_RUNS raises the count for a longer local search; CI uses the default.
 const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 200);

@@ -32,7 +32,7 @@ import {
   TokenAuthenticator,
   watchConfig,
 } from "../../services/shared/index.js";
-import { createTestPki, type TestPki } from "./certs.js";
+import { createTestPki, type TestPki } from "../../services/shared/testing/test-pki.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
 

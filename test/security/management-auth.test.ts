@@ -20,8 +20,8 @@ import {
   loadTlsMaterial,
   type TlsMaterial,
 } from "../../services/shared/index.js";
+import { type CertFiles, createTestPki, type TestPki } from "../../services/shared/testing/test-pki.js";
 import { repoRoot, TestSystem, waitFor } from "../system.js";
-import { type CertFiles, createTestPki, type TestPki } from "./certs.js";
 
 const newApp = { name: "app", inputType: InputType.DOUBLES, defaultOutput: "0" };
 class Capture implements Output {

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
 import { Code, ConnectError, clientSecurity, createGrpcTransport, type GrpcTransport, loadTlsMaterial } from "../../services/shared/index.js";
+import { type CertFiles, createTestPki, type TestPki } from "../../services/shared/testing/test-pki.js";
 import { TestSystem, waitFor } from "../system.js";
-import { type CertFiles, createTestPki, type TestPki } from "./certs.js";
 
 const tlsFlags = (c: CertFiles) => ["--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.ca];
 const query = { application: "nope", inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [1] } };
