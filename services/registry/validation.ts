@@ -81,6 +81,9 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
         throw invalidArgument(`${field}.python_closure.python_version "${kind.value.pythonVersion.slice(0, 80)}" must look like "3.11"`);
       }
       for (const [i, p] of kind.value.packages.entries()) validateText(`${field}.python_closure.packages[${i}]`, p, LIMITS.maxRuntimeStringBytes);
+      if (kind.value.interpreter !== "" && !isAbsolute(kind.value.interpreter))
+        throw invalidArgument(`${field}.python_closure.interpreter "${kind.value.interpreter.slice(0, 200)}" must be an absolute path (or empty)`);
+      validateText(`${field}.python_closure.interpreter`, kind.value.interpreter, LIMITS.maxRuntimeStringBytes);
       return;
     case "command":
       if (kind.value.argv.length === 0 || kind.value.argv[0] === "") throw invalidArgument(`${field}.command.argv is empty: give the program to run`);

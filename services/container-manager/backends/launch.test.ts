@@ -1,3 +1,6 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
@@ -33,6 +36,38 @@ describe("launchCommand", () => {
     });
   });
 
+  it("runs a python closure with the interpreter that deployed it when that is an executable here, else with --python, and says which", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "launch-test-"));
+    try {
+      const venvPython = path.join(dir, "bin", "python");
+      fs.mkdirSync(path.dirname(venvPython));
+      fs.writeFileSync(venvPython, "#!/bin/sh\n", { mode: 0o755 });
+      // A venv's bin/python is a symbolic link: it is run by its own path, not the target's.
+      const linked = path.join(dir, "bin", "python3");
+      fs.symlinkSync(venvPython, linked);
+      const notExecutable = path.join(dir, "plain");
+      fs.writeFileSync(notExecutable, "", { mode: 0o644 });
+      const closure = (interpreter: string) =>
+        launchCommand(spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest, interpreter } } }), 7001, paths, parentEnv);
+
+      expect(closure(venvPython)).toMatchObject({ command: venvPython, note: `python: ${venvPython}, the interpreter that deployed the model` });
+      expect(closure(linked).command).toBe(linked);
+      for (const missing of [path.join(dir, "gone", "python"), notExecutable, dir]) {
+        expect(closure(missing)).toMatchObject({
+          command: "/repo/.venv/bin/python",
+          note: `python: /repo/.venv/bin/python, the container-manager's --python: the interpreter that deployed the model, ${missing}, is not an executable file on this machine`,
+        });
+      }
+      expect(closure("")).toMatchObject({
+        command: "/repo/.venv/bin/python",
+        note: "python: /repo/.venv/bin/python, the container-manager's --python (the model records no interpreter)",
+      });
+      expect(closure(venvPython).env.PYTHONPATH).toBe("/repo/sdk/python/src");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("runs a node module with the TypeScript runner from the repository root", () => {
     const cmd = launchCommand(spec({ kind: { case: "nodeModule", value: { modulePath: "/models/m.ts" } } }), 7002, paths, parentEnv);
     expect([cmd.command, ...cmd.args]).toEqual(["/usr/bin/node", "--import", "tsx", "/repo/sdk/typescript/runner.ts"]);
@@ -62,6 +97,9 @@ describe("validateRuntime", () => {
     expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: "../etc" } } }))).toThrow(
       "model.runtime.python_closure.artifact_digest must be a sha256 hex digest",
     );
+    expect(() =>
+      validateRuntime(create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: digest, interpreter: "python3" } } })),
+    ).toThrow('model.runtime.python_closure.interpreter must be an absolute path (or empty), got "python3"');
     expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath: "m.ts" } } }))).toThrow(
       "must be an absolute path",
     );

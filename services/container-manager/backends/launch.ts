@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import type { ModelRuntime } from "../../../gen/clipper/v1/resources_pb.js";
@@ -19,6 +20,8 @@ export interface LaunchCommand {
   args: string[];
   env: Record<string, string>;
   cwd: string;
+  /** A line for the replica's log: what was chosen to run it and why (e.g. which Python). */
+  note?: string;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -34,6 +37,9 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
         throw invalidArgument(
           `${field}.python_closure.artifact_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.artifactDigest.slice(0, 80)}"`,
         );
+      }
+      if (kind.value.interpreter !== "" && !path.isAbsolute(kind.value.interpreter)) {
+        throw invalidArgument(`${field}.python_closure.interpreter must be an absolute path (or empty), got "${kind.value.interpreter.slice(0, 200)}"`);
       }
       return;
     case "nodeModule":
@@ -80,9 +86,10 @@ export function launchCommand(
   };
   const kind = spec.runtime.kind;
   switch (kind.case) {
-    case "pythonClosure":
+    case "pythonClosure": {
+      const python = closureInterpreter(kind.value.interpreter, paths.python);
       return {
-        command: paths.python,
+        command: python.path,
         args: ["-m", "clipper_runtime.closure_runner"],
         env: {
           ...env,
@@ -93,7 +100,9 @@ export function launchCommand(
           ...clipperEnv,
         },
         cwd: paths.dataDir,
+        note: python.note,
       };
+    }
     case "nodeModule":
       return {
         command: paths.node,
@@ -113,6 +122,32 @@ export function launchCommand(
     }
     default:
       throw invalidArgument("model.runtime is not set");
+  }
+}
+
+/**
+ * The Python that runs a closure: the interpreter that pickled it (recorded
+ * by the deployer: the data scientist's venv, conda env or notebook kernel,
+ * where the closure's packages are) when it is an executable file on this
+ * machine, else `fallback`, the container-manager's --python. The note says
+ * which, and why.
+ */
+export function closureInterpreter(recorded: string, fallback: string): { path: string; note: string } {
+  if (recorded === "") return { path: fallback, note: `python: ${fallback}, the container-manager's --python (the model records no interpreter)` };
+  if (isExecutableFile(recorded)) return { path: recorded, note: `python: ${recorded}, the interpreter that deployed the model` };
+  return {
+    path: fallback,
+    note: `python: ${fallback}, the container-manager's --python: the interpreter that deployed the model, ${recorded}, is not an executable file on this machine`,
+  };
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    // Follows symbolic links: a venv's bin/python is one, and must be run by its own path (not the target's) to be that venv.
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
   }
 }
 

@@ -186,6 +186,7 @@ export class LocalProcessBackend implements ReplicaBackend {
       return;
     }
     if (r.stopping) return;
+    if (command.note !== undefined) this.log(r, "manager", command.note);
     this.log(r, "manager", `starting ${[command.command, ...command.args].join(" ")} on port ${port}`);
     r.metricsEndpoint = `127.0.0.1:${metricsPort}`;
     // Operators find where to scrape a replica here (GetLogs), in clipper_replica_info and in run/replica-targets.json.

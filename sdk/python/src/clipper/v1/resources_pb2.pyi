@@ -167,14 +167,16 @@ class ModelRuntime(_message.Message):
     def __init__(self, python_closure: _Optional[_Union[PythonClosureRuntime, _Mapping]] = ..., command: _Optional[_Union[CommandRuntime, _Mapping]] = ..., node_module: _Optional[_Union[NodeModuleRuntime, _Mapping]] = ...) -> None: ...
 
 class PythonClosureRuntime(_message.Message):
-    __slots__ = ("artifact_digest", "python_version", "packages")
+    __slots__ = ("artifact_digest", "python_version", "packages", "interpreter")
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETER_FIELD_NUMBER: _ClassVar[int]
     artifact_digest: str
     python_version: str
     packages: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, artifact_digest: _Optional[str] = ..., python_version: _Optional[str] = ..., packages: _Optional[_Iterable[str]] = ...) -> None: ...
+    interpreter: str
+    def __init__(self, artifact_digest: _Optional[str] = ..., python_version: _Optional[str] = ..., packages: _Optional[_Iterable[str]] = ..., interpreter: _Optional[str] = ...) -> None: ...
 
 class CommandRuntime(_message.Message):
     __slots__ = ("argv", "env", "working_dir")
