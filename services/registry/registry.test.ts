@@ -70,10 +70,46 @@ describe("Registry applications", () => {
     expect(r.revision).toBe(0n);
   });
 
-  it("answers ALREADY_EXISTS for a duplicate and NOT_FOUND for unknown names", async () => {
+  it("creates an identical application again as a no-op, and refuses another definition naming each difference", async () => {
+    const r = await open();
+    const first = await r.createApplication(appRequest("a", InputType.DOUBLES, 0n));
+    // The same definition (slo_micros 0 is the default it was stored with), even after it was linked.
+    await r.createModel(modelRequest("m", "1"));
+    await r.linkModel("a", "m");
+    const linked = r.revision;
+    expect(await r.createApplication(appRequest("a", InputType.DOUBLES, 0n))).toEqual({ ...first, linkedModels: ["m"] });
+    expect(await r.createApplication(appRequest("a", InputType.DOUBLES, 100_000n))).toMatchObject({ name: "a", sloMicros: 100_000n });
+    expect(r.revision).toBe(linked);
+
+    const other = await rejection(
+      r.createApplication(
+        create(CreateApplicationRequestSchema, {
+          name: "a",
+          inputType: InputType.INTS,
+          defaultOutput: "0",
+          sloMicros: 20_000n,
+          cacheEnabled: true,
+          policy: { kind: { case: "exp3", value: { gamma: 0.1 } } },
+        }),
+      ),
+    );
+    expect(other.code).toBe(Code.AlreadyExists);
+    expect(other.rawMessage).toBe(
+      'application "a" already exists with a different definition: input_type is doubles, requested ints; default_output is "-1", requested "0"; ' +
+        'slo_micros is 100000, requested 20000; cache_enabled is false, requested true; policy is {"single":{}}, requested {"exp3":{"gamma":0.1}}',
+    );
+    const described = await rejection(
+      r.createApplication(create(CreateApplicationRequestSchema, { ...appRequest("a", InputType.DOUBLES, 0n), description: "x".repeat(200) })),
+    );
+    expect(described.rawMessage).toMatch(
+      /^application "a" already exists with a different definition: description is "", requested "x{79}\.\.\." \(200 bytes\)$/,
+    );
+    expect(r.revision).toBe(linked);
+  });
+
+  it("answers NOT_FOUND for unknown names", async () => {
     const r = await open();
     await r.createApplication(appRequest("a"));
-    expect((await rejection(r.createApplication(appRequest("a")))).code).toBe(Code.AlreadyExists);
     expect((await rejection(r.updateApplication(create(UpdateApplicationRequestSchema, { name: "b" })))).code).toBe(Code.NotFound);
     expect((await rejection(r.deleteApplication("b"))).code).toBe(Code.NotFound);
   });
@@ -103,6 +139,21 @@ describe("Registry models and current versions", () => {
       model: { name: "m", version: "1", inputType: InputType.INTS, runtime: { kind: { case: "pythonClosure", value: { artifactDigest: "abc" } } } },
     });
     expect((await rejection(r.createModel(badDigest))).rawMessage).toMatch(/artifact_digest "abc" is not a sha256/);
+    const closure = (interpreter: string) =>
+      create(CreateModelRequestSchema, {
+        model: {
+          name: "m",
+          version: "1",
+          inputType: InputType.INTS,
+          runtime: { kind: { case: "pythonClosure", value: { artifactDigest: "a".repeat(64), interpreter } } },
+        },
+      });
+    expect((await rejection(r.createModel(closure("python3")))).rawMessage).toBe(
+      'model.runtime.python_closure.interpreter "python3" must be an absolute path (or empty)',
+    );
+    expect((await rejection(r.createModel(closure(`/${"x".repeat(5000)}`)))).rawMessage).toBe(
+      "model.runtime.python_closure.interpreter is 5001 bytes long; the limit is 4096",
+    );
     await r.createModel(modelRequest("m", "1"));
     expect((await rejection(r.createModel(modelRequest("m", "1")))).code).toBe(Code.AlreadyExists);
     const otherType = await rejection(r.createModel(modelRequest("m", "2", InputType.STRINGS)));
@@ -151,7 +202,10 @@ describe("Registry links", () => {
     const mismatch = await rejection(r.linkModel("a", "s"));
     expect(mismatch.code).toBe(Code.FailedPrecondition);
     expect(mismatch.rawMessage).toBe('model "s" takes strings but application "a" takes doubles');
-    expect((await rejection(r.linkModel("a", "m"))).code).toBe(Code.AlreadyExists);
+    // Linking a linked model again is a no-op, as in Clipper.
+    const revision = r.revision;
+    expect((await r.linkModel("a", "m")).linkedModels).toEqual(["m"]);
+    expect(r.revision).toBe(revision);
     expect((await rejection(r.linkModel("a", "zz"))).code).toBe(Code.NotFound);
     expect((await rejection(r.linkModel("zz", "m"))).code).toBe(Code.NotFound);
     expect((await r.unlinkModel("a", "m")).linkedModels).toEqual([]);

@@ -29,6 +29,7 @@ import {
   validateName,
   validateVersion,
 } from "../shared/index.js";
+import { applicationDifferences } from "./application-definition.js";
 import { ConfigState } from "./config-state.js";
 import { type PolicyStateSwap, type RegistryStore, StoreConflictError, type StoredPolicyState } from "./store.js";
 import {
@@ -161,7 +162,13 @@ export class Registry {
     // A new application learns from nothing, even if one of its name was deleted before its state was cleared.
     if (this.state.application(req.name) === undefined) await this.storeCall(() => this.store.clearPolicyStates(req.name));
     return this.write((s) => {
-      if (s.application(req.name)) throw alreadyExists(`application "${req.name}" already exists`);
+      const existing = s.application(req.name);
+      if (existing) {
+        // Idempotent: creating the application that exists is a no-op (a re-run notebook); another definition is refused.
+        const differences = applicationDifferences(existing, req);
+        if (differences.length === 0) return { changes: [], result: () => this.requireApplication(req.name) };
+        throw alreadyExists(`application "${req.name}" already exists with a different definition: ${differences.join("; ")}`);
+      }
       if (s.applicationCount >= this.limits.maxApplications) {
         throw resourceExhausted(
           `application "${req.name}" would be one too many: the registry holds at most ${this.limits.maxApplications} applications (--max-applications)`,
@@ -356,7 +363,8 @@ export class Registry {
           `model "${modelName}" takes ${inputTypeName(model.inputType)} but application "${application}" takes ${inputTypeName(app.inputType)}`,
         );
       }
-      if (app.linkedModels.includes(modelName)) throw alreadyExists(`model "${modelName}" is already linked to application "${application}"`);
+      // Idempotent, as Clipper's links were: linking a linked model changes nothing.
+      if (app.linkedModels.includes(modelName)) return { changes: [], result: () => this.requireApplication(application) };
       app.linkedModels.push(modelName);
       return { changes: [{ case: "applicationUpserted", value: app }], result: () => this.requireApplication(application) };
     });

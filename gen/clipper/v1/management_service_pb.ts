@@ -843,6 +843,11 @@ export const UpdatePolicyStateResponseSchema: GenMessage<UpdatePolicyStateRespon
  */
 export const ManagementService: GenService<{
   /**
+   * Creates an application. Creating one that exists with the same
+   * definition (every request field; links are not part of it) answers it
+   * unchanged, so a re-run script succeeds; a different definition fails
+   * with ALREADY_EXISTS naming each field that differs.
+   *
    * @generated from rpc clipper.v1.ManagementService.CreateApplication
    */
   createApplication: {
@@ -938,6 +943,8 @@ export const ManagementService: GenService<{
     output: typeof SetModelVersionResponseSchema;
   },
   /**
+   * Links a model to an application; linking a linked model changes nothing.
+   *
    * @generated from rpc clipper.v1.ManagementService.LinkModel
    */
   linkModel: {

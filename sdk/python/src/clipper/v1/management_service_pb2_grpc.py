@@ -130,7 +130,11 @@ class ManagementServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateApplication(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates an application. Creating one that exists with the same
+        definition (every request field; links are not part of it) answers it
+        unchanged, so a re-run script succeeds; a different definition fails
+        with ALREADY_EXISTS naming each field that differs.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -200,7 +204,8 @@ class ManagementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LinkModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Links a model to an application; linking a linked model changes nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
