@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import textwrap
 
 import cloudpickle
 import numpy as np
 import pytest
+import tomllib
+from conftest import SDK_ROOT, subprocess_env
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -16,7 +20,8 @@ from clipper.common.v1 import data_pb2
 from clipper.model.v1 import model_service_pb2, model_service_pb2_grpc
 from clipper_admin.deployers.python import serialize_closure
 from clipper_runtime import pack_inputs
-from clipper_runtime.artifact import ARTIFACT_FORMAT
+from clipper_runtime.artifact import ARTIFACT_FORMAT, dump_artifact
+from clipper_runtime.environment import EXIT_ENVIRONMENT, RUNTIME_REQUIREMENTS
 
 CLOSURE_RUNNER = ["-m", "clipper_runtime.closure_runner"]
 
@@ -125,6 +130,66 @@ def test_closure_runner_with_corrupt_artifact_exits_with_the_error(tmp_path, run
     assert "cannot load the closure artifact" in runner.stderr()
 
 
+def test_closure_runner_names_a_module_the_closure_needs_and_this_interpreter_lacks(tmp_path, runners, monkeypatch):
+    """A closure that references an installed package (pickled by reference)
+    run where that package is missing: exit EXIT_ENVIRONMENT, and the last
+    line (what a failed deploy quotes) names the module and what to do."""
+    package_dir = tmp_path / "elsewhere"
+    package_dir.mkdir()
+    (package_dir / "clipper_test_absent_pkg.py").write_text("class Scaler:\n    factor = 2\n")
+    monkeypatch.syspath_prepend(str(package_dir))
+    import clipper_test_absent_pkg
+
+    scaler = clipper_test_absent_pkg.Scaler()
+    artifact = tmp_path / "closure.pkl"
+    # Importable here, so pickled by reference (as an installed package is); the runner cannot import it.
+    artifact.write_bytes(dump_artifact(lambda xs: [str(scaler.factor * len(x)) for x in xs], ["absent-pkg==1.0"]))
+    monkeypatch.delitem(sys.modules, "clipper_test_absent_pkg")
+    runner = runners(CLOSURE_RUNNER, **runner_env(artifact))
+    assert runner.process.wait(timeout=30) == EXIT_ENVIRONMENT
+    stderr = runner.stderr()
+    assert "ModuleNotFoundError: No module named 'clipper_test_absent_pkg'" in stderr  # the traceback, for the log
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("closure_runner: cannot load the closure: it needs the module 'clipper_test_absent_pkg'")
+    assert f"which the interpreter {sys.executable} (Python 3." in last
+    assert "the closure records the packages absent-pkg==1.0" in last
+    assert "deploy it from the environment it was written in" in last
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory):
+    """An interpreter with nothing installed, as a system python3 on a fresh machine."""
+    venv = tmp_path_factory.mktemp("bare-venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    return venv / "bin" / "python"
+
+
+def test_closure_runner_in_an_interpreter_without_the_runtime_dependencies_says_what_to_install(tmp_path, bare_python):
+    artifact = tmp_path / "closure.pkl"
+    artifact.write_bytes(serialize_closure(lambda xs: xs).data)
+    completed = subprocess.run(
+        [str(bare_python), *CLOSURE_RUNNER],
+        env=subprocess_env(**runner_env(artifact)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == EXIT_ENVIRONMENT
+    message = completed.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(
+        f"closure_runner: the interpreter {bare_python} (Python 3.{sys.version_info.minor}) lacks the Clipper "
+        "model runtime's dependencies (grpc: No module named 'grpc'; "
+    )
+    install = f"{bare_python} -m pip install 'grpcio>=1.85.1' 'grpcio-health-checking>=1.85.1' 'protobuf>=7.36.2'"
+    assert install in message
+
+
+def test_the_runtime_checks_the_dependencies_the_package_declares():
+    declared = tomllib.loads((SDK_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert sorted(requirement for _, requirement in RUNTIME_REQUIREMENTS) == sorted(declared)
+
+
 def test_closure_runner_rejects_a_bad_input_type(tmp_path, runners):
     artifact = tmp_path / "closure.pkl"
     artifact.write_bytes(serialize_closure(lambda xs: xs).data)
@@ -166,3 +231,30 @@ def test_file_runner_reports_a_missing_function(tmp_path, runners):
     runner = runners(["-m", "clipper_runtime.file_runner", str(model_file), "predict", "--port", "0"])
     assert runner.process.wait(timeout=30) == 2
     assert "defines no 'predict'" in runner.stderr()
+
+
+def test_file_runner_names_a_module_the_file_imports_and_this_interpreter_lacks(tmp_path, runners):
+    model_file = tmp_path / "model.py"
+    model_file.write_text("import clipper_test_no_such_module\n\ndef predict(xs):\n    return xs\n")
+    runner = runners(["-m", "clipper_runtime.file_runner", str(model_file), "predict"], CLIPPER_MODEL_PORT="0")
+    assert runner.process.wait(timeout=30) == EXIT_ENVIRONMENT
+    last = runner.stderr().strip().splitlines()[-1]
+    assert last.startswith(
+        f"file_runner: cannot load {model_file}: it needs the module 'clipper_test_no_such_module', "
+        f"which the interpreter {sys.executable} (Python 3."
+    )
+
+
+def test_file_runner_in_an_interpreter_without_the_runtime_dependencies_says_what_to_install(tmp_path, bare_python):
+    model_file = tmp_path / "model.py"
+    model_file.write_text("def predict(xs):\n    return xs\n")
+    completed = subprocess.run(
+        [str(bare_python), "-m", "clipper_runtime.file_runner", str(model_file), "predict"],
+        env=subprocess_env(CLIPPER_MODEL_PORT="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == EXIT_ENVIRONMENT
+    assert completed.stderr.startswith(f"file_runner: the interpreter {bare_python} (Python 3.")
+    assert "lacks the Clipper model runtime's dependencies (grpc: No module named 'grpc'" in completed.stderr

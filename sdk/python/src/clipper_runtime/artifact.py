@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +44,19 @@ def dump_artifact(closure: Any, packages: list[str] | None = None) -> bytes:
     )
 
 
-def load_artifact(data: bytes) -> tuple[Any, ArtifactMetadata]:
-    """Returns the closure and its metadata. A plain cloudpickled object
-    (no metadata) is accepted too. Warns when the artifact was made by
-    another Python version: unpickling code across versions may fail."""
-    outer = pickle.loads(data)
+def read_artifact(data: bytes) -> tuple[ArtifactMetadata, Callable[[], Any]]:
+    """The artifact's metadata, and a function that unpickles the closure
+    itself (which imports the modules it needs, so it is what fails in an
+    environment without them). A plain cloudpickled object (no metadata) is
+    accepted too. Warns when the artifact was made by another Python version:
+    unpickling code across versions may fail."""
+    try:
+        outer = pickle.loads(data)
+    except ModuleNotFoundError:
+        # Not this format (whose outer pickle holds only plain values): a plain cloudpickled object needing a module.
+        return ArtifactMetadata(python_version=None), lambda: pickle.loads(data)
     if not (isinstance(outer, dict) and outer.get("format") == ARTIFACT_FORMAT):
-        return outer, ArtifactMetadata(python_version=None)
+        return ArtifactMetadata(python_version=None), lambda: outer
     metadata = ArtifactMetadata(python_version=outer.get("python_version"), packages=list(outer.get("packages", [])))
     running = current_python_version()
     if metadata.python_version != running:
@@ -58,4 +65,11 @@ def load_artifact(data: bytes) -> tuple[Any, ArtifactMetadata]:
             metadata.python_version,
             running,
         )
-    return cloudpickle.loads(outer["closure"]), metadata
+    closure = outer["closure"]
+    return metadata, lambda: cloudpickle.loads(closure)
+
+
+def load_artifact(data: bytes) -> tuple[Any, ArtifactMetadata]:
+    """Returns the closure and its metadata (read_artifact, then its closure)."""
+    metadata, load = read_artifact(data)
+    return load(), metadata

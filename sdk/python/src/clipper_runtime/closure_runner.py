@@ -3,6 +3,10 @@
 Environment: CLIPPER_ARTIFACT (path of the artifact, required),
 CLIPPER_MODEL_PORT, CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION,
 CLIPPER_INPUT_TYPE (doubles|floats|ints|bytes|strings), CLIPPER_MODEL_HOST.
+
+Exit status: 0 after SIGTERM, 2 for a configuration error, 3
+(EXIT_ENVIRONMENT) when this interpreter cannot load the runtime or the
+closure (the last line on stderr names the missing module), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -11,19 +15,26 @@ import logging
 import os
 import sys
 
-from ._runner_config import (
-    RunnerConfigError,
-    configure_logging,
-    input_type_from_env,
-    port_from_env,
-    serve_until_stopped,
-)
-from .artifact import load_artifact
+# Standard library only: the runtime's own dependencies are checked before anything imports them.
+from .environment import EXIT_ENVIRONMENT, closure_load_problem, runtime_problem
 
 log = logging.getLogger("clipper_runtime.closure_runner")
 
 
 def main() -> int:
+    problem = runtime_problem()
+    if problem is not None:
+        print(f"closure_runner: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    from ._runner_config import (
+        RunnerConfigError,
+        configure_logging,
+        input_type_from_env,
+        port_from_env,
+        serve_until_stopped,
+    )
+    from .artifact import read_artifact
+
     configure_logging()
     try:
         artifact_path = os.environ.get("CLIPPER_ARTIFACT")
@@ -36,10 +47,22 @@ def main() -> int:
         return 2
     try:
         with open(artifact_path, "rb") as artifact:
-            model, metadata = load_artifact(artifact.read())
+            data = artifact.read()
+    except OSError as error:
+        print(f"closure_runner: cannot read the closure artifact {artifact_path}: {error}", file=sys.stderr)
+        return 1
+    try:
+        metadata, load_closure = read_artifact(data)
     except Exception:
         log.exception("cannot load the closure artifact %s", artifact_path)
         return 1
+    try:
+        model = load_closure()
+    except Exception as error:
+        log.error("cannot load the closure from %s", artifact_path, exc_info=True)
+        # The last line of the replica's log, which a failed deploy quotes.
+        print(f"closure_runner: {closure_load_problem(error, metadata.packages)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     if metadata.packages:
         log.info("closure recorded packages: %s", ", ".join(metadata.packages))
     return serve_until_stopped(

@@ -2,7 +2,8 @@
 
 Port, name, version and input type come from flags or, when not given, from
 CLIPPER_MODEL_PORT, CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION and
-CLIPPER_INPUT_TYPE.
+CLIPPER_INPUT_TYPE. Exit status as closure_runner's (3: this interpreter
+cannot load the runtime or the file's imports).
 """
 
 from __future__ import annotations
@@ -15,14 +16,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ._runner_config import (
-    RunnerConfigError,
-    configure_logging,
-    input_type_from_env,
-    port_from_env,
-    serve_until_stopped,
-)
-from .input_types import parse_input_type
+# Standard library only: the runtime's own dependencies are checked before anything imports them.
+from .environment import EXIT_ENVIRONMENT, interpreter_description, runtime_problem
 
 log = logging.getLogger("clipper_runtime.file_runner")
 
@@ -49,6 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="default: $CLIPPER_MODEL_VERSION")
     parser.add_argument("--input-type", help="doubles|floats|ints|bytes|strings; default: $CLIPPER_INPUT_TYPE")
     args = parser.parse_args(argv)
+    problem = runtime_problem()
+    if problem is not None:
+        print(f"file_runner: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    from ._runner_config import (
+        RunnerConfigError,
+        configure_logging,
+        input_type_from_env,
+        port_from_env,
+        serve_until_stopped,
+    )
+    from .input_types import parse_input_type
+
     configure_logging()
     try:
         port = args.port if args.port is not None else port_from_env()
@@ -62,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         module = load_module(path)
+    except ModuleNotFoundError as error:
+        log.exception("cannot load %s", path)
+        print(
+            f"file_runner: cannot load {path}: it needs the module '{error.name or error}', which the interpreter "
+            f"{interpreter_description()} cannot import; install it there, or run the model with a Python that has it",
+            file=sys.stderr,
+        )
+        return EXIT_ENVIRONMENT
     except Exception:
         log.exception("cannot load %s", path)
         return 1
