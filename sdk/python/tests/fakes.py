@@ -159,6 +159,17 @@ class FakeContainerManager(cm_grpc.ContainerManagerServiceServicer):
         if self.end_deploy_before_ready:
             yield cm_pb2.DeployModelResponse(stage=cm_pb2.DEPLOY_STAGE_STARTING, message="replica 0 starting")
             return
+        if model.name == "needs-sklearn":
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"replica 1a2b of model {model.name}:{model.version} failed to start: exited with code 3; it stopped "
+                "3 times in a row before becoming ready; last log lines:\n"
+                "2026-01-01T00:00:00.000Z manager python: /env/bin/python, the interpreter that deployed the model\n"
+                "2026-01-01T00:00:00.100Z stderr ModuleNotFoundError: No module named 'sklearn'\n"
+                "2026-01-01T00:00:00.200Z stderr closure_runner: cannot load the closure: it needs the module "
+                "'sklearn', which the interpreter /env/bin/python (Python 3.11) cannot import\n"
+                "2026-01-01T00:00:00.300Z manager exited with code 3",
+            )
         if model.name == "broken":
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
+import sys
 
 import grpc
 import numpy as np
@@ -15,7 +17,7 @@ from fakes import FakeClipper
 from clipper.common.v1 import data_pb2
 from clipper.v1 import resources_pb2
 from clipper_admin import ClipperConnection, ClipperException, ContainerManager, LocalContainerManager
-from clipper_admin.container_manager import find_repo_root
+from clipper_admin.container_manager import find_cli, find_repo_root
 from clipper_admin.deployers import python as python_deployer
 from clipper_runtime import load_artifact
 
@@ -127,9 +129,34 @@ def test_deploy_python_closure_uploads_in_chunks_and_deploys(conn, fake):
     assert runtime.python_version == "3.11"
     assert f"numpy=={np.__version__}" in runtime.packages and "requests==2.0" in runtime.packages
 
+    # Replicas run with this very interpreter (the data scientist's environment), by its own path.
+    assert runtime.interpreter == os.path.abspath(sys.executable)
+
     closure, metadata = load_artifact(data)
     assert metadata.python_version == "3.11"
     assert closure([np.array([1.0, 2.0])]) == predict([np.array([1.0, 2.0])])
+
+
+def test_deploy_python_closure_with_another_interpreter_or_the_container_managers(conn, fake):
+    python_deployer.deploy_python_closure(conn, "a", 1, "doubles", lambda xs: xs, interpreter="/opt/env/bin/python")
+    python_deployer.deploy_python_closure(conn, "b", 1, "doubles", lambda xs: xs, interpreter="")
+    deploys = requests_of(fake.container_manager, "DeployModel")
+    assert [d.model.runtime.python_closure.interpreter for d in deploys] == ["/opt/env/bin/python", ""]
+    with pytest.raises(ClipperException, match="interpreter must be an absolute path"):
+        python_deployer.deploy_python_closure(conn, "c", 1, "doubles", lambda xs: xs, interpreter="python3")
+
+
+def test_a_failed_deploy_leads_with_the_runners_reason_then_the_replicas_log(conn):
+    with pytest.raises(ClipperException) as caught:
+        python_deployer.deploy_python_closure(conn, "needs-sklearn", 1, "doubles", lambda xs: xs)
+    first, *rest = str(caught.value).splitlines()
+    assert first == (
+        "deploy of needs-sklearn:1 failed: cannot load the closure: it needs the module 'sklearn', "
+        "which the interpreter /env/bin/python (Python 3.11) cannot import"
+    )
+    assert rest[0].startswith("replica 1a2b of model needs-sklearn:1 failed to start: exited with code 3")
+    assert rest[-1].endswith("manager exited with code 3")
+    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_deploy_failure_carries_the_servers_message(conn):
@@ -257,15 +284,61 @@ def test_clipper_up_failure_raises_with_its_stderr(fake_cli, monkeypatch):
 
 
 def test_repo_root_is_found_by_walking_up_or_from_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "clipper.mjs").write_text("")
     monkeypatch.setenv("CLIPPER_REPO", str(tmp_path))
     assert find_repo_root() == tmp_path
+    assert find_cli("/usr/bin/node") == ["/usr/bin/node", str(tmp_path / "cli" / "clipper.mjs")]
+    monkeypatch.setenv("CLIPPER_REPO", str(tmp_path / "cli"))
+    with pytest.raises(ClipperException, match="CLIPPER_REPO is .*, which holds no cli/clipper.mjs"):
+        find_cli()
     monkeypatch.delenv("CLIPPER_REPO")
-    try:
-        root = find_repo_root()
-    except ClipperException as error:
-        assert "set CLIPPER_REPO" in str(error)
-    else:
-        assert (root / "cli" / "clipper.mjs").is_file()
+    # These tests run from the checkout: the CLI is found above the package.
+    assert (find_repo_root() / "cli" / "clipper.mjs").is_file()
+
+
+def test_an_installed_sdk_finds_clipper_on_path_or_says_what_to_do(tmp_path, monkeypatch):
+    """An SDK installed from its wheel has no checkout above it: CLIPPER_REPO,
+    then a `clipper` command on PATH, else an error saying what to do."""
+    import clipper_admin.container_manager as container_manager
+
+    installed = tmp_path / "site-packages" / "clipper_admin" / "container_manager.py"
+    installed.parent.mkdir(parents=True)
+    installed.write_text("")
+    monkeypatch.setattr(container_manager, "__file__", str(installed))
+    monkeypatch.delenv("CLIPPER_REPO", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(ClipperException) as caught:
+        ClipperConnection(LocalContainerManager()).start_clipper()
+    message = str(caught.value)
+    assert message.startswith("cannot find the Clipper server to start: set CLIPPER_REPO to a Clipper checkout")
+    assert "`clipper` command on PATH" in message and "connect()" in message
+
+    clipper = tmp_path / "bin" / "clipper"
+    clipper.parent.mkdir()
+    clipper.write_text("#!/bin/sh\n")
+    clipper.chmod(0o755)
+    manager = LocalContainerManager(data_dir=tmp_path / "data")
+    assert manager.up_command()[:3] == [str(clipper), "up", "--data-dir"]
+    assert manager.down_command() == [str(clipper), "down", "--data-dir", str(tmp_path / "data")]
+
+
+def test_stop_all_keeps_the_state_unless_asked_to_remove_it(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    for name in ("registry", "artifacts", "logs", "run"):
+        (data / name).mkdir(parents=True)
+        (data / name / "f").write_text("x")
+    (data / "tokens").write_text("secret")
+    stopped = []
+    manager = LocalContainerManager(data_dir=data)
+    monkeypatch.setattr(manager, "_run", lambda command, subcommand, what: stopped.append(command))
+    manager.stop_all()
+    assert sorted(p.name for p in data.iterdir()) == ["artifacts", "logs", "registry", "run", "tokens"]
+    ClipperConnection(manager).stop_all(remove_data=True)
+    assert [p.name for p in data.iterdir()] == ["tokens"]
+    assert [command[-3:] for command in stopped] == [["down", "--data-dir", str(data)]] * 2
+    monkeypatch.setenv("CLIPPER_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert LocalContainerManager().data_directory == tmp_path / "elsewhere"
 
 
 def test_deploy_progress_without_ready_is_an_error(conn, fake):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -68,6 +69,16 @@ def model_runtime(runtime: Any) -> resources_pb2.ModelRuntime:
         f"runtime must be a ModelRuntime, PythonClosureRuntime, CommandRuntime, "
         f"NodeModuleRuntime or a non-empty argv list, got {type(runtime).__name__}"
     )
+
+
+_RUNNER_LINE = re.compile(r"\sstderr (?:closure_runner|file_runner): (.+)$")
+
+
+def runner_reason(message: str) -> str | None:
+    """The last reason an SDK runner gave for exiting ("closure_runner: ..." on
+    its stderr) among the replica log lines quoted in a failed deploy's message."""
+    reasons = [match.group(1) for line in message.splitlines() if (match := _RUNNER_LINE.search(line))]
+    return reasons[-1] if reasons else None
 
 
 def application_dict(app: resources_pb2.Application) -> dict[str, Any]:
@@ -218,12 +229,22 @@ class ClipperConnection:
         self.connected = True
         log.info("connected to Clipper at %s", self.cm.registry_address)
 
-    def stop_all(self, graceful: bool = True) -> None:
-        """Stops Clipper and every model replica (the container manager's `stop_all`)."""
+    def stop_all(self, graceful: bool = True, remove_data: bool = False) -> None:
+        """Stops Clipper and every model replica (the container manager's `stop_all`).
+
+        What was registered is kept (LocalContainerManager: in its data
+        directory), so the next start_clipper() has the same applications,
+        models and links, and starts the models' replicas again; registering
+        an identical application or deploying an identical model version again
+        then succeeds. `remove_data=True` deletes that state as well, for a
+        clean start."""
         self._close_channels()
         self.connected = False
-        self.cm.stop_all()
-        log.info("Clipper stopped")
+        if remove_data:
+            self.cm.stop_all(remove_data=True)
+        else:
+            self.cm.stop_all()
+        log.info("Clipper stopped" + (" and its state removed" if remove_data else ""))
 
     def close(self) -> None:
         self._close_channels()
@@ -261,6 +282,10 @@ class ClipperConnection:
     def register_application(
         self, name: str, input_type: str, default_output: str, slo_micros: int, description: str = ""
     ) -> None:
+        """Registers an application (REST endpoint /{name}/predict). Registering
+        one that exists with this same definition succeeds and changes
+        nothing, so a re-run script or notebook works; another definition
+        raises ClipperException (ALREADY_EXISTS) naming each field that differs."""
         try:
             type_value = parse_input_type(input_type)
         except ValueError as error:
@@ -409,7 +434,14 @@ class ClipperConnection:
                 )
                 ready = ready or progress.stage == cm_pb2.DEPLOY_STAGE_READY
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+            failure = from_rpc_error(error)
+            reason = runner_reason(failure.message)
+            if reason is not None:
+                # The SDK runner's own last line says why (e.g. the module the closure needs): it leads.
+                failure = ClipperException(
+                    f"deploy of {name}:{model.version} failed: {reason}\n{failure.message}", failure.code
+                )
+            raise failure from error
         if not ready and num_replicas > 0:
             raise ClipperException(
                 f"deploy of {name}:{model.version} ended before its replicas were ready"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -49,24 +50,71 @@ class ContainerManager:
     def start_clipper(self) -> None:
         raise ClipperException(f"{type(self).__name__} cannot start Clipper; connect() to a running one")
 
-    def stop_all(self) -> None:
+    def stop_all(self, remove_data: bool = False) -> None:
         raise ClipperException(f"{type(self).__name__} cannot stop Clipper")
 
 
+# What a fresh start removes from a data directory: everything `clipper up` keeps there
+# except credentials (tokens, app-keys), which a new system would need again.
+STATE_DIRECTORIES = ("registry", "artifacts", "logs", "run")
+
+_NO_CLI = (
+    "cannot find the Clipper server to start: set CLIPPER_REPO to a Clipper checkout (the directory holding "
+    "cli/clipper.mjs, with `npm install` run there), or put its `clipper` command on PATH (`npm link` in the "
+    "checkout), or pass LocalContainerManager(cli_path=<checkout>/cli/clipper.mjs); to use a Clipper that is "
+    "already running, call ClipperConnection.connect() instead of start_clipper()"
+)
+
+
 def find_repo_root() -> Path:
-    """$CLIPPER_REPO, else the nearest directory above this file holding cli/clipper.mjs."""
+    """$CLIPPER_REPO, else the nearest directory above this file holding
+    cli/clipper.mjs (the SDK used from a checkout: an editable install or
+    PYTHONPATH). An SDK installed from its wheel has none above it."""
     configured = os.environ.get("CLIPPER_REPO")
     if configured:
-        return Path(configured)
+        root = Path(configured).expanduser()
+        if not (root / "cli" / "clipper.mjs").is_file():
+            raise ClipperException(
+                f"CLIPPER_REPO is {configured!r}, which holds no cli/clipper.mjs: set it to a Clipper checkout"
+            )
+        return root
     for directory in Path(__file__).resolve().parents:
         if (directory / "cli" / "clipper.mjs").is_file():
             return directory
-    raise ClipperException("cannot find the clipper CLI: set CLIPPER_REPO to the repository holding cli/clipper.mjs")
+    raise ClipperException(_NO_CLI)
+
+
+def find_cli(node: str = "node") -> list[str]:
+    """The command that runs the `clipper` CLI: `node <checkout>/cli/clipper.mjs`
+    for $CLIPPER_REPO or a checkout above this package, else a `clipper`
+    command on PATH. Raises ClipperException saying what to do otherwise."""
+    try:
+        return [node, str(find_repo_root() / "cli" / "clipper.mjs")]
+    except ClipperException:
+        if os.environ.get("CLIPPER_REPO"):
+            raise
+    on_path = shutil.which("clipper")
+    if on_path is not None:
+        return [on_path]
+    raise ClipperException(_NO_CLI)
+
+
+def default_data_dir() -> Path:
+    """Where `clipper up` keeps its state when given no --data-dir: $CLIPPER_DATA_DIR, else ~/.clipper/data."""
+    configured = os.environ.get("CLIPPER_DATA_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".clipper" / "data"
 
 
 class LocalContainerManager(ContainerManager):
     """Clipper on this machine, started and stopped with the `clipper` CLI
-    (`node <repo>/cli/clipper.mjs up|down`)."""
+    (`clipper up|down`, found by find_cli: $CLIPPER_REPO, the checkout this
+    package is in, or `clipper` on PATH).
+
+    State lives in the data directory (`data_dir`, default $CLIPPER_DATA_DIR
+    or ~/.clipper/data) and outlives `stop_all()`: applications, models,
+    links and artifacts are there again after the next `start_clipper()`, and
+    the models' replicas start again. `stop_all(remove_data=True)` starts the
+    next run clean."""
 
     def __init__(
         self,
@@ -85,19 +133,25 @@ class LocalContainerManager(ContainerManager):
         self._cli_path = str(cli_path) if cli_path is not None else None
         self.node = node
         self.timeout_seconds = timeout_seconds
+        self._cli: list[str] | None = None
 
-    def cli_path(self) -> str:
-        if self._cli_path is None:
-            self._cli_path = str(find_repo_root() / "cli" / "clipper.mjs")
-        return self._cli_path
+    def cli_command(self) -> list[str]:
+        """The argv that runs the CLI, before its subcommand."""
+        if self._cli is None:
+            self._cli = [self.node, self._cli_path] if self._cli_path is not None else find_cli(self.node)
+        return list(self._cli)
+
+    @property
+    def data_directory(self) -> Path:
+        """The data directory `clipper up` uses: data_dir, else default_data_dir()."""
+        return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
 
     def _data_dir_flags(self) -> list[str]:
         return ["--data-dir", self.data_dir] if self.data_dir is not None else []
 
     def up_command(self) -> list[str]:
         return [
-            self.node,
-            self.cli_path(),
+            *self.cli_command(),
             "up",
             *self._data_dir_flags(),
             "--gateway-port",
@@ -111,9 +165,9 @@ class LocalContainerManager(ContainerManager):
         ]
 
     def down_command(self) -> list[str]:
-        return [self.node, self.cli_path(), "down", *self._data_dir_flags()]
+        return [*self.cli_command(), "down", *self._data_dir_flags()]
 
-    def _run(self, command: list[str], what: str) -> None:
+    def _run(self, command: list[str], subcommand: str, what: str) -> None:
         log.info("running %s", " ".join(command))
         try:
             completed = subprocess.run(
@@ -127,17 +181,31 @@ class LocalContainerManager(ContainerManager):
             raise ClipperException(f"cannot run {command[0]!r} to {what}: {error}") from error
         except subprocess.TimeoutExpired as error:
             raise ClipperException(
-                f"`clipper {command[2]}` did not finish within {self.timeout_seconds:g} s"
+                f"`clipper {subcommand}` did not finish within {self.timeout_seconds:g} s"
             ) from error
         if completed.stdout.strip():
             log.info("%s", completed.stdout.strip())
         if completed.returncode != 0:
             message = completed.stderr.strip() or completed.stdout.strip()
-            raise ClipperException(f"`clipper {command[2]}` failed (exit code {completed.returncode}): {message}")
+            raise ClipperException(f"`clipper {subcommand}` failed (exit code {completed.returncode}): {message}")
 
     def start_clipper(self) -> None:
         """Returns once `clipper up` reports every service healthy."""
-        self._run(self.up_command(), "start Clipper")
+        self._run(self.up_command(), "up", "start Clipper")
 
-    def stop_all(self) -> None:
-        self._run(self.down_command(), "stop Clipper")
+    def stop_all(self, remove_data: bool = False) -> None:
+        """`clipper down`: stops the services and every model replica. The data
+        directory is kept (see the class) unless `remove_data`: then its state
+        (registry/, artifacts/, logs/, run/) is deleted too, and the next
+        start_clipper() starts with no applications or models. Credentials kept
+        there (tokens, app-keys) stay."""
+        self._run(self.down_command(), "down", "stop Clipper")
+        if remove_data:
+            self.remove_data()
+
+    def remove_data(self) -> None:
+        """Deletes the data directory's state (STATE_DIRECTORIES); call with Clipper stopped."""
+        root = self.data_directory
+        for name in STATE_DIRECTORIES:
+            shutil.rmtree(root / name, ignore_errors=True)
+        log.info("removed Clipper's state from %s", root)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,13 @@ def serialize_closure(func: Any, pkgs_to_install: list[str] | None = None) -> Se
     return SerializedClosure(data=data, python_version=current_python_version(), packages=packages)
 
 
+def deploying_interpreter() -> str:
+    """The absolute path of this process's interpreter, by which the container-manager
+    runs its closures (kept as given: a venv's bin/python is a symbolic link that must
+    not be resolved, or it would no longer be that venv); empty when Python does not know it."""
+    return os.path.abspath(sys.executable) if sys.executable else ""
+
+
 def deploy_python_closure(
     clipper_conn: ClipperConnection,
     name: str,
@@ -67,27 +76,44 @@ def deploy_python_closure(
     pkgs_to_install: list[str] | None = None,
     set_current: bool = True,
     timeout_seconds: int = 0,
+    interpreter: str | None = None,
 ) -> None:
     """Pickles `func`, uploads it to the container-manager and deploys it as
     model `name:version`, waiting until its replicas are ready.
 
+    Replicas run `<interpreter> -m clipper_runtime.closure_runner`, where the
+    interpreter is, by default, this process's own (`sys.executable`: your
+    venv, conda env or notebook kernel, where the closure's packages are),
+    when that file exists on the container-manager's machine; otherwise the
+    container-manager's default (its `--python`). `interpreter` names another
+    one (an absolute path on the container-manager's machine); `""` always
+    uses the container-manager's default. A closure that cannot load there
+    fails the deploy with a ClipperException naming the missing module.
+
     `base_image` and `registry` are Docker options of Clipper's and ignored
-    here: replicas run `python -m clipper_runtime.closure_runner`.
+    here: replicas are local processes.
     """
     if base_image != "default" or registry is not None:
         log.info("base_image and registry are ignored: closures run as local processes")
+    chosen = deploying_interpreter() if interpreter is None else interpreter
+    if chosen and not os.path.isabs(chosen):
+        raise ClipperException(f"interpreter must be an absolute path (or empty), got {chosen!r}")
     closure = serialize_closure(func, pkgs_to_install)
     log.info(
-        "closure for %s:%s pickled (%d bytes, Python %s, packages: %s)",
+        "closure for %s:%s pickled (%d bytes, Python %s, packages: %s; runs with %s)",
         name,
         version,
         len(closure.data),
         closure.python_version,
         ", ".join(closure.packages) or "none",
+        chosen or "the container-manager's default Python",
     )
     digest = clipper_conn.upload_artifact(closure.data)
     runtime = resources_pb2.PythonClosureRuntime(
-        artifact_digest=digest, python_version=closure.python_version, packages=closure.packages
+        artifact_digest=digest,
+        python_version=closure.python_version,
+        packages=closure.packages,
+        interpreter=chosen,
     )
     clipper_conn.deploy_model(
         name,
@@ -116,8 +142,10 @@ def create_endpoint(
     num_replicas: int = 1,
     batch_size: int = -1,
     pkgs_to_install: list[str] | None = None,
+    interpreter: str | None = None,
 ) -> None:
-    """Registers an application `name`, deploys `func` as model `name` and links them."""
+    """Registers an application `name`, deploys `func` as model `name` (see
+    deploy_python_closure for `interpreter`) and links them."""
     clipper_conn.register_application(name, input_type, default_output, slo_micros)
     deploy_python_closure(
         clipper_conn,
@@ -131,5 +159,6 @@ def create_endpoint(
         num_replicas,
         batch_size,
         pkgs_to_install,
+        interpreter=interpreter,
     )
     clipper_conn.link_model_to_app(name, name)
