@@ -14,12 +14,28 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import grpc, cloudpickle,
   .venv/bin/pip install --quiet --disable-pip-version-check -r sdk/python/requirements-dev.txt
 fi
 clipper() { node cli/clipper.mjs "$@"; }
+# Runs a clipper command, tolerating only what a re-run can meet: the application or model version
+# already there with another definition (the same one succeeds: creating it again changes nothing).
+# Anything else (the registry down, a bad flag) is printed and stops the script.
+unless_it_exists() {
+  local err status
+  err=$(mktemp)
+  "$@" 2>"$err" && { rm -f "$err"; return 0; }
+  status=$?
+  cat "$err" >&2
+  if grep -q -e "already exists with a different definition" -e "is already registered with a different runtime" "$err"; then
+    rm -f "$err"
+    echo "(keeping what is there: the message above says how it differs from this script's)"
+    return 0
+  fi
+  rm -f "$err"
+  echo "quickstart.sh: stopped: \`clipper $2 $3 ...\` failed (exit status $status)" >&2
+  exit "$status"
+}
 clipper up
-clipper app create hello-world --input-type doubles --default-output -1.0 --slo-micros 100000 2>/dev/null \
-  || echo "(application hello-world already exists)"
-clipper model deploy sum-model --version 1 --input-type doubles --python examples/sum_model.py:predict \
-  || echo "(model sum-model:1 already deployed)"
-clipper link hello-world sum-model 2>/dev/null || true
+unless_it_exists clipper app create hello-world --input-type doubles --default-output -1.0 --slo-micros 100000
+unless_it_exists clipper model deploy sum-model --version 1 --input-type doubles --python examples/sum_model.py:predict
+clipper link hello-world sum-model
 cat <<'TXT'
 
 Clipper is serving hello-world. Try:
