@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,30 @@ import pytest
 
 SDK_ROOT = Path(__file__).resolve().parent.parent
 SRC = SDK_ROOT / "src"
+
+
+METRICS_PORT_OFFSET = 8000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports p that are free with p + 8000 free too (the services' metrics
+    ports), from a range below the ephemeral ports."""
+    chosen: list[int] = []
+    for port in random.sample(range(20000, 30000), 2000):
+        if _bindable(port) and _bindable(port + METRICS_PORT_OFFSET):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free ports")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,32 +14,12 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.environ.get("CLIPPER_E2E") != "1", reason="set CLIPPER_E2E=1 to run")
 
+from conftest import free_ports  # noqa: E402
+
 from clipper_admin import ClipperConnection, LocalContainerManager  # noqa: E402
 from clipper_admin.deployers import python as python_deployer  # noqa: E402
 
 QUERY_DEADLINE_SECONDS = 30.0
-METRICS_PORT_OFFSET = 8000
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports p that are free with p + 8000 free too (the services' metrics
-    ports), from a range below the ephemeral ports."""
-    chosen: list[int] = []
-    for port in random.sample(range(20000, 30000), 2000):
-        if _bindable(port) and _bindable(port + METRICS_PORT_OFFSET):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise RuntimeError("no free ports")
 
 
 def feature_sum(xs):
