@@ -5,6 +5,8 @@ export type QueryOutcome =
   | "predicted"
   | "cached"
   | "slo_exceeded"
+  /** Taken from the queue before its deadline: no batch could have answered it in time any more (overload). */
+  | "hopeless"
   | "cancelled"
   | "overloaded"
   | "no_model"

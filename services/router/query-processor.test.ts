@@ -415,3 +415,68 @@ describe("QueryProcessor batching, cache and overload", () => {
     expect(answers.map((a) => a.output)).toEqual(["1", "2"]);
   });
 });
+
+describe("QueryProcessor under overload", () => {
+  /** A replica answering each batch after 2 ms + 0.5 ms per query on the fake clock, one batch at a time. */
+  function timedReplica(clock: FakeClock): Behaviour {
+    return (inputs) => new Promise((resolve) => clock.setTimer(2 + 0.5 * inputs.lengths.length, () => resolve(sum(inputs, undefined as never) as Output[])));
+  }
+
+  async function overloaded(defaultOnOverload: boolean) {
+    const clock = new FakeClock();
+    const view = config({
+      applications: [{ name: "app", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 20_000n, linkedModels: ["m"], defaultOnOverload }],
+      models: [{ name: "m", version: "1", inputType: InputType.DOUBLES, batching: { maxInFlightPerReplica: 1 } }],
+    });
+    const p = processor(view, new FakeModels({ "a:1": timedReplica(clock) }), clock);
+    // Teach the router the replica's latency: batches of several sizes, one at a time.
+    for (const size of [1, 2, 4, 8, 1, 2, 4, 8, 3, 5]) {
+      let done = false;
+      const pending = p.query("app", doubles(...Array.from({ length: size }, (_, i) => [i]))).finally(() => {
+        done = true;
+      });
+      for (let t = 0; t < 100 && !done; t++) {
+        await flush();
+        clock.advance(0.5);
+      }
+      await pending;
+    }
+    // A burst far past what the replica answers in a 20 ms SLO: batches of up to 16 (twice the largest it has seen) take 10 ms, so about 30 make it.
+    const outcomes = Array.from({ length: 400 }, (_, i) =>
+      p.query("app", doubles([i])).then(
+        (rows) => ({ rows, error: undefined }),
+        (error: ConnectError) => ({ rows: undefined, error }),
+      ),
+    );
+    for (let t = 0; t < 60; t++) {
+      await flush();
+      clock.advance(1);
+    }
+    return Promise.all(outcomes);
+  }
+
+  it("refuses at once what the queue ahead would make late, and answers everything it admitted in time", async () => {
+    const outcomes = await overloaded(false);
+    const refused = outcomes.filter((o) => o.error !== undefined);
+    const answered = outcomes.flatMap((o) => o.rows ?? []);
+    expect(refused.length).toBeGreaterThan(200);
+    for (const { error } of refused) {
+      expect(error?.code).toBe(Code.ResourceExhausted);
+      expect(error?.rawMessage).toMatch(/^model m:1 would answer in about \d+ ms \(\d+ queries ahead\), after the deadline \d+ ms away/);
+    }
+    // Goodput is not sacrificed: the admitted queries are the model's answers, not defaults.
+    expect(answered.length).toBeGreaterThanOrEqual(20);
+    expect(answered.filter((a) => a.default)).toEqual([]);
+  });
+
+  it("answers the default at once instead, with the reason, for an application that asks for it", async () => {
+    const outcomes = await overloaded(true);
+    expect(outcomes.every((o) => o.error === undefined)).toBe(true);
+    const rows = outcomes.flatMap((o) => o.rows ?? []);
+    const shed = rows.filter((a) => a.outcome === "overloaded");
+    expect(shed.length).toBeGreaterThan(200);
+    expect(shed[0]?.defaultExplanation).toMatch(/^Overloaded: model m:1 would answer in about/);
+    expect(rows.filter((a) => a.outcome === "predicted").length).toBeGreaterThanOrEqual(20);
+    expect(rows.filter((a) => a.outcome === "slo_exceeded")).toEqual([]);
+  });
+});

@@ -140,8 +140,13 @@ export class QueryProcessor {
     }
     for (const [batcher, group] of groups) {
       const toQueue = app.cacheEnabled && cache ? this.answerFromCache(batcher.key, group) : group;
-      if (toQueue.length === 0 || batcher.enqueue(toQueue)) continue;
-      const reason = `model ${batcher.key} has ${batcher.queueLength()} queries waiting (limit ${batcher.queueCapacity()}): the router is overloaded, retry later`;
+      if (toQueue.length === 0) continue;
+      const late = batcher.lateAdmission(toQueue.length, deadline);
+      if (late === undefined && batcher.enqueue(toQueue)) continue;
+      const reason =
+        late === undefined
+          ? `model ${batcher.key} has ${batcher.queueLength()} queries waiting (limit ${batcher.queueCapacity()}): the router is overloaded, retry later`
+          : `model ${batcher.key} would answer in about ${Math.ceil(late.predictedMs)} ms (${late.ahead} queries ahead), after the deadline ${Math.max(0, Math.round(deadline - this.deps.clock.now()))} ms away: the router is overloaded, retry later`;
       if (!app.defaultOnOverload) {
         // The request fails as a whole: none of its queries may be answered or sent later.
         for (const q of members) this.withdraw(q);
@@ -268,10 +273,12 @@ export class QueryProcessor {
   private batcherFor(key: string, model: Model, view: ConfigView): VersionBatcher<PendingQuery> {
     let entry = this.batchers.get(key);
     if (entry === undefined) {
-      const batcher: VersionBatcher<PendingQuery> = new VersionBatcher<PendingQuery>(key, this.settingsOf(model), (d) => this.send(batcher, d), {
-        ...this.deps.batcher,
-        clock: this.deps.clock,
-      });
+      const batcher: VersionBatcher<PendingQuery> = new VersionBatcher<PendingQuery>(
+        key,
+        this.settingsOf(model),
+        { send: (d) => this.send(batcher, d), hopeless: (queries) => this.expire(queries, SLO_EXPLANATION, "hopeless") },
+        { ...this.deps.batcher, clock: this.deps.clock },
+      );
       entry = { batcher, model, replicas: undefined };
       this.batchers.set(key, entry);
     } else if (entry.model !== model) {

@@ -26,19 +26,24 @@ function harness(s: BatcherSettings, replicas: string[] = ["a"]) {
   const batcher = new VersionBatcher<Item>(
     "m:1",
     s,
-    (d) => {
-      // What must hold when a batch leaves: checked here, at sending time.
-      expect(d.items.length).toBeGreaterThan(0);
-      if (s.maxBatchSize > 0) expect(d.padTo).toBeLessThanOrEqual(s.maxBatchSize);
-      expect(d.padTo).toBeGreaterThanOrEqual(d.items.length);
-      expect(new Set(d.items).size).toBe(d.items.length);
-      for (const item of d.items) {
-        expect(item.settled).toBe(false);
-        expect(item.deadline).toBeGreaterThan(clock.now());
-        for (const other of open) expect(other.items.includes(item)).toBe(false);
-      }
-      sent.push(d);
-      open.add(d);
+    {
+      hopeless: (gone) => {
+        for (const item of gone) answer(item, "hopeless");
+      },
+      send: (d) => {
+        // What must hold when a batch leaves: checked here, at sending time.
+        expect(d.items.length).toBeGreaterThan(0);
+        if (s.maxBatchSize > 0) expect(d.padTo).toBeLessThanOrEqual(s.maxBatchSize);
+        expect(d.padTo).toBeGreaterThanOrEqual(d.items.length);
+        expect(new Set(d.items).size).toBe(d.items.length);
+        for (const item of d.items) {
+          expect(item.settled).toBe(false);
+          expect(item.deadline).toBeGreaterThan(clock.now());
+          for (const other of open) expect(other.items.includes(item)).toBe(false);
+        }
+        sent.push(d);
+        open.add(d);
+      },
     },
     { clock },
   );
@@ -327,5 +332,102 @@ describe("VersionBatcher", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe("under overload", () => {
+    /** Latency of a batch of n on the test's replica: 2 ms + 0.5 ms per query. */
+    const latency = (n: number) => 2 + 0.5 * n;
+
+    /** Teaches the replica's latency model its line by answering batches of several sizes, one at a time. */
+    function trained(s: BatcherSettings = settings({ maxInFlightPerReplica: 1 })) {
+      const h = harness(s);
+      for (const size of [1, 2, 4, 8, 1, 2, 4, 8, 3, 5]) {
+        h.batcher.enqueue(h.items(size, 10_000));
+        const d = h.sent.at(-1) as Dispatch<Item>;
+        expect(d.items).toHaveLength(size);
+        h.clock.advance(latency(size));
+        h.complete(d);
+      }
+      expect(h.batcher.sizerOf("a")?.model.meanMs(10)).toBeCloseTo(latency(10), 6);
+      return h;
+    }
+
+    it("admits while the queue ahead can be answered by the deadline, and tells when it cannot", () => {
+      const h = trained();
+      // One batch in flight and a queue behind it: about 40 queries' worth of model time at batches the sizer would choose.
+      h.batcher.enqueue(h.items(4, 1000));
+      h.batcher.enqueue(h.items(40, 1000));
+      expect(h.batcher.queueLength()).toBe(40);
+      expect(h.batcher.lateAdmission(1, h.clock.now() + 1000)).toBeUndefined();
+      const late = h.batcher.lateAdmission(1, h.clock.now() + 12);
+      expect(late?.ahead).toBe(44);
+      expect(late?.predictedMs).toBeGreaterThan(12);
+      // The prediction grows with what is ahead.
+      h.batcher.enqueue(h.items(40, 1000));
+      expect(h.batcher.lateAdmission(1, h.clock.now() + 12)?.predictedMs).toBeGreaterThan(late?.predictedMs ?? 0);
+    });
+
+    it("admits without a fitted latency model, with nothing ahead, and when the model is too slow even when idle (not overload)", () => {
+      const fresh = harness(settings());
+      fresh.batcher.enqueue(fresh.items(50, 1000));
+      expect(fresh.batcher.lateAdmission(1, fresh.clock.now() + 1)).toBeUndefined();
+      const h = trained();
+      expect(h.batcher.lateAdmission(500, h.clock.now() + 5)).toBeUndefined();
+      h.batcher.enqueue(h.items(4, 1000));
+      h.batcher.enqueue(h.items(40, 1000));
+      // A batch of one takes 2.5 ms: a 2 ms deadline is missed even by an idle replica.
+      expect(h.batcher.lateAdmission(1, h.clock.now() + 2)).toBeUndefined();
+    });
+
+    it("takes queued queries that can no longer be answered in time out of the queue, unsent, and sends the rest", () => {
+      const h = trained();
+      h.batcher.enqueue(h.items(16, 10_000));
+      const busy = h.sent.at(-1) as Dispatch<Item>;
+      const doomed = h.items(3, 20);
+      const fine = h.items(3, 1000);
+      h.batcher.enqueue([...doomed, ...fine]);
+      // The replica answers its batch after 19 ms: 1 ms is left to the doomed ones, a batch takes 2.5 ms at least.
+      h.clock.advance(19);
+      h.complete(busy);
+      for (const item of doomed) expect(item.answers).toEqual(["hopeless"]);
+      const next = h.sent.at(-1) as Dispatch<Item>;
+      expect(ids(next)).toEqual(fine.map((i) => i.id));
+    });
+
+    it("still sends a query whose whole budget was shorter than a batch (a slow model, not overload)", () => {
+      const h = trained();
+      h.batcher.enqueue(h.items(16, 10_000));
+      const busy = h.sent.at(-1) as Dispatch<Item>;
+      const tight = h.items(1, 2);
+      h.batcher.enqueue(tight);
+      h.clock.advance(1);
+      h.complete(busy);
+      expect(h.sent.at(-1)?.items).toEqual(tight);
+    });
+
+    it("counts a replica that runs batches side by side as that much faster", () => {
+      /** A replica that answers each batch in its own latency however many are in flight. */
+      function parallel() {
+        const h = harness(settings({ maxInFlightPerReplica: 2 }));
+        for (const size of [1, 2, 4, 8, 1, 2, 4, 8, 3, 5]) {
+          h.batcher.enqueue(h.items(size, 10_000));
+          h.batcher.enqueue(h.items(size, 10_000));
+          const [a, b] = [...h.open] as [Dispatch<Item>, Dispatch<Item>];
+          h.clock.advance(latency(size));
+          h.complete(a);
+          h.complete(b);
+        }
+        return h;
+      }
+      const backlog = (h: ReturnType<typeof harness>) => {
+        h.batcher.enqueue(h.items(4, 1000));
+        h.batcher.enqueue(h.items(60, 1000));
+        return h.batcher.lateAdmission(1, h.clock.now() + 10)?.predictedMs ?? 0;
+      };
+      const serial = backlog(trained());
+      const sideBySide = backlog(parallel());
+      expect(serial).toBeGreaterThan(10);
+      expect(sideBySide).toBeLessThan(0.7 * serial);
+    });
   });
 });

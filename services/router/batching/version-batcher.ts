@@ -49,6 +49,27 @@ export interface BatcherSettings {
 
 export type DispatchOutcome = { kind: "ok" } | { kind: "abandoned" } | { kind: "failed"; retryable: boolean };
 
+/** Where the batcher's decisions go: the batches to send, and the queued queries it gave up on. */
+export interface BatcherOutput<T> {
+  /** Sends a batch; the caller reports back with `finished`. */
+  send(dispatch: Dispatch<T>): void;
+  /**
+   * Queries taken out of the queue because they can no longer be answered in
+   * time (their deadline comes before a batch sent now would return) though
+   * they could have been when they arrived: the queue ahead made them late.
+   * The caller answers them at once; they cost no model time.
+   */
+  hopeless(items: readonly T[]): void;
+}
+
+/** Why a request should not be queued: what the queue ahead of it makes it wait. */
+export interface LateAdmission {
+  /** Predicted time from now to its last query's answer. */
+  predictedMs: number;
+  /** Queries queued or in flight ahead of it. */
+  ahead: number;
+}
+
 export interface VersionBatcherOptions {
   clock: Clock;
   sizer: BatchSizerOptions;
@@ -87,6 +108,18 @@ const COOLDOWN_PENALTY = 1e9;
 
 class ReplicaState {
   readonly inFlight = new Set<Dispatch<unknown>>();
+  /** Queries in the batches in flight. */
+  inFlightItems = 0;
+  /**
+   * Decaying sums of the batches' latencies and of the time with at least one
+   * batch in flight: their ratio is the mean number of batches in flight while
+   * busy (Little's law), so throughput = overlap × batch / latency whether the
+   * replica runs batches one after the other (each waits behind the other, its
+   * latency doubles) or in parallel.
+   */
+  latencySum = 0;
+  busySum = 0;
+  busySince: number | undefined;
   /** Dispatch sequence number of its last batch: the tie-break, so idle replicas take turns. */
   lastTurn = -1;
   failedAt = Number.NEGATIVE_INFINITY;
@@ -124,7 +157,7 @@ export class VersionBatcher<T extends BatchItem> {
   constructor(
     readonly key: string,
     settings: BatcherSettings,
-    private readonly send: (dispatch: Dispatch<T>) => void,
+    private readonly output: BatcherOutput<T>,
     options: Partial<VersionBatcherOptions> & { clock: Clock },
   ) {
     this.options = { ...defaultVersionBatcherOptions, ...options };
@@ -183,6 +216,49 @@ export class VersionBatcher<T extends BatchItem> {
     return this.replicas.get(endpoint)?.sizer;
   }
 
+  /**
+   * Whether the queue ahead would make `count` queries with this deadline
+   * late: their predicted answer (the queries ahead, queued and in flight,
+   * drained at the replicas' predicted throughput, then their own batch) comes
+   * after the deadline, although on idle replicas it would not. Undefined: admit
+   * (they fit, or no replica has a fitted latency model yet, or the model is
+   * too slow for the deadline even when idle, which is not overload and keeps
+   * today's answer: the default at the deadline).
+   */
+  lateAdmission(count: number, deadline: number): LateAdmission | undefined {
+    const now = this.options.clock.now();
+    const budget = deadline - now;
+    let rate = 0;
+    let soonestMs = Number.POSITIVE_INFINITY;
+    let fixedMs = Number.POSITIVE_INFINITY;
+    let busyMs = 0;
+    let replicas = 0;
+    let ahead = this.queue.length;
+    for (const r of this.replicas.values()) {
+      if (!r.active) continue;
+      const model = r.sizer.model;
+      const batch = r.sizer.size(budget, this.settings.maxBatchSize);
+      const latency = model.meanMs(batch);
+      const alone = model.meanMs(Math.min(count, batch));
+      if (latency === undefined || alone === undefined || latency <= 0) return undefined;
+      const overlap = r.busySum > 0 ? Math.max(1, Math.min(this.settings.maxInFlightPerReplica, r.latencySum / r.busySum)) : 1;
+      rate += (overlap * batch) / latency;
+      soonestMs = Math.min(soonestMs, alone);
+      fixedMs = Math.min(fixedMs, (model.fixedCostMs() ?? 0) / overlap);
+      // Until its batches in flight are back: they are not drained at `rate` (a lone query's batch costs a whole batch's fixed part).
+      let freeInMs = 0;
+      for (const d of r.inFlight) freeInMs = Math.max(freeInMs, (model.meanMs(d.padTo) ?? 0) - (now - d.sentAt));
+      busyMs += freeInMs;
+      replicas++;
+      ahead += r.inFlightItems;
+    }
+    // Nothing ahead, or too slow even on an idle replica: whatever the wait, it is not the queue's doing.
+    if (rate === 0 || ahead === 0 || soonestMs > budget) return undefined;
+    // The replicas free up, the queue and these queries drain at `rate` in full batches; the last, partial one costs its fixed part on top.
+    const predictedMs = busyMs / replicas + (this.queue.length + count) / rate + fixedMs;
+    return predictedMs > budget ? { predictedMs, ahead } : undefined;
+  }
+
   /** Queues all the items, or none (false) when they do not all fit. */
   enqueue(items: readonly T[]): boolean {
     if (!this.queue.hasRoom(items.length)) return false;
@@ -220,7 +296,11 @@ export class VersionBatcher<T extends BatchItem> {
   finished(d: Dispatch<T>, outcome: DispatchOutcome): T[] {
     const r = this.replicas.get(d.replica);
     const now = this.options.clock.now();
-    r?.inFlight.delete(d as Dispatch<unknown>);
+    if (r !== undefined && r.inFlight.delete(d as Dispatch<unknown>)) {
+      r.inFlightItems -= d.items.length;
+      this.accountBusy(r, now);
+      if (outcome.kind === "ok") r.latencySum += now - d.sentAt;
+    }
     for (const item of d.items) if (item.inFlight === d) item.inFlight = undefined;
     const giveUp: T[] = [];
     if (r !== undefined) {
@@ -286,6 +366,7 @@ export class VersionBatcher<T extends BatchItem> {
     for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
       const replica = this.pickReplica(now);
       if (replica === undefined) return;
+      if (this.dropHopeless(replica, now)) continue;
       const cap = this.settings.maxBatchSize;
       const fixed = this.settings.fixedSize && cap > 0;
       const target = fixed ? cap : replica.sizer.size(head.deadline - now, cap);
@@ -299,6 +380,39 @@ export class VersionBatcher<T extends BatchItem> {
       const items = this.queue.take(target, now);
       if (items.length > 0) this.dispatch(replica, items, fixed ? cap : items.length, now);
     }
+  }
+
+  /**
+   * Takes the queries at the head that a batch sent now to `replica` would
+   * answer too late, though a batch sent when they arrived would not have:
+   * under overload they are the ones about to expire, and sending them would
+   * spend the model on answers nobody waits for (earliest-deadline-first's
+   * domino effect). True when it dropped any.
+   */
+  private dropHopeless(replica: ReplicaState, now: number): boolean {
+    const returnMs = replica.sizer.model.meanMs(1);
+    if (returnMs === undefined) return false;
+    const hopeless: T[] = [];
+    for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
+      if (head.deadline - now >= returnMs || head.deadline - head.enqueuedAt < returnMs) break;
+      this.queue.remove(head);
+      head.item.queued = undefined;
+      hopeless.push(head.item);
+    }
+    if (hopeless.length === 0) return false;
+    this.output.hopeless(hopeless);
+    return true;
+  }
+
+  /** Adds the time since the last change of the replica's in-flight count to its busy time, and decays both sums (half-life ~1 s). */
+  private accountBusy(r: ReplicaState, now: number): void {
+    if (r.busySince !== undefined) {
+      const elapsed = now - r.busySince;
+      const decay = 0.5 ** (elapsed / 1000);
+      r.busySum = r.busySum * decay + elapsed;
+      r.latencySum *= decay;
+    }
+    r.busySince = r.inFlight.size > 0 ? now : undefined;
   }
 
   /** Until when to hold a batch open for more queries (≤ now: send now). Never past the head's deadline minus the predicted latency. */
@@ -389,8 +503,11 @@ export class VersionBatcher<T extends BatchItem> {
       item.inFlight = d as Dispatch<unknown>;
       item.attempts++;
     }
+    this.accountBusy(r, now);
     r.inFlight.add(d as Dispatch<unknown>);
+    r.inFlightItems += items.length;
+    if (r.busySince === undefined) r.busySince = now;
     r.lastTurn = this.turn++;
-    this.send(d);
+    this.output.send(d);
   }
 }
