@@ -1,10 +1,9 @@
 import fs from "node:fs";
-import { equals } from "@bufbuild/protobuf";
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
-import { type Model, ModelRuntimeSchema, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { type Model, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import type { ConfigView } from "../shared/index.js";
 import {
   alreadyExists,
@@ -21,6 +20,7 @@ import {
 import type { ArtifactStore } from "./artifact-store.js";
 import { validateRuntime } from "./backends/launch.js";
 import { formatLogLine, type ReplicaBackend } from "./backends/replica-backend.js";
+import { deployDifferences } from "./deploy-differences.js";
 import type { Reconciler } from "./reconciler.js";
 import { watchRollout } from "./rollout.js";
 
@@ -110,9 +110,11 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
     }
     const existing = (await callRegistry(`reading ${label}`, () => registry.getModel({ name: model.name, version: model.version }, opts))).model;
-    const sameRuntime = existing?.runtime !== undefined && model.runtime !== undefined && equals(ModelRuntimeSchema, existing.runtime, model.runtime);
-    if (!sameRuntime || existing?.inputType !== model.inputType) {
-      throw alreadyExists(`model ${label} is already registered with a different runtime or input type; deploy it as a new version`);
+    const differences = existing === undefined ? ["it could not be read back"] : deployDifferences(existing, model);
+    if (differences.length > 0) {
+      throw alreadyExists(
+        `model ${label} is already registered with a different runtime or input type (${differences.join("; ")}); deploy it as a new version`,
+      );
     }
     await callRegistry(`updating ${label}`, () => registry.updateModel({ name: model.name, version: model.version, desiredReplicas: desired }, opts));
     await deps.reconciler.retryFailed(model.name, model.version);

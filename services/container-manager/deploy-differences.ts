@@ -1,0 +1,34 @@
+import { equals } from "@bufbuild/protobuf";
+import { type Model, ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { inputTypeName } from "../shared/index.js";
+
+/**
+ * How a registered version differs from a redeploy of it, in what a redeploy
+ * may not change (its input type and runtime); empty: the same version.
+ */
+export function deployDifferences(existing: Model, requested: Model): string[] {
+  const differences: string[] = [];
+  if (existing.inputType !== requested.inputType) {
+    differences.push(`input_type is ${inputTypeName(existing.inputType)}, requested ${inputTypeName(requested.inputType)}`);
+  }
+  const was = existing.runtime?.kind;
+  const now = requested.runtime?.kind;
+  if (was?.case === "pythonClosure" && now?.case === "pythonClosure") {
+    const [a, b] = [was.value, now.value];
+    if (a.artifactDigest !== b.artifactDigest) {
+      differences.push(`the pickled closure differs (artifact ${a.artifactDigest.slice(0, 12)}, requested ${b.artifactDigest.slice(0, 12)})`);
+    }
+    if (a.interpreter !== b.interpreter) differences.push(`interpreter is "${a.interpreter}", requested "${b.interpreter}"`);
+    if (a.pythonVersion !== b.pythonVersion) differences.push(`python_version is "${a.pythonVersion}", requested "${b.pythonVersion}"`);
+    if (a.packages.join(",") !== b.packages.join(",")) differences.push(`packages are [${a.packages.join(", ")}], requested [${b.packages.join(", ")}]`);
+  } else if (was?.case !== now?.case) {
+    differences.push(`runtime is ${was?.case ?? "unset"}, requested ${now?.case ?? "unset"}`);
+  }
+  if (
+    differences.length === 0 &&
+    !(existing.runtime !== undefined && requested.runtime !== undefined && equals(ModelRuntimeSchema, existing.runtime, requested.runtime))
+  ) {
+    differences.push(`its ${now?.case ?? "runtime"} runtime differs`);
+  }
+  return differences;
+}
