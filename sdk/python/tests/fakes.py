@@ -164,7 +164,7 @@ class FakeContainerManager(cm_grpc.ContainerManagerServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"replica 1a2b of model {model.name}:{model.version} failed to start: exited with code 3; it stopped "
                 "3 times in a row before becoming ready; last log lines:\n"
-                "2026-01-01T00:00:00.000Z manager python: /env/bin/python, the interpreter that deployed the model\n"
+                "2026-01-01T00:00:00.000Z manager python: /env/bin/python, the interpreter recorded with the model\n"
                 "2026-01-01T00:00:00.100Z stderr ModuleNotFoundError: No module named 'sklearn'\n"
                 "2026-01-01T00:00:00.200Z stderr closure_runner: cannot load the closure: it needs the module "
                 "'sklearn', which the interpreter /env/bin/python (Python 3.11) cannot import\n"

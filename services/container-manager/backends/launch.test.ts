@@ -50,12 +50,12 @@ describe("launchCommand", () => {
       const closure = (interpreter: string) =>
         launchCommand(spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest, interpreter } } }), 7001, paths, parentEnv);
 
-      expect(closure(venvPython)).toMatchObject({ command: venvPython, note: `python: ${venvPython}, the interpreter that deployed the model` });
+      expect(closure(venvPython)).toMatchObject({ command: venvPython, note: `python: ${venvPython}, the interpreter recorded with the model` });
       expect(closure(linked).command).toBe(linked);
       for (const missing of [path.join(dir, "gone", "python"), notExecutable, dir]) {
         expect(closure(missing)).toMatchObject({
           command: "/repo/.venv/bin/python",
-          note: `python: /repo/.venv/bin/python, the container-manager's --python: the interpreter that deployed the model, ${missing}, is not an executable file on this machine`,
+          note: `python: /repo/.venv/bin/python, the container-manager's --python: the interpreter recorded with the model, ${missing}, is not an executable file on this machine`,
         });
       }
       expect(closure("")).toMatchObject({

@@ -134,10 +134,10 @@ export function launchCommand(
  */
 export function closureInterpreter(recorded: string, fallback: string): { path: string; note: string } {
   if (recorded === "") return { path: fallback, note: `python: ${fallback}, the container-manager's --python (the model records no interpreter)` };
-  if (isExecutableFile(recorded)) return { path: recorded, note: `python: ${recorded}, the interpreter that deployed the model` };
+  if (isExecutableFile(recorded)) return { path: recorded, note: `python: ${recorded}, the interpreter recorded with the model` };
   return {
     path: fallback,
-    note: `python: ${fallback}, the container-manager's --python: the interpreter that deployed the model, ${recorded}, is not an executable file on this machine`,
+    note: `python: ${fallback}, the container-manager's --python: the interpreter recorded with the model, ${recorded}, is not an executable file on this machine`,
   };
 }
 
