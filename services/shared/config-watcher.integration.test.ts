@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import type { WatchConfigResponseSchema } from "../../gen/clipper/v1/management_service_pb.js";
@@ -9,6 +10,7 @@ import { Backoff } from "./backoff.js";
 import { applyConfigChange, emptyConfigView } from "./config-view.js";
 import { type ConfigWatcher, watchConfig } from "./config-watcher.js";
 import { type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
+import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
 import { createLogger } from "./logger.js";
 
 const logger = createLogger({ service: "test", level: "silent" });
@@ -59,6 +61,51 @@ describe("watchConfig", () => {
     expect(watcher.view().applications.get("app")?.inputType).toBe(InputType.DOUBLES);
     expect(connections).toBeGreaterThanOrEqual(2);
   });
+});
+
+describe("watchConfig after a registry restart", () => {
+  const servers: RunningGrpcServer[] = [];
+  let watcher: ConfigWatcher | undefined;
+  let transport: GrpcTransport | undefined;
+  afterEach(async () => {
+    watcher?.close();
+    transport?.close();
+    for (const s of servers.splice(0)) await s.close(0);
+  });
+
+  /** A registry whose watch sends one snapshot and stays open. */
+  const registry = (port: number) =>
+    startGrpcServer({
+      port,
+      services: [
+        registration(ManagementService, {
+          async *watchConfig(_req, ctx): AsyncIterable<MessageInitShape<typeof WatchConfigResponseSchema>> {
+            yield { event: { case: "snapshot", value: { revision: 1n, applications: [{ name: "app", inputType: InputType.DOUBLES }] } } };
+            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+          },
+        }),
+      ],
+    }).then((s) => {
+      servers.push(s);
+      return s;
+    });
+
+  it("watches a registry that was away for seconds again within 2 s of its return, on the process's own channel and default backoff", async () => {
+    const first = await registry(0);
+    const port = Number(first.address.split(":").at(-1));
+    // As the gateway and the router do: one channel to the registry with default options, handed to the watcher.
+    transport = createGrpcTransport({ address: first.address });
+    watcher = watchConfig({ registry: first.address, logger, client: createClient(ManagementService, transport) });
+    await watcher.ready;
+    await first.close(0);
+    await waitFor(() => !watcher!.connected());
+    // Long enough for both backoffs (the watcher's and grpc-js's channel's) to grow past several seconds before the fix.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    await registry(port);
+    const back = Date.now();
+    await waitFor(() => watcher!.connected(), 10_000);
+    expect(Date.now() - back).toBeLessThan(2000);
+  }, 30_000);
 });
 
 async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {

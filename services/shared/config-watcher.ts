@@ -1,7 +1,7 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import type { ConfigChange } from "../../gen/clipper/v1/resources_pb.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, type BackoffOptions } from "./backoff.js";
 import { applyConfigChange, type ConfigView, emptyConfigView, viewFromSnapshot } from "./config-view.js";
 import { createGrpcTransport } from "./grpc-transport.js";
 import type { Logger } from "./logger.js";
@@ -23,6 +23,18 @@ export interface ConfigWatcher {
   onChange(listener: ConfigListener): () => void;
   close(): void;
 }
+
+/**
+ * How often a watcher retries a registry it lost: 100 ms doubling to 500 ms
+ * (with jitter), and from the first delay again after every snapshot. A failed
+ * attempt costs one call that fails at once (a refused connection on loopback),
+ * so retrying twice a second keeps a restarted registry unused for at most
+ * about half a second more than the channel takes to reconnect (grpc-js's own
+ * reconnect backoff, which createGrpcTransport caps at a second). A longer cap
+ * (10 s, as before) left a registry that came back after a few seconds unused
+ * for 6-11 s.
+ */
+export const WATCH_RECONNECT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 500, jitter: 0.2 };
 
 export interface WatchConfigOptions {
   /** host:port of the registry. */
@@ -46,7 +58,7 @@ export interface WatchConfigOptions {
  */
 export function watchConfig(options: WatchConfigOptions): ConfigWatcher {
   const { client, close: closeChannel } = registryChannel(options);
-  const backoff = options.backoff ?? new Backoff();
+  const backoff = options.backoff ?? new Backoff(WATCH_RECONNECT_BACKOFF);
   const listeners = new Set<ConfigListener>();
   const closing = new AbortController();
   let view = emptyConfigView();

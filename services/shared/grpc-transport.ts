@@ -26,6 +26,11 @@ export interface GrpcTransport extends Transport {
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const client = new grpc.Client(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.keepalive_time_ms": 30_000,
+    // grpc-js waits 1 s, then 1.6x longer after each failed connect, up to 2 minutes, and fails calls at once
+    // meanwhile: a peer restarted after a few seconds (a registry, a router) stayed unused for many more. Every
+    // peer here is another service of this system, usually on loopback, where a failed connect costs nothing.
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     ...options.channelOptions,
