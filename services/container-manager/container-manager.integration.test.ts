@@ -172,7 +172,7 @@ describe("container-manager with real replica processes", () => {
   });
 
   it("runs a command runtime, scales it, and stops it", async () => {
-    const runtime = command([process.execPath, "--import", "tsx", path.join(repoRoot, "sdk", "typescript", "runner.ts")], {
+    const runtime = command([process.execPath, "--import", "tsx", path.join(repoRoot, "sdk", "typescript", "src", "runner.ts")], {
       CLIPPER_MODEL_MODULE: slowModule,
       CLIPPER_SLEEP_MS: "5",
     });

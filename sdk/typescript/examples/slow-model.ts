@@ -1,4 +1,4 @@
-import type { ModelInput } from "../model.js";
+import type { ModelInput } from "../src/index.js";
 import sumModel from "./sum-model.js";
 
 /** The sum model after sleeping CLIPPER_SLEEP_MS (default 1000) per batch: for latency SLO tests. */

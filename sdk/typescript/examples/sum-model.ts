@@ -1,5 +1,4 @@
-import { fsum } from "../fsum.js";
-import type { ModelInput } from "../model.js";
+import { fsum, type ModelInput } from "../src/index.js";
 
 /** Sums each numeric input, correctly rounded: [1.1, 2.2, 3.3] gives "6.6". */
 export default function sumModel(inputs: ModelInput[]): string[] {

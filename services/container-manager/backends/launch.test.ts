@@ -70,7 +70,7 @@ describe("launchCommand", () => {
 
   it("runs a node module with the TypeScript runner from the repository root", () => {
     const cmd = launchCommand(spec({ kind: { case: "nodeModule", value: { modulePath: "/models/m.ts" } } }), 7002, paths, parentEnv);
-    expect([cmd.command, ...cmd.args]).toEqual(["/usr/bin/node", "--import", "tsx", "/repo/sdk/typescript/runner.ts"]);
+    expect([cmd.command, ...cmd.args]).toEqual(["/usr/bin/node", "--import", "tsx", "/repo/sdk/typescript/src/runner.ts"]);
     expect(cmd.cwd).toBe("/repo");
     expect(cmd.env.CLIPPER_MODEL_MODULE).toBe("/models/m.ts");
     expect(cmd.env.CLIPPER_ADMIN_TOKEN).toBeUndefined();

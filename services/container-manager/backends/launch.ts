@@ -106,7 +106,7 @@ export function launchCommand(
     case "nodeModule":
       return {
         command: paths.node,
-        args: ["--import", "tsx", path.join(paths.repoRoot, "sdk", "typescript", "runner.ts")],
+        args: ["--import", "tsx", path.join(paths.repoRoot, "sdk", "typescript", "src", "runner.ts")],
         env: { ...env, CLIPPER_MODEL_MODULE: kind.value.modulePath, ...clipperEnv },
         // `--import tsx` resolves from the working directory, where node_modules is.
         cwd: paths.repoRoot,

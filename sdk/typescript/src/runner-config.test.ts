@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { InputType } from "./gen/clipper/common/v1/data_pb.js";
 import { loadModel, runnerConfigFromEnv } from "./runner-config.js";
 
 const env = {

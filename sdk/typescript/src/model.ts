@@ -1,5 +1,5 @@
-import { type Inputs, InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { inputCount } from "../../services/shared/index.js";
+import { type Inputs, InputType } from "./gen/clipper/common/v1/data_pb.js";
+import { inputCount } from "./inputs.js";
 
 /**
  * One input as a model sees it: a vector of numbers for ints, floats and

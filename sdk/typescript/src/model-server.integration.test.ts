@@ -1,16 +1,18 @@
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { ModelService, type PredictResponse } from "../../gen/clipper/model/v1/model_service_pb.js";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { Code, ConnectError, createGrpcTransport, type GrpcTransport, type RunningGrpcServer } from "../../services/shared/index.js";
-import sumModel from "./examples/sum-model.js";
+import sumModel from "../examples/sum-model.js";
+import { InputType } from "./gen/clipper/common/v1/data_pb.js";
+import { ModelService, type PredictResponse } from "./gen/clipper/model/v1/model_service_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.js";
 import type { ModelInput } from "./model.js";
-import { serveModel } from "./model-server.js";
+import { type RunningModelServer, serveModel } from "./model-server.js";
 
+// The client is a stock one (connect-node speaking gRPC over h2c), not the SDK's own code.
 interface Served {
-  server: RunningGrpcServer;
-  transport: GrpcTransport;
+  server: RunningModelServer;
+  sessions: Http2SessionManager;
+  transport: ReturnType<typeof createGrpcTransport>;
   client: ReturnType<typeof createClient<typeof ModelService>>;
 }
 
@@ -18,8 +20,10 @@ const started: Served[] = [];
 
 async function serve(model: Parameters<typeof serveModel>[0], inputType: InputType): Promise<Served> {
   const server = await serveModel(model, { name: "m", version: "v1", inputType, port: 0 });
-  const transport = createGrpcTransport({ address: server.address });
-  const served = { server, transport, client: createClient(ModelService, transport) };
+  const baseUrl = `http://${server.address}`;
+  const sessions = new Http2SessionManager(baseUrl);
+  const transport = createGrpcTransport({ baseUrl, sessionManager: sessions });
+  const served = { server, sessions, transport, client: createClient(ModelService, transport) };
   started.push(served);
   return served;
 }
@@ -33,7 +37,7 @@ describe("serveModel", () => {
   });
   afterAll(async () => {
     for (const s of started) {
-      s.transport.close();
+      s.sessions.abort();
       await s.server.close();
     }
   });

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import type { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { ConnectError, parseInputType } from "../../services/shared/index.js";
+import type { InputType } from "./gen/clipper/common/v1/data_pb.js";
+import { parseInputType } from "./inputs.js";
 import type { Model } from "./model.js";
 
 /** What the container-manager tells a node_module replica through its environment. */
@@ -31,7 +31,7 @@ export function runnerConfigFromEnv(env: NodeJS.ProcessEnv): RunnerConfig {
   try {
     inputType = parseInputType(rawInputType);
   } catch (err) {
-    throw new RunnerConfigError(`CLIPPER_INPUT_TYPE: ${err instanceof ConnectError ? err.rawMessage : String(err)}`);
+    throw new RunnerConfigError(`CLIPPER_INPUT_TYPE: ${err instanceof Error ? err.message : String(err)}`);
   }
   return {
     port,
