@@ -187,6 +187,7 @@ function inProcessRouter(options: InProcessRouterOptions): RouterLink {
   });
   return {
     query: (query, timeoutMs, signal) => core.query(query, timeoutMs, signal),
+    overloadReason: (application) => core.overloadReason(application),
     // Feedback through the same QueryService handlers a remote gateway reaches.
     feedback: createClient(
       QueryService,

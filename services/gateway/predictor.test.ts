@@ -3,11 +3,12 @@ import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { QueryService } from "../../gen/clipper/v1/query_service_pb.js";
-import { Code, ConnectError, emptyConfigView } from "../shared/index.js";
+import { ConfigSnapshotSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { Code, ConnectError, emptyConfigView, viewFromSnapshot } from "../shared/index.js";
 import { Predictor } from "./predictor.js";
 import { unaryQueryRouter } from "./router-stream.js";
 
-describe("Predictor's bound on queries in flight", () => {
+describe("Predictor", () => {
   it("answers up to --max-in-flight queries at once and sheds the next with RESOURCE_EXHAUSTED", async () => {
     const release: Array<() => void> = [];
     const router = createClient(
@@ -44,5 +45,31 @@ describe("Predictor's bound on queries in flight", () => {
     await new Promise((r) => setTimeout(r, 20));
     release.at(-1)?.();
     expect((await third)[0]?.output).toBe("ok");
+  });
+
+  it("counts the application's SLO from the request's arrival: the router gets what is left of it", async () => {
+    const timeouts: number[] = [];
+    const view = viewFromSnapshot(
+      create(ConfigSnapshotSchema, { revision: 1n, applications: [{ name: "app", inputType: InputType.DOUBLES, defaultOutput: "0", sloMicros: 100_000n }] }),
+    );
+    const predictor = new Predictor({
+      config: () => view,
+      router: {
+        query: async (_query, timeoutMs) => {
+          timeouts.push(timeoutMs);
+          return [];
+        },
+        feedback: { submitFeedback: () => Promise.reject(new Error("unused")) },
+      },
+      defaultTimeoutMs: 30_000,
+    });
+    const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
+    await predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined, receivedAt: performance.now() - 30 });
+    await predictor.query("app", inputs, { version: "", uid: "", timeoutMs: 50, signal: undefined, receivedAt: performance.now() });
+    await predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined });
+    expect(timeouts[0]).toBeGreaterThan(60);
+    expect(timeouts[0]).toBeLessThanOrEqual(70);
+    expect(timeouts[1]).toBe(50);
+    expect(timeouts[2]).toBe(30_000);
   });
 });

@@ -22,6 +22,12 @@ export interface QueryCallOptions {
   uid: string;
   /** What is left of the caller's deadline, if it set one. */
   timeoutMs: number | undefined;
+  /**
+   * performance.now() when the request arrived: the application's SLO counts
+   * from then, not from when the router sees it (time spent reading and
+   * parsing under load is part of what the caller waits).
+   */
+  receivedAt?: number;
   signal: CancelSignal | undefined;
 }
 
@@ -29,7 +35,7 @@ export interface PredictorOptions {
   /** Undefined until the first snapshot from the registry has arrived. */
   config: () => ConfigView | undefined;
   /** Queries and feedback go to the router through it. */
-  router: Pick<RouterLink, "query" | "feedback">;
+  router: Pick<RouterLink, "query" | "feedback" | "overloadReason">;
   /** The router call's deadline when the caller sets none; the router's SLO normally answers well before. */
   defaultTimeoutMs: number;
   /** Router calls open at once; past it a call is shed with RESOURCE_EXHAUSTED (HTTP 429) instead of queueing without bound. Default: no bound. */
@@ -43,7 +49,7 @@ export interface PredictorOptions {
 export class Predictor {
   private inFlight = 0;
   private readonly config: () => ConfigView | undefined;
-  private readonly router: Pick<RouterLink, "query" | "feedback">;
+  private readonly router: Pick<RouterLink, "query" | "feedback" | "overloadReason">;
   private readonly defaultTimeoutMs: number;
   private readonly maxInFlight: number;
 
@@ -85,8 +91,27 @@ export class Predictor {
 
   private routed(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
     return this.admitted(() =>
-      this.router.query({ application, inputs, version: options.version, uid: options.uid }, options.timeoutMs ?? this.defaultTimeoutMs, options.signal),
+      this.router.query({ application, inputs, version: options.version, uid: options.uid }, this.timeoutOf(application, options), options.signal),
     );
+  }
+
+  /** The router call's deadline: the caller's, or the default, and never past the application's SLO counted from the request's arrival. */
+  private timeoutOf(application: string, options: QueryCallOptions): number {
+    const caller = options.timeoutMs ?? this.defaultTimeoutMs;
+    if (options.receivedAt === undefined) return caller;
+    const sloMicros = this.config()?.applications.get(application)?.sloMicros ?? 0n;
+    if (sloMicros <= 0n) return caller;
+    return Math.max(1, Math.min(caller, Number(sloMicros) / 1000 - (performance.now() - options.receivedAt)));
+  }
+
+  /**
+   * Why a query of the application would be refused for overload right now,
+   * when the router can tell before the request's body is read (a router in
+   * this process); the protocol handlers then answer 429 / RESOURCE_EXHAUSTED
+   * having spent next to nothing on it.
+   */
+  shedReason(application: string): string | undefined {
+    return this.router.overloadReason?.(application);
   }
 
   async feedback(application: string, inputs: Inputs, labels: string[], uid: string, signal: CancelSignal | undefined): Promise<number> {

@@ -12,7 +12,7 @@ import { createRestHandler } from "./rest-handler.js";
 import type { QueryRouter } from "./router-stream.js";
 
 /** A REST handler on a loopback port whose router answers with `query`; the log lines it writes are kept. */
-async function serve(query: QueryRouter) {
+async function serve(query: QueryRouter, overloadReason?: (application: string) => string | undefined) {
   const logged: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -27,7 +27,7 @@ async function serve(query: QueryRouter) {
   const handler = createRestHandler({
     predictor: new Predictor({
       config: () => config,
-      router: { query, feedback: { submitFeedback: () => Promise.reject(new Error("no feedback here")) } },
+      router: { query, feedback: { submitFeedback: () => Promise.reject(new Error("no feedback here")) }, ...(overloadReason ? { overloadReason } : {}) },
       defaultTimeoutMs: 1000,
     }),
     metrics: new GatewayMetrics(registry),
@@ -41,8 +41,8 @@ async function serve(query: QueryRouter) {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  const predict = async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/app/predict`, { method: "POST", body: JSON.stringify({ input: [1] }) });
+  const predict = async (body = JSON.stringify({ input: [1] })) => {
+    const res = await fetch(`http://127.0.0.1:${port}/app/predict`, { method: "POST", body });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   return { predict, logged, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
@@ -81,5 +81,25 @@ describe("REST errors", () => {
     error = new ConnectError("model m has no room in its queue", Code.ResourceExhausted);
     const shed = await rest.predict();
     expect(shed).toEqual({ status: 429, body: { error: "too many requests", cause: "model m has no room in its queue" } });
+  });
+
+  it("refuses for overload before reading the body when the router can tell, and the connection stays usable", async () => {
+    let overloaded = true;
+    let asked = 0;
+    const rest = await serve(
+      async () => {
+        asked++;
+        return [];
+      },
+      (application) => (overloaded ? `model of ${application} would answer after the SLO` : undefined),
+    );
+    closers.push(rest.close);
+    // Not even parsed: a body that is not JSON gets the 429, not a 400.
+    const shed = await rest.predict("{ not json");
+    expect(shed).toEqual({ status: 429, body: { error: "too many requests", cause: "model of app would answer after the SLO" } });
+    expect(asked).toBe(0);
+    overloaded = false;
+    const bad = await rest.predict("{ not json");
+    expect(bad.status).toBe(400);
   });
 });

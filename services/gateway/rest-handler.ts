@@ -55,6 +55,14 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
   try {
     const app = deps.predictor.application(appName);
     label = app.name;
+    if (action === "predict") {
+      // Refused for overload before the body is read or parsed: shedding must cost far less than answering.
+      const shed = deps.predictor.shedReason(app.name);
+      if (shed !== undefined) {
+        await discardBody(req);
+        throw new RestError(429, "too many requests", shed);
+      }
+    }
     const body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
     const caller = cancelOnClose(res);
     if (action === "update") {
@@ -65,7 +73,14 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
       return;
     }
     const request = parsePredictBody(body, app.inputType, deps.parse);
-    const query = () => deps.predictor.query(app.name, request.inputs, { version: request.version, uid: request.uid, timeoutMs: undefined, signal: caller });
+    const query = () =>
+      deps.predictor.query(app.name, request.inputs, {
+        version: request.version,
+        uid: request.uid,
+        timeoutMs: undefined,
+        signal: caller,
+        receivedAt: startedAt,
+      });
     // A caller's `traceparent` header makes the prediction part of its trace (with tracing on).
     const results = await (tracingEnabled() ? traceContext.with(extractTraceContext({ get: (key) => headerValue(req, key) }), query) : query());
     const predictions = results.map(restPrediction);

@@ -15,6 +15,12 @@ export interface RouterLink {
   query: QueryRouter;
   /** For feedback (SubmitFeedback). */
   feedback: Pick<Client<typeof QueryService>, "submitFeedback">;
+  /**
+   * Why the router would refuse a query of the application for overload right
+   * now, asked before its body is read; only a router in this process can
+   * tell at no cost (a remote one refuses on the call).
+   */
+  overloadReason?(application: string): string | undefined;
   readiness(): Promise<Readiness>;
   close(): void;
 }

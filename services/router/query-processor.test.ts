@@ -89,6 +89,7 @@ function processor(view: ConfigView | undefined | (() => ConfigView), models: Fa
   return {
     query: async (...args: Parameters<QueryProcessor["query"]>) => answerRows(await p.query(...args)),
     onConfig: (next: ConfigView) => p.onConfig(next),
+    overloadReason: (application: string) => p.overloadReason(application),
   };
 }
 
@@ -452,11 +453,11 @@ describe("QueryProcessor under overload", () => {
       await flush();
       clock.advance(1);
     }
-    return Promise.all(outcomes);
+    return { answers: await Promise.all(outcomes), overloadReason: (name: string) => p.overloadReason(name), clock, burst: () => p.query("app", doubles([1])) };
   }
 
   it("refuses at once what the queue ahead would make late, and answers everything it admitted in time", async () => {
-    const outcomes = await overloaded(false);
+    const { answers: outcomes } = await overloaded(false);
     const refused = outcomes.filter((o) => o.error !== undefined);
     const answered = outcomes.flatMap((o) => o.rows ?? []);
     expect(refused.length).toBeGreaterThan(200);
@@ -470,7 +471,7 @@ describe("QueryProcessor under overload", () => {
   });
 
   it("answers the default at once instead, with the reason, for an application that asks for it", async () => {
-    const outcomes = await overloaded(true);
+    const { answers: outcomes } = await overloaded(true);
     expect(outcomes.every((o) => o.error === undefined)).toBe(true);
     const rows = outcomes.flatMap((o) => o.rows ?? []);
     const shed = rows.filter((a) => a.outcome === "overloaded");
@@ -478,5 +479,22 @@ describe("QueryProcessor under overload", () => {
     expect(shed[0]?.defaultExplanation).toMatch(/^Overloaded: model m:1 would answer in about/);
     expect(rows.filter((a) => a.outcome === "predicted").length).toBeGreaterThanOrEqual(20);
     expect(rows.filter((a) => a.outcome === "slo_exceeded")).toEqual([]);
+  });
+
+  it("tells a gateway in its process, before it reads a request, whether the router would refuse it", async () => {
+    const quiet = await overloaded(false);
+    // The burst has drained: nothing ahead, nothing to refuse.
+    expect(quiet.overloadReason("app")).toBeUndefined();
+    const pending = Array.from({ length: 200 }, () => quiet.burst().catch(() => undefined));
+    expect(quiet.overloadReason("app")).toMatch(/^model m:1 would answer in about \d+ ms \(\d+ queries ahead\), after the SLO/);
+    expect(quiet.overloadReason("unknown-app")).toBeUndefined();
+    for (let t = 0; t < 60; t++) {
+      await flush();
+      quiet.clock.advance(1);
+    }
+    await Promise.all(pending);
+    const lenient = await overloaded(true);
+    void Array.from({ length: 200 }, () => lenient.burst());
+    expect(lenient.overloadReason("app")).toBeUndefined();
   });
 });

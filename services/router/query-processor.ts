@@ -207,6 +207,29 @@ export class QueryProcessor {
     this.currentVersions = view.currentVersions;
   }
 
+  /**
+   * Why a query of `application` would be refused for overload right now, so
+   * that a gateway in this process can refuse it before reading its inputs (a
+   * refusal then costs next to nothing); undefined when it would be admitted,
+   * when the application answers the default on overload, or when the router
+   * cannot tell yet. Refuses only if every linked model's current version would.
+   */
+  overloadReason(application: string): string | undefined {
+    const view = this.deps.config();
+    const app = view?.applications.get(application);
+    if (view === undefined || app === undefined || app.defaultOnOverload || app.linkedModels.length === 0) return undefined;
+    const deadline = this.deps.clock.now() + this.waitMs(app, undefined);
+    let reason: string | undefined;
+    for (const name of app.linkedModels) {
+      const version = view.currentVersions.get(name);
+      const entry = version === undefined ? undefined : this.batchers.get(modelKey(name, version));
+      const late = entry?.batcher.lateAdmission(1, deadline);
+      if (entry === undefined || late === undefined) return undefined;
+      reason ??= `model ${entry.batcher.key} would answer in about ${Math.ceil(late.predictedMs)} ms (${late.ahead} queries ahead), after the SLO: the router is overloaded, retry later`;
+    }
+    return reason;
+  }
+
   /** Queue length per model version, for metrics. */
   queueLengths(): Map<string, number> {
     const out = new Map<string, number>();

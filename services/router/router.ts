@@ -68,6 +68,8 @@ export interface RouterOptions extends Omit<RouterCoreOptions, "config" | "regis
 }
 
 export interface RouterCore {
+  /** Why a query of the application would be refused for overload now (QueryProcessor.overloadReason). */
+  overloadReason(application: string): string | undefined;
   /** One Query: what the unary handler answers, and what a gateway in the same process calls. */
   query(request: RouterQuery, timeoutMs: number | undefined, signal: CancelSignal | undefined): Promise<QueryResult[]>;
   /** The QueryService handlers over the core. */
@@ -157,6 +159,7 @@ export function createRouterCore(options: RouterCoreOptions): RouterCore {
   });
   return {
     query: (request, timeoutMs, signal) => queryResults(processor, request, timeoutMs, signal),
+    overloadReason: (application) => processor.overloadReason(application),
     impl,
     configured: () => watcher.current() !== undefined,
     close() {

@@ -1,0 +1,206 @@
+// Overload: what the system answers when more arrives than its model can serve
+// within the SLO. The seed's hello-world (the Python sum model, a 100 ms SLO)
+// behind `clipper up`'s layout (the router in the gateway's process). First the
+// capacity (model answers/s, closed loop at 200 clients), then open loop at 1x,
+// 2x, 5x and 10x that rate and closed loop at 200, 1,000 and 6,000 clients. For
+// each: goodput against capacity, the share and latency of model answers,
+// defaults and 429s, the gateway's event-loop lag and memory.
+//   node --import tsx bench/overload.ts [--seconds S] [--slo-ms MS] [--out FILE]
+// Everything runs on 127.0.0.1; every phase is bounded in time and requests.
+import fs from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { LatencyHistogram } from "./loadgen/histogram.js";
+import { uniqueMix } from "./loadgen/inputs.js";
+import { type Outcome, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
+import { rawHttpClient } from "./loadgen/raw-http.js";
+import { gatewayDefault } from "./loadgen/targets.js";
+import { pythonFileModel, repoRoot, TestSystem } from "../test/system.js";
+
+const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const seconds = Number(arg("--seconds") ?? 8);
+if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds must be in (0, 60]");
+const sloMs = Number(arg("--slo-ms") ?? 100);
+if (!(sloMs >= 10 && sloMs <= 10_000)) throw new Error("--slo-ms must be in [10, 10000]");
+const outFile = arg("--out") ?? join(repoRoot, "bench", "out", "overload.json");
+/** Bounds every phase whatever the rate. */
+const MAX_REQUESTS = 2_000_000;
+
+type Kind = "model" | "default" | "shed" | "error";
+
+/** One phase's answers by kind, with their latencies. */
+class KindTally {
+  readonly counts: Record<Kind, number> = { model: 0, default: 0, shed: 0, error: 0 };
+  readonly latency: Record<Kind, LatencyHistogram> = {
+    model: new LatencyHistogram(),
+    default: new LatencyHistogram(),
+    shed: new LatencyHistogram(),
+    error: new LatencyHistogram(),
+  };
+  readonly all = new LatencyHistogram();
+  measuring = false;
+
+  record(kind: Kind, ms: number): void {
+    if (!this.measuring) return;
+    this.counts[kind]++;
+    this.latency[kind].record(ms * 1000);
+    this.all.record(ms * 1000);
+  }
+}
+
+interface PhaseResult {
+  phase: string;
+  offeredPerS: number;
+  goodputPerS: number;
+  goodputOfCapacity: number;
+  share: Record<Kind, number>;
+  p50Ms: Record<Kind, number>;
+  p99Ms: Record<Kind, number>;
+  p99AllMs: number;
+  maxAllMs: number;
+  loopLagP99Ms: number;
+  loopLagMaxMs: number;
+  gatewayRssPeakMiB: number;
+  gatewayRssAfter5sMiB: number;
+}
+
+const system = new TestSystem({ routerInProcess: true });
+const results: PhaseResult[] = [];
+try {
+  await system.start();
+  await system.deployApp("hello-world", pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")), {
+    sloMicros: BigInt(sloMs * 1000),
+    timeoutSeconds: 120,
+  });
+  const gatewayPid = system.pid("gateway") ?? 0;
+  const port = Number(new URL(system.gatewayUrl).port);
+  const mix = uniqueMix("unique", [1.1, 2.2, 3.3]);
+  let tally = new KindTally();
+  /** One REST client per phase, sized for its concurrency; answers classified by kind. */
+  const client = (connections: number) => {
+    let kindOf: Kind = "model";
+    const raw = rawHttpClient({
+      host: "127.0.0.1",
+      port,
+      path: "/hello-world/predict",
+      connections,
+      maxWaiting: 100_000,
+      timeoutMs: 30_000,
+      body: mix.restBody,
+      classify: (status, body): Outcome => {
+        kindOf = status === 429 ? "shed" : status !== 200 ? "error" : gatewayDefault(body) ? "default" : "model";
+        return kindOf === "model" ? "ok" : "default";
+      },
+    });
+    const send = async (sequence: number): Promise<Outcome> => {
+      const startedAt = performance.now();
+      try {
+        const outcome = await raw.send(sequence);
+        // classify ran just before this continuation: its kind is this request's.
+        tally.record(outcome === "ok" ? "model" : kindOf, performance.now() - startedAt);
+        return outcome;
+      } catch (err) {
+        tally.record("error", performance.now() - startedAt);
+        throw err;
+      }
+    };
+    return { send, close: () => raw.close() };
+  };
+  const gatewayMetrics = async () => (await fetch(`${system.gatewayUrl}/metrics`)).text();
+  const gauge = (text: string, name: string) => Number(new RegExp(`^clipper_${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const rssMiB = () => {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${gatewayPid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  };
+
+  async function phase(name: string, run: (send: (s: number) => Promise<Outcome>) => Promise<unknown>, connections: number, capacity: number) {
+    const c = client(connections);
+    tally = new KindTally();
+    let peak = rssMiB();
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssMiB());
+    }, 200);
+    try {
+      // Resets the event-loop histogram (prom-client resets it on every scrape).
+      await gatewayMetrics();
+      // Warm-up (connections open, batch sizes settle), not measured.
+      const warm = run(c.send);
+      await new Promise((r) => setTimeout(r, 1000));
+      tally.measuring = true;
+      const startedAt = performance.now();
+      await warm;
+      const elapsedS = (performance.now() - startedAt) / 1000;
+      tally.measuring = false;
+      const text = await gatewayMetrics();
+      const total = Object.values(tally.counts).reduce((a, b) => a + b, 0);
+      const share = Object.fromEntries(Object.entries(tally.counts).map(([k, n]) => [k, total === 0 ? 0 : n / total])) as Record<Kind, number>;
+      const q = (kind: Kind, p: number) => (tally.counts[kind] === 0 ? 0 : tally.latency[kind].quantile(p) / 1000);
+      await new Promise((r) => setTimeout(r, 5000));
+      const goodput = tally.counts.model / elapsedS;
+      const result: PhaseResult = {
+        phase: name,
+        offeredPerS: total / elapsedS,
+        goodputPerS: goodput,
+        goodputOfCapacity: capacity > 0 ? goodput / capacity : 1,
+        share,
+        p50Ms: { model: q("model", 0.5), default: q("default", 0.5), shed: q("shed", 0.5), error: q("error", 0.5) },
+        p99Ms: { model: q("model", 0.99), default: q("default", 0.99), shed: q("shed", 0.99), error: q("error", 0.99) },
+        p99AllMs: tally.all.quantile(0.99) / 1000,
+        maxAllMs: tally.all.quantile(1) / 1000,
+        loopLagP99Ms: gauge(text, "nodejs_eventloop_lag_p99_seconds") * 1000,
+        loopLagMaxMs: gauge(text, "nodejs_eventloop_lag_max_seconds") * 1000,
+        gatewayRssPeakMiB: peak,
+        gatewayRssAfter5sMiB: rssMiB(),
+      };
+      results.push(result);
+      console.error(JSON.stringify(result));
+      return result;
+    } finally {
+      clearInterval(sampler);
+      c.close();
+    }
+  }
+
+  const measured = seconds * 1000;
+  // Warm the model and the router's latency model.
+  await phase("warm-up, 64 clients", (send) => runClosedLoop({ send, concurrency: 64, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }), 64, 0);
+  const baselineRss = rssMiB();
+  const capacity = (
+    await phase("capacity: closed loop, 200 clients", (send) => runClosedLoop({ send, concurrency: 200, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }), 200, 0)
+  ).goodputPerS;
+  for (const factor of [1, 2, 5, 10]) {
+    const rate = capacity * factor;
+    await phase(
+      `open loop, ${factor}x capacity (${Math.round(rate)}/s)`,
+      (send) => runOpenLoop({ send, ratePerSecond: rate, maxInFlight: 20_000, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
+      2000,
+      capacity,
+    );
+  }
+  for (const clients of [200, 1000, 6000]) {
+    await phase(
+      `closed loop, ${clients} clients`,
+      (send) => runClosedLoop({ send, concurrency: clients, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
+      clients,
+      capacity,
+    );
+  }
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const ms = (x: number) => x.toFixed(1);
+  const lines = [
+    `hello-world (Python sum model, SLO ${sloMs} ms), router in the gateway's process; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
+    "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...results
+      .slice(1)
+      .map(
+        (r) =>
+          `| ${r.phase} | ${r.offeredPerS.toFixed(0)} | ${r.goodputPerS.toFixed(0)} | ${pct(r.goodputOfCapacity)} | ${pct(r.share.model)} / ${pct(r.share.default)} / ${pct(r.share.shed)} / ${pct(r.share.error)} | ${ms(r.p99Ms.model)} / ${ms(r.p99Ms.default)} / ${ms(r.p99Ms.shed)} | ${ms(r.p99AllMs)} | ${ms(r.maxAllMs)} | ${ms(r.loopLagP99Ms)} / ${ms(r.loopLagMaxMs)} | ${r.gatewayRssPeakMiB.toFixed(0)} / ${r.gatewayRssAfter5sMiB.toFixed(0)} |`,
+      ),
+  ];
+  console.log(lines.join("\n"));
+  fs.mkdirSync(join(repoRoot, "bench", "out"), { recursive: true });
+  fs.writeFileSync(outFile, JSON.stringify({ sloMs, seconds, capacity, baselineRss, results }, null, 2));
+} finally {
+  await system.stop();
+}
