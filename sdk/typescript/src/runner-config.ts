@@ -17,7 +17,7 @@ export class RunnerConfigError extends Error {
   override name = "RunnerConfigError";
 }
 
-export function runnerConfigFromEnv(env: NodeJS.ProcessEnv): RunnerConfig {
+export function runnerConfigFromEnv(env: Readonly<Record<string, string | undefined>>): RunnerConfig {
   const required = (key: string): string => {
     const value = env[key];
     if (value === undefined || value === "") throw new RunnerConfigError(`${key} is not set`);

@@ -22,7 +22,7 @@ let tracingOn = false;
  * are optional peer dependencies: without them this warns on stderr and the
  * model serves untraced. Returns undefined when tracing is off.
  */
-export async function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): Promise<RunningTracing | undefined> {
+export async function startTracing(service: string, env: Readonly<Record<string, string | undefined>> = process.env): Promise<RunningTracing | undefined> {
   if ((env.OTEL_SDK_DISABLED ?? "").toLowerCase() === "true") return undefined;
   const names = (env.OTEL_TRACES_EXPORTER ?? "")
     .toLowerCase()
