@@ -10,12 +10,12 @@
 import fs from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { pythonFileModel, repoRoot, TestSystem } from "../test/system.js";
 import { LatencyHistogram } from "./loadgen/histogram.js";
 import { uniqueMix } from "./loadgen/inputs.js";
 import { type Outcome, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { rawHttpClient } from "./loadgen/raw-http.js";
 import { gatewayDefault } from "./loadgen/targets.js";
-import { pythonFileModel, repoRoot, TestSystem } from "../test/system.js";
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const seconds = Number(arg("--seconds") ?? 8);
@@ -163,10 +163,20 @@ try {
 
   const measured = seconds * 1000;
   // Warm the model and the router's latency model.
-  await phase("warm-up, 64 clients", (send) => runClosedLoop({ send, concurrency: 64, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }), 64, 0);
+  await phase(
+    "warm-up, 64 clients",
+    (send) => runClosedLoop({ send, concurrency: 64, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
+    64,
+    0,
+  );
   const baselineRss = rssMiB();
   const capacity = (
-    await phase("capacity: closed loop, 200 clients", (send) => runClosedLoop({ send, concurrency: 200, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }), 200, 0)
+    await phase(
+      "capacity: closed loop, 200 clients",
+      (send) => runClosedLoop({ send, concurrency: 200, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
+      200,
+      0,
+    )
   ).goodputPerS;
   for (const factor of [1, 2, 5, 10]) {
     const rate = capacity * factor;

@@ -296,7 +296,7 @@ export class VersionBatcher<T extends BatchItem> {
   finished(d: Dispatch<T>, outcome: DispatchOutcome): T[] {
     const r = this.replicas.get(d.replica);
     const now = this.options.clock.now();
-    if (r !== undefined && r.inFlight.delete(d as Dispatch<unknown>)) {
+    if (r?.inFlight.delete(d as Dispatch<unknown>)) {
       r.inFlightItems -= d.items.length;
       this.accountBusy(r, now);
       if (outcome.kind === "ok") r.latencySum += now - d.sentAt;
