@@ -13,8 +13,8 @@ export class LogBuffer {
     if (capacity < 1) throw new RangeError("a log buffer holds at least one line");
   }
 
-  push(stream: LogStream, text: string): LogLine {
-    const line = { timeMs: this.now(), stream, text };
+  push(stream: LogStream, text: string, timeMs = this.now()): LogLine {
+    const line = { timeMs, stream, text };
     if (this.lines.length < this.capacity) this.lines.push(line);
     else this.lines[this.next] = line;
     this.next = (this.next + 1) % this.capacity;
@@ -25,6 +25,44 @@ export class LogBuffer {
     const ordered = this.lines.length < this.capacity ? this.lines : [...this.lines.slice(this.next), ...this.lines.slice(0, this.next)];
     return count <= 0 ? [] : ordered.slice(-count);
   }
+}
+
+const LOG_STREAMS: ReadonlySet<string> = new Set<LogStream>(["stdout", "stderr", "manager"]);
+
+/**
+ * The last `count` lines of a log file written by RotatingLogFile (each
+ * `<ISO time> <stream> <text>`, as formatLogLine writes them), read back as
+ * lines; other lines are skipped. Reads at most the file's last `maxBytes`.
+ */
+export function readLogFileTail(file: string, count: number, maxBytes = 1024 * 1024): LogLine[] {
+  let text: string;
+  try {
+    const fd = fs.openSync(file, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      const length = Math.min(size, maxBytes);
+      const buffer = Buffer.alloc(length);
+      fs.readSync(fd, buffer, 0, length, size - length);
+      text = buffer.toString("utf8");
+      // A read that starts mid-file starts mid-line: drop that piece.
+      if (length < size) text = text.slice(text.indexOf("\n") + 1);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+  const lines: LogLine[] = [];
+  for (const raw of text.split("\n")) {
+    const first = raw.indexOf(" ");
+    const second = raw.indexOf(" ", first + 1);
+    if (first < 0 || second < 0) continue;
+    const timeMs = Date.parse(raw.slice(0, first));
+    const stream = raw.slice(first + 1, second);
+    if (Number.isNaN(timeMs) || !LOG_STREAMS.has(stream)) continue;
+    lines.push({ timeMs, stream: stream as LogStream, text: raw.slice(second + 1) });
+  }
+  return count <= 0 ? [] : lines.slice(-count);
 }
 
 /**

@@ -37,8 +37,13 @@ export interface ContainerManagerOptions {
 export interface RunningContainerManager {
   readonly server: RunningGrpcServer;
   readonly backend: LocalProcessBackend;
-  /** Stops serving, stops every replica (SIGTERM, then SIGKILL after the grace) and reports them gone. */
-  close(): Promise<void>;
+  /**
+   * Stops serving, stops every replica (SIGTERM, then SIGKILL after the grace)
+   * and reports them gone. With `handover`, stops serving but leaves every
+   * replica running, recorded in the data directory's ledger, for the next
+   * container-manager to adopt (a restart that costs no replica).
+   */
+  close(options?: { handover?: boolean }): Promise<void>;
 }
 
 const RESYNC_INTERVAL_MS = 5000;
@@ -51,7 +56,8 @@ export async function startContainerManager(options: ContainerManagerOptions): P
     paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
     logger,
   });
-  await backend.stopLeftoverReplicas();
+  // Replicas a previous manager left running (killed, crashed, or handed over): the healthy ones are ours now.
+  await backend.adoptLeftoverReplicas();
   const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
   const registry = createClient(ManagementService, registryTransport);
   const reporter = new ReplicaReporter({
@@ -125,11 +131,18 @@ export async function startContainerManager(options: ContainerManagerOptions): P
   return {
     server,
     backend,
-    async close() {
+    async close(closeOptions = {}) {
       closing = true;
       clearInterval(resync);
       watcher.close();
       await server.close(1000);
+      if (closeOptions.handover === true) {
+        await backend.release();
+        metrics?.close();
+        reporter.close();
+        registryTransport.close();
+        return;
+      }
       await backend.close();
       metrics?.writeTargets();
       metrics?.close();

@@ -1,8 +1,9 @@
 // Service faults and overload: the router killed and restarted, the container-
-// manager killed and restarted, the registry stopped and restarted, and a burst
-// of ten times the gateway's capacity.
+// manager killed and restarted (it adopts the replicas that outlived it), the
+// registry stopped and restarted, and a burst of ten times the gateway's capacity.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { processStartTime } from "../../services/container-manager/index.js";
 import { TestSystem, waitFor } from "../system.js";
 import { ClosedLoopLoad, deployApp, type Outcome, restQuery } from "./load.js";
@@ -63,19 +64,40 @@ describe("service faults and overload", () => {
     expect((await predicted("made-while-router-down", [4, 4]))?.output).toBe(8);
   }, 90_000);
 
-  it("the container-manager SIGKILLed and restarted: it stops the replicas its predecessor left running and starts new ones", async () => {
+  it("the container-manager SIGKILLed and restarted under load: it adopts the healthy replica its predecessor left (not one default) and replaces a hung one", async () => {
     await deployApp(system, "pid-app", "pid");
+    await deployApp(system, "stuck-app", "pid");
     const orphan = Number((await waitFor("pid-app answering", () => predicted("pid-app"))).output);
-    const port = await system.stopService("container-manager", "SIGKILL");
-    // Replicas run in their own process groups: this one outlives its manager.
-    expect(processStartTime(orphan)).toBeDefined();
-    await system.startService("container-manager", port);
-    await waitFor("the orphaned replica stopped", () => (processStartTime(orphan) === undefined ? true : undefined), 30_000);
+    const stuck = Number((await waitFor("stuck-app answering", () => predicted("stuck-app"))).output);
+    const load = new ClosedLoopLoad(() => restQuery(url("pid-app"), { input: [1] }), 4);
+    try {
+      await waitFor("load running", () => (load.outcomes.length > 20 ? true : undefined));
+      const port = await system.stopService("container-manager", "SIGKILL");
+      // Replicas run in their own process groups: they outlive their manager.
+      expect(processStartTime(orphan)).toBeDefined();
+      // Alive but answering nothing: not to be adopted.
+      process.kill(stuck, "SIGSTOP");
+      await system.startService("container-manager", port);
+      const adopted = await waitFor("the replica adopted", async () => {
+        const [r] = (await system.containerManager().listModelReplicas({ modelName: "pid-app-model" })).replicas;
+        return r?.state === ReplicaState.READY ? r : undefined;
+      });
+      expect(adopted.message).toMatch(/^adopted from a previous container-manager/);
+      const restartedAt = load.outcomes.length;
+      await waitFor("answers after the restart", () => (load.since(restartedAt).length >= 20 ? true : undefined));
+    } finally {
+      await load.stop();
+    }
+    // Every query before, during and after the restart was answered by the same replica process.
+    expect(load.outcomes.filter((o) => o.status !== 200 || o.isDefault)).toEqual([]);
+    expect(new Set(load.outcomes.map((o) => Number(o.output)))).toEqual(new Set([orphan]));
+    // The hung one was stopped, and the reconciler started a fresh replica in its place.
+    await waitFor("the hung replica stopped", () => (processStartTime(stuck) === undefined ? true : undefined), 30_000);
     const fresh = await waitFor(
-      "answers from a new replica",
+      "answers from a new stuck-app replica",
       async () => {
-        const r = await predicted("pid-app");
-        return r !== undefined && Number(r.output) !== orphan ? r : undefined;
+        const r = await predicted("stuck-app");
+        return r !== undefined && Number(r.output) !== stuck ? r : undefined;
       },
       60_000,
     );
