@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import type { Client, ServiceImpl } from "@connectrpc/connect";
+import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
@@ -13,6 +13,7 @@ import {
   invalidArgument,
   type Logger,
   notFound,
+  ON_BEHALF_OF_HEADER,
   unavailable,
   validateName,
   validateVersion,
@@ -59,6 +60,16 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
     }
   }
   const opts = { timeoutMs: REGISTRY_CALL_TIMEOUT_MS };
+  /**
+   * Options of a registry write made for this call's caller: the caller's
+   * token goes along (ON_BEHALF_OF_HEADER), and the registry lets this
+   * service's own token register, scale or switch a model version only on
+   * an admin's behalf.
+   */
+  const forCaller = (ctx: HandlerContext) => {
+    const authorization = ctx.requestHeader.get("authorization");
+    return authorization === null ? opts : { ...opts, headers: { [ON_BEHALF_OF_HEADER]: authorization } };
+  };
 
   const timeoutMs = (seconds: number) => {
     if (seconds > MAX_TIMEOUT_SECONDS) throw invalidArgument(`timeout_seconds is ${seconds}; the limit is ${MAX_TIMEOUT_SECONDS}`);
@@ -101,10 +112,12 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
   }
 
   /** Registers a version; redeploying an identical version (e.g. after a failed start) retries it. */
-  async function register(model: Model, desired: number): Promise<string> {
+  async function register(model: Model, desired: number, ctx: HandlerContext): Promise<string> {
     const label = `${model.name}:${model.version}`;
     try {
-      await callRegistry(`registering ${label}`, () => registry.createModel({ model: { ...model, desiredReplicas: desired }, setCurrent: false }, opts));
+      await callRegistry(`registering ${label}`, () =>
+        registry.createModel({ model: { ...model, desiredReplicas: desired }, setCurrent: false }, forCaller(ctx)),
+      );
       return `registered model ${label}`;
     } catch (err) {
       if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
@@ -116,7 +129,7 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
         `model ${label} is already registered with a different runtime or input type (${differences.join("; ")}); deploy it as a new version`,
       );
     }
-    await callRegistry(`updating ${label}`, () => registry.updateModel({ name: model.name, version: model.version, desiredReplicas: desired }, opts));
+    await callRegistry(`updating ${label}`, () => registry.updateModel({ name: model.name, version: model.version, desiredReplicas: desired }, forCaller(ctx)));
     await deps.reconciler.retryFailed(model.name, model.version);
     return `model ${label} was already registered; starting its replicas again`;
   }
@@ -132,7 +145,7 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       const model = validateModel(req.model);
       const waitMs = timeoutMs(req.timeoutSeconds);
       const desired = model.desiredReplicas > 0 ? model.desiredReplicas : 1;
-      const message = await register(model, desired);
+      const message = await register(model, desired, ctx);
       deps.logger.info({ model: model.name, version: model.version, desired }, message);
       yield { stage: DeployStage.REGISTERED, message, readyReplicas: 0, desiredReplicas: desired };
       let replicas: Replica[] = [];
@@ -152,7 +165,7 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
         };
       }
       if (req.setCurrent) {
-        await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, opts));
+        await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, forCaller(ctx)));
       }
       yield { stage: DeployStage.READY, message: `model ${model.name}:${model.version} is ready`, readyReplicas: desired, desiredReplicas: desired, replicas };
     },
@@ -162,7 +175,9 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       checkReplicas(req.replicas, "replicas");
       const waitMs = timeoutMs(req.timeoutSeconds);
       const version = resolveVersion(req.name, req.version);
-      await callRegistry(`scaling ${req.name}:${version}`, () => registry.updateModel({ name: req.name, version, desiredReplicas: req.replicas }, opts));
+      await callRegistry(`scaling ${req.name}:${version}`, () =>
+        registry.updateModel({ name: req.name, version, desiredReplicas: req.replicas }, forCaller(ctx)),
+      );
       if (req.replicas > 0) await deps.reconciler.retryFailed(req.name, version);
       const rollout = watchRollout({ backend, modelName: req.name, modelVersion: version, desired: req.replicas, timeoutMs: waitMs, signal: ctx.signal, hint });
       for (let step = await rollout.next(); ; step = await rollout.next()) {
@@ -170,7 +185,7 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       }
     },
 
-    async stopModel(req) {
+    async stopModel(req, ctx) {
       validateName("model", req.name);
       req.versions.forEach((version, i) => {
         try {
@@ -191,7 +206,7 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       const targets = backend.replicas().filter((r) => r.modelName === req.name && versions.includes(r.modelVersion) && r.state !== ReplicaState.STOPPING);
       for (const version of versions) {
         await callRegistry(`stopping ${req.name}:${version}`, () =>
-          registry.updateModel({ name: req.name, version, desiredReplicas: 0 }, opts).catch((err: unknown) => {
+          registry.updateModel({ name: req.name, version, desiredReplicas: 0 }, forCaller(ctx)).catch((err: unknown) => {
             // Replicas of a version the registry no longer knows are stopped all the same.
             if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
           }),

@@ -68,7 +68,7 @@ describe("tokens file", () => {
     expect(bearerToken(new Headers())).toBeUndefined();
   });
 
-  it("lets read-only call Get/List/Watch only, and service also ReportReplicas", () => {
+  it("lets read-only call Get/List/Watch only, service also ReportReplicas, and model writes only on an admin's behalf", () => {
     expect(roleAllows("admin", method("CreateApplication"))).toBe(true);
     expect(roleAllows("read-only", method("ListApplications"))).toBe(true);
     expect(roleAllows("read-only", method("WatchConfig"))).toBe(true);
@@ -76,6 +76,14 @@ describe("tokens file", () => {
     expect(roleAllows("read-only", method("ReportReplicas"))).toBe(false);
     expect(roleAllows("service", method("ReportReplicas"))).toBe(true);
     expect(roleAllows("service", method("DeleteApplication"))).toBe(false);
+    for (const write of ["CreateModel", "UpdateModel", "SetModelVersion"]) {
+      expect(roleAllows("service", method(write))).toBe(false);
+      expect(roleAllows("service", method(write), "read-only")).toBe(false);
+      expect(roleAllows("service", method(write), "service")).toBe(false);
+      expect(roleAllows("service", method(write), "admin")).toBe(true);
+    }
+    expect(roleAllows("service", method("DeleteModel"), "admin")).toBe(false);
+    expect(roleAllows("read-only", method("CreateModel"), "admin")).toBe(false);
   });
 });
 

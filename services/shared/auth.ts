@@ -95,27 +95,47 @@ export class TokenAuthenticator {
   }
 }
 
-/** The token in `authorization: Bearer <token>`, or undefined. */
-export function bearerToken(headers: Headers): string | undefined {
-  const value = headers.get("authorization");
+/** The token in `authorization: Bearer <token>` (or another header of that form), or undefined. */
+export function bearerToken(headers: Headers, header = "authorization"): string | undefined {
+  const value = headers.get(header);
   if (value === null) return undefined;
   const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(value);
   return match?.[1];
 }
 
 const READ_METHOD = /^(Get|List|Watch)/;
+const management = (m: string) => `clipper.v1.ManagementService/${m}`;
+/** What the service role (the container-manager's token) may write on its own: reporting the replicas it runs. */
+const SERVICE_WRITES = new Set(["ReportReplicas"].map(management));
 /**
- * What the service role (the container-manager's token) needs beyond reading:
- * reporting replicas, and registering, scaling and making current the model
- * versions it deploys for an admin. It cannot touch applications or links.
+ * What the service role may write only on an admin's behalf (the admin's
+ * token in ON_BEHALF_OF_HEADER): registering a model version (every runtime
+ * names code the container-manager will run: a command's argv, a node
+ * module's file, a pickled closure and its interpreter), scaling it and
+ * making it current. The container-manager calls these only while serving an
+ * admin's DeployModel, ScaleModel or StopModel, and forwards that admin's token.
  */
-const SERVICE_WRITES = new Set(["ReportReplicas", "CreateModel", "UpdateModel", "SetModelVersion"].map((m) => `clipper.v1.ManagementService/${m}`));
+const SERVICE_DELEGATED_WRITES = new Set(["CreateModel", "UpdateModel", "SetModelVersion"].map(management));
 
-/** Whether a role may call a method. read-only: Get*, List*, Watch*; service: those plus SERVICE_WRITES. */
-export function roleAllows(role: Role, method: DescMethod): boolean {
+/**
+ * The metadata in which a service calling for someone else (the
+ * container-manager for the admin whose DeployModel it serves) forwards that
+ * caller's `authorization` value, `Bearer <token>`. The server checks the
+ * token against its own tokens file.
+ */
+export const ON_BEHALF_OF_HEADER = "clipper-on-behalf-of";
+
+/**
+ * Whether a role may call a method. read-only: Get*, List*, Watch*; service:
+ * those, ReportReplicas, and SERVICE_DELEGATED_WRITES when `onBehalfOf` (the
+ * role of the forwarded caller) is admin; admin: everything.
+ */
+export function roleAllows(role: Role, method: DescMethod, onBehalfOf?: Role): boolean {
   if (role === "admin") return true;
   if (READ_METHOD.test(method.name)) return true;
-  return role === "service" && SERVICE_WRITES.has(`${method.parent.typeName}/${method.name}`);
+  if (role !== "service") return false;
+  const path = `${method.parent.typeName}/${method.name}`;
+  return SERVICE_WRITES.has(path) || (onBehalfOf === "admin" && SERVICE_DELEGATED_WRITES.has(path));
 }
 
 /** Checks a call before its handler runs; throws a ConnectError to refuse it. */
@@ -141,9 +161,24 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
     }
     const principal = options.authenticator.authenticate(token);
     if (principal === undefined) throw new ConnectError(`${path}: the API token is not valid`, Code.Unauthenticated);
-    if (!roleAllows(principal.role, method)) {
-      throw new ConnectError(`token "${principal.name}" (role ${principal.role}) may not call ${path}`, Code.PermissionDenied);
+    const forwarded = bearerToken(headers, ON_BEHALF_OF_HEADER);
+    const caller = forwarded === undefined ? undefined : options.authenticator.authenticate(forwarded);
+    if (forwarded !== undefined && caller === undefined) {
+      throw new ConnectError(`${path}: the API token forwarded in "${ON_BEHALF_OF_HEADER}" by token "${principal.name}" is not valid`, Code.Unauthenticated);
     }
+    if (roleAllows(principal.role, method, caller?.role)) return;
+    if (principal.role === "service" && SERVICE_DELEGATED_WRITES.has(path)) {
+      const whose =
+        caller === undefined
+          ? `the call forwards no caller's token (in "${ON_BEHALF_OF_HEADER}")`
+          : `the caller it forwards, token "${caller.name}", has role ${caller.role}`;
+      throw new ConnectError(
+        `token "${principal.name}" (role service) may call ${path} only on an admin's behalf, and ${whose}: ` +
+          "deploy, scale and stop models through the container-manager with an admin token, or call the registry with one",
+        Code.PermissionDenied,
+      );
+    }
+    throw new ConnectError(`token "${principal.name}" (role ${principal.role}) may not call ${path}`, Code.PermissionDenied);
   };
 }
 

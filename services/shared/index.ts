@@ -10,6 +10,7 @@ export {
   generateToken,
   hashToken,
   loadTokensFile,
+  ON_BEHALF_OF_HEADER,
   parseTokensFile,
   ROLES,
   roleAllows,

@@ -18,10 +18,11 @@ import {
   createTokenInFile,
   type GrpcTransport,
   loadTlsMaterial,
+  ON_BEHALF_OF_HEADER,
   type TlsMaterial,
 } from "../../services/shared/index.js";
 import { type CertFiles, createTestPki, type TestPki } from "../../services/shared/testing/test-pki.js";
-import { repoRoot, TestSystem, waitFor } from "../system.js";
+import { repoRoot, TestSystem, typescriptSumModel, waitFor } from "../system.js";
 
 const newApp = { name: "app", inputType: InputType.DOUBLES, defaultOutput: "0" };
 class Capture implements Output {
@@ -122,6 +123,38 @@ describe("management API with tokens and mutual TLS", () => {
       /^PermissionDenied: token "container-manager" \(role service\)/,
     );
   });
+
+  it("lets the service token register, scale or switch a model version only on an admin's behalf", async () => {
+    const marker = path.join(pki.dir, "service-token-ran-this");
+    const command = { name: "sneaky", version: "1", inputType: InputType.DOUBLES, desiredReplicas: 1 };
+    const runtime = { kind: { case: "command" as const, value: { argv: ["/bin/sh", "-c", `touch ${marker}; sleep 30`] } } };
+    const create = (headers?: Record<string, string>) =>
+      outcome(registry(tokens.service).createModel({ model: { ...command, runtime } }, headers === undefined ? {} : { headers }));
+    const alone = 'PermissionDenied: token "container-manager" (role service) may call clipper.v1.ManagementService/CreateModel only on an admin\'s behalf';
+    expect(await create()).toMatch(new RegExp(`^${alone.replace(/[()]/g, "\\$&")}, and the call forwards no caller's token`));
+    expect(await create({ [ON_BEHALF_OF_HEADER]: `Bearer ${tokens.reader}` })).toMatch(/the caller it forwards, token "dashboard", has role read-only/);
+    expect(await create({ [ON_BEHALF_OF_HEADER]: "Bearer clp_forged" })).toBe(
+      'Unauthenticated: clipper.v1.ManagementService/CreateModel: the API token forwarded in "clipper-on-behalf-of" by token "container-manager" is not valid',
+    );
+    expect(await outcome(registry(tokens.service).updateModel({ name: "m", version: "1", desiredReplicas: 3 }))).toMatch(/only on an admin's behalf/);
+    expect(await outcome(registry(tokens.service).setModelVersion({ name: "m", version: "1" }))).toMatch(/only on an admin's behalf/);
+    // What was refused was never registered, so nothing ran it.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await registry(tokens.reader).listModels({})).models).toEqual([]);
+    expect(fs.existsSync(marker)).toBe(false);
+
+    // Through the container-manager an admin's deploy registers, scales and makes current with the service token,
+    // forwarding the admin's token.
+    const model = typescriptSumModel("delegated");
+    for await (const _ of manager(tokens.admin).deployModel({ model, setCurrent: true, timeoutSeconds: 60 })) {
+      // drain the progress until READY
+    }
+    const registered = await registry(tokens.reader).getModel({ name: "delegated", version: "1" });
+    expect(registered.model?.desiredReplicas).toBe(1);
+    expect(registered.currentVersion).toBe("1");
+    expect(await outcome(manager(tokens.admin).scaleModel({ name: "delegated", version: "1", replicas: 0, timeoutSeconds: 30 }))).toBe("ok");
+    expect((await registry(tokens.reader).getModel({ name: "delegated", version: "1" })).model?.desiredReplicas).toBe(0);
+  }, 90_000);
 
   it("connects the container-manager's watch to the registry with its service token", async () => {
     await waitFor("the container-manager's config watch", () =>
