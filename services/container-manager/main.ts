@@ -19,6 +19,7 @@ import {
   startMetricsServer,
   startTracing,
 } from "../shared/index.js";
+import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
 import { startContainerManager } from "./manager.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -72,6 +73,13 @@ const spec = {
     parse: parse.int(0, Number.MAX_SAFE_INTEGER),
     help: "kill and restart a replica whose resident memory exceeds this (checked every health check); 0: no limit",
   },
+  replicaUser: {
+    flag: "replica-user",
+    env: "CLIPPER_REPLICA_USER",
+    default: "",
+    parse: parse.string,
+    help: "run replicas as this unprivileged user (name or uid; e.g. nobody) instead of the container-manager's own; needs root",
+  },
   latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   serviceToken: securityOptions.serviceToken(),
@@ -88,6 +96,14 @@ async function main(): Promise<void> {
   const tracing = startTracing("container-manager");
   const security = serverSecurity("container-manager", config);
   const metrics = createMetricsRegistry("container-manager");
+  const replicaUser = config.replicaUser === "" ? undefined : resolveReplicaUser(config.replicaUser);
+  if (replicaUser !== undefined) {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    const problem = replicaUserCannotEnter(replicaUser, config.dataDir);
+    if (problem !== undefined) throw new Error(`--replica-user ${config.replicaUser}: ${problem}`);
+  } else if (process.getuid?.() === 0) {
+    logger.warn({}, "running as root: model replicas run as root too; --replica-user nobody (or another unprivileged user) runs them without it");
+  }
   const manager = await startContainerManager({
     host: config.host,
     port: config.port,
@@ -99,7 +115,11 @@ async function main(): Promise<void> {
     maxArtifactBytes: config.maxArtifactBytes,
     deployTimeoutMs: config.deployTimeoutSeconds * 1000,
     maxReplicas: config.maxReplicas,
-    backend: { stopGraceMs: config.stopGraceMs, memoryLimitBytes: config.replicaMemoryLimitBytes },
+    backend: {
+      stopGraceMs: config.stopGraceMs,
+      memoryLimitBytes: config.replicaMemoryLimitBytes,
+      ...(replicaUser === undefined ? {} : { replicaUser }),
+    },
     metrics,
     latencyBuckets: config.latencyBuckets,
     serverSecurity: security.grpc,
@@ -127,7 +147,10 @@ async function main(): Promise<void> {
         },
       );
   });
-  logger.info({ port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir }, "listening");
+  logger.info(
+    { port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir, replicaUser: replicaUser?.name },
+    "listening",
+  );
 }
 
 main().catch(exitOnStartupError);

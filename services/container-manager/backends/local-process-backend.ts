@@ -15,6 +15,7 @@ import { type LedgerReplica, type Leftover, ledgerPath, ProcessLedger, stopProce
 import { formatMiB, residentBytes } from "./process-memory.js";
 import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
 import { adoptReplicaProcess, type ProcessExit, type ReplicaProcess, spawnReplicaProcess } from "./replica-process.js";
+import type { ReplicaUser } from "./replica-user.js";
 
 export interface LocalProcessBackendOptions {
   paths: LaunchPaths;
@@ -45,6 +46,11 @@ export interface LocalProcessBackendOptions {
    * bytes is killed and restarted; checked with each health check. 0: no limit.
    */
   memoryLimitBytes?: number;
+  /**
+   * Run every replica as this (unprivileged) user, with its HOME, rather than
+   * as the manager's own user (`--replica-user`; needs the manager to be root).
+   */
+  replicaUser?: ReplicaUser;
 }
 
 const MAX_LOG_LINE_CHARS = 4096;
@@ -95,7 +101,7 @@ export class LocalProcessBackend implements ReplicaBackend {
   private readonly listeners = new Set<ReplicaListener>();
   private readonly logDir: string;
   private readonly ledger: ProcessLedger;
-  private readonly settings: Required<Omit<LocalProcessBackendOptions, "paths" | "logger">>;
+  private readonly settings: Required<Omit<LocalProcessBackendOptions, "paths" | "logger" | "replicaUser">>;
 
   constructor(private readonly options: LocalProcessBackendOptions) {
     this.settings = {
@@ -109,7 +115,8 @@ export class LocalProcessBackend implements ReplicaBackend {
       logBufferLines: options.logBufferLines ?? 1000,
       logFileMaxBytes: options.logFileMaxBytes ?? 10 * 1024 * 1024,
       failureLogLines: options.failureLogLines ?? 20,
-      parentEnv: options.parentEnv ?? process.env,
+      parentEnv:
+        options.replicaUser === undefined ? (options.parentEnv ?? process.env) : { ...(options.parentEnv ?? process.env), HOME: options.replicaUser.home },
       memoryLimitBytes: options.memoryLimitBytes ?? 0,
     };
     this.logDir = path.join(options.paths.dataDir, "logs");
@@ -244,13 +251,15 @@ export class LocalProcessBackend implements ReplicaBackend {
     }
     if (r.stopping) return;
     if (command.note !== undefined) this.log(r, "manager", command.note);
+    const user = this.options.replicaUser;
+    if (user !== undefined) this.log(r, "manager", `running as user ${user.name} (uid ${user.uid}, gid ${user.gid}; --replica-user)`);
     this.log(r, "manager", `starting ${[command.command, ...command.args].join(" ")} on port ${port}`);
     r.metricsEndpoint = `127.0.0.1:${metricsPort}`;
     // Operators find where to scrape a replica here (GetLogs), in clipper_replica_info and in run/replica-targets.json.
     this.log(r, "manager", `metrics endpoint http://${r.metricsEndpoint}/metrics (CLIPPER_METRICS_PORT=${metricsPort})`);
     let proc: ReplicaProcess;
     try {
-      proc = spawnReplicaProcess(command, openOutputForProcess(r.output));
+      proc = spawnReplicaProcess(command, openOutputForProcess(r.output), user);
     } catch (err) {
       this.fail(r, `cannot launch: ${String(err)}`);
       return;

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import type { LaunchCommand } from "./launch.js";
 import { processStartTime, signalGroup } from "./process-ledger.js";
+import type { ReplicaUser } from "./replica-user.js";
 
 /** How a replica's process ended. `adopted`: not our child, so its exit status is unknown. */
 export type ProcessExit = { kind: "exited"; code: number | null; signal: NodeJS.Signals | null } | { kind: "spawn-error"; error: Error } | { kind: "adopted" };
@@ -23,12 +24,19 @@ export interface ReplicaProcess {
 /**
  * Starts a replica in its own process group, its stdout and stderr going to
  * the given descriptors (files: it outlives this manager), which are closed
- * here once the child has them.
+ * here once the child has them. With `user`, it runs as that user and group
+ * (and no supplementary group: libuv drops them).
  */
-export function spawnReplicaProcess(command: LaunchCommand, stdio: [number, number]): ReplicaProcess {
+export function spawnReplicaProcess(command: LaunchCommand, stdio: [number, number], user?: ReplicaUser): ReplicaProcess {
   let child: ReturnType<typeof spawn>;
   try {
-    child = spawn(command.command, command.args, { env: command.env, cwd: command.cwd, stdio: ["ignore", stdio[0], stdio[1]], detached: true });
+    child = spawn(command.command, command.args, {
+      env: command.env,
+      cwd: command.cwd,
+      stdio: ["ignore", stdio[0], stdio[1]],
+      detached: true,
+      ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
+    });
   } finally {
     for (const fd of stdio) fs.closeSync(fd);
   }
