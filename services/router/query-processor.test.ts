@@ -442,7 +442,8 @@ describe("QueryProcessor under overload", () => {
       }
       await pending;
     }
-    // A burst far past what the replica answers in a 20 ms SLO: batches of up to 16 (twice the largest it has seen) take 10 ms, so about 30 make it.
+    // A burst far past what the replica answers in a 20 ms SLO. Its throughput was measured at the small batches of the training
+    // (about 1 query/ms), so admission takes about 20 now; a sustained overload raises the measure as batches grow.
     const outcomes = Array.from({ length: 400 }, (_, i) =>
       p.query("app", doubles([i])).then(
         (rows) => ({ rows, error: undefined }),
@@ -466,7 +467,7 @@ describe("QueryProcessor under overload", () => {
       expect(error?.rawMessage).toMatch(/^model m:1 would answer in about \d+ ms \(\d+ queries ahead\), after the deadline \d+ ms away/);
     }
     // Goodput is not sacrificed: the admitted queries are the model's answers, not defaults.
-    expect(answered.length).toBeGreaterThanOrEqual(20);
+    expect(answered.length).toBeGreaterThanOrEqual(15);
     expect(answered.filter((a) => a.default)).toEqual([]);
   });
 
@@ -477,7 +478,7 @@ describe("QueryProcessor under overload", () => {
     const shed = rows.filter((a) => a.outcome === "overloaded");
     expect(shed.length).toBeGreaterThan(200);
     expect(shed[0]?.defaultExplanation).toMatch(/^Overloaded: model m:1 would answer in about/);
-    expect(rows.filter((a) => a.outcome === "predicted").length).toBeGreaterThanOrEqual(20);
+    expect(rows.filter((a) => a.outcome === "predicted").length).toBeGreaterThanOrEqual(15);
     expect(rows.filter((a) => a.outcome === "slo_exceeded")).toEqual([]);
   });
 

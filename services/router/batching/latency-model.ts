@@ -58,12 +58,6 @@ export class LatencyModel {
     return f === undefined ? undefined : f.fixed + f.perItem * size + f.residualP99;
   }
 
-  /** Predicted mean latency (ms) of a batch of `size` (the fitted line, no tail), or undefined while there is too little data. */
-  meanMs(size: number): number | undefined {
-    const f = this.fit;
-    return f === undefined ? undefined : f.fixed + f.perItem * size;
-  }
-
   /** The largest batch size this model has seen in its window: predictions far beyond it are guesses. */
   largestObserved(): number {
     return this.fit?.largest ?? 0;

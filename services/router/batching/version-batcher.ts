@@ -103,6 +103,9 @@ export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> 
   autoWaitMaxMs: 5,
 };
 
+/** Busy time (ms) a replica's throughput is measured over before admission trusts it. */
+const MIN_MEASURED_BUSY_MS = 20;
+
 /** Far above any latency: a replica in failure cooldown ranks after every healthy one. */
 const COOLDOWN_PENALTY = 1e9;
 
@@ -111,13 +114,17 @@ class ReplicaState {
   /** Queries in the batches in flight. */
   inFlightItems = 0;
   /**
-   * Decaying sums of the batches' latencies and of the time with at least one
-   * batch in flight: their ratio is the mean number of batches in flight while
-   * busy (Little's law), so throughput = overlap × batch / latency whether the
-   * replica runs batches one after the other (each waits behind the other, its
-   * latency doubles) or in parallel.
+   * Decaying sums (half-life about a second of busy time) of the queries it
+   * answered and of the time it had at least one batch in flight: their ratio
+   * is its measured throughput while busy, whatever its batch sizes, its
+   * latency line or whether it runs batches one after the other or side by
+   * side. Measured, not predicted from the latency fit: on a machine whose
+   * cores the model shares, batch latency follows the load more than the batch
+   * size, and a fitted line then says nothing about capacity. Under overload
+   * the queue fills, batches grow and so does the measured rate: the estimate
+   * corrects itself upwards instead of holding the queue short.
    */
-  latencySum = 0;
+  answeredSum = 0;
   busySum = 0;
   busySince: number | undefined;
   /** Dispatch sequence number of its last batch: the tie-break, so idle replicas take turns. */
@@ -218,44 +225,28 @@ export class VersionBatcher<T extends BatchItem> {
 
   /**
    * Whether the queue ahead would make `count` queries with this deadline
-   * late: their predicted answer (the queries ahead, queued and in flight,
-   * drained at the replicas' predicted throughput, then their own batch) comes
-   * after the deadline, although on idle replicas it would not. Undefined: admit
-   * (they fit, or no replica has a fitted latency model yet, or the model is
-   * too slow for the deadline even when idle, which is not overload and keeps
+   * late: their predicted answer (the queries ahead, queued and in flight, then
+   * these, drained at the replicas' measured throughput) comes after the
+   * deadline. Undefined: admit (they fit; nothing is ahead; no replica has
+   * answered enough to measure yet; or a batch takes longer than the deadline
+   * even on an idle replica, which is a slow model, not overload, and keeps
    * today's answer: the default at the deadline).
    */
   lateAdmission(count: number, deadline: number): LateAdmission | undefined {
-    const now = this.options.clock.now();
-    const budget = deadline - now;
+    const budget = deadline - this.options.clock.now();
     let rate = 0;
     let soonestMs = Number.POSITIVE_INFINITY;
-    let fixedMs = Number.POSITIVE_INFINITY;
-    let busyMs = 0;
-    let replicas = 0;
     let ahead = this.queue.length;
     for (const r of this.replicas.values()) {
       if (!r.active) continue;
-      const model = r.sizer.model;
-      const batch = r.sizer.size(budget, this.settings.maxBatchSize);
-      const latency = model.meanMs(batch);
-      const alone = model.meanMs(Math.min(count, batch));
-      if (latency === undefined || alone === undefined || latency <= 0) return undefined;
-      const overlap = r.busySum > 0 ? Math.max(1, Math.min(this.settings.maxInFlightPerReplica, r.latencySum / r.busySum)) : 1;
-      rate += (overlap * batch) / latency;
-      soonestMs = Math.min(soonestMs, alone);
-      fixedMs = Math.min(fixedMs, (model.fixedCostMs() ?? 0) / overlap);
-      // Until its batches in flight are back: they are not drained at `rate` (a lone query's batch costs a whole batch's fixed part).
-      let freeInMs = 0;
-      for (const d of r.inFlight) freeInMs = Math.max(freeInMs, (model.meanMs(d.padTo) ?? 0) - (now - d.sentAt));
-      busyMs += freeInMs;
-      replicas++;
+      const batchMs = r.sizer.model.recentMeanMs();
+      if (batchMs === undefined || r.busySum < MIN_MEASURED_BUSY_MS) return undefined;
+      rate += r.answeredSum / r.busySum;
+      soonestMs = Math.min(soonestMs, batchMs);
       ahead += r.inFlightItems;
     }
-    // Nothing ahead, or too slow even on an idle replica: whatever the wait, it is not the queue's doing.
     if (rate === 0 || ahead === 0 || soonestMs > budget) return undefined;
-    // The replicas free up, the queue and these queries drain at `rate` in full batches; the last, partial one costs its fixed part on top.
-    const predictedMs = busyMs / replicas + (this.queue.length + count) / rate + fixedMs;
+    const predictedMs = (ahead + count) / rate;
     return predictedMs > budget ? { predictedMs, ahead } : undefined;
   }
 
@@ -299,7 +290,7 @@ export class VersionBatcher<T extends BatchItem> {
     if (r?.inFlight.delete(d as Dispatch<unknown>)) {
       r.inFlightItems -= d.items.length;
       this.accountBusy(r, now);
-      if (outcome.kind === "ok") r.latencySum += now - d.sentAt;
+      if (outcome.kind === "ok") r.answeredSum += d.items.length;
     }
     for (const item of d.items) if (item.inFlight === d) item.inFlight = undefined;
     const giveUp: T[] = [];
@@ -390,7 +381,7 @@ export class VersionBatcher<T extends BatchItem> {
    * domino effect). True when it dropped any.
    */
   private dropHopeless(replica: ReplicaState, now: number): boolean {
-    const returnMs = replica.sizer.model.meanMs(1);
+    const returnMs = replica.sizer.model.recentMeanMs();
     if (returnMs === undefined) return false;
     const hopeless: T[] = [];
     for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
@@ -410,7 +401,7 @@ export class VersionBatcher<T extends BatchItem> {
       const elapsed = now - r.busySince;
       const decay = 0.5 ** (elapsed / 1000);
       r.busySum = r.busySum * decay + elapsed;
-      r.latencySum *= decay;
+      r.answeredSum *= decay;
     }
     r.busySince = r.inFlight.size > 0 ? now : undefined;
   }
