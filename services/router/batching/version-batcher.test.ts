@@ -367,6 +367,21 @@ describe("VersionBatcher", () => {
       expect(h.batcher.lateAdmission(1, h.clock.now() + 12)?.predictedMs).toBeGreaterThan(late?.predictedMs ?? 0);
     });
 
+    it("forgets an overload's measure within seconds of idleness, so admission starts afresh", () => {
+      const h = trained();
+      h.batcher.enqueue(h.items(4, 10_000));
+      h.batcher.enqueue(h.items(40, 10_000));
+      expect(h.batcher.lateAdmission(1, h.clock.now() + 12)).toBeDefined();
+      while (h.open.size > 0) {
+        h.clock.advance(latency(16));
+        for (const d of [...h.open]) h.complete(d);
+      }
+      h.clock.advance(5000);
+      h.batcher.enqueue(h.items(4, 10_000));
+      h.batcher.enqueue(h.items(40, 10_000));
+      expect(h.batcher.lateAdmission(1, h.clock.now() + 12)).toBeUndefined();
+    });
+
     it("admits without a fitted latency model, with nothing ahead, and when the model is too slow even when idle (not overload)", () => {
       const fresh = harness(settings());
       fresh.batcher.enqueue(fresh.items(50, 1000));

@@ -126,7 +126,9 @@ class ReplicaState {
    */
   answeredSum = 0;
   busySum = 0;
-  busySince: number | undefined;
+  /** When the sums were last brought up to date, and whether a batch was in flight since. */
+  accountedAt = 0;
+  busy = false;
   /** Dispatch sequence number of its last batch: the tie-break, so idle replicas take turns. */
   lastTurn = -1;
   failedAt = Number.NEGATIVE_INFINITY;
@@ -233,13 +235,15 @@ export class VersionBatcher<T extends BatchItem> {
    * today's answer: the default at the deadline).
    */
   lateAdmission(count: number, deadline: number): LateAdmission | undefined {
-    const budget = deadline - this.options.clock.now();
+    const now = this.options.clock.now();
+    const budget = deadline - now;
     let rate = 0;
     let soonestMs = Number.POSITIVE_INFINITY;
     let ahead = this.queue.length;
     for (const r of this.replicas.values()) {
       if (!r.active) continue;
       const batchMs = r.sizer.model.recentMeanMs();
+      this.accountBusy(r, now);
       if (batchMs === undefined || r.busySum < MIN_MEASURED_BUSY_MS) return undefined;
       rate += r.answeredSum / r.busySum;
       soonestMs = Math.min(soonestMs, batchMs);
@@ -395,15 +399,19 @@ export class VersionBatcher<T extends BatchItem> {
     return true;
   }
 
-  /** Adds the time since the last change of the replica's in-flight count to its busy time, and decays both sums (half-life ~1 s). */
+  /**
+   * Adds the time since the last change of the replica's in-flight count to
+   * its busy time if it was busy, and decays both sums by the wall time passed
+   * (half-life 1 s), idle or not: an overload's measure fades within seconds of
+   * its end instead of holding admission to it.
+   */
   private accountBusy(r: ReplicaState, now: number): void {
-    if (r.busySince !== undefined) {
-      const elapsed = now - r.busySince;
-      const decay = 0.5 ** (elapsed / 1000);
-      r.busySum = r.busySum * decay + elapsed;
-      r.answeredSum *= decay;
-    }
-    r.busySince = r.inFlight.size > 0 ? now : undefined;
+    const elapsed = now - r.accountedAt;
+    const decay = 0.5 ** (elapsed / 1000);
+    r.busySum = r.busySum * decay + (r.busy ? elapsed : 0);
+    r.answeredSum *= decay;
+    r.accountedAt = now;
+    r.busy = r.inFlight.size > 0;
   }
 
   /** Until when to hold a batch open for more queries (≤ now: send now). Never past the head's deadline minus the predicted latency. */
@@ -497,7 +505,7 @@ export class VersionBatcher<T extends BatchItem> {
     this.accountBusy(r, now);
     r.inFlight.add(d as Dispatch<unknown>);
     r.inFlightItems += items.length;
-    if (r.busySince === undefined) r.busySince = now;
+    r.busy = true;
     r.lastTurn = this.turn++;
     this.output.send(d);
   }
