@@ -183,7 +183,8 @@ try {
     await phase(
       `open loop, ${factor}x capacity (${Math.round(rate)}/s)`,
       (send) => runOpenLoop({ send, ratePerSecond: rate, maxInFlight: 20_000, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
-      2000,
+      // Enough connections for the rate at about a 25 ms answer; more cost both sides CPU for nothing.
+      Math.min(2000, Math.max(128, Math.ceil(rate * 0.025))),
       capacity,
     );
   }
