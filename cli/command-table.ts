@@ -18,7 +18,7 @@ import {
   UsageError,
   wrapUsage,
 } from "./invocation.js";
-import { down, runUp, servicesStatus } from "./lifecycle.js";
+import { down, restartService, runUp, servicesStatus } from "./lifecycle.js";
 import {
   appCreate,
   appDelete,
@@ -75,7 +75,7 @@ export const COMMANDS: CommandDef[] = [
       store: { type: "string", value: "KIND", help: "registry store: embedded (lmdb in the data dir, default) or redis" },
       "redis-url": { type: "string", value: "URL", help: "Redis URL for --store redis, e.g. redis://127.0.0.1:6379" },
       timeout: { type: "string", value: "SECONDS", help: "how long each service has to become healthy (default 60)" },
-      foreground: { type: "boolean", help: "stay attached and stop everything on Ctrl-C" },
+      foreground: { type: "boolean", help: "stay attached (restarting a service that exits) and stop everything on Ctrl-C" },
     },
     examples: [
       "clipper up",
@@ -87,13 +87,25 @@ export const COMMANDS: CommandDef[] = [
   },
   {
     name: "down",
-    summary: "stop the services started by `clipper up` (and their model replicas)",
+    summary: "stop the services started by `clipper up`, their supervisor and every model replica (also those a dead container-manager left)",
     synopsis: "",
     positionals: { required: [] },
     options: {},
     examples: ["clipper down", "clipper down --data-dir /tmp/clipper"],
     run: async (inv) => {
       await down(inv.dataDir, inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "restart",
+    summary: "restart one service started by `clipper up`, the others untouched (the container-manager keeps its model replicas)",
+    synopsis: "SERVICE",
+    positionals: { required: ["SERVICE"] },
+    options: {},
+    examples: ["clipper restart gateway", "clipper restart container-manager"],
+    run: async (inv) => {
+      await restartService(inv.dataDir, positional(inv, 0), inv.env.stdout);
       return 0;
     },
   },

@@ -1,15 +1,23 @@
-/** `clipper up`, `clipper down` and the services part of `clipper status`, over the supervisor. */
-import { setTimeout as sleep } from "node:timers/promises";
+/**
+ * `clipper up`, `clipper down`, `clipper restart` and the services part of
+ * `clipper status`. `up` starts the services (supervisor.ts), then leaves a
+ * supervisor process (supervisor-main.ts) that restarts a service that exits;
+ * `down` stops the supervisor first, then the services, then any model
+ * replica a dead container-manager left.
+ */
 import { buildServices } from "../services/build.js";
 import { defaults } from "../services/shared/index.js";
 import { CliError } from "./cli-error.js";
 import { type Invocation, intFlag, stringFlag, UsageError } from "./invocation.js";
 import { formatTable, indent, type Output } from "./output.js";
+import { formatDuration, ServiceSupervisor } from "./service-supervisor.js";
 import {
   connectHost,
   isRunning,
+  launchOf,
   PortInUseError,
   planServices,
+  processStartTicks,
   readServicesFile,
   removeServicesFile,
   type ServiceLaunch,
@@ -19,6 +27,8 @@ import {
   stopServices,
   writeServicesFile,
 } from "./supervisor.js";
+import { requestRestart, serveControl, supervisorSocketPath } from "./supervisor-control.js";
+import { runningSupervisor, startSupervisor, stopSupervisor, supervisorLog } from "./supervisor-launcher.js";
 
 export interface UpInput {
   dataDir: string;
@@ -27,6 +37,11 @@ export interface UpInput {
   healthTimeoutMs: number;
   /** Which `clipper up` flag sets each service's port, for the port-in-use hint. */
   portFlags: Record<string, string>;
+  /**
+   * Leave a supervisor process that restarts a service that exits (the
+   * default). false: none (a foreground `clipper up` supervises in its own process).
+   */
+  supervise?: boolean;
 }
 
 /** Bound on each service's shutdown before SIGKILL. */
@@ -34,8 +49,8 @@ const STOP_GRACE_MS = 10_000;
 
 /**
  * `clipper up` from its flags: plans the services, builds their bundles and
- * starts them; with --foreground, waits for Ctrl-C or a service's exit, then
- * stops them all (exit status 1 when a service exited on its own).
+ * starts them, leaving a supervisor; with --foreground, this process is the
+ * supervisor (it restarts a service that exits) until Ctrl-C, then stops them all.
  */
 export async function runUp(inv: Invocation): Promise<number> {
   const port = (flag: string, fallback: number) => intFlag(inv, flag, fallback, 1, 65535);
@@ -68,24 +83,37 @@ export async function runUp(inv: Invocation): Promise<number> {
   // The services run from bundles (services/build.ts), built from the sources at hand.
   await buildServices(inv.env.repoRoot);
   const out = inv.env.stdout;
+  const foreground = inv.values.foreground === true;
+  const healthTimeoutMs = intFlag(inv, "timeout", 60, 1, 3600) * 1000;
   const file = await up(
     {
       dataDir: inv.dataDir,
       host,
       launches,
-      healthTimeoutMs: intFlag(inv, "timeout", 60, 1, 3600) * 1000,
+      healthTimeoutMs,
       portFlags: { gateway: "--gateway-port", registry: "--registry-port", router: "--router-port", "container-manager": "--container-manager-port" },
+      supervise: !foreground,
     },
     out,
   );
-  if (file === undefined || inv.values.foreground !== true) return 0;
-  out.write("running in the foreground; press Ctrl-C to stop\n");
-  const watching = new AbortController();
-  const reason = await Promise.race([(inv.env.untilStopRequested ?? untilSignal)(), untilAnyExits(file, watching.signal)]);
-  watching.abort();
-  out.write(`${reason}; stopping\n`);
-  await stopRecordedServices(file, inv.dataDir, out);
-  return reason.startsWith("received") ? 0 : 1;
+  if (file === undefined || !foreground) return 0;
+  out.write("running in the foreground (a service that exits is restarted); press Ctrl-C to stop\n");
+  const supervisor = new ServiceSupervisor(file, { healthTimeoutMs, stopGraceMs: STOP_GRACE_MS, log: (line) => out.write(`${line}\n`) });
+  const control = await serveControl(supervisorSocketPath(inv.dataDir), {
+    restart: async (name, onProgress) => ({ pid: (await supervisor.restart(name, onProgress)).pid }),
+  });
+  const { lost } = supervisor.start({ pid: process.pid, startTicks: processStartTicks(process.pid), socket: control.socket, startedAtMs: Date.now() });
+  const stop = (inv.env.untilStopRequested ?? untilSignal)().then((reason) => ({ reason, stopAll: true }));
+  const outcome = await Promise.race([stop, lost.then((reason) => ({ reason, stopAll: false }))]);
+  await supervisor.close();
+  await control.close();
+  if (!outcome.stopAll) {
+    out.write(`${outcome.reason}; no longer supervising\n`);
+    return 0;
+  }
+  out.write(`${outcome.reason}; stopping\n`);
+  await stopRecordedServices(readServicesFile(inv.dataDir) ?? file, inv.dataDir, out);
+  return 0;
 }
 
 function untilSignal(): Promise<string> {
@@ -100,26 +128,27 @@ function untilSignal(): Promise<string> {
   });
 }
 
-/** Polls the services until one exits; the pending poll keeps a foreground CLI alive. */
-async function untilAnyExits(file: ServicesFile, signal: AbortSignal): Promise<string> {
-  while (!signal.aborted) {
-    const gone = file.services.find((s) => !isRunning(s));
-    if (gone !== undefined) return `${gone.name} exited (see ${gone.log})`;
-    await sleep(500, undefined, { signal }).catch(() => undefined);
-  }
-  return "stopped watching";
-}
-
 /**
  * Starts the services unless they already run. Returns the started services,
- * or undefined when they were already running.
+ * or undefined when they were already running. Services that run without a
+ * live supervisor get one (it restarts those that exited, when services.json
+ * says how).
  */
 export async function up(input: UpInput, out: Output): Promise<ServicesFile | undefined> {
   const existing = readServicesFile(input.dataDir);
   if (existing !== undefined) {
     const running = existing.services.filter(isRunning);
-    if (running.length === existing.services.length && running.length > 0) {
+    const exited = existing.services.filter((s) => !isRunning(s));
+    const supervised = runningSupervisor(existing) !== undefined;
+    const healable = input.supervise !== false && exited.every((s) => launchOf(s) !== undefined);
+    if (running.length > 0 && (exited.length === 0 || supervised || healable)) {
       out.write(`clipper is already running (data dir ${input.dataDir})\n`);
+      const names = exited.map((s) => s.name).join(", ");
+      if (exited.length > 0 && supervised) out.write(`  ${names} exited; the supervisor is restarting it (\`clipper status\` shows when)\n`);
+      if (!supervised && input.supervise !== false) {
+        const record = await startSupervisor(input.dataDir, input.healthTimeoutMs);
+        out.write(`  its supervisor had exited: started a new one (pid ${record.pid})${exited.length > 0 ? `, which restarts ${names}` : ""}\n`);
+      }
       printEndpoints(existing, out);
       return undefined;
     }
@@ -128,6 +157,7 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
       throw new CliError(`some services from an earlier \`clipper up\` still run (${names}) but others exited; run \`clipper down\` first`);
     }
     // Nothing recorded still runs: a stale file from a crash or reboot.
+    await stopSupervisor(existing);
     removeServicesFile(input.dataDir);
   }
   let file: ServicesFile;
@@ -153,7 +183,14 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
   writeServicesFile(file);
   out.write(`clipper is up (data dir ${input.dataDir}, logs in ${input.dataDir}/logs)\n`);
   printEndpoints(file, out);
-  return file;
+  if (input.supervise === false) return file;
+  try {
+    const record = await startSupervisor(input.dataDir, input.healthTimeoutMs);
+    out.write(`  a service that exits is restarted by the supervisor (pid ${record.pid}, log ${supervisorLog(input.dataDir)})\n`);
+  } catch (err) {
+    out.write(`warning: ${(err as Error).message}\na service that exits will stay down; \`clipper up\` again starts a supervisor\n`);
+  }
+  return readServicesFile(input.dataDir) ?? file;
 }
 
 function printEndpoints(file: ServicesFile, out: Output): void {
@@ -164,20 +201,74 @@ function printEndpoints(file: ServicesFile, out: Output): void {
   out.write(`  gRPC:  ${address}  (clipper.v1.PredictionService)\n`);
 }
 
-/** Stops what `clipper up` started; says so when nothing runs. */
+/**
+ * Stops what `clipper up` started, whatever died first: the supervisor (so
+ * that nothing is restarted meanwhile), the services, then the model replicas
+ * a container-manager that died left running. Says so when nothing runs.
+ */
 export async function down(dataDir: string, out: Output): Promise<void> {
   const file = readServicesFile(dataDir);
   if (file === undefined) {
     out.write(`clipper is not running (no ${dataDir}/run/services.json)\n`);
+    await stopLeftoverReplicaProcesses(dataDir, out);
     return;
   }
-  await stopRecordedServices(file, dataDir, out);
+  await stopSupervisor(file);
+  // It may have started a service again, recording the new pid, before it went.
+  const current = readServicesFile(dataDir);
+  if (current === undefined) {
+    // A foreground `clipper up` stops everything itself when told to.
+    out.write("clipper is down\n");
+    return;
+  }
+  await stopRecordedServices(current, dataDir, out);
 }
 
 async function stopRecordedServices(file: ServicesFile, dataDir: string, out: Output): Promise<void> {
   await stopServices(file, { graceMs: STOP_GRACE_MS, onProgress: (line) => out.write(`${line}\n`) });
+  await stopLeftoverReplicaProcesses(dataDir, out);
   removeServicesFile(dataDir);
   out.write("clipper is down\n");
+}
+
+/**
+ * Replicas run in process groups of their own and outlive a container-manager
+ * that was killed (run/replica-processes.json names them); one stopped
+ * gracefully stops its replicas and leaves none.
+ */
+async function stopLeftoverReplicaProcesses(dataDir: string, out: Output): Promise<void> {
+  const { stopLeftoverReplicas } = await import("../services/container-manager/index.js");
+  const pids = await stopLeftoverReplicas(dataDir, 5000);
+  if (pids.length === 0) return;
+  const what = pids.length === 1 ? "model replica process" : "model replica processes";
+  out.write(`stopped ${pids.length} ${what} a container-manager had left running (pid ${pids.join(", ")})\n`);
+}
+
+/**
+ * `clipper restart SERVICE`: stops one service and starts it again, the
+ * others untouched (the container-manager hands its replicas to its successor).
+ * Asks the supervisor when one runs, else does it here.
+ */
+export async function restartService(dataDir: string, name: string, out: Output): Promise<void> {
+  const file = readServicesFile(dataDir);
+  if (file === undefined) throw new CliError(`clipper is not running (no ${dataDir}/run/services.json)`);
+  if (!file.services.some((s) => s.name === name)) {
+    throw new CliError(`no service "${name}" was started by \`clipper up\` here; the services are ${file.services.map((s) => s.name).join(", ")}`);
+  }
+  const progress = (line: string) => out.write(`${line}\n`);
+  const supervisor = runningSupervisor(file);
+  let pid: number;
+  try {
+    if (supervisor !== undefined) {
+      pid = (await requestRestart(supervisor.socket, name, progress, STOP_GRACE_MS + 120_000)).pid;
+    } else {
+      progress("(no supervisor runs: restarting it from here; `clipper up` starts a supervisor)");
+      pid = (await new ServiceSupervisor(file, { stopGraceMs: STOP_GRACE_MS }).restart(name, progress)).pid;
+    }
+  } catch (err) {
+    throw new CliError(`restarting ${name} failed: ${(err as Error).message}`);
+  }
+  out.write(`${name} restarted (pid ${pid})\n`);
 }
 
 /** Prints each recorded service as up or down; returns whether any runs. */
@@ -194,7 +285,21 @@ export function servicesStatus(dataDir: string, out: Output): boolean {
     String(s.pid),
     `${connectHost(s.host)}:${s.port}`,
     s.metricsPort === null ? `${s.port}` : String(s.metricsPort),
+    String(s.restarts ?? 0),
   ]);
-  out.write(indent(formatTable(["SERVICE", "STATE", "PID", "ADDRESS", "METRICS"], rows)));
+  out.write(indent(formatTable(["SERVICE", "STATE", "PID", "ADDRESS", "METRICS", "RESTARTS"], rows)));
+  const now = Date.now();
+  for (const s of file.services) {
+    if (s.lastExit === undefined) continue;
+    const when = s.lastExitAtMs === undefined ? "" : ` ${formatDuration(now - s.lastExitAtMs)} ago`;
+    const next = !isRunning(s) && s.nextStartAtMs !== undefined ? `; starting again in ${formatDuration(Math.max(0, s.nextStartAtMs - now))}` : "";
+    out.write(`  ${s.name}: last exit${when}: ${s.lastExit}${next} (log ${s.log})\n`);
+  }
+  const supervisor = runningSupervisor(file);
+  out.write(
+    supervisor !== undefined
+      ? `  supervisor: up (pid ${supervisor.pid}): a service that exits is restarted with backoff; \`clipper restart SERVICE\` restarts one now\n`
+      : "  supervisor: down: a service that exits stays down; `clipper up` starts a supervisor again\n",
+  );
   return file.services.some(isRunning);
 }

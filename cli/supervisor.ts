@@ -1,23 +1,22 @@
 /**
  * Starts, watches and stops Clipper's services as detached processes on one
  * machine, recording them in <data-dir>/run/services.json so that a later
- * `clipper down` or `clipper status` finds them.
+ * `clipper down` or `clipper status` finds them (and the supervisor that
+ * `clipper up` leaves, service-supervisor.ts, restarts them from the record).
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { serviceNodeArgs } from "../services/build.js";
-import { createGrpcTransport } from "../services/shared/index.js";
+import { createProbe, type HealthProbe } from "./health-probe.js";
 
 /** Start order; they stop in the reverse order (gateway first, registry last). */
 export const SERVICE_NAMES = ["registry", "container-manager", "router", "gateway"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
-export type HealthProbe = { kind: "grpc" } | { kind: "http"; path: string };
+export type { HealthProbe } from "./health-probe.js";
 
 /** How to start one service. */
 export interface ServiceLaunch {
@@ -31,6 +30,11 @@ export interface ServiceLaunch {
   /** Null when metrics are served on the service's own port. */
   metricsPort: number | null;
   health: HealthProbe;
+  /**
+   * The signal a restart stops it with, when not SIGTERM: the container-
+   * manager's SIGUSR2 leaves its replicas running for its successor to adopt.
+   */
+  restartSignal?: NodeJS.Signals;
 }
 
 /** A started service as recorded in services.json. */
@@ -45,6 +49,27 @@ export interface RecordedService {
   argv: string[];
   log: string;
   startedAtMs: number;
+  /** How to start it again; absent in files written before services were restarted. */
+  cwd?: string;
+  env?: Record<string, string>;
+  health?: HealthProbe;
+  restartSignal?: NodeJS.Signals;
+  /** Starts after the first (crashes restarted by the supervisor and `clipper restart`). */
+  restarts?: number;
+  /** Why the previous process ended, and when. */
+  lastExit?: string;
+  lastExitAtMs?: number;
+  /** When the supervisor starts it again (it is waiting out its backoff). */
+  nextStartAtMs?: number;
+}
+
+/** The process that restarts crashed services (service-supervisor.ts), as it records itself. */
+export interface SupervisorRecord {
+  pid: number;
+  startTicks: string | null;
+  /** Unix socket where it takes restart requests. */
+  socket: string;
+  startedAtMs: number;
 }
 
 export interface ServicesFile {
@@ -52,6 +77,7 @@ export interface ServicesFile {
   dataDir: string;
   host: string;
   services: RecordedService[];
+  supervisor?: SupervisorRecord;
 }
 
 export interface PlanOptions {
@@ -109,7 +135,10 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
   const storeFlags = ["--store", options.store, ...(options.redisUrl === undefined ? [] : ["--redis-url", options.redisUrl])];
   return [
     launch("registry", options.ports.registry, true, ["--data-dir", options.dataDir, ...storeFlags], grpcProbe),
-    launch("container-manager", options.ports.containerManager, true, ["--registry", registry, "--data-dir", options.dataDir], grpcProbe),
+    {
+      ...launch("container-manager", options.ports.containerManager, true, ["--registry", registry, "--data-dir", options.dataDir], grpcProbe),
+      restartSignal: "SIGUSR2",
+    },
     ...(options.routerInProcess ? [] : [launch("router", options.ports.router, true, ["--registry", registry], grpcProbe)]),
     launch("gateway", options.ports.gateway, false, ["--registry", registry, "--router", options.routerInProcess ? "in-process" : router], {
       kind: "http",
@@ -168,6 +197,11 @@ export function isRunning(service: Pick<RecordedService, "pid" | "startTicks">):
   if (stat === undefined) return true;
   if (stat.state === "Z") return false;
   return service.startTicks === null || stat.startTicks === service.startTicks;
+}
+
+/** The kernel's start time of a pid (Linux), null where /proc does not tell. */
+export function processStartTicks(pid: number): string | null {
+  return procStat(pid)?.startTicks ?? null;
 }
 
 /** State and start time from /proc/<pid>/stat; undefined where /proc is unavailable. */
@@ -253,7 +287,7 @@ export async function startServices(launches: ServiceLaunch[], options: StartOpt
   const file: ServicesFile = { version: 1, dataDir: options.dataDir, host: options.host, services: [] };
   for (const launch of launches) {
     const log = path.join(logDir, `${launch.name}.log`);
-    const started = spawnDetached(launch, log);
+    const started = launchService(launch, log);
     if (started.pid !== undefined) {
       file.services.push({
         name: launch.name,
@@ -265,6 +299,11 @@ export async function startServices(launches: ServiceLaunch[], options: StartOpt
         argv: launch.argv,
         log,
         startedAtMs: Date.now(),
+        cwd: launch.cwd,
+        env: launch.env,
+        health: launch.health,
+        ...(launch.restartSignal === undefined ? {} : { restartSignal: launch.restartSignal }),
+        restarts: 0,
       });
       // Recorded before waiting, so `clipper down` can clean up if this CLI dies meanwhile.
       writeServicesFile(file);
@@ -282,13 +321,32 @@ export async function startServices(launches: ServiceLaunch[], options: StartOpt
   return file;
 }
 
-interface Spawned {
+export interface Spawned {
   pid: number | undefined;
   /** Resolves with a description once the process has exited or failed to spawn. */
   exited: Promise<string>;
 }
 
-function spawnDetached(launch: ServiceLaunch, log: string): Spawned {
+/** How to start a recorded service again; undefined for a record from before services were restarted. */
+export function launchOf(service: RecordedService): ServiceLaunch | undefined {
+  if (service.cwd === undefined || service.health === undefined || service.argv.length === 0) return undefined;
+  return {
+    name: service.name,
+    argv: service.argv,
+    cwd: service.cwd,
+    env: service.env ?? {},
+    port: service.port,
+    metricsPort: service.metricsPort,
+    health: service.health,
+    ...(service.restartSignal === undefined ? {} : { restartSignal: service.restartSignal }),
+  };
+}
+
+/**
+ * Starts a service detached (its own session and process group), its output
+ * appended to `log`; the caller records the pid and waits for it to be healthy.
+ */
+export function launchService(launch: ServiceLaunch, log: string): Spawned {
   const fd = fs.openSync(log, "a");
   try {
     fs.writeSync(fd, `--- ${new Date().toISOString()} starting: ${launch.argv.join(" ")}\n`);
@@ -312,69 +370,32 @@ function spawnDetached(launch: ServiceLaunch, log: string): Spawned {
   }
 }
 
-/** Undefined once healthy; otherwise why not. */
-async function waitHealthy(launch: ServiceLaunch, host: string, timeoutMs: number, exited: Promise<string>): Promise<string | undefined> {
+/** Undefined once healthy; otherwise why not ("aborted" when `signal` ends the wait). */
+export async function waitHealthy(
+  launch: ServiceLaunch,
+  host: string,
+  timeoutMs: number,
+  exited: Promise<string>,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   let exitReason: string | undefined;
   void exited.then((reason) => {
     exitReason = reason;
   });
   const deadline = Date.now() + timeoutMs;
   const probe = createProbe(launch.health, `${host}:${launch.port}`);
+  const aborted = new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
   try {
     while (Date.now() < deadline) {
+      if (signal?.aborted) return "aborted";
       if (exitReason !== undefined) return exitReason;
       if (await probe.check()) return undefined;
-      await Promise.race([sleep(200), exited]);
+      await Promise.race([sleep(200), exited, aborted]);
     }
     return exitReason ?? `not healthy after ${Math.round(timeoutMs / 1000)} s`;
   } finally {
     probe.close();
   }
-}
-
-export interface Probe {
-  check(): Promise<boolean>;
-  close(): void;
-}
-
-/** One health check per call, each bounded to a second. */
-export function createProbe(health: HealthProbe, address: string): Probe {
-  if (health.kind === "http") {
-    const url = `http://${address}${health.path}`;
-    return {
-      check: async () => {
-        try {
-          const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-          await res.body?.cancel();
-          return res.ok;
-        } catch {
-          return false;
-        }
-      },
-      close: () => undefined,
-    };
-  }
-  // grpc-js backs off reconnects up to minutes by default; a service that is starting should be seen within ~0.5 s.
-  const transport = createGrpcTransport({
-    address,
-    channelOptions: {
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 500,
-      "grpc.use_local_subchannel_pool": 1,
-    },
-  });
-  const client = createClient(Health, transport);
-  return {
-    check: async () => {
-      try {
-        const res = await client.check({ service: "" }, { timeoutMs: 1000 });
-        return res.status === HealthCheckResponse_ServingStatus.SERVING;
-      } catch {
-        return false;
-      }
-    },
-    close: () => transport.close(),
-  };
 }
 
 export interface StopOptions {
@@ -388,27 +409,34 @@ export interface StopOptions {
  * then SIGKILL to the whole process group so nothing it started stays.
  */
 export async function stopServices(file: ServicesFile, options: StopOptions): Promise<void> {
-  for (const service of [...file.services].reverse()) {
-    if (!isRunning(service)) {
-      // Its children may outlive it in its group. While pid P is gone no other process can lead a group P,
-      // so the group is still ours; a reused pid, though, may lead someone else's group.
-      if (!pidExists(service.pid)) killGroup(service.pid);
-      continue;
-    }
-    options.onProgress?.(`stopping ${service.name} (pid ${service.pid})`);
-    signal(service.pid, "SIGTERM");
-    const deadline = Date.now() + options.graceMs;
-    while (isRunning(service) && Date.now() < deadline) await sleep(50);
-    const forced = isRunning(service);
-    if (forced) options.onProgress?.(`${service.name} did not stop within ${options.graceMs / 1000} s; killing it`);
-    killGroup(service.pid);
-    // SIGKILL cannot be ignored; this wait only lets the kernel (and our reaper) catch up.
-    const killDeadline = Date.now() + 2000;
-    while (isRunning(service) && Date.now() < killDeadline) await sleep(20);
-  }
+  for (const service of [...file.services].reverse()) await stopService(service, options);
 }
 
-function pidExists(pid: number): boolean {
+/**
+ * Stops one service: `signal` (SIGTERM unless told), wait up to graceMs, then
+ * SIGKILL to its whole process group. A service already gone has its group
+ * killed (children it left), if the pid is not someone else's now.
+ */
+export async function stopService(service: RecordedService, options: StopOptions & { signal?: NodeJS.Signals }): Promise<void> {
+  if (!isRunning(service)) {
+    // Its children may outlive it in its group. While pid P is gone no other process can lead a group P,
+    // so the group is still ours; a reused pid, though, may lead someone else's group.
+    if (!pidExists(service.pid)) killGroup(service.pid);
+    return;
+  }
+  options.onProgress?.(`stopping ${service.name} (pid ${service.pid})`);
+  signal(service.pid, options.signal ?? "SIGTERM");
+  const deadline = Date.now() + options.graceMs;
+  while (isRunning(service) && Date.now() < deadline) await sleep(50);
+  const forced = isRunning(service);
+  if (forced) options.onProgress?.(`${service.name} did not stop within ${options.graceMs / 1000} s; killing it`);
+  killGroup(service.pid);
+  // SIGKILL cannot be ignored; this wait only lets the kernel (and our reaper) catch up.
+  const killDeadline = Date.now() + 2000;
+  while (isRunning(service) && Date.now() < killDeadline) await sleep(20);
+}
+
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -417,7 +445,7 @@ function pidExists(pid: number): boolean {
   }
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+export function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch (err) {
@@ -426,7 +454,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /** The service leads its own process group (detached spawn), so -pid reaches it and its children. */
-function killGroup(pid: number): void {
+export function killGroup(pid: number): void {
   try {
     process.kill(-pid, "SIGKILL");
   } catch (err) {

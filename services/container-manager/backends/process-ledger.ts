@@ -127,8 +127,10 @@ export async function stopProcessGroups(processes: readonly Pick<LedgerEntry, "p
  * a dead container-manager left do not outlive the system), and empties the
  * ledger. Returns the pids stopped.
  */
-export function stopLeftoverReplicas(dataDir: string, graceMs: number): Promise<number[]> {
-  return new ProcessLedger(ledgerPath(dataDir)).stopLeftovers(graceMs);
+export async function stopLeftoverReplicas(dataDir: string, graceMs: number): Promise<number[]> {
+  const file = ledgerPath(dataDir);
+  if (!fs.existsSync(file)) return [];
+  return new ProcessLedger(file).stopLeftovers(graceMs);
 }
 
 /** The kernel's start time of a process (field 22 of /proc/<pid>/stat), or undefined if it is gone or there is no /proc. */
