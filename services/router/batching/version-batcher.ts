@@ -240,6 +240,7 @@ export class VersionBatcher<T extends BatchItem> {
     let rate = 0;
     let soonestMs = Number.POSITIVE_INFINITY;
     let ahead = this.queue.length;
+    let nextBatches = 0;
     for (const r of this.replicas.values()) {
       if (!r.active) continue;
       const batchMs = r.sizer.model.recentMeanMs();
@@ -248,8 +249,12 @@ export class VersionBatcher<T extends BatchItem> {
       rate += r.answeredSum / r.busySum;
       soonestMs = Math.min(soonestMs, batchMs);
       ahead += r.inFlightItems;
+      nextBatches += r.sizer.size(budget, this.settings.maxBatchSize);
     }
-    if (rate === 0 || ahead === 0 || soonestMs > budget) return undefined;
+    // Never refuse while what is ahead fits in the replicas' next batches: the queue must be able to fill
+    // a larger batch than the last, or a rate measured at small batches (a loaded machine, a cold start)
+    // would hold batches, and so the rate, small for good.
+    if (rate === 0 || ahead <= nextBatches || soonestMs > budget) return undefined;
     const predictedMs = (ahead + count) / rate;
     return predictedMs > budget ? { predictedMs, ahead } : undefined;
   }
