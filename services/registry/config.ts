@@ -1,5 +1,6 @@
 import { type ConfigOf, commonOptions, defaults, parse } from "../shared/index.js";
-import { DEFAULT_REGISTRY_LIMITS } from "./validation.js";
+import { DEFAULT_POLICY_STATE_BOUNDS } from "./store.js";
+import { DEFAULT_REGISTRY_LIMITS, LIMITS } from "./validation.js";
 
 /** The registry's flags; each also has an environment variable. */
 export const registryConfigSpec = {
@@ -35,6 +36,21 @@ export const registryConfigSpec = {
     default: DEFAULT_REGISTRY_LIMITS.maxDesiredReplicas,
     parse: parse.int(1, 100_000),
     help: "most replicas one model version may ask for",
+  },
+  maxPolicyUsers: {
+    flag: "max-policy-users",
+    env: "CLIPPER_REGISTRY_MAX_POLICY_USERS",
+    default: DEFAULT_POLICY_STATE_BOUNDS.maxUsers,
+    parse: parse.int(1, 100_000_000),
+    help: "most users (uids) with a learned policy state per application; the least recently used go first",
+  },
+  maxPolicyStateBytes: {
+    flag: "max-policy-state-bytes",
+    env: "CLIPPER_REGISTRY_MAX_POLICY_STATE_BYTES",
+    default: DEFAULT_POLICY_STATE_BOUNDS.maxUserBytes,
+    // At least one state of the largest size (LIMITS.maxPolicyStateBytes) must fit.
+    parse: parse.int(LIMITS.maxPolicyStateBytes, Number.MAX_SAFE_INTEGER),
+    help: "most bytes of users' learned policy states per application; the least recently used go first",
   },
   redisPrefix: { flag: "redis-prefix", env: "CLIPPER_REDIS_PREFIX", default: "clipper:", parse: parse.string, help: "prefix of the registry's Redis keys" },
 };

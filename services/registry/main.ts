@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     store,
     logger,
     limits: { maxApplications: config.maxApplications, maxModelVersions: config.maxModelVersions, maxDesiredReplicas: config.maxDesiredReplicas },
+    policyStateBounds: { maxUsers: config.maxPolicyUsers, maxUserBytes: config.maxPolicyStateBytes },
   });
 
   const server = await startGrpcServer({

@@ -63,9 +63,9 @@ describe("Registry selection policies", () => {
   it("keeps policy state per application and uid by compare-and-set, and checks it", async () => {
     const r = await withApp();
     expect(await r.getPolicyState("app", "")).toEqual({ version: 0n, state: new Uint8Array() });
-    expect(await r.updatePolicyState("app", "", 0n, json({ a: 1 }))).toEqual({ applied: true, version: 1n });
+    expect(await r.updatePolicyState("app", "", 0n, json({ a: 1 }))).toMatchObject({ applied: true, version: 1n });
     expect(await r.updatePolicyState("app", "", 0n, json({ a: 2 }))).toMatchObject({ applied: false, version: 1n });
-    expect(await r.updatePolicyState("app", "u1", 0n, json({ a: 3 }))).toEqual({ applied: true, version: 1n });
+    expect(await r.updatePolicyState("app", "u1", 0n, json({ a: 3 }))).toMatchObject({ applied: true, version: 1n });
     expect((await rejection(r.getPolicyState("nope", ""))).code).toBe(Code.NotFound);
     expect((await rejection(r.updatePolicyState("app", "", 1n, new TextEncoder().encode("not json")))).rawMessage).toMatch(/state is not UTF-8 JSON/);
     expect((await rejection(r.updatePolicyState("app", "", 1n, json([1])))).rawMessage).toBe("state must be a JSON object");

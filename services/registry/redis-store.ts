@@ -2,11 +2,14 @@ import { Redis } from "ioredis";
 import type { ConfigChange, ConfigSnapshot } from "../../gen/clipper/v1/resources_pb.js";
 import type { Logger } from "../shared/index.js";
 import {
+  DEFAULT_POLICY_STATE_BOUNDS,
   decodePolicyState,
   encodePolicyState,
+  type PolicyStateBounds,
   type PolicyStateKey,
   type PolicyStateSwap,
   policyStateField,
+  policyStatePrefix,
   type RegistryStore,
   recordWrite,
   StoreConflictError,
@@ -38,23 +41,115 @@ return tostring(redis.call('INCRBY', KEYS[1], ARGV[2]))
 `;
 
 /**
- * Compare-and-set of one policy state in the hash KEYS[1]; values are an
- * 8-byte big-endian version then the state. ARGV: field, expected version as
- * 8 bytes (so the check compares bytes, exactly), new value. A missing value
- * is version 0. Answers {1} when stored, else {0, current value}.
+ * Lua shared by the policy scripts. An application's policy keys: KEYS[1] its
+ * states (hash field -> 8-byte big-endian version then the state), KEYS[2]
+ * its users by last use (sorted set, score a sequence number), KEYS[3] its
+ * bookkeeping (hash: users, bytes, seq, floor = the highest version evicted).
+ * ARGV[1] is the application's own field (`<app>\0`), never counted or evicted.
+ * Lua's numbers are doubles, exact below 2^53, far above any version or count.
  */
-const SWAP_POLICY_SCRIPT = `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local ver = string.rep('\\0', 8)
-if cur then ver = string.sub(cur, 1, 8) end
-if ver ~= ARGV[2] then return {0, cur or ''} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return {1}
+const POLICY_LUA = `
+local function version(v)
+  local n = 0
+  for i = 1, 8 do n = n * 256 + string.byte(v, i) end
+  return n
+end
+local function bytes8(n)
+  local b = {}
+  for i = 8, 1, -1 do
+    b[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(b)
+end
+-- The bookkeeping; a store written before there was any (its users unbounded) gets it now, users in key order.
+local function meta()
+  if redis.call('HEXISTS', KEYS[3], 'seq') == 0 then
+    local users, total, seq = 0, 0, 0
+    for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+      if f ~= ARGV[1] then
+        users = users + 1
+        seq = seq + 1
+        total = total + redis.call('HSTRLEN', KEYS[1], f) - 8
+        redis.call('ZADD', KEYS[2], seq, f)
+      end
+    end
+    redis.call('HSET', KEYS[3], 'users', users, 'bytes', total, 'seq', seq, 'floor', 0)
+  end
+  local m = redis.call('HMGET', KEYS[3], 'users', 'bytes', 'seq', 'floor')
+  return { users = tonumber(m[1]), bytes = tonumber(m[2]), seq = tonumber(m[3]), floor = tonumber(m[4]) }
+end
+local function touch(m, field)
+  m.seq = m.seq + 1
+  redis.call('ZADD', KEYS[2], m.seq, field)
+end
+local function save(m)
+  redis.call('HSET', KEYS[3], 'users', m.users, 'bytes', m.bytes, 'seq', m.seq, 'floor', m.floor)
+end
+`;
+
+/**
+ * Reads one policy state (ARGV[2] its field) and, for a user's, marks it used.
+ * Answers the value, or for none the application's floor as an 8-byte version.
+ */
+const GET_POLICY_SCRIPT = `${POLICY_LUA}
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if cur then
+  if ARGV[2] ~= ARGV[1] then
+    local m = meta()
+    touch(m, ARGV[2])
+    save(m)
+  end
+  return cur
+end
+local floor = tonumber(redis.call('HGET', KEYS[3], 'floor') or '0')
+return bytes8(floor)
+`;
+
+/**
+ * Compare-and-set of one policy state. ARGV: [1] the application's field, [2]
+ * the field, [3] the expected version (decimal), [4] the new value, [5] most
+ * users, [6] most bytes of users' states. A missing value is at the floor.
+ * Answers {1, evicted, users, bytes} when stored, else {0, current value}.
+ * A user's state is marked used, then the least recently used other users
+ * are removed (the floor rising to their versions) until within the bounds.
+ */
+const SWAP_POLICY_SCRIPT = `${POLICY_LUA}
+local m = meta()
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+local ver = m.floor
+if cur then ver = version(cur) end
+if ver ~= tonumber(ARGV[3]) then return {0, cur or bytes8(m.floor)} end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+local evicted = 0
+if ARGV[2] ~= ARGV[1] then
+  if cur then m.bytes = m.bytes - (#cur - 8) else m.users = m.users + 1 end
+  m.bytes = m.bytes + (#ARGV[4] - 8)
+  touch(m, ARGV[2])
+  local maxUsers, maxBytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+  while m.users > maxUsers or m.bytes > maxBytes do
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if not oldest or oldest == ARGV[2] then break end
+    local v = redis.call('HGET', KEYS[1], oldest)
+    if v then
+      local vv = version(v)
+      if vv > m.floor then m.floor = vv end
+      m.bytes = m.bytes - (#v - 8)
+      redis.call('HDEL', KEYS[1], oldest)
+    end
+    redis.call('ZREM', KEYS[2], oldest)
+    m.users = m.users - 1
+    evicted = evicted + 1
+  end
+end
+save(m)
+return {1, evicted, m.users, m.bytes}
 `;
 
 /**
  * Empties every policy state in the hash KEYS[1] (one application's), each
- * stored again as its version + 1 and no state. Versions are 8-byte
+ * stored again as its version + 1 and no state, and counts no bytes for its
+ * users in its bookkeeping KEYS[2]. Versions are 8-byte
  * big-endian; Lua's numbers are doubles, exact below 2^53, far above any
  * version. Answers how many were emptied.
  */
@@ -75,6 +170,7 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     cleared = cleared + 1
   end
 end
+if redis.call('HEXISTS', KEYS[2], 'bytes') == 1 then redis.call('HSET', KEYS[2], 'bytes', 0) end
 return cleared
 `;
 
@@ -97,6 +193,8 @@ export class RedisStore implements RegistryStore {
   private readonly revisionKey: string;
   private readonly recordsKey: string;
   private readonly policyKeyPrefix: string;
+  private readonly policyLruPrefix: string;
+  private readonly policyMetaPrefix: string;
 
   private constructor(
     private readonly redis: Redis,
@@ -105,6 +203,8 @@ export class RedisStore implements RegistryStore {
     this.revisionKey = `${prefix}revision`;
     this.recordsKey = `${prefix}config`;
     this.policyKeyPrefix = `${prefix}policy:`;
+    this.policyLruPrefix = `${prefix}policy-lru:`;
+    this.policyMetaPrefix = `${prefix}policy-meta:`;
   }
 
   /** Connects and checks that Redis answers; fails instead of retrying forever. */
@@ -155,33 +255,52 @@ export class RedisStore implements RegistryStore {
   }
 
   async getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState> {
-    return decodePolicyState((await this.redis.hgetBuffer(this.policyKey(key.application), policyStateField(key))) ?? undefined);
+    const raw = (await this.redis.callBuffer(
+      "EVAL",
+      GET_POLICY_SCRIPT,
+      "3",
+      ...this.policyKeys(key.application),
+      policyStatePrefix(key.application),
+      policyStateField(key),
+    )) as Buffer;
+    return decodePolicyState(raw);
   }
 
-  async swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap> {
+  async swapPolicyState(
+    key: PolicyStateKey,
+    expectedVersion: bigint,
+    state: Uint8Array,
+    bounds: PolicyStateBounds = DEFAULT_POLICY_STATE_BOUNDS,
+  ): Promise<PolicyStateSwap> {
     const version = expectedVersion + 1n;
     // callBuffer: the reply carries binary state, which a string reply would mangle.
     const reply = (await this.redis.callBuffer(
       "EVAL",
       SWAP_POLICY_SCRIPT,
-      "1",
-      this.policyKey(key.application),
+      "3",
+      ...this.policyKeys(key.application),
+      policyStatePrefix(key.application),
       policyStateField(key),
-      encodePolicyState(expectedVersion, new Uint8Array()),
+      expectedVersion.toString(),
       encodePolicyState(version, state),
-    )) as [number, Buffer?];
-    if (reply[0] === 1) return { applied: true, version };
-    const current = decodePolicyState(reply[1] !== undefined && reply[1].length > 0 ? reply[1] : undefined);
-    return { applied: false, ...current };
+      String(bounds.maxUsers),
+      String(bounds.maxUserBytes),
+    )) as [number, Buffer | number, number?, number?];
+    if (reply[0] === 1) return { applied: true, version, evicted: Number(reply[1]), users: Number(reply[2]), userBytes: Number(reply[3]) };
+    return { applied: false, ...decodePolicyState(reply[1] as Buffer) };
   }
 
   async clearPolicyStates(application: string): Promise<number> {
-    return (await this.redis.eval(CLEAR_POLICIES_SCRIPT, 1, this.policyKey(application))) as number;
+    const [states, , meta] = this.policyKeys(application);
+    return (await this.redis.eval(CLEAR_POLICIES_SCRIPT, 2, states, meta)) as number;
   }
 
-  /** One hash per application (names are DNS labels: no ':'), so clearing one reads only its own states. */
-  private policyKey(application: string): string {
-    return this.policyKeyPrefix + application;
+  /**
+   * One application's policy keys: its states, its users by last use, its
+   * bookkeeping. Names are DNS labels (no ':'), so clearing one reads only its own.
+   */
+  private policyKeys(application: string): [string, string, string] {
+    return [this.policyKeyPrefix + application, `${this.policyLruPrefix}${application}`, `${this.policyMetaPrefix}${application}`];
   }
 
   async close(): Promise<void> {

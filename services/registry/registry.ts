@@ -31,7 +31,14 @@ import {
 } from "../shared/index.js";
 import { applicationDifferences } from "./application-definition.js";
 import { ConfigState } from "./config-state.js";
-import { type PolicyStateSwap, type RegistryStore, StoreConflictError, type StoredPolicyState } from "./store.js";
+import {
+  DEFAULT_POLICY_STATE_BOUNDS,
+  type PolicyStateBounds,
+  type PolicyStateSwap,
+  type RegistryStore,
+  StoreConflictError,
+  type StoredPolicyState,
+} from "./store.js";
 import {
   DEFAULT_REGISTRY_LIMITS,
   DEFAULT_SLO_MICROS,
@@ -61,6 +68,8 @@ export interface RegistryOptions {
   /** Writes waiting for their turn before new ones are refused. */
   maxPendingWrites?: number;
   limits?: Partial<RegistryLimits>;
+  /** Learned state of one application's users (per uid) kept before the least recently used go (DEFAULT_POLICY_STATE_BOUNDS). */
+  policyStateBounds?: Partial<PolicyStateBounds>;
 }
 
 /** The content of a ConfigChange; the registry assigns revisions when it commits. */
@@ -99,6 +108,7 @@ export class Registry {
   private readonly now: () => number;
   private readonly maxPendingWrites: number;
   private readonly limits: RegistryLimits;
+  private readonly policyStateBounds: PolicyStateBounds;
   private writeQueue: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
   /** Set after a failed commit: memory may differ from the store until it is reloaded. */
@@ -114,6 +124,7 @@ export class Registry {
     this.now = options.now ?? Date.now;
     this.maxPendingWrites = options.maxPendingWrites ?? 1024;
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
+    this.policyStateBounds = { ...DEFAULT_POLICY_STATE_BOUNDS, ...options.policyStateBounds };
   }
 
   static async open(options: RegistryOptions): Promise<Registry> {
@@ -411,6 +422,8 @@ export class Registry {
    * Not configuration: it bypasses the write queue and the revision, and each
    * key has its own version for compare-and-set, so routers updating it
    * concurrently never lose an update (the loser re-applies and retries).
+   * Users' states are bounded per application (policyStateBounds): the least
+   * recently used users' states go first.
    */
   async getPolicyState(application: string, uid: string): Promise<StoredPolicyState> {
     validatePolicyStateKey(application, uid);
@@ -422,7 +435,7 @@ export class Registry {
     validatePolicyStateKey(application, uid);
     validatePolicyState(state);
     this.requireApplication(application);
-    return this.storeCall(() => this.store.swapPolicyState({ application, uid }, expectedVersion, state));
+    return this.storeCall(() => this.store.swapPolicyState({ application, uid }, expectedVersion, state, this.policyStateBounds));
   }
 
   private async storeCall<T>(call: () => Promise<T>): Promise<T> {

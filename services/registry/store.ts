@@ -24,14 +24,24 @@ export interface RegistryStore {
    * Throws StoreConflictError when another writer moved the revision.
    */
   commit(expectedRevision: bigint, changes: readonly ConfigChange[]): Promise<bigint>;
-  /** The stored policy state of an application (uid "") or one of its users; version 0 and empty when none. */
+  /**
+   * The stored policy state of an application (uid "") or one of its users;
+   * empty when none, with version 0, or the highest version its application
+   * has evicted (so a key's version never goes back: a router holding a
+   * state read before the eviction cannot compare-and-set over a new one).
+   * Reading a user's state counts as using it.
+   */
   getPolicyState(key: PolicyStateKey): Promise<StoredPolicyState>;
   /**
    * Compare-and-set of one policy state: stores `state` with version
    * expectedVersion + 1 if the stored version is still `expectedVersion`,
-   * atomically; otherwise leaves it and answers what is stored.
+   * atomically; otherwise leaves it and answers what is stored. A user's
+   * state (uid not "") that makes its application hold more than `bounds`
+   * (DEFAULT_POLICY_STATE_BOUNDS when not given) evicts, in the same atomic
+   * step, the application's least recently used users (read or written
+   * longest ago; never the one being written) until it fits.
    */
-  swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array): Promise<PolicyStateSwap>;
+  swapPolicyState(key: PolicyStateKey, expectedVersion: bigint, state: Uint8Array, bounds?: PolicyStateBounds): Promise<PolicyStateSwap>;
   /**
    * Empties every policy state of an application (its own and its users'),
    * each by a version step, never back to version 0: a router holding a state
@@ -56,7 +66,29 @@ export interface StoredPolicyState {
   state: Uint8Array;
 }
 
-export type PolicyStateSwap = { applied: true; version: bigint } | { applied: false; version: bigint; state: Uint8Array };
+export type PolicyStateSwap = ({ applied: true; version: bigint } & PolicyStateUsage) | { applied: false; version: bigint; state: Uint8Array };
+
+/**
+ * How much learned state of its users one application may hold: per-user
+ * states are keyed by a caller's uid, so without a bound a client sending a
+ * fresh uid with each feedback grows the store forever. The application's own
+ * state (uid "") is not counted (it is one, bounded by its size limit).
+ */
+export interface PolicyStateBounds {
+  /** User states (keys) of one application, emptied ones included. */
+  maxUsers: number;
+  /** Bytes of the users' states of one application (the JSON; keys and bookkeeping aside). */
+  maxUserBytes: number;
+}
+
+export const DEFAULT_POLICY_STATE_BOUNDS: PolicyStateBounds = { maxUsers: 100_000, maxUserBytes: 32 * 1024 * 1024 };
+
+/** What an applied swap left: how many users it evicted, and what the application's users hold now. */
+export interface PolicyStateUsage {
+  evicted: number;
+  users: number;
+  userBytes: number;
+}
 
 /** One string per policy state key; names are DNS labels, so the NUL cannot be part of an application name. */
 export function policyStateField(key: PolicyStateKey): string {

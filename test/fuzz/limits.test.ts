@@ -9,13 +9,27 @@ import { postJson, TestSystem } from "../system.js";
 const MAX_BODY = 2048;
 const MAX_BATCH = 4;
 const MAX_INPUT = 8;
+const MAX_POLICY_USERS = 5;
+/** The smallest the flag takes: one state of the largest size (256 KiB). */
+const MAX_POLICY_BYTES = 256 * 1024;
 
 describe("limits at and just past each bound", () => {
   const system = new TestSystem({
     args: {
       gateway: ["--max-body-bytes", String(MAX_BODY)],
       router: ["--max-batch", String(MAX_BATCH), "--max-input-size", String(MAX_INPUT)],
-      registry: ["--max-applications", "3", "--max-model-versions", "2", "--max-desired-replicas", "2"],
+      registry: [
+        "--max-applications",
+        "3",
+        "--max-model-versions",
+        "2",
+        "--max-desired-replicas",
+        "2",
+        "--max-policy-users",
+        String(MAX_POLICY_USERS),
+        "--max-policy-state-bytes",
+        String(MAX_POLICY_BYTES),
+      ],
       "container-manager": ["--max-replicas", "2"],
     },
   });
@@ -94,6 +108,38 @@ describe("limits at and just past each bound", () => {
     const versions = await rejection(mgmt.createModel({ model: model("3") }));
     expect(versions.code).toBe(Code.ResourceExhausted);
     expect(versions.rawMessage).toMatch(/--max-model-versions/);
+  });
+
+  it("registry --max-policy-users and --max-policy-state-bytes: a fresh uid with every update keeps at most the bound, least recently used out", async () => {
+    const mgmt = system.management();
+    const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    // What a router does with each feedback of a new user: read the state (none), then compare-and-set it.
+    const learn = async (uid: string, value: unknown) => {
+      const read = await mgmt.getPolicyState({ application: "nums", uid });
+      return mgmt.updatePolicyState({ application: "nums", uid, expectedVersion: read.version, state: json(value) });
+    };
+    for (let i = 0; i < 40; i++) expect((await learn(`user-${i}`, { w: i })).applied).toBe(true);
+    const kept = [];
+    for (let i = 0; i < 40; i++) if ((await mgmt.getPolicyState({ application: "nums", uid: `user-${i}` })).state.length > 0) kept.push(i);
+    expect(kept).toEqual([35, 36, 37, 38, 39]);
+    // Read last (the loop above read them in order), user-35 stays when the next new user comes; user-36 goes.
+    await mgmt.getPolicyState({ application: "nums", uid: "user-35" });
+    await learn("user-40", { w: 40 });
+    expect((await mgmt.getPolicyState({ application: "nums", uid: "user-35" })).state.length).toBeGreaterThan(0);
+    expect((await mgmt.getPolicyState({ application: "nums", uid: "user-36" })).state.length).toBe(0);
+    // Bytes: three states of 100 KiB pass 256 KiB; the oldest of them goes.
+    const big = (uid: string) => learn(uid, { pad: "x".repeat(100 * 1024) });
+    await big("big-a");
+    await big("big-b");
+    await big("big-c");
+    expect((await mgmt.getPolicyState({ application: "nums", uid: "big-a" })).state.length).toBe(0);
+    expect((await mgmt.getPolicyState({ application: "nums", uid: "big-c" })).state.length).toBeGreaterThan(100 * 1024);
+    const metrics = await (await fetch(`http://127.0.0.1:${system.metricsPort("registry")}/metrics`)).text();
+    const series = (name: string) => Number(new RegExp(`^${name}\\{application="nums"[^}]*\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+    // 40 + 1 + 3 users with room for 5: 36 went by count, at least one more by bytes.
+    expect(series("clipper_registry_policy_state_evictions_total")).toBeGreaterThanOrEqual(37);
+    expect(series("clipper_registry_policy_users")).toBeLessThanOrEqual(MAX_POLICY_USERS);
+    expect(series("clipper_registry_policy_user_state_bytes")).toBeLessThanOrEqual(MAX_POLICY_BYTES);
   });
 
   it("container-manager --max-replicas", async () => {
