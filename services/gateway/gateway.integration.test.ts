@@ -280,6 +280,87 @@ describe("gateway and router", () => {
     expect(err.rawMessage).toBe("inputs.type is ints but the application expects doubles");
   });
 
+  describe("a client's bytes that are not a valid message", () => {
+    // A PredictRequest cut short: field 1 (application) announces 5 bytes and carries 1.
+    const truncated = new Uint8Array([0x0a, 0x05, 0x73]);
+    const connectPost = (body: Uint8Array) =>
+      fetch(`${base}/clipper.v1.PredictionService/Predict`, { method: "POST", body, headers: { "content-type": "application/proto" } });
+    const grpcWebPost = (message: Uint8Array) => {
+      const envelope = new Uint8Array(5 + message.length);
+      new DataView(envelope.buffer).setUint32(1, message.length);
+      envelope.set(message, 5);
+      return fetch(`${base}/clipper.v1.PredictionService/Predict`, {
+        method: "POST",
+        body: envelope,
+        headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      });
+    };
+    /** grpc-status and grpc-message of a gRPC-Web answer: from its headers (trailers-only) or its trailer frame. */
+    const grpcWebStatus = async (res: Response) => {
+      const fromHeaders = res.headers.get("grpc-status");
+      if (fromHeaders !== null) return { status: fromHeaders, message: decodeURIComponent(res.headers.get("grpc-message") ?? "") };
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      let at = 0;
+      while (at + 5 <= bytes.length) {
+        const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+        if (((bytes[at] ?? 0) & 0x80) !== 0) {
+          const text = new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + length));
+          const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "mi").exec(text)?.[1]?.trim() ?? "";
+          return { status: field("grpc-status"), message: decodeURIComponent(field("grpc-message")) };
+        }
+        at += 5 + length;
+      }
+      return { status: "", message: "" };
+    };
+
+    it("answers Connect with 400 invalid_argument naming the message, not 500", async () => {
+      const res = await connectPost(truncated);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).toBe("invalid_argument");
+      expect(body.message).toMatch(/^the request is not a valid clipper.v1.PredictRequest message: /);
+      // A valid message on the same connection is answered as usual.
+      const ok = await connectPost(
+        toBinary(PredictRequestSchema, create(PredictRequestSchema, { application: "sum", input: { value: { case: "doubles", value: { values: [2] } } } })),
+      );
+      expect(ok.status).toBe(200);
+      expect(fromBinary(PredictResponseSchema, new Uint8Array(await ok.arrayBuffer())).prediction?.output).toBe("2");
+    });
+
+    it("answers gRPC-Web with INVALID_ARGUMENT naming the message, not INTERNAL", async () => {
+      const res = await grpcWebPost(truncated);
+      const { status, message } = await grpcWebStatus(res);
+      expect(status).toBe(String(grpc.status.INVALID_ARGUMENT));
+      expect(message).toMatch(/^the request is not a valid clipper.v1.PredictRequest message: /);
+      const valid = toBinary(
+        PredictRequestSchema,
+        create(PredictRequestSchema, { application: "sum", input: { value: { case: "doubles", value: { values: [3] } } } }),
+      );
+      expect((await grpcWebStatus(await grpcWebPost(valid))).status).toBe("0");
+    });
+
+    it("answers native gRPC with INVALID_ARGUMENT, as before", async () => {
+      const client = new grpc.Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
+      try {
+        const err = await new Promise<grpc.ServiceError>((resolve) =>
+          client.makeUnaryRequest(
+            "/clipper.v1.PredictionService/Predict",
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.from(truncated),
+            new grpc.Metadata(),
+            { deadline: Date.now() + 5000 },
+            (e) => resolve(e as grpc.ServiceError),
+          ),
+        );
+        expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err.details).toMatch(/^the request is not a valid clipper.v1.PredictRequest message: /);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   it("lists the services through gRPC server reflection on the same port", async () => {
     const require = createRequire(import.meta.url);
     const protoLoader = require("@grpc/proto-loader") as typeof import("@grpc/proto-loader");

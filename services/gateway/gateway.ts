@@ -1,10 +1,10 @@
 import http from "node:http";
 import type net from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import { type ConfigWatcher, type Logger, type prom, registration, startGrpcServer } from "../shared/index.js";
 import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
+import { createConnectHandler } from "./connect-handler.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
 import { Predictor } from "./predictor.js";
@@ -98,10 +98,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
   });
   const rest = options.appKeys ? restKeyGuard(options.appKeys, openRest) : openRest;
-  const connect = connectNodeAdapter({
-    routes: (router) => router.service(PredictionService, impl),
-    readMaxBytes: options.maxBodyBytes,
-  });
+  // Connect and gRPC-Web; a body that is not a valid message answers INVALID_ARGUMENT, as over gRPC.
+  const connect = createConnectHandler({ service: PredictionService, impl, readMaxBytes: options.maxBodyBytes });
   const drain = new HttpDrain();
   const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
   const httpServer = http.createServer((req, res) => {
