@@ -17,8 +17,8 @@ export interface ConnectHandlerOptions<S extends DescService> {
   impl: ServiceImpl<S>;
   /** Largest request body (after decompression). */
   readMaxBytes: number;
-  /** Read options for JSON bodies (connect's, plus the decoder that turns their bytes into text). */
-  jsonOptions?: ConnectRouterOptions["jsonOptions"];
+  /** How a JSON body's bytes become text (TextDecoder's decode by default). */
+  decodeJsonText?: (bytes: Uint8Array) => string;
 }
 
 /** Whether the implementation was reached: connect's own failures before it are about the request's bytes. */
@@ -45,7 +45,10 @@ export function createConnectHandler<S extends DescService>(options: ConnectHand
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: options.readMaxBytes,
     interceptors: [markInvoked],
-    ...(options.jsonOptions === undefined ? {} : { jsonOptions: options.jsonOptions }),
+    // connect-es reads a `textDecoder` from its JSON options (createJsonSerialization), though their type does not name it.
+    ...(options.decodeJsonText === undefined
+      ? {}
+      : { jsonOptions: { textDecoder: { decode: options.decodeJsonText } } as unknown as NonNullable<ConnectRouterOptions["jsonOptions"]> }),
   });
   router.service(options.service, options.impl);
   const paths = new Map<string, UniversalHandler>();

@@ -361,6 +361,126 @@ describe("gateway and router", () => {
     });
   });
 
+  describe("one check of input values on every protocol", () => {
+    const grpcCall = <T>(method: string, schema: typeof PredictRequestSchema, input: MessageInitShape<typeof PredictRequestSchema>) =>
+      new Promise<grpc.ServiceError | T>((resolve) => {
+        const client = new grpc.Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
+        client.makeUnaryRequest(
+          method,
+          (m: MessageInitShape<typeof PredictRequestSchema>) => Buffer.from(toBinary(schema, create(schema, m))),
+          (b: Buffer) => b as unknown as T,
+          input,
+          new grpc.Metadata(),
+          { deadline: Date.now() + 5000 },
+          (err, res) => {
+            client.close();
+            resolve(err ?? (res as T));
+          },
+        );
+      });
+    const connectJson = (method: string, body: string | Uint8Array) =>
+      fetch(`${base}/clipper.v1.PredictionService/${method}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+    const bytes = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
+
+    it.each([
+      ["NaN", Number.NaN, "is NaN: numbers must be finite"],
+      ["Infinity", Number.POSITIVE_INFINITY, "is Infinity: numbers must be finite"],
+      ["-Infinity", Number.NEGATIVE_INFINITY, "is -Infinity: numbers must be finite"],
+    ])("refuses %s over gRPC, Connect and REST, naming the value", async (_name, value, problem) => {
+      const predict = await grpcCall<Buffer>("/clipper.v1.PredictionService/Predict", PredictRequestSchema, {
+        application: "sum",
+        input: { value: { case: "doubles", value: { values: [1, value] } } },
+      });
+      expect((predict as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((predict as grpc.ServiceError).details).toBe(`input.doubles.values[1] ${problem}`);
+
+      const client = createClient(PredictionService, createConnectTransport({ baseUrl: base, httpVersion: "1.1" }));
+      const batch = (await client
+        .predictBatch({ application: "sum", inputs: { type: InputType.DOUBLES, lengths: [1, 2], doubles: [1, 2, value] } })
+        .catch((e: unknown) => e)) as ConnectError;
+      expect(batch.code).toBe(Code.InvalidArgument);
+      expect(batch.rawMessage).toBe(`inputs.doubles[2] ${problem} (value 1 of input 1)`);
+      const single = (await client
+        .predict({ application: "sum", input: { value: { case: "doubles", value: { values: [value] } } } })
+        .catch((e: unknown) => e)) as ConnectError;
+      expect(single.rawMessage).toBe(`input.doubles.values[0] ${problem}`);
+
+      // Connect's JSON spells them as strings.
+      const json = await connectJson("Predict", JSON.stringify({ application: "sum", input: { doubles: { values: [String(value)] } } }));
+      expect(json.status).toBe(400);
+      expect(((await json.json()) as { message: string }).message).toBe(`input.doubles.values[0] ${problem}`);
+    });
+
+    it("refuses Infinity over REST (1e999 in JSON) with the same words", async () => {
+      const res = await post("/sum/predict", '{"input":[1,1e999]}');
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { cause: string }).cause).toBe("input[1] is Infinity: numbers must be finite");
+    });
+
+    it("refuses invalid UTF-8 in a strings input, naming it, on REST and Connect JSON (not U+FFFD), and keeps a real U+FFFD", async () => {
+      const lonely = (body: Uint8Array | string) => fetch(`${base}/lonely/predict`, { method: "POST", body, headers: { "content-type": "application/json" } });
+      const cause = async (res: Response) => {
+        expect(res.status).toBe(400);
+        return ((await res.json()) as { cause: string }).cause;
+      };
+      const INVALID = "is not valid UTF-8 (it holds invalid bytes or a lone surrogate escape)";
+      expect(await cause(await lonely(bytes('{"input":"a', [0xff], 'b"}')))).toBe(`input ${INVALID}`);
+      expect(await cause(await lonely(bytes('{"input_batch":["fine","x', [0xc3, 0x28], '"]}')))).toBe(`input_batch[1] ${INVALID}`);
+      expect(await cause(await lonely('{"input":"\\ud800"}'))).toBe(`input ${INVALID}`);
+      // Even right after an escaped high surrogate the broken byte is not taken for the pair's second half.
+      expect(await cause(await lonely(bytes('{"input":"\\ud83d', [0xed, 0xb8, 0x80], '"}')))).toBe(`input ${INVALID}`);
+      expect(await cause(await lonely(bytes('{"input":"ok","uid":"u', [0xfe], '"}')))).toBe(`uid ${INVALID}`);
+      // U+FFFD itself, well encoded, is a character like any other.
+      const replacement = await lonely(JSON.stringify({ input: "a\uFFFDb" }));
+      expect(replacement.status).toBe(200);
+
+      const single = await connectJson("Predict", bytes('{"application":"lonely","input":{"string":"a', [0xff], '"}}'));
+      expect(single.status).toBe(400);
+      // protobuf-es refuses the lone surrogates the decoder kept, naming the field.
+      expect(((await single.json()) as { message: string }).message).toBe(
+        "cannot decode field clipper.v1.Input.string from JSON: expected string: invalid UTF8",
+      );
+      const batch = await connectJson(
+        "PredictBatch",
+        bytes('{"application":"lonely","inputs":{"type":"INPUT_TYPE_STRINGS","strings":["ok","b', [0x80], '"]}}'),
+      );
+      expect(batch.status).toBe(400);
+      expect(((await batch.json()) as { message: string }).message).toMatch(/^cannot decode field clipper.common.v1.Inputs.strings from JSON: .*invalid UTF8/);
+      const ok = await connectJson("Predict", JSON.stringify({ application: "lonely", input: { string: "a\uFFFDb" } }));
+      expect(ok.status).toBe(200);
+    });
+
+    it("refuses invalid UTF-8 in a binary message as not a valid message, over gRPC and Connect", async () => {
+      // PredictRequest{application: "lonely", input: {string: "a\xff"}}: field 2 (input) holding field 5 (string).
+      const message = bytes([0x0a, 6], "lonely", [0x12, 4, 0x2a, 2, 0x61, 0xff]);
+      const viaConnect = await fetch(`${base}/clipper.v1.PredictionService/Predict`, {
+        method: "POST",
+        body: message,
+        headers: { "content-type": "application/proto" },
+      });
+      expect(viaConnect.status).toBe(400);
+      expect(((await viaConnect.json()) as { message: string }).message).toMatch(/^the request is not a valid clipper.v1.PredictRequest message: .*utf-8/i);
+      const client = new grpc.Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
+      try {
+        const err = await new Promise<grpc.ServiceError>((resolve) =>
+          client.makeUnaryRequest(
+            "/clipper.v1.PredictionService/Predict",
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            message,
+            new grpc.Metadata(),
+            { deadline: Date.now() + 5000 },
+            (e) => resolve(e as grpc.ServiceError),
+          ),
+        );
+        expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err.details).toMatch(/^the request is not a valid clipper.v1.PredictRequest message: .*utf-8/i);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   it("lists the services through gRPC server reflection on the same port", async () => {
     const require = createRequire(import.meta.url);
     const protoLoader = require("@grpc/proto-loader") as typeof import("@grpc/proto-loader");

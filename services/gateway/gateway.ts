@@ -2,7 +2,7 @@ import http from "node:http";
 import type net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
-import { type ConfigWatcher, type Logger, type prom, registration, startGrpcServer } from "../shared/index.js";
+import { type ConfigWatcher, decodeUtf8KeepingErrors, type Logger, type prom, registration, startGrpcServer } from "../shared/index.js";
 import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
@@ -98,8 +98,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
   });
   const rest = options.appKeys ? restKeyGuard(options.appKeys, openRest) : openRest;
-  // Connect and gRPC-Web; a body that is not a valid message answers INVALID_ARGUMENT, as over gRPC.
-  const connect = createConnectHandler({ service: PredictionService, impl, readMaxBytes: options.maxBodyBytes });
+  // Connect and gRPC-Web; a body that is not a valid message answers INVALID_ARGUMENT, as over gRPC, and invalid UTF-8 in
+  // a JSON body is kept as lone surrogates for the input checks to refuse by name (not U+FFFD).
+  const connect = createConnectHandler({ service: PredictionService, impl, readMaxBytes: options.maxBodyBytes, decodeJsonText: decodeUtf8KeepingErrors });
   const drain = new HttpDrain();
   const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
   const httpServer = http.createServer((req, res) => {

@@ -1,6 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Cancellation, Code, ConnectError, extractTraceContext, type Logger, type prom, traceContext, tracingEnabled } from "../shared/index.js";
+import {
+  Cancellation,
+  Code,
+  ConnectError,
+  decodeUtf8KeepingErrors,
+  extractTraceContext,
+  type Logger,
+  type prom,
+  traceContext,
+  tracingEnabled,
+} from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics } from "./gateway-metrics.js";
 import type { Predictor } from "./predictor.js";
 import type { Readiness } from "./readiness.js";
@@ -99,7 +109,10 @@ async function handle(deps: RestHandlerDeps, req: IncomingMessage, res: ServerRe
   }
 }
 
-/** Reads the whole body as UTF-8, or fails with 413 as soon as it exceeds `limit` (the rest is not read). */
+/**
+ * Reads the whole body as UTF-8, or fails with 413 as soon as it exceeds `limit` (the rest is not read).
+ * Invalid UTF-8 is kept as lone surrogates (not U+FFFD), so the parser refuses the string that held it, by name.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const tooLarge = () => new RestError(413, "request body too large", `the body exceeds the limit of ${limit} bytes`);
   const declared = Number(req.headers["content-length"]);
@@ -118,7 +131,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       chunks.push(chunk);
     };
     req.on("data", onData);
-    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.once("end", () => resolve(decodeUtf8KeepingErrors(Buffer.concat(chunks))));
     req.once("error", reject);
   });
 }

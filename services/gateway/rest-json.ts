@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
-import { inputTypeName } from "../shared/index.js";
+import { inputTypeName, numberProblem, stringProblem } from "../shared/index.js";
 
 /** A REST failure: HTTP status, a short error and its cause, sent as `{"error", "cause"}` (and `correlation_id` for an internal error). */
 export class RestError extends Error {
@@ -76,14 +76,11 @@ export function parseFeedbackBody(body: Record<string, unknown>, type: InputType
   if (label === undefined || label === null) throw invalid("label is missing");
   return {
     inputs: packInputs([body.input], type, ["input"], { allowRaggedBatch: true }),
-    label: typeof label === "string" ? label : JSON.stringify(label),
+    label: checkedText("label", typeof label === "string" ? label : JSON.stringify(label)),
     uid: optionalId(body, "uid"),
   };
 }
 
-const INT32_MIN = -2_147_483_648;
-const INT32_MAX = 2_147_483_647;
-const FLOAT32_MAX = 3.4028234663852886e38;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Converts JSON inputs to one packed batch; `fields` names each input in error messages. */
@@ -95,6 +92,8 @@ export function packInputs(values: readonly unknown[], type: InputType, fields: 
         type,
         strings: values.map((v, i) => {
           if (typeof v !== "string") throw invalid(`${field(i)} is not a string: the application expects strings`);
+          const problem = stringProblem(v);
+          if (problem !== undefined) throw invalid(`${field(i)} ${problem}`);
           return v;
         }),
       });
@@ -111,7 +110,6 @@ export function packInputs(values: readonly unknown[], type: InputType, fields: 
     case InputType.DOUBLES: {
       const lengths: number[] = [];
       const packed: number[] = [];
-      const check = elementCheck(type);
       values.forEach((v, i) => {
         if (!Array.isArray(v)) throw invalid(`${field(i)} is not an array of numbers: the application expects ${inputTypeName(type)}`);
         if (v.length === 0) throw invalid(`${field(i)} is empty: an input needs at least one value`);
@@ -120,7 +118,7 @@ export function packInputs(values: readonly unknown[], type: InputType, fields: 
           throw invalid(`${field(i)} has ${v.length} values but ${field(0)} has ${first}: all inputs of a batch must have the same length`);
         }
         v.forEach((x: unknown, j) => {
-          const problem = check(x);
+          const problem = numberProblem(type, x);
           if (problem !== undefined) throw invalid(`${field(i)}[${j}] ${problem}`);
           packed.push(x as number);
         });
@@ -137,20 +135,17 @@ export function packInputs(values: readonly unknown[], type: InputType, fields: 
   }
 }
 
-/** Returns what is wrong with one numeric element, or undefined. */
-function elementCheck(type: InputType): (x: unknown) => string | undefined {
-  return (x) => {
-    if (typeof x !== "number" || !Number.isFinite(x)) return "is not a number";
-    if (type === InputType.INTS && (!Number.isInteger(x) || x < INT32_MIN || x > INT32_MAX)) return "is not an integer in the int32 range";
-    if (type === InputType.FLOATS && Math.abs(x) > FLOAT32_MAX) return "is out of the float32 range";
-    return undefined;
-  };
-}
-
 function optionalString(body: Record<string, unknown>, key: string): string {
   const v = body[key];
   if (v === undefined || v === null) return "";
   if (typeof v !== "string") throw invalid(`${key} is not a string`);
+  return checkedText(key, v);
+}
+
+/** A string of the body that is not valid UTF-8 is refused, not passed on with U+FFFD in place of its bytes. */
+function checkedText(key: string, v: string): string {
+  const problem = stringProblem(v);
+  if (problem !== undefined) throw invalid(`${key} ${problem}`);
   return v;
 }
 
@@ -158,7 +153,7 @@ function optionalString(body: Record<string, unknown>, key: string): string {
 function optionalId(body: Record<string, unknown>, key: string): string {
   const v = body[key];
   if (v === undefined || v === null) return "";
-  if (typeof v === "string") return v;
+  if (typeof v === "string") return checkedText(key, v);
   if (typeof v === "number" && Number.isFinite(v)) return String(v);
   throw invalid(`${key} is not a string or a number`);
 }

@@ -46,7 +46,7 @@ export function createPredictionServiceImpl(predictor: Predictor, metrics: Gatew
     predictBatch(req, ctx) {
       return measured(req.application, ctx, async (app) => {
         if (req.inputs === undefined) throw invalidArgument("inputs is missing");
-        // The router checks the packed batch against the application's type and its limits.
+        // The router checks the packed batch against the application's type, its limits and its values (validateInputs).
         const results = await predictor.query(app.name, req.inputs, callOptions(req.version, req.uid, ctx));
         return { value: { predictions: results.map(toPrediction) }, outcome: results.some((r) => r.default) ? "default" : "ok" };
       });

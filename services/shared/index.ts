@@ -48,10 +48,13 @@ export {
   concatInputs,
   inputCount,
   inputTypeName,
+  numberProblem,
   parseInputType,
   selectInputs,
   splitInputs,
+  stringProblem,
   validateInputs,
+  validateInputValues,
 } from "./inputs.js";
 export type { LogFormat, Logger } from "./logger.js";
 export { createLogger, logFormat } from "./logger.js";
@@ -89,3 +92,4 @@ export {
   withSpan,
 } from "./tracing.js";
 export { TurnBatches } from "./turn-batches.js";
+export { decodeUtf8KeepingErrors, wellFormed } from "./utf8.js";

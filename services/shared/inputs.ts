@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Inputs, InputsSchema, InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { invalidArgument } from "./errors.js";
+import { wellFormed } from "./utf8.js";
 
 /** Clipper's names for input types, as used in REST, the CLI and the Python SDK. */
 const NAMES: Record<string, InputType> = {
@@ -99,7 +100,68 @@ export function validateInputs(inputs: Inputs | undefined, expected: InputType, 
       if (size > limits.maxInputSize) throw invalidArgument(`${field}.${own}[${i}] is ${size} bytes, more than the limit of ${limits.maxInputSize}`);
     }
   }
+  validateInputValues(inputs, field);
   return count;
+}
+
+const INT32_MIN = -2_147_483_648;
+const INT32_MAX = 2_147_483_647;
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * What is wrong with one numeric value of an input of `type`, or undefined:
+ * the one check of numbers every protocol makes (REST's parser, the gateway's
+ * gRPC and Connect inputs, the router's validateInputs). Numbers must be
+ * finite (NaN and ±Infinity are refused) and fit the type.
+ */
+export function numberProblem(type: InputType, x: unknown): string | undefined {
+  if (typeof x !== "number") return "is not a number";
+  if (Number.isNaN(x)) return "is NaN: numbers must be finite";
+  if (!Number.isFinite(x)) return `is ${x > 0 ? "Infinity" : "-Infinity"}: numbers must be finite`;
+  if (type === InputType.INTS && (!Number.isInteger(x) || x < INT32_MIN || x > INT32_MAX)) return "is not an integer in the int32 range";
+  if (type === InputType.FLOATS && Math.abs(x) > FLOAT32_MAX) return "is out of the float32 range";
+  return undefined;
+}
+
+/**
+ * What is wrong with one string input, or undefined: it must be well-formed
+ * Unicode, so that it has a UTF-8 encoding. Invalid UTF-8 in a JSON body is
+ * decoded to lone surrogates (decodeUtf8KeepingErrors), as is a JSON escape
+ * of one (`"\ud800"`): both are refused here rather than silently replaced
+ * by U+FFFD on the way to the model. (Binary protobuf refuses invalid UTF-8
+ * when it decodes the message.)
+ */
+export function stringProblem(s: string): string | undefined {
+  return wellFormed(s) ? undefined : "is not valid UTF-8 (it holds invalid bytes or a lone surrogate escape)";
+}
+
+/**
+ * Checks the values of a packed batch: finite numbers that fit its type,
+ * strings that are valid UTF-8; the error names the value and its input.
+ */
+export function validateInputValues(inputs: Inputs, field = "inputs"): void {
+  if (isNumeric(inputs.type)) {
+    const values = numericValues(inputs);
+    for (let k = 0; k < values.length; k++) {
+      const problem = numberProblem(inputs.type, values[k]);
+      if (problem !== undefined) throw invalidArgument(`${field}.${inputTypeName(inputs.type)}[${k}] ${problem}${positionOf(inputs.lengths, k)}`);
+    }
+  } else if (inputs.type === InputType.STRINGS) {
+    for (const [i, s] of inputs.strings.entries()) {
+      const problem = stringProblem(s);
+      if (problem !== undefined) throw invalidArgument(`${field}.strings[${i}] ${problem}`);
+    }
+  }
+}
+
+/** " (value j of input i)" for the k-th packed value, when the lengths say. */
+function positionOf(lengths: readonly number[], k: number): string {
+  let start = 0;
+  for (const [i, length] of lengths.entries()) {
+    if (k < start + length) return ` (value ${k - start} of input ${i})`;
+    start += length;
+  }
+  return "";
 }
 
 /** The inputs at the given positions, as a new packed batch. */
