@@ -1,0 +1,585 @@
+import { createHash } from "node:crypto";
+import { clone, create } from "@bufbuild/protobuf";
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type Informer,
+  type KubeConfig,
+  makeInformer,
+  type ObjectCache,
+  type V1Deployment,
+  type V1EnvVar,
+  type V1Pod,
+  type V1ResourceRequirements,
+} from "@kubernetes/client-node";
+import { type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
+import type { Logger } from "../../shared/index.js";
+import { type LaunchPaths, launchCommand } from "./launch.js";
+import { type LogLine, type ReplicaBackend, type ReplicaListener, type ReplicaSpec, replicaKey } from "./replica-backend.js";
+
+/** Labels and annotations on every object the backend makes (docs/kubernetes.md). */
+export const LABELS = {
+  name: "app.kubernetes.io/name",
+  managedBy: "app.kubernetes.io/managed-by",
+  cluster: "clipper.ai/cluster",
+  model: "clipper.ai/model",
+  version: "clipper.ai/version",
+} as const;
+/** Exact model name and version (label values are sanitized; these are not). */
+const ANNOTATION_MODEL = "clipper.ai/model-name";
+const ANNOTATION_VERSION = "clipper.ai/model-version";
+const DELETION_COST = "controller.kubernetes.io/pod-deletion-cost";
+const MANAGED_BY = "clipper";
+const APP_NAME = "clipper-model";
+const CONTAINER_NAME = "model";
+
+export interface KubernetesBackendOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Names every object (Deployment names, the clipper.ai/cluster label): several systems share a namespace. */
+  clusterName: string;
+  logger: Logger;
+  /** The runtime image (default DEFAULT_KUBERNETES_OPTIONS.image). */
+  image?: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** The port the runtime serves ModelService and grpc health on, inside the pod. */
+  containerPort?: number;
+  /** Where the runtimes live inside the image (launch.ts builds the command and env from these). */
+  imagePaths?: LaunchPaths;
+  /** The container's command and args; default: what the local launch runs (launch.ts) with imagePaths. */
+  command?: (spec: ReplicaSpec, port: number) => { command: string[]; args: string[]; env: Record<string, string> };
+  /** Requests/limits per model version (the model spec carries none yet); default: none. */
+  resources?: (spec: ReplicaSpec) => V1ResourceRequirements | undefined;
+  /** A pod not Ready this long after its creation is FAILED, with its reason and last events. */
+  startTimeoutMs?: number;
+  /** Backoff for restarting the pod informer after a watch error. */
+  watchBackoffInitialMs?: number;
+  watchBackoffMaxMs?: number;
+}
+
+/** Every default in one place. */
+export const DEFAULT_KUBERNETES_OPTIONS = {
+  image: "clipper/model-runtime:latest",
+  imagePullPolicy: "IfNotPresent",
+  containerPort: 7000,
+  imagePaths: { repoRoot: "/opt/clipper", dataDir: "/var/lib/clipper", python: "python3", node: "node" } satisfies LaunchPaths,
+  startTimeoutMs: 120_000,
+  watchBackoffInitialMs: 200,
+  watchBackoffMaxMs: 10_000,
+} as const;
+
+/** Container waiting reasons that will not fix themselves. */
+const FATAL_WAITING = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "CrashLoopBackOff",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "RunContainerError",
+]);
+
+/** A label value: [A-Za-z0-9._-], at most 63, alphanumeric at both ends. */
+export function labelValue(raw: string): string {
+  const cleaned = raw
+    .replace(/[^A-Za-z0-9._-]/g, "-")
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
+  return cleaned;
+}
+
+/**
+ * The Deployment of one model version: `clipper-<cluster>-<model>-<version>` made DNS-safe, with a
+ * hash of the exact triple (so names that sanitize alike do not collide), short enough that its
+ * pods' names (name-<hash10>-<5>) stay within 63 characters.
+ */
+export function deploymentName(clusterName: string, modelName: string, modelVersion: string): string {
+  const hash = createHash("sha256").update(`${clusterName}\0${modelName}\0${modelVersion}`).digest("hex").slice(0, 8);
+  const readable = `clipper-${clusterName}-${modelName}-${modelVersion}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/-+/g, "-")
+    .slice(0, 37)
+    .replace(/-+$/, "");
+  return `${readable}-${hash}`;
+}
+
+interface Version {
+  spec: ReplicaSpec | undefined;
+  name: string;
+  modelName: string;
+  modelVersion: string;
+  /** What this backend wants spec.replicas to be. */
+  desired: number;
+  /** Ids of STARTING placeholders for replicas asked for whose pods are not seen yet. */
+  placeholders: string[];
+  /** The Deployment exists (created or adopted). */
+  created: Promise<void> | undefined;
+  /** Serializes writes to this Deployment. */
+  chain: Promise<void>;
+}
+
+/**
+ * Replicas as pods: one Deployment per model version, `replicas` = how many were started and not
+ * stopped. Observed state comes from an informer (list, then watch) on the pods carrying this
+ * cluster's labels; a replica is a pod, its endpoint the pod's IP and container port.
+ */
+export class KubernetesBackend implements ReplicaBackend {
+  private readonly apps: AppsV1Api;
+  private readonly core: CoreV1Api;
+  private readonly o: Required<Omit<KubernetesBackendOptions, "command" | "resources">> & Pick<KubernetesBackendOptions, "command" | "resources">;
+  private readonly versions = new Map<string, Version>();
+  private readonly listeners = new Set<ReplicaListener>();
+  /** The last snapshot reported per replica id (pods and placeholders). */
+  private readonly reported = new Map<string, Replica>();
+  private readonly stopping = new Set<string>();
+  /** Reasons found for pods past the start timeout (with their events), by pod name. */
+  private readonly failures = new Map<string, string>();
+  private readonly failureLookups = new Set<string>();
+  private informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
+  private informerBackoffMs: number;
+  private lastWatchErrorAt = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private placeholderSeq = 0;
+  /** Watch errors seen (each one restarts the informer after a backoff). */
+  watchErrors = 0;
+
+  constructor(options: KubernetesBackendOptions) {
+    this.o = { ...DEFAULT_KUBERNETES_OPTIONS, ...options } as typeof this.o;
+    this.apps = options.kubeConfig.makeApiClient(AppsV1Api);
+    this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.informerBackoffMs = this.o.watchBackoffInitialMs;
+  }
+
+  private get selector(): string {
+    return `${LABELS.managedBy}=${MANAGED_BY},${LABELS.cluster}=${labelValue(this.o.clusterName)}`;
+  }
+
+  /**
+   * Adopts the Deployments carrying this cluster's labels (their replicas count as started) and
+   * starts watching their pods. Resolves once the first list is in.
+   */
+  async startWatching(): Promise<void> {
+    const list = await this.apps.listNamespacedDeployment({ namespace: this.o.namespace, labelSelector: this.selector });
+    for (const d of list.items) {
+      const modelName = d.metadata?.annotations?.[ANNOTATION_MODEL];
+      const modelVersion = d.metadata?.annotations?.[ANNOTATION_VERSION];
+      const name = d.metadata?.name;
+      if (modelName === undefined || modelVersion === undefined || name === undefined) continue;
+      const key = replicaKey(modelName, modelVersion);
+      if (this.versions.has(key)) continue;
+      this.versions.set(key, {
+        spec: undefined,
+        name,
+        modelName,
+        modelVersion,
+        desired: d.spec?.replicas ?? 0,
+        placeholders: [],
+        created: Promise.resolve(),
+        chain: Promise.resolve(),
+      });
+      this.o.logger.info({ deployment: name, model: modelName, version: modelVersion, replicas: d.spec?.replicas ?? 0 }, "adopted deployment");
+    }
+    const path = `/api/v1/namespaces/${this.o.namespace}/pods`;
+    const informer = makeInformer<V1Pod>(
+      this.o.kubeConfig,
+      path,
+      () => this.core.listNamespacedPod({ namespace: this.o.namespace, labelSelector: this.selector }),
+      this.selector,
+    );
+    const changed = () => this.refresh();
+    informer.on("add", changed);
+    informer.on("update", changed);
+    informer.on("delete", changed);
+    // client-node's informer stops on an error (the apiserver gone, a broken connection): start it again, with backoff.
+    // It resumes from its last resourceVersion, and lists again when the apiserver answers 410 Gone.
+    informer.on("error", (err: unknown) => {
+      this.watchErrors++;
+      if (this.closed) return;
+      // "connect" fires before the list and watch are tried, so it says nothing about health: the backoff starts again
+      // once a watch has held for a while without an error.
+      const now = Date.now();
+      if (now - this.lastWatchErrorAt > 30_000) this.informerBackoffMs = this.o.watchBackoffInitialMs;
+      this.lastWatchErrorAt = now;
+      const delay = this.informerBackoffMs;
+      this.informerBackoffMs = Math.min(this.o.watchBackoffMaxMs, this.informerBackoffMs * 2);
+      this.o.logger.warn({ err: String(err), retryInMs: delay }, "pod watch failed; restarting it");
+      clearTimeout(this.restartTimer);
+      this.restartTimer = setTimeout(() => {
+        if (!this.closed) informer.start().catch(() => {});
+      }, delay);
+      this.restartTimer.unref();
+    });
+    this.informer = informer;
+    await informer.start();
+    this.refresh();
+    this.timeoutTimer = setInterval(() => this.refresh(), 1000);
+    this.timeoutTimer.unref();
+  }
+
+  start(spec: ReplicaSpec): Replica {
+    const key = replicaKey(spec.modelName, spec.modelVersion);
+    let v = this.versions.get(key);
+    if (v === undefined) {
+      v = {
+        spec,
+        name: deploymentName(this.o.clusterName, spec.modelName, spec.modelVersion),
+        modelName: spec.modelName,
+        modelVersion: spec.modelVersion,
+        desired: 0,
+        placeholders: [],
+        created: undefined,
+        chain: Promise.resolve(),
+      };
+      this.versions.set(key, v);
+    }
+    v.spec ??= spec;
+    v.desired++;
+    const id = `${v.name}-pending-${++this.placeholderSeq}`;
+    v.placeholders.push(id);
+    const version = v;
+    this.write(version, async () => {
+      if (version.created === undefined) {
+        version.created = this.ensureDeployment(version, spec);
+        await version.created;
+      } else {
+        await this.scale(version);
+      }
+    });
+    this.refresh();
+    return clone(ReplicaSchema, this.reported.get(id) ?? this.placeholder(version, id));
+  }
+
+  async stop(id: string): Promise<void> {
+    for (const v of this.versions.values()) {
+      const i = v.placeholders.indexOf(id);
+      if (i >= 0) {
+        v.placeholders.splice(i, 1);
+        v.desired = Math.max(0, v.desired - 1);
+        this.refresh();
+        await this.write(v, () => this.scaleOrDelete(v));
+        return;
+      }
+    }
+    const pod = this.informer?.list(this.o.namespace).find((p) => p.metadata?.name === id);
+    if (pod === undefined) return;
+    const v = this.versionOf(pod);
+    if (v === undefined || this.stopping.has(id)) return;
+    this.stopping.add(id);
+    v.desired = Math.max(0, v.desired - 1);
+    this.refresh();
+    await this.write(v, async () => {
+      // The ReplicaSet controller removes the pod with the lowest deletion cost first: this one.
+      await this.core
+        .patchNamespacedPod({
+          name: id,
+          namespace: this.o.namespace,
+          body: [{ op: "add", path: `/metadata/annotations/${DELETION_COST.replace("/", "~1")}`, value: "-1000" }],
+        })
+        .catch(ignoreNotFound);
+      await this.scaleOrDelete(v);
+      await this.core.deleteNamespacedPod({ name: id, namespace: this.o.namespace }).catch(ignoreNotFound);
+    });
+  }
+
+  replicas(): Replica[] {
+    return [...this.reported.values()].map((r) => clone(ReplicaSchema, r));
+  }
+
+  onChange(listener: ReplicaListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  logs(id: string, _tail: number): LogLine[] | undefined {
+    // Pod logs come from the kubelet (kubectl logs); the backend keeps none.
+    return this.reported.has(id) ? [] : undefined;
+  }
+
+  /** Runtimes' own /metrics are not scraped through the backend on Kubernetes (pod IPs are the cluster's; a PodMonitor's job). */
+  metricsEndpoint(_id: string): string | undefined {
+    return undefined;
+  }
+
+  /** Deletes every Deployment this backend owns (its cluster's labels) and nothing else, then stops watching. */
+  async close(): Promise<void> {
+    const list = await this.apps.listNamespacedDeployment({ namespace: this.o.namespace, labelSelector: this.selector });
+    await Promise.all(
+      list.items.map((d) =>
+        this.apps
+          .deleteNamespacedDeployment({ name: d.metadata?.name ?? "", namespace: this.o.namespace, propagationPolicy: "Background" })
+          .catch(ignoreNotFound),
+      ),
+    );
+    for (const v of this.versions.values()) {
+      v.desired = 0;
+      v.placeholders = [];
+    }
+    await this.release();
+    for (const [id, r] of this.reported) {
+      this.reported.delete(id);
+      this.emit(r, true);
+    }
+  }
+
+  /** Stops watching and leaves every Deployment as it is, for the next container-manager to adopt. */
+  async release(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    clearInterval(this.timeoutTimer);
+    await Promise.allSettled([...this.versions.values()].map((v) => v.chain));
+    await this.informer?.stop();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private write(v: Version, step: () => Promise<void>): Promise<void> {
+    const next = v.chain.then(step).catch((err: unknown) => {
+      this.o.logger.error({ err: describeError(err), deployment: v.name }, "kubernetes request failed");
+      throw err;
+    });
+    v.chain = next.catch(() => {});
+    return next;
+  }
+
+  private async ensureDeployment(v: Version, spec: ReplicaSpec): Promise<void> {
+    try {
+      await this.apps.createNamespacedDeployment({ namespace: this.o.namespace, body: this.deploymentFor(v, spec) });
+      this.o.logger.info({ deployment: v.name, replicas: v.desired }, "created deployment");
+    } catch (err) {
+      if (statusOf(err) !== 409) {
+        v.created = undefined;
+        throw err;
+      }
+      await this.scale(v);
+    }
+  }
+
+  private scale(v: Version): Promise<void> {
+    return this.apps
+      .patchNamespacedDeployment({ name: v.name, namespace: this.o.namespace, body: [{ op: "replace", path: "/spec/replicas", value: v.desired }] })
+      .then(() => {});
+  }
+
+  private async scaleOrDelete(v: Version): Promise<void> {
+    if (v.desired > 0 || v.created === undefined) {
+      if (v.created !== undefined) await this.scale(v);
+      return;
+    }
+    await this.apps.deleteNamespacedDeployment({ name: v.name, namespace: this.o.namespace, propagationPolicy: "Background" }).catch(ignoreNotFound);
+    v.created = undefined;
+    this.o.logger.info({ deployment: v.name }, "deleted deployment");
+  }
+
+  private deploymentFor(v: Version, spec: ReplicaSpec): V1Deployment {
+    const port = this.o.containerPort;
+    const run = this.o.command?.(spec, port) ?? defaultCommand(spec, port, this.o.imagePaths);
+    const labels = {
+      [LABELS.name]: APP_NAME,
+      [LABELS.managedBy]: MANAGED_BY,
+      [LABELS.cluster]: labelValue(this.o.clusterName),
+      [LABELS.model]: labelValue(spec.modelName),
+      [LABELS.version]: labelValue(spec.modelVersion),
+    };
+    const annotations = { [ANNOTATION_MODEL]: spec.modelName, [ANNOTATION_VERSION]: spec.modelVersion };
+    const env: V1EnvVar[] = Object.entries(run.env).map(([name, value]) => ({ name, value }));
+    const resources = this.o.resources?.(spec);
+    return {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: v.name, labels, annotations },
+      spec: {
+        replicas: v.desired,
+        selector: { matchLabels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.cluster]: labels[LABELS.cluster], "clipper.ai/deployment": v.name } },
+        template: {
+          metadata: { labels: { ...labels, "clipper.ai/deployment": v.name }, annotations },
+          spec: {
+            containers: [
+              {
+                name: CONTAINER_NAME,
+                image: this.o.image,
+                imagePullPolicy: this.o.imagePullPolicy,
+                command: run.command,
+                args: run.args,
+                env,
+                ports: [{ name: "grpc", containerPort: port, protocol: "TCP" }],
+                readinessProbe: { grpc: { port }, periodSeconds: 2, failureThreshold: 3 },
+                ...(resources !== undefined ? { resources } : {}),
+              },
+            ],
+          },
+        },
+      },
+    };
+  }
+
+  private versionOf(pod: V1Pod): Version | undefined {
+    const a = pod.metadata?.annotations ?? {};
+    const modelName = a[ANNOTATION_MODEL];
+    const modelVersion = a[ANNOTATION_VERSION];
+    if (modelName === undefined || modelVersion === undefined) return undefined;
+    return this.versions.get(replicaKey(modelName, modelVersion));
+  }
+
+  private placeholder(v: Version, id: string): Replica {
+    return create(ReplicaSchema, { id, modelName: v.modelName, modelVersion: v.modelVersion, state: ReplicaState.STARTING, message: "pod not created yet" });
+  }
+
+  /** Recomputes every replica from the informer's pods and the placeholders; reports what changed. */
+  private refresh(): void {
+    if (this.closed) return;
+    const next = new Map<string, Replica>();
+    const podsPerVersion = new Map<Version, number>();
+    const now = Date.now();
+    for (const pod of this.informer?.list(this.o.namespace) ?? []) {
+      const name = pod.metadata?.name;
+      const v = this.versionOf(pod);
+      if (name === undefined || v === undefined) continue;
+      const r = this.snapshot(pod, v, now);
+      next.set(name, r);
+      if (r.state !== ReplicaState.STOPPING) podsPerVersion.set(v, (podsPerVersion.get(v) ?? 0) + 1);
+    }
+    for (const v of this.versions.values()) {
+      // A placeholder stands for a started replica until its pod is seen.
+      const seen = podsPerVersion.get(v) ?? 0;
+      while (v.placeholders.length > 0 && seen + v.placeholders.length > v.desired) v.placeholders.shift();
+      const missing = Math.max(0, v.desired - seen);
+      while (v.placeholders.length < missing && v.placeholders.length < v.desired) v.placeholders.push(`${v.name}-pending-${++this.placeholderSeq}`);
+      for (const id of v.placeholders.slice(0, missing)) next.set(id, this.reported.get(id) ?? this.placeholder(v, id));
+    }
+    for (const id of this.stopping) if (!next.has(id)) this.stopping.delete(id);
+    for (const [id, before] of this.reported) {
+      if (!next.has(id)) {
+        this.reported.delete(id);
+        this.failures.delete(id);
+        this.emit(before, true);
+      }
+    }
+    for (const [id, r] of next) {
+      const before = this.reported.get(id);
+      if (before !== undefined && sameReplica(before, r)) continue;
+      this.reported.set(id, r);
+      this.emit(r, false);
+    }
+  }
+
+  private snapshot(pod: V1Pod, v: Version, now: number): Replica {
+    const name = pod.metadata?.name ?? "";
+    const status = pod.status;
+    const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : now;
+    const restarts = (status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+    const endpoint = status?.podIP ? `${status.podIP}:${this.o.containerPort}` : "";
+    const base = { id: name, modelName: v.modelName, modelVersion: v.modelVersion, endpoint, restarts, startedAtMs: BigInt(created) };
+    if (pod.metadata?.deletionTimestamp !== undefined || this.stopping.has(name)) {
+      return create(ReplicaSchema, { ...base, state: ReplicaState.STOPPING, message: "pod is being deleted" });
+    }
+    const ready = (status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+    if (status?.phase === "Running" && ready) return create(ReplicaSchema, { ...base, state: ReplicaState.READY, message: "" });
+    const problem = podProblem(pod);
+    if (problem !== undefined) return create(ReplicaSchema, { ...base, state: ReplicaState.FAILED, message: this.withEvents(name, problem) });
+    if (now - created > this.o.startTimeoutMs) {
+      return create(ReplicaSchema, {
+        ...base,
+        state: ReplicaState.FAILED,
+        message: this.withEvents(name, `not ready ${Math.round((now - created) / 1000)} s after creation (${podSummary(pod)})`),
+      });
+    }
+    const wasReady = this.reported.get(name)?.state === ReplicaState.READY || this.reported.get(name)?.state === ReplicaState.UNHEALTHY;
+    return create(ReplicaSchema, { ...base, state: wasReady ? ReplicaState.UNHEALTHY : ReplicaState.STARTING, message: podSummary(pod) });
+  }
+
+  /** The reason, followed (once fetched) by the pod's last events. */
+  private withEvents(podName: string, reason: string): string {
+    const events = this.failures.get(podName);
+    if (events === undefined && !this.failureLookups.has(podName)) {
+      this.failureLookups.add(podName);
+      this.core
+        .listNamespacedEvent({ namespace: this.o.namespace, fieldSelector: `involvedObject.name=${podName}` })
+        .then((list) => {
+          const last = list.items
+            .slice(-3)
+            .map((e) => `${e.reason ?? ""}: ${e.message ?? ""}`)
+            .join("; ");
+          if (last === "") {
+            // No event recorded yet: look again in a while.
+            setTimeout(() => this.failureLookups.delete(podName), 2000).unref();
+            return;
+          }
+          this.failures.set(podName, `; events: ${last}`);
+          this.refresh();
+        })
+        .catch((err: unknown) => {
+          this.failures.set(podName, `; events unavailable: ${describeError(err)}`);
+          this.refresh();
+        });
+    }
+    return `pod ${podName}: ${reason}${events ?? ""}`;
+  }
+
+  private emit(r: Replica, removed: boolean): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(clone(ReplicaSchema, r), removed);
+      } catch (err) {
+        this.o.logger.error({ err }, "replica listener failed");
+      }
+    }
+  }
+}
+
+/** What the local launch would run, with the image's paths: command, args and the CLIPPER_MODEL_* env. */
+function defaultCommand(spec: ReplicaSpec, port: number, paths: LaunchPaths): { command: string[]; args: string[]; env: Record<string, string> } {
+  const launch = launchCommand(spec, port, paths, {});
+  return { command: [launch.command], args: launch.args, env: launch.env };
+}
+
+/** A reason this pod will not become ready by itself, or undefined. */
+export function podProblem(pod: V1Pod): string | undefined {
+  const status = pod.status;
+  if (status?.phase === "Failed") return `pod failed: ${status.reason ?? ""} ${status.message ?? ""}`.trim();
+  const unschedulable = (status?.conditions ?? []).find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable");
+  if (unschedulable !== undefined) return `unschedulable: ${unschedulable.message ?? ""}`;
+  for (const c of status?.containerStatuses ?? []) {
+    const waiting = c.state?.waiting;
+    if (waiting?.reason !== undefined && FATAL_WAITING.has(waiting.reason)) return `container ${c.name} ${waiting.reason}: ${waiting.message ?? ""}`.trim();
+  }
+  return undefined;
+}
+
+function podSummary(pod: V1Pod): string {
+  const parts = [`phase ${pod.status?.phase ?? "unknown"}`];
+  for (const c of pod.status?.conditions ?? []) if (c.status !== "True") parts.push(`${c.type} ${c.status}${c.reason ? ` (${c.reason})` : ""}`);
+  for (const c of pod.status?.containerStatuses ?? []) if (c.state?.waiting?.reason) parts.push(`${c.name} waiting: ${c.state.waiting.reason}`);
+  return parts.join(", ");
+}
+
+function sameReplica(a: Replica, b: Replica): boolean {
+  return (
+    a.state === b.state &&
+    a.endpoint === b.endpoint &&
+    a.message === b.message &&
+    a.restarts === b.restarts &&
+    a.startedAtMs === b.startedAtMs &&
+    a.modelName === b.modelName &&
+    a.modelVersion === b.modelVersion
+  );
+}
+
+function statusOf(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e?.code === "number") return e.code;
+  if (typeof e?.statusCode === "number") return e.statusCode;
+  return undefined;
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (statusOf(err) !== 404) throw err;
+}
+
+function describeError(err: unknown): string {
+  const e = err as { code?: unknown; body?: unknown; message?: unknown };
+  if (typeof e?.code === "number") return `HTTP ${e.code}: ${typeof e.body === "string" ? e.body.slice(0, 500) : String(e.message)}`;
+  return String(err);
+}
