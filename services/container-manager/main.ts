@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
 import {
   clientSecurity,
   commonOptions,
@@ -10,6 +11,7 @@ import {
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  type Logger,
   latencyBucketsOption,
   loadServiceConfig,
   onShutdownSignal,
@@ -19,6 +21,7 @@ import {
   startMetricsServer,
   startTracing,
 } from "../shared/index.js";
+import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend } from "./backends/kubernetes-backend.js";
 import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
 import { startContainerManager } from "./manager.js";
 
@@ -80,6 +83,41 @@ const spec = {
     parse: parse.string,
     help: "run replicas as this unprivileged user (name or uid; e.g. nobody) instead of the container-manager's own; needs root",
   },
+  backend: {
+    flag: "backend",
+    env: "CLIPPER_BACKEND",
+    default: "local" as "local" | "kubernetes",
+    parse: parse.oneOf("local", "kubernetes"),
+    help: "where replicas run: local (child processes) or kubernetes (a Deployment per model version; docs/kubernetes.md)",
+  },
+  kubeconfig: {
+    flag: "kubeconfig",
+    env: "CLIPPER_KUBECONFIG",
+    default: "",
+    parse: parse.string,
+    help: "--backend kubernetes: kubeconfig file; empty: $KUBECONFIG, else ~/.kube/config, else the in-cluster ServiceAccount",
+  },
+  namespace: {
+    flag: "namespace",
+    env: "CLIPPER_NAMESPACE",
+    default: "",
+    parse: parse.string,
+    help: "--backend kubernetes: namespace (empty: the kubeconfig's, else default)",
+  },
+  clusterName: {
+    flag: "cluster-name",
+    env: "CLIPPER_CLUSTER_NAME",
+    default: "default",
+    parse: parse.string,
+    help: "--backend kubernetes: names and labels every object, so several systems share a namespace",
+  },
+  image: {
+    flag: "image",
+    env: "CLIPPER_MODEL_IMAGE",
+    default: DEFAULT_KUBERNETES_OPTIONS.image as string,
+    parse: parse.string,
+    help: "--backend kubernetes: the model runtime image",
+  },
   latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   serviceToken: securityOptions.serviceToken(),
@@ -104,7 +142,9 @@ async function main(): Promise<void> {
   } else if (process.getuid?.() === 0) {
     logger.warn({}, "running as root: model replicas run as root too; --replica-user nobody (or another unprivileged user) runs them without it");
   }
+  const kubernetes = config.backend === "kubernetes" ? await startKubernetesBackend(config, logger) : undefined;
   const manager = await startContainerManager({
+    ...(kubernetes !== undefined ? { replicaBackend: kubernetes } : {}),
     host: config.host,
     port: config.port,
     registry: config.registry,
@@ -127,7 +167,9 @@ async function main(): Promise<void> {
   });
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
   onShutdownSignal(logger, async () => {
-    await manager.close();
+    // On Kubernetes the replicas outlive the container-manager (a rolling update or drain must not delete the models): it
+    // hands over to the next one, which adopts the Deployments. A model goes when the registry drops it.
+    await manager.close(kubernetes !== undefined ? { handover: true } : {});
     await metricsServer.close();
     await tracing?.shutdown();
   });
@@ -151,6 +193,18 @@ async function main(): Promise<void> {
     { port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir, replicaUser: replicaUser?.name },
     "listening",
   );
+}
+
+async function startKubernetesBackend(config: { kubeconfig: string; namespace: string; clusterName: string; image: string }, logger: Logger) {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig !== "") kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  const namespace = config.namespace !== "" ? config.namespace : (kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? "default");
+  const backend = new KubernetesBackend({ kubeConfig, namespace, clusterName: config.clusterName, image: config.image, logger });
+  // Adopts the Deployments this cluster name's labels mark, then watches their pods.
+  await backend.startWatching();
+  logger.info({ namespace, cluster: config.clusterName, server: kubeConfig.getCurrentCluster()?.server }, "kubernetes backend watching");
+  return backend;
 }
 
 main().catch(exitOnStartupError);

@@ -5,12 +5,18 @@ import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { createGrpcTransport, type Logger, modelKey, type prom, type RunningGrpcServer, registration, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./backends/local-process-backend.js";
+import type { ReplicaBackend } from "./backends/replica-backend.js";
 import { ContainerManagerMetrics } from "./container-manager-metrics.js";
 import { Reconciler } from "./reconciler.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 import { createContainerManagerService } from "./service.js";
 
-export interface ContainerManagerOptions {
+/** What the manager needs of a backend beyond ReplicaBackend: per-replica metrics, and a handover that leaves replicas running. */
+export type ManagedBackend = ReplicaBackend & Pick<LocalProcessBackend, "metricsEndpoint" | "release">;
+
+export interface ContainerManagerOptions<B extends ManagedBackend = LocalProcessBackend> {
+  /** Another engine than local processes (the kubernetes backend), already started (and adopting) by its creator; `backend` is then unused. */
+  replicaBackend?: B;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -34,9 +40,9 @@ export interface ContainerManagerOptions {
   serverSecurity?: ServerSecurity;
 }
 
-export interface RunningContainerManager {
+export interface RunningContainerManager<B extends ManagedBackend = LocalProcessBackend> {
   readonly server: RunningGrpcServer;
-  readonly backend: LocalProcessBackend;
+  readonly backend: B;
   /**
    * Stops serving, stops every replica (SIGTERM, then SIGKILL after the grace)
    * and reports them gone. With `handover`, stops serving but leaves every
@@ -49,15 +55,18 @@ export interface RunningContainerManager {
 const RESYNC_INTERVAL_MS = 5000;
 
 /** Wires the container-manager: config watch → reconciler → backend → reports, and the gRPC service. */
-export async function startContainerManager(options: ContainerManagerOptions): Promise<RunningContainerManager> {
+export async function startContainerManager<B extends ManagedBackend = LocalProcessBackend>(
+  options: ContainerManagerOptions<B>,
+): Promise<RunningContainerManager<B>> {
   const { logger } = options;
-  const backend = new LocalProcessBackend({
-    ...options.backend,
-    paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
-    logger,
-  });
+  const backend = (options.replicaBackend ??
+    new LocalProcessBackend({
+      ...options.backend,
+      paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
+      logger,
+    })) as B;
   // Replicas a previous manager left running (killed, crashed, or handed over): the healthy ones are ours now.
-  await backend.adoptLeftoverReplicas();
+  if (backend instanceof LocalProcessBackend) await backend.adoptLeftoverReplicas();
   const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
   const registry = createClient(ManagementService, registryTransport);
   const reporter = new ReplicaReporter({

@@ -11,11 +11,16 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
+import { ContainerManagerService } from "../../../gen/clipper/v1/container_manager_service_pb.js";
 import { CommandRuntimeSchema, ModelRuntimeSchema, type Replica, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
+import { Code, type ConnectError, createGrpcTransport } from "../../shared/index.js";
+import { startContainerManager } from "../manager.js";
+import { FakeRegistry } from "../testing/fake-registry.js";
 import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from "../testing/loopback-cluster.js";
 import { deploymentName, KubernetesBackend, type KubernetesBackendOptions, LABELS } from "./kubernetes-backend.js";
 import type { ReplicaSpec } from "./replica-backend.js";
@@ -112,15 +117,21 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     );
   const clipperDeployments = async () => (await apps.listNamespacedDeployment({ namespace, labelSelector: `${LABELS.managedBy}=clipper` })).items;
 
+  /** A namespace with the Role applied, and a kubeconfig for its ServiceAccount. */
+  async function namespaceUnderRole(prefix: string): Promise<{ namespace: string; kubeConfig: KubeConfig }> {
+    const ns = await cluster.createNamespace(prefix);
+    const applied = await cluster.kubectl(["apply", "-n", ns, "-f", RBAC_MANIFEST]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const token = await cluster.createServiceAccountToken(ns, "clipper-container-manager");
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.writeKubeconfig({ token, namespace: ns, path: path.join(cluster.dir, `${ns}.kubeconfig`) }));
+    return { namespace: ns, kubeConfig: kc };
+  }
+
   beforeAll(async () => {
     const t0 = Date.now();
     cluster = await startLoopbackCluster();
-    namespace = await cluster.createNamespace("cm");
-    const applied = await cluster.kubectl(["apply", "-n", namespace, "-f", RBAC_MANIFEST]);
-    expect(applied.code, applied.stderr).toBe(0);
-    const token = await cluster.createServiceAccountToken(namespace, "clipper-container-manager");
-    kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(cluster.writeKubeconfig({ token, namespace }));
+    ({ namespace, kubeConfig } = await namespaceUnderRole("cm"));
     const admin = new KubeConfig();
     admin.loadFromFile(cluster.kubeconfigPath);
     apps = admin.makeApiClient(AppsV1Api);
@@ -286,4 +297,57 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     console.log(`close: pods gone in ${Date.now() - t0} ms`);
     expect(problems).toEqual([]);
   }, 60_000);
+
+  it("the container-manager with this backend: DeployModel waits for READY pods and reports them to the registry; a deploy that cannot become ready fails with the reason", async () => {
+    const ns = await namespaceUnderRole("cm-manager");
+    const registry = new FakeRegistry();
+    const registryServer = await registry.start();
+    const k8s = new KubernetesBackend({ ...options(), ...ns, clusterName: "m1" });
+    backends.push(k8s);
+    await k8s.startWatching();
+    const manager = await startContainerManager({
+      replicaBackend: k8s,
+      host: "127.0.0.1",
+      port: 0,
+      registry: registryServer.address,
+      dataDir: path.join(cluster.dir, "cm-data"),
+      repoRoot: "/nonexistent",
+      python: "python3",
+      logger,
+      maxArtifactBytes: 1024,
+      deployTimeoutMs: 30_000,
+    });
+    const transport = createGrpcTransport({ address: manager.server.address });
+    try {
+      const client = createClient(ContainerManagerService, transport);
+      const runtime = specFor("x", "y").runtime;
+      const t0 = Date.now();
+      for await (const _ of client.deployModel({ model: { name: "sum", version: "1", inputType: InputType.DOUBLES, runtime, desiredReplicas: 2 } })) void _;
+      console.log(`DeployModel of 2 replicas on Kubernetes returned in ${Date.now() - t0} ms`);
+      const report = await eventually("the registry hears of 2 READY replicas", 10_000, () => {
+        const r = registry.latestReport("sum", "1");
+        return r !== undefined && r.replicas.filter((x) => x.state === ReplicaState.READY).length === 2 ? r : undefined;
+      });
+      for (const r of report.replicas) expect(r.endpoint).toMatch(/^10\.244\.\d+\.\d+:7000$/);
+      await client.scaleModel({ name: "sum", replicas: 1 });
+      await eventually("scaled to 1 in the cluster", 20_000, async () => {
+        const d = (await apps.listNamespacedDeployment({ namespace: ns.namespace })).items;
+        const pods = (await core.listNamespacedPod({ namespace: ns.namespace })).items.filter((p) => p.metadata?.deletionTimestamp === undefined);
+        return d.length === 1 && d[0]?.spec?.replicas === 1 && pods.length === 1 ? true : undefined;
+      });
+
+      const t1 = Date.now();
+      const err = (await (async () => {
+        for await (const _ of client.deployModel({ model: { name: "huge", version: "1", inputType: InputType.DOUBLES, runtime, desiredReplicas: 1 } })) void _;
+      })().catch((e: unknown) => e)) as ConnectError;
+      console.log(`the unschedulable deploy failed in ${Date.now() - t1} ms: ${err.rawMessage}`);
+      expect(Code[err.code]).toBe("FailedPrecondition");
+      expect(err.rawMessage).toMatch(/unschedulable: .*Insufficient cpu/);
+    } finally {
+      transport.close();
+      await manager.close({ handover: true });
+      await registryServer.close();
+    }
+    expect(problems).toEqual([]);
+  }, 90_000);
 });
