@@ -24,7 +24,7 @@ describe("kubernetes backend naming", () => {
 });
 
 describe("podProblem", () => {
-  const pod = (status: V1Pod["status"]): V1Pod => ({ status });
+  const pod = (status: NonNullable<V1Pod["status"]>): V1Pod => ({ status });
   it("names what will not fix itself", () => {
     expect(
       podProblem(
