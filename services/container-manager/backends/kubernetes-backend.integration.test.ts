@@ -222,6 +222,26 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     expect(events.some((e) => e.id === before[0] && e.removed)).toBe(true);
   }, 30_000);
 
+  it("a pod whose Ready condition goes False is reported UNHEALTHY, and READY again when it comes back", async () => {
+    const [victim] = ready(backend, "sum");
+    const setReady = async (value: "True" | "False") => {
+      const pod = (await podsOf("sum")).find((p) => p.metadata?.name === victim!.id);
+      const index = (pod?.status?.conditions ?? []).findIndex((c) => c.type === "Ready");
+      expect(index).toBeGreaterThanOrEqual(0);
+      await core.patchNamespacedPodStatus({
+        name: victim!.id,
+        namespace,
+        body: [{ op: "replace", path: `/status/conditions/${index}/status`, value }],
+      });
+    };
+    await setReady("False");
+    await eventually("UNHEALTHY reported", 10_000, () => (events.some((e) => e.id === victim!.id && e.state === ReplicaState.UNHEALTHY) ? true : undefined));
+    // kwok may make it Ready again by itself; if not, the test does.
+    await sleep(500);
+    if (backend.replicas().find((r) => r.id === victim!.id)?.state !== ReplicaState.READY) await setReady("True");
+    await eventually("READY again", 10_000, () => (backend.replicas().find((r) => r.id === victim!.id)?.state === ReplicaState.READY ? true : undefined));
+  }, 30_000);
+
   it("a Deployment that cannot become ready turns into a FAILED replica with the pod's reason", async () => {
     const t0 = Date.now();
     backend.start(specFor("huge", "v1"));
