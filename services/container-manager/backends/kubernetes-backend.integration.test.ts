@@ -318,6 +318,21 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     expect(problems).toEqual([]);
   }, 60_000);
 
+  it("pods that cannot be created (a ResourceQuota of 0 pods): the missing replicas are FAILED with the Deployment's ReplicaFailure", async () => {
+    const ns = await namespaceUnderRole("cm-quota");
+    await core.createNamespacedResourceQuota({ namespace: ns.namespace, body: { metadata: { name: "no-pods" }, spec: { hard: { pods: "0" } } } });
+    const b = new KubernetesBackend({ ...options(), ...ns, clusterName: "q1" });
+    backends.push(b);
+    await b.startWatching();
+    const t0 = Date.now();
+    b.start(specFor("sum", "1"));
+    const failed = await eventually("a FAILED replica", 30_000, () => b.replicas().find((r) => r.state === ReplicaState.FAILED));
+    console.log(`quota refusal reported in ${Date.now() - t0} ms: ${failed.message}`);
+    expect(failed.message).toMatch(/cannot create pods: FailedCreate: .*forbidden/);
+    await b.close();
+    expect(problems).toEqual([]);
+  }, 60_000);
+
   it("the container-manager with this backend: DeployModel waits for READY pods and reports them to the registry; a deploy that cannot become ready fails with the reason", async () => {
     const ns = await namespaceUnderRole("cm-manager");
     const registry = new FakeRegistry();

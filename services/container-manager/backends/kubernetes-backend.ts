@@ -137,9 +137,8 @@ export class KubernetesBackend implements ReplicaBackend {
   private readonly failures = new Map<string, string>();
   private readonly failureLookups = new Set<string>();
   private informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
-  private informerBackoffMs: number;
-  private lastWatchErrorAt = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private deploymentInformer: (Informer<V1Deployment> & ObjectCache<V1Deployment>) | undefined;
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
   private timeoutTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private placeholderSeq = 0;
@@ -150,7 +149,6 @@ export class KubernetesBackend implements ReplicaBackend {
     this.o = { ...DEFAULT_KUBERNETES_OPTIONS, ...options } as typeof this.o;
     this.apps = options.kubeConfig.makeApiClient(AppsV1Api);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.informerBackoffMs = this.o.watchBackoffInitialMs;
   }
 
   private get selector(): string {
@@ -182,41 +180,58 @@ export class KubernetesBackend implements ReplicaBackend {
       });
       this.o.logger.info({ deployment: name, model: modelName, version: modelVersion, replicas: d.spec?.replicas ?? 0 }, "adopted deployment");
     }
-    const path = `/api/v1/namespaces/${this.o.namespace}/pods`;
-    const informer = makeInformer<V1Pod>(
-      this.o.kubeConfig,
-      path,
-      () => this.core.listNamespacedPod({ namespace: this.o.namespace, labelSelector: this.selector }),
-      this.selector,
+    const ns = this.o.namespace;
+    this.informer = this.watch<V1Pod>("pod", `/api/v1/namespaces/${ns}/pods`, () =>
+      this.core.listNamespacedPod({ namespace: ns, labelSelector: this.selector }),
     );
+    this.deploymentInformer = this.watch<V1Deployment>("deployment", `/apis/apps/v1/namespaces/${ns}/deployments`, () =>
+      this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: this.selector }),
+    );
+    await Promise.all([this.informer.start(), this.deploymentInformer.start()]);
+    this.refresh();
+    this.timeoutTimer = setInterval(() => this.refresh(), 1000);
+    this.timeoutTimer.unref();
+  }
+
+  /**
+   * An informer on this cluster's objects at `path`. client-node's informer stops on an error (the apiserver gone, a
+   * broken connection, a 403 while a restarted apiserver's RBAC cache fills): it is started again after a backoff. It
+   * resumes from its last resourceVersion, and lists again when the apiserver answers 410 Gone.
+   */
+  private watch<T extends V1Pod | V1Deployment>(
+    what: string,
+    path: string,
+    list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
+  ): Informer<T> & ObjectCache<T> {
+    const informer = makeInformer<T>(this.o.kubeConfig, path, list as never, this.selector);
     const changed = () => this.refresh();
     informer.on("add", changed);
     informer.on("update", changed);
     informer.on("delete", changed);
-    // client-node's informer stops on an error (the apiserver gone, a broken connection): start it again, with backoff.
-    // It resumes from its last resourceVersion, and lists again when the apiserver answers 410 Gone.
+    let backoffMs = this.o.watchBackoffInitialMs;
+    let lastErrorAt = 0;
+    let timer: NodeJS.Timeout | undefined;
     informer.on("error", (err: unknown) => {
       this.watchErrors++;
       if (this.closed) return;
       // "connect" fires before the list and watch are tried, so it says nothing about health: the backoff starts again
       // once a watch has held for a while without an error.
       const now = Date.now();
-      if (now - this.lastWatchErrorAt > 30_000) this.informerBackoffMs = this.o.watchBackoffInitialMs;
-      this.lastWatchErrorAt = now;
-      const delay = this.informerBackoffMs;
-      this.informerBackoffMs = Math.min(this.o.watchBackoffMaxMs, this.informerBackoffMs * 2);
-      this.o.logger.warn({ err: String(err), retryInMs: delay }, "pod watch failed; restarting it");
-      clearTimeout(this.restartTimer);
-      this.restartTimer = setTimeout(() => {
+      if (now - lastErrorAt > 30_000) backoffMs = this.o.watchBackoffInitialMs;
+      lastErrorAt = now;
+      const delay = backoffMs;
+      backoffMs = Math.min(this.o.watchBackoffMaxMs, backoffMs * 2);
+      this.o.logger.warn({ err: String(err), retryInMs: delay }, `${what} watch failed; restarting it`);
+      clearTimeout(timer);
+      const t = setTimeout(() => {
+        this.restartTimers.delete(t);
         if (!this.closed) informer.start().catch(() => {});
       }, delay);
-      this.restartTimer.unref();
+      t.unref();
+      timer = t;
+      this.restartTimers.add(t);
     });
-    this.informer = informer;
-    await informer.start();
-    this.refresh();
-    this.timeoutTimer = setInterval(() => this.refresh(), 1000);
-    this.timeoutTimer.unref();
+    return informer;
   }
 
   start(spec: ReplicaSpec): Replica {
@@ -327,10 +342,11 @@ export class KubernetesBackend implements ReplicaBackend {
   /** Stops watching and leaves every Deployment as it is, for the next container-manager to adopt. */
   async release(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.restartTimer);
+    for (const t of this.restartTimers) clearTimeout(t);
     clearInterval(this.timeoutTimer);
     await Promise.allSettled([...this.versions.values()].map((v) => v.chain));
     await this.informer?.stop();
+    await this.deploymentInformer?.stop();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -447,7 +463,24 @@ export class KubernetesBackend implements ReplicaBackend {
       while (v.placeholders.length > 0 && seen + v.placeholders.length > v.desired) v.placeholders.shift();
       const missing = Math.max(0, v.desired - seen);
       while (v.placeholders.length < missing && v.placeholders.length < v.desired) v.placeholders.push(`${v.name}-pending-${++this.placeholderSeq}`);
-      for (const id of v.placeholders.slice(0, missing)) next.set(id, this.reported.get(id) ?? this.placeholder(v, id));
+      // The ReplicaSet cannot create pods (a quota, an admission refusal): the Deployment says so, and the missing replicas fail.
+      const failure = this.deploymentInformer
+        ?.get(v.name, this.o.namespace)
+        ?.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True");
+      for (const id of v.placeholders.slice(0, missing)) {
+        const r =
+          failure !== undefined
+            ? create(ReplicaSchema, {
+                id,
+                modelName: v.modelName,
+                modelVersion: v.modelVersion,
+                state: ReplicaState.FAILED,
+                message: `deployment ${v.name} cannot create pods: ${failure.reason ?? ""}: ${failure.message ?? ""}`,
+              })
+            : this.placeholder(v, id);
+        const before = this.reported.get(id);
+        next.set(id, before !== undefined && failure === undefined && before.state === ReplicaState.STARTING ? before : r);
+      }
     }
     for (const id of this.stopping) if (!next.has(id)) this.stopping.delete(id);
     for (const [id, before] of this.reported) {
