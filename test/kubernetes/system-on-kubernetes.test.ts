@@ -57,7 +57,7 @@ describe.skipIf(skipKubernetesTests())("the container-manager process with --bac
     return ready.length === n ? ready : undefined;
   };
 
-  it("deploys, hands over on SIGTERM, adopts on start, and deletes the Deployment when the registry drops the model", async () => {
+  it("deploys, hands over on SIGTERM, adopts on start, recreates a Deployment deleted behind its back, and deletes the Deployment when the registry drops the model", async () => {
     const t0 = Date.now();
     await system.deploy({
       name: "sum",
@@ -75,11 +75,25 @@ describe.skipIf(skipKubernetesTests())("the container-manager process with --bac
     expect((await deployments()).length).toBe(1);
     expect((await livePods()).length).toBe(2);
     await system.startService("container-manager");
-    await system.containerManager().scaleModel({ name: "sum", replicas: 3, timeoutSeconds: 20 });
+    await system.containerManager().scaleModel({ name: "sum", version: "1", replicas: 3, timeoutSeconds: 20 });
     await waitFor("3 READY after the restart", () => readyInRegistry(3), 20_000);
     const after = await deployments();
     expect(after.length).toBe(1);
     expect(after[0]?.spec?.replicas).toBe(3);
+
+    // Deleted behind its back: the reconciler starts the replicas again, which recreates the Deployment.
+    const uid = after[0]?.metadata?.uid;
+    await apps.deleteNamespacedDeployment({ name: after[0]?.metadata?.name ?? "", namespace });
+    const t1 = Date.now();
+    await waitFor(
+      "the Deployment recreated with 3 replicas, READY in the registry",
+      async () => {
+        const d = await deployments();
+        return d.length === 1 && d[0]?.metadata?.uid !== uid && d[0]?.spec?.replicas === 3 ? readyInRegistry(3) : undefined;
+      },
+      30_000,
+    );
+    console.log(`a Deployment deleted behind its back was recreated and READY in ${Date.now() - t1} ms`);
 
     await system.management().deleteModel({ name: "sum", version: "1" });
     await waitFor(

@@ -187,6 +187,7 @@ export class KubernetesBackend implements ReplicaBackend {
     this.deploymentInformer = this.watch<V1Deployment>("deployment", `/apis/apps/v1/namespaces/${ns}/deployments`, () =>
       this.apps.listNamespacedDeployment({ namespace: ns, labelSelector: this.selector }),
     );
+    this.deploymentInformer.on("delete", (d) => this.deploymentGone(d));
     await Promise.all([this.informer.start(), this.deploymentInformer.start()]);
     this.refresh();
     this.timeoutTimer = setInterval(() => this.refresh(), 1000);
@@ -232,6 +233,23 @@ export class KubernetesBackend implements ReplicaBackend {
       this.restartTimers.add(t);
     });
     return informer;
+  }
+
+  /**
+   * A Deployment deleted by someone else while replicas were wanted: its replicas are gone (reported removed), so the
+   * reconciler starts them again, which creates it anew (as the local backend restarts a crashed process).
+   */
+  private deploymentGone(d: V1Deployment): void {
+    const v = [...this.versions.values()].find((x) => x.name === d.metadata?.name);
+    if (v === undefined || v.desired === 0 || this.closed) return;
+    this.o.logger.warn(
+      { deployment: v.name, replicas: v.desired },
+      "deployment deleted behind the container-manager's back; its replicas will be started again",
+    );
+    v.desired = 0;
+    v.placeholders = [];
+    v.created = undefined;
+    this.refresh();
   }
 
   start(spec: ReplicaSpec): Replica {
