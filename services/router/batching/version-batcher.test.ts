@@ -382,6 +382,23 @@ describe("VersionBatcher", () => {
       expect(h.batcher.lateAdmission(1, h.clock.now() + 12)).toBeUndefined();
     });
 
+    it("keeps the highest rate it measured lately, so a replica slowed for a while (starved of CPU) is not taken for its capacity", () => {
+      const backlog = (h: ReturnType<typeof harness>) => {
+        h.batcher.enqueue(h.items(4, 10_000));
+        h.batcher.enqueue(h.items(40, 10_000));
+        return h.batcher.lateAdmission(1, h.clock.now() + 40)?.predictedMs ?? 0;
+      };
+      const h = trained();
+      const healthy = backlog(h);
+      expect(healthy).toBeGreaterThan(40);
+      // Drain the backlog three times slower than the replica answered before.
+      while (h.open.size > 0) {
+        h.clock.advance(3 * latency(16));
+        for (const d of [...h.open]) h.complete(d);
+      }
+      expect(backlog(h)).toBeCloseTo(healthy, 0);
+    });
+
     it("admits without a fitted latency model, with nothing ahead, and when the model is too slow even when idle (not overload)", () => {
       const fresh = harness(settings());
       fresh.batcher.enqueue(fresh.items(50, 1000));

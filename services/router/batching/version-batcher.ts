@@ -126,6 +126,14 @@ class ReplicaState {
    */
   answeredSum = 0;
   busySum = 0;
+  /**
+   * The highest of those rates lately (decaying, half-life 30 s): what
+   * admission uses. The measured rate dips when the model is starved of CPU
+   * by the very requests being refused (a closed-loop flood on a small
+   * machine), and a dip taken for capacity would keep refusing: measured here,
+   * 200 clients then got 94% refusals where the fresh system answered them all.
+   */
+  peakRate = 0;
   /** When the sums were last brought up to date, and whether a batch was in flight since. */
   accountedAt = 0;
   busy = false;
@@ -246,7 +254,7 @@ export class VersionBatcher<T extends BatchItem> {
       const batchMs = r.sizer.model.recentMeanMs();
       this.accountBusy(r, now);
       if (batchMs === undefined || r.busySum < MIN_MEASURED_BUSY_MS) return undefined;
-      rate += r.answeredSum / r.busySum;
+      rate += r.peakRate;
       soonestMs = Math.min(soonestMs, batchMs);
       ahead += r.inFlightItems;
       nextBatches += r.sizer.size(budget, this.settings.maxBatchSize);
@@ -415,6 +423,7 @@ export class VersionBatcher<T extends BatchItem> {
     const decay = 0.5 ** (elapsed / 1000);
     r.busySum = r.busySum * decay + (r.busy ? elapsed : 0);
     r.answeredSum *= decay;
+    if (r.busySum >= MIN_MEASURED_BUSY_MS) r.peakRate = Math.max(r.peakRate * 0.5 ** (elapsed / 30_000), r.answeredSum / r.busySum);
     r.accountedAt = now;
     r.busy = r.inFlight.size > 0;
   }
