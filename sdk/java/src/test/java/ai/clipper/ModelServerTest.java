@@ -42,6 +42,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class ModelServerTest {
   private final List<AutoCloseable> cleanup = new ArrayList<>();
@@ -245,9 +247,11 @@ class ModelServerTest {
     assertEquals(1, echo.mostRunning.get());
   }
 
-  @Test
-  void closingLetsBatchesInFlightFinishAndEndsTheStream() throws Exception {
-    ModelServer server = ModelServer.start(new Echo(), options(InputType.STRINGS).concurrency(2).build());
+  /** Concurrency 1 runs a stream's batches in its own thread, above 1 on the model's pool: both drain alike. */
+  @ParameterizedTest
+  @ValueSource(ints = {1, 2})
+  void closingLetsBatchesInFlightFinishAndEndsTheStream(int concurrency) throws Exception {
+    ModelServer server = ModelServer.start(new Echo(), options(InputType.STRINGS).concurrency(concurrency).build());
     ManagedChannel channel = channel(server);
     Answers answers = new Answers();
     StreamObserver<PredictStreamRequest> requests = ModelServiceGrpc.newStub(channel).predictStream(answers);
@@ -265,6 +269,40 @@ class ModelServerTest {
     StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
         () -> ModelServiceGrpc.newBlockingStub(channel).predict(PredictRequest.newBuilder().setInputs(strings("late")).build()));
     assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
+  }
+
+  @Test
+  void atConcurrencyOneStreamsAndUnaryCallsShareTheModel() throws Exception {
+    Echo echo = new Echo();
+    ModelServer server = start(echo, options(InputType.STRINGS));
+    ManagedChannel channel = channel(server);
+    List<Answers> streams = new ArrayList<>();
+    for (int s = 0; s < 3; s++) {
+      Answers answers = new Answers();
+      StreamObserver<PredictStreamRequest> requests = ModelServiceGrpc.newStub(channel).predictStream(answers);
+      for (long id = 0; id < 4; id++) requests.onNext(batch(id, "sleep:10", "s" + s));
+      requests.onCompleted();
+      streams.add(answers);
+    }
+    assertEquals(List.of("u"), values(ModelServiceGrpc.newBlockingStub(channel).predict(PredictRequest.newBuilder().setInputs(strings("u")).build()).getOutputsList()));
+    assertEquals(ServingStatus.SERVING, HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance()).getStatus());
+    for (Answers answers : streams) {
+      for (int i = 0; i < 4; i++) assertEquals(0, answers.next().getErrorCode());
+      assertTrue(answers.done.await(5, TimeUnit.SECONDS));
+    }
+    assertEquals(1, echo.mostRunning.get(), "one batch at a time across streams and unary calls");
+  }
+
+  @Test
+  void closingSoonAfterAnOversizedMessage() throws Exception {
+    ModelServer server = ModelServer.start(new Echo(), options(InputType.STRINGS).maxMessageBytes(1 << 20).build());
+    ModelServiceGrpc.ModelServiceBlockingStub stub = ModelServiceGrpc.newBlockingStub(channel(server));
+    assertThrows(StatusRuntimeException.class,
+        () -> stub.predict(PredictRequest.newBuilder().setInputs(strings("x".repeat(2 << 20))).build()));
+    long started = System.nanoTime();
+    assertTrue(server.close(Duration.ofSeconds(5)));
+    long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+    assertTrue(ms < 2000, "closed in " + ms + " ms: a refused message's half-open stream must not hold the server for its grace");
   }
 
   @Test
