@@ -187,6 +187,7 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
       CLIPPER_MODEL_VERSION: "v1",
       CLIPPER_INPUT_TYPE: "doubles",
       EXTRA: "1",
+      CLIPPER_MODEL_HOST: "0.0.0.0",
     });
     expect((await podsOf("sum")).map((p) => p.metadata?.name).sort()).toEqual(list.map((r) => r.id).sort());
   }, 30_000);

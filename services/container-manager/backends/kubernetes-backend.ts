@@ -418,7 +418,8 @@ export class KubernetesBackend implements ReplicaBackend {
       [LABELS.version]: labelValue(spec.modelVersion),
     };
     const annotations = { [ANNOTATION_MODEL]: spec.modelName, [ANNOTATION_VERSION]: spec.modelVersion };
-    const env: V1EnvVar[] = Object.entries(run.env).map(([name, value]) => ({ name, value }));
+    // The runtimes bind 127.0.0.1 by default: in a pod the kubelet's probe and the router come from outside it.
+    const env: V1EnvVar[] = Object.entries({ CLIPPER_MODEL_HOST: "0.0.0.0", ...run.env }).map(([name, value]) => ({ name, value }));
     const resources = this.o.resources?.(spec);
     return {
       apiVersion: "apps/v1",
