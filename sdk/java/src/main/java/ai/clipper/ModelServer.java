@@ -53,7 +53,7 @@ public final class ModelServer implements AutoCloseable {
     this.health = new HealthService(List.of("", MODEL_SERVICE, HealthGrpc.SERVICE_NAME));
     this.server = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.port()))
         .maxInboundMessageSize(options.maxMessageBytes())
-        // The router's channels ping every 30 s; grpc-java's default (5 min) would answer them with GOAWAY.
+        // The router's channels ping every 30 s; under grpc-java's default (5 min) an idle stream's pings end the connection.
         .permitKeepAliveTime(10, TimeUnit.SECONDS)
         .permitKeepAliveWithoutCalls(true)
         .addStreamTracerFactory(openCalls)
