@@ -7,15 +7,21 @@ describe("decodeUtf8KeepingErrors", () => {
   it("decodes valid UTF-8 as TextDecoder does, and anything else to text that is not well-formed", () => {
     const strict = new TextDecoder("utf-8", { fatal: true });
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.string({ unit: "grapheme" }).map((s) => new TextEncoder().encode(s))), (bytes) => {
-        const text = decodeUtf8KeepingErrors(bytes);
-        if (isUtf8(bytes)) {
-          expect(text).toBe(strict.decode(bytes));
-          expect(wellFormed(text)).toBe(true);
-        } else {
-          expect(wellFormed(text)).toBe(false);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          fc.string({ unit: "grapheme" }).map((s) => new TextEncoder().encode(s)),
+        ),
+        (bytes) => {
+          const text = decodeUtf8KeepingErrors(bytes);
+          if (isUtf8(bytes)) {
+            expect(text).toBe(strict.decode(bytes));
+            expect(wellFormed(text)).toBe(true);
+          } else {
+            expect(wellFormed(text)).toBe(false);
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
