@@ -123,9 +123,14 @@ describe("LocalProcessBackend: replicas that outlive their manager", () => {
     const first = backend();
     const healthy = first.start(spec("healthy"));
     const hung = first.start(spec("hung"));
-    const healthyPid = (await ready(first, healthy.id)).pid;
-    const hungPid = (await ready(first, hung.id)).pid;
+    await ready(first, healthy.id);
+    await ready(first, hung.id);
     await first.release();
+    // The processes as the ledger has them at the handover (on a loaded machine the first manager may
+    // have restarted one after it was first ready).
+    const handedOver = JSON.parse(fs.readFileSync(path.join(dataDir, "run", "replica-processes.json"), "utf8")) as Record<string, { pid: number }>;
+    const healthyPid = handedOver[healthy.id]?.pid as number;
+    const hungPid = handedOver[hung.id]?.pid as number;
     // Alive but answering nothing.
     process.kill(hungPid, "SIGSTOP");
     // Recorded by a manager from before replicas could be adopted: only a pid.
