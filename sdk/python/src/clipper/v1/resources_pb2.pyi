@@ -157,14 +157,16 @@ class BatchingConfig(_message.Message):
     def __init__(self, max_wait_micros: _Optional[int] = ..., max_in_flight_per_replica: _Optional[int] = ..., fixed_size: _Optional[bool] = ..., max_queue_length: _Optional[int] = ...) -> None: ...
 
 class ModelRuntime(_message.Message):
-    __slots__ = ("python_closure", "command", "node_module")
+    __slots__ = ("python_closure", "command", "node_module", "java_class")
     PYTHON_CLOSURE_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     NODE_MODULE_FIELD_NUMBER: _ClassVar[int]
+    JAVA_CLASS_FIELD_NUMBER: _ClassVar[int]
     python_closure: PythonClosureRuntime
     command: CommandRuntime
     node_module: NodeModuleRuntime
-    def __init__(self, python_closure: _Optional[_Union[PythonClosureRuntime, _Mapping]] = ..., command: _Optional[_Union[CommandRuntime, _Mapping]] = ..., node_module: _Optional[_Union[NodeModuleRuntime, _Mapping]] = ...) -> None: ...
+    java_class: JavaClassRuntime
+    def __init__(self, python_closure: _Optional[_Union[PythonClosureRuntime, _Mapping]] = ..., command: _Optional[_Union[CommandRuntime, _Mapping]] = ..., node_module: _Optional[_Union[NodeModuleRuntime, _Mapping]] = ..., java_class: _Optional[_Union[JavaClassRuntime, _Mapping]] = ...) -> None: ...
 
 class PythonClosureRuntime(_message.Message):
     __slots__ = ("artifact_digest", "python_version", "packages", "interpreter")
@@ -200,6 +202,16 @@ class NodeModuleRuntime(_message.Message):
     MODULE_PATH_FIELD_NUMBER: _ClassVar[int]
     module_path: str
     def __init__(self, module_path: _Optional[str] = ...) -> None: ...
+
+class JavaClassRuntime(_message.Message):
+    __slots__ = ("jar_digest", "class_name", "jvm_options")
+    JAR_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    JVM_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    jar_digest: str
+    class_name: str
+    jvm_options: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, jar_digest: _Optional[str] = ..., class_name: _Optional[str] = ..., jvm_options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CurrentVersion(_message.Message):
     __slots__ = ("model_name", "version")
