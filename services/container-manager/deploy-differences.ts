@@ -21,6 +21,12 @@ export function deployDifferences(existing: Model, requested: Model): string[] {
     if (a.interpreter !== b.interpreter) differences.push(`interpreter is "${a.interpreter}", requested "${b.interpreter}"`);
     if (a.pythonVersion !== b.pythonVersion) differences.push(`python_version is "${a.pythonVersion}", requested "${b.pythonVersion}"`);
     if (a.packages.join(",") !== b.packages.join(",")) differences.push(`packages are [${a.packages.join(", ")}], requested [${b.packages.join(", ")}]`);
+  } else if (was?.case === "javaClass" && now?.case === "javaClass") {
+    const [a, b] = [was.value, now.value];
+    if (a.jarDigest !== b.jarDigest) differences.push(`the jar differs (artifact ${a.jarDigest.slice(0, 12)}, requested ${b.jarDigest.slice(0, 12)})`);
+    if (a.className !== b.className) differences.push(`class_name is "${a.className}", requested "${b.className}"`);
+    if (a.jvmOptions.join(" ") !== b.jvmOptions.join(" "))
+      differences.push(`jvm_options are [${a.jvmOptions.join(" ")}], requested [${b.jvmOptions.join(" ")}]`);
   } else if (was?.case !== now?.case) {
     differences.push(`runtime is ${was?.case ?? "unset"}, requested ${now?.case ?? "unset"}`);
   }

@@ -1,9 +1,11 @@
 import { createClient } from "@connectrpc/connect";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
+import type { ModelRuntime } from "../../gen/clipper/v1/resources_pb.js";
 import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { createGrpcTransport, type Logger, modelKey, type prom, type RunningGrpcServer, registration, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
+import { defaultJavaSdkJar, type LaunchPaths, runtimeUnavailable } from "./backends/launch.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./backends/local-process-backend.js";
 import type { ReplicaBackend } from "./backends/replica-backend.js";
 import { ContainerManagerMetrics } from "./container-manager-metrics.js";
@@ -25,6 +27,10 @@ export interface ContainerManagerOptions<B extends ManagedBackend = LocalProcess
   dataDir: string;
   repoRoot: string;
   python: string;
+  /** The java executable for java_class models (a path or a name on PATH); default "java". */
+  java?: string;
+  /** The Java SDK's runnable jar; default the checkout's sdk/java/target/clipper-model-sdk-VERSION-all.jar. */
+  javaSdkJar?: string;
   logger: Logger;
   maxArtifactBytes: number;
   deployTimeoutMs: number;
@@ -59,12 +65,15 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
   options: ContainerManagerOptions<B>,
 ): Promise<RunningContainerManager<B>> {
   const { logger } = options;
-  const backend = (options.replicaBackend ??
-    new LocalProcessBackend({
-      ...options.backend,
-      paths: { repoRoot: options.repoRoot, dataDir: options.dataDir, python: options.python, node: process.execPath },
-      logger,
-    })) as B;
+  const localPaths: LaunchPaths = {
+    repoRoot: options.repoRoot,
+    dataDir: options.dataDir,
+    python: options.python,
+    node: process.execPath,
+    java: options.java ?? "java",
+    javaSdkJar: options.javaSdkJar ?? defaultJavaSdkJar(options.repoRoot),
+  };
+  const backend = (options.replicaBackend ?? new LocalProcessBackend({ ...options.backend, paths: localPaths, logger })) as B;
   // Replicas a previous manager left running (killed, crashed, or handed over): the healthy ones are ours now.
   if (backend instanceof LocalProcessBackend) await backend.adoptLeftoverReplicas();
   const registryTransport = createGrpcTransport({ address: options.registry, ...options.registrySecurity });
@@ -118,6 +127,8 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     logger,
     defaultTimeoutMs: options.deployTimeoutMs,
     maxReplicas: options.maxReplicas ?? 64,
+    // Another backend launches replicas its own way (the kubernetes backend, from its image) and says what it cannot run when it starts one.
+    ...(options.replicaBackend === undefined ? { runtimeUnavailable: (runtime: ModelRuntime | undefined) => runtimeUnavailable(runtime, localPaths) } : {}),
   });
   let server: RunningGrpcServer;
   try {

@@ -3,7 +3,7 @@ import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
-import { type Model, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { type Model, type ModelRuntime, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import type { ConfigView } from "../shared/index.js";
 import {
   alreadyExists,
@@ -38,6 +38,8 @@ export interface ContainerManagerServiceDeps {
   defaultTimeoutMs: number;
   /** The most replicas one model version may ask for. */
   maxReplicas: number;
+  /** Why the backend cannot launch a runtime here (no java, no Java SDK jar), or undefined; checked at deploy. */
+  runtimeUnavailable?: (runtime: ModelRuntime | undefined) => string | undefined;
 }
 
 const REGISTRY_CALL_TIMEOUT_MS = 10_000;
@@ -108,6 +110,13 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
     if (kind?.case === "nodeModule" && !fs.existsSync(kind.value.modulePath)) {
       throw failedPrecondition(`model.runtime.node_module.module_path ${kind.value.modulePath} does not exist on the container-manager's machine`);
     }
+    if (kind?.case === "javaClass" && !deps.artifacts.has(kind.value.jarDigest)) {
+      throw failedPrecondition(
+        `model.runtime.java_class.jar_digest: artifact ${kind.value.jarDigest} is not in the artifact store; upload the jar with UploadArtifact first`,
+      );
+    }
+    const unavailable = deps.runtimeUnavailable?.(model.runtime);
+    if (unavailable !== undefined) throw failedPrecondition(`model.runtime: ${unavailable}`);
     return model;
   }
 

@@ -70,7 +70,7 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
   const kind = runtime?.kind;
   switch (kind?.case) {
     case undefined:
-      throw invalidArgument(`${field} is not set: give python_closure, command or node_module`);
+      throw invalidArgument(`${field} is not set: give python_closure, command, node_module or java_class`);
     case "pythonClosure":
       if (!/^[0-9a-f]{64}$/.test(kind.value.artifactDigest)) {
         throw invalidArgument(
@@ -100,6 +100,20 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       if (!isAbsolute(kind.value.modulePath))
         throw invalidArgument(`${field}.node_module.module_path "${kind.value.modulePath.slice(0, 200)}" must be an absolute path`);
       validateText(`${field}.node_module.module_path`, kind.value.modulePath, LIMITS.maxRuntimeStringBytes);
+      return;
+    case "javaClass":
+      if (!/^[0-9a-f]{64}$/.test(kind.value.jarDigest)) {
+        throw invalidArgument(
+          `${field}.java_class.jar_digest "${kind.value.jarDigest.slice(0, 80)}" is not a sha256 hex digest (64 lower-case hex characters)`,
+        );
+      }
+      if (!/^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/.test(kind.value.className)) {
+        throw invalidArgument(`${field}.java_class.class_name "${kind.value.className.slice(0, 200)}" is not a fully qualified Java class name`);
+      }
+      validateText(`${field}.java_class.class_name`, kind.value.className, LIMITS.maxRuntimeStringBytes);
+      if (kind.value.jvmOptions.length > LIMITS.maxArgv)
+        throw invalidArgument(`${field}.java_class.jvm_options has ${kind.value.jvmOptions.length} entries; the limit is ${LIMITS.maxArgv}`);
+      for (const [i, o] of kind.value.jvmOptions.entries()) validateText(`${field}.java_class.jvm_options[${i}]`, o, LIMITS.maxRuntimeStringBytes);
       return;
   }
 }

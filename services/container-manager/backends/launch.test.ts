@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ModelRuntimeSchema } from "../../../gen/clipper/v1/resources_pb.js";
-import { launchCommand, validateRuntime } from "./launch.js";
+import { findExecutable, launchCommand, runtimeUnavailable, validateRuntime } from "./launch.js";
 
 const paths = { repoRoot: "/repo", dataDir: "/data", python: "/repo/.venv/bin/python", node: "/usr/bin/node" };
 const parentEnv = { PATH: "/bin", HOME: "/home/u", LANG: "C.UTF-8", CLIPPER_ADMIN_TOKEN: "secret", AWS_SECRET_ACCESS_KEY: "x" };
@@ -76,6 +76,33 @@ describe("launchCommand", () => {
     expect(cmd.env.CLIPPER_ADMIN_TOKEN).toBeUndefined();
   });
 
+  it("runs a java class with the JVM options, the SDK's jar and the model's jar on the class path, and ModelMain", () => {
+    const javaPaths = { ...paths, java: "/usr/bin/java", javaSdkJar: "/repo/sdk/java/target/sdk-all.jar" };
+    const runtime = { kind: { case: "javaClass" as const, value: { jarDigest: digest, className: "com.example.Sum", jvmOptions: ["-Xmx256m", "-Dx=1"] } } };
+    const cmd = launchCommand(spec(runtime), 7004, javaPaths, parentEnv);
+    expect([cmd.command, ...cmd.args]).toEqual([
+      "/usr/bin/java",
+      "-Xmx256m",
+      "-Dx=1",
+      "-cp",
+      `/repo/sdk/java/target/sdk-all.jar:/data/artifacts/sha256/${digest}`,
+      "ai.clipper.ModelMain",
+      "com.example.Sum",
+    ]);
+    expect(cmd.cwd).toBe("/data");
+    expect(cmd.env).toEqual({
+      PATH: "/bin",
+      HOME: "/home/u",
+      LANG: "C.UTF-8",
+      CLIPPER_MODEL_PORT: "7004",
+      CLIPPER_MODEL_NAME: "sum",
+      CLIPPER_MODEL_VERSION: "1",
+      CLIPPER_INPUT_TYPE: "doubles",
+    });
+    // A backend without Java (the kubernetes backend's image paths) refuses it by name.
+    expect(() => launchCommand(spec(runtime), 7004, paths, parentEnv)).toThrow("runs no java_class models");
+  });
+
   it("runs a command with its own env, which cannot override the CLIPPER_MODEL_* variables", () => {
     const cmd = launchCommand(
       spec({ kind: { case: "command", value: { argv: ["./serve", "--x"], env: { FOO: "1", CLIPPER_MODEL_PORT: "1" }, workingDir: "/w" } } }),
@@ -106,5 +133,56 @@ describe("validateRuntime", () => {
     expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "command", value: { argv: [] } } }))).toThrow(
       "model.runtime.command.argv is empty",
     );
+    const java = (value: { jarDigest?: string; className?: string; jvmOptions?: string[] }) =>
+      validateRuntime(create(ModelRuntimeSchema, { kind: { case: "javaClass", value: { jarDigest: digest, className: "com.example.Sum", ...value } } }));
+    expect(() => java({})).not.toThrow();
+    expect(() => java({ className: "com.example.Outer$Inner" })).not.toThrow();
+    expect(() => java({ jarDigest: "app.jar" })).toThrow(
+      'model.runtime.java_class.jar_digest must be a sha256 hex digest (64 lower-case hex characters), got "app.jar"',
+    );
+    expect(() => java({ className: "com/example/Sum.class" })).toThrow(
+      'model.runtime.java_class.class_name must be a fully qualified Java class name (com.example.MyModel), got "com/example/Sum.class"',
+    );
+    expect(() => java({ className: "" })).toThrow("model.runtime.java_class.class_name must be a fully qualified Java class name");
+    expect(() => java({ jvmOptions: ["-Xmx1g", "Xss1m"] })).toThrow('model.runtime.java_class.jvm_options[1] must start with "-", got "Xss1m"');
+    expect(() => java({ jvmOptions: ["-cp"] })).toThrow("model.runtime.java_class.jvm_options[0] is -cp: the class path is the SDK's jar and the model's");
+    expect(() => java({ jvmOptions: ["--class-path=/tmp"] })).toThrow("model.runtime.java_class.jvm_options[0] is --class-path=/tmp");
+  });
+});
+
+describe("runtimeUnavailable", () => {
+  const runtime = create(ModelRuntimeSchema, { kind: { case: "javaClass", value: { jarDigest: digest, className: "com.example.Sum" } } });
+
+  it("names a missing java executable or SDK jar, and the flag that fixes it", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "launch-java-"));
+    try {
+      const java = path.join(dir, "java");
+      fs.writeFileSync(java, "#!/bin/sh\n", { mode: 0o755 });
+      const jar = path.join(dir, "sdk-all.jar");
+      fs.writeFileSync(jar, "");
+      const env = { PATH: `/nonexistent:${dir}` };
+      expect(runtimeUnavailable(runtime, { ...paths, java: "java", javaSdkJar: jar }, env)).toBeUndefined();
+      expect(runtimeUnavailable(runtime, { ...paths, java, javaSdkJar: jar }, env)).toBeUndefined();
+      expect(runtimeUnavailable(runtime, { ...paths, java: "java", javaSdkJar: jar }, { PATH: "/nonexistent" })).toBe(
+        'java_class models need Java 17 or later: "java" is not an executable on the container-manager\'s PATH; install a JDK or give the container-manager --java /path/to/java',
+      );
+      expect(runtimeUnavailable(runtime, { ...paths, java: `${dir}/nojava`, javaSdkJar: jar }, env)).toMatch(
+        /"\/.*\/nojava" is not an executable; install a JDK/,
+      );
+      expect(runtimeUnavailable(runtime, { ...paths, java, javaSdkJar: `${dir}/missing.jar` }, env)).toBe(
+        `java_class models need the Java SDK's runnable jar, and ${dir}/missing.jar does not exist: build it (cd sdk/java && mvn install) or give the container-manager --java-sdk-jar`,
+      );
+      expect(runtimeUnavailable(runtime, paths, env)).toBe("this container-manager's backend runs no java_class models");
+      // Other runtimes need nothing of Java.
+      expect(runtimeUnavailable(create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath: "/m.ts" } } }), paths, env)).toBeUndefined();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("findExecutable looks a bare name up on PATH and takes a path as it is", () => {
+    expect(findExecutable("sh", "/nonexistent:/bin")).toBe("/bin/sh");
+    expect(findExecutable("/bin/sh", "")).toBe("/bin/sh");
+    expect(findExecutable("no-such-program-here", "/bin:/usr/bin")).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import type { ModelRuntime } from "../../../gen/clipper/v1/resources_pb.js";
-import { inputTypeName, invalidArgument } from "../../shared/index.js";
+import { failedPrecondition, inputTypeName, invalidArgument } from "../../shared/index.js";
 import type { ReplicaSpec } from "./replica-backend.js";
 
 /** Where the runtimes live on this machine. */
@@ -13,6 +13,10 @@ export interface LaunchPaths {
   python: string;
   /** The Node executable for node_module models. */
   node: string;
+  /** The java executable for java_class models: a path, or a name looked up on PATH. Unset: this machine runs no Java models. */
+  java?: string;
+  /** The Java SDK's runnable jar (sdk/java's target/clipper-model-sdk-VERSION-all.jar) for java_class models. */
+  javaSdkJar?: string;
 }
 
 export interface LaunchCommand {
@@ -25,6 +29,15 @@ export interface LaunchCommand {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** A Java binary class name: dot-separated identifiers (`$` for nested classes). */
+const JAVA_CLASS_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/;
+/** JVM options that would replace the class path the container-manager builds (the SDK's jar and the model's). */
+const CLASS_PATH_OPTIONS = new Set(["-cp", "-classpath", "--class-path", "-jar"]);
+/** The class every Java replica runs: the SDK's entry point, which loads the model class named after it. */
+export const JAVA_MODEL_MAIN = "ai.clipper.ModelMain";
+
+/** The Java SDK's runnable jar in a checkout after `mvn install` in sdk/java (the version is sdk/java/pom.xml's). */
+export const defaultJavaSdkJar = (repoRoot: string) => path.join(repoRoot, "sdk", "java", "target", "clipper-model-sdk-0.1.0-all.jar");
 
 export const artifactPath = (dataDir: string, digest: string) => path.join(dataDir, "artifacts", "sha256", digest);
 
@@ -47,6 +60,26 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
         throw invalidArgument(`${field}.node_module.module_path must be an absolute path, got "${kind.value.modulePath}"`);
       }
       return;
+    case "javaClass":
+      if (!SHA256_HEX.test(kind.value.jarDigest)) {
+        throw invalidArgument(
+          `${field}.java_class.jar_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.jarDigest.slice(0, 80)}"`,
+        );
+      }
+      if (!JAVA_CLASS_NAME.test(kind.value.className)) {
+        throw invalidArgument(
+          `${field}.java_class.class_name must be a fully qualified Java class name (com.example.MyModel), got "${kind.value.className.slice(0, 200)}"`,
+        );
+      }
+      kind.value.jvmOptions.forEach((option, i) => {
+        if (!option.startsWith("-")) throw invalidArgument(`${field}.java_class.jvm_options[${i}] must start with "-", got "${option.slice(0, 200)}"`);
+        if (CLASS_PATH_OPTIONS.has(option.split("=")[0] ?? option)) {
+          throw invalidArgument(
+            `${field}.java_class.jvm_options[${i}] is ${option}: the class path is the SDK's jar and the model's, set by the container-manager`,
+          );
+        }
+      });
+      return;
     case "command":
       if (kind.value.argv.length === 0 || kind.value.argv[0] === "") throw invalidArgument(`${field}.command.argv is empty`);
       if (kind.value.workingDir !== "" && !path.isAbsolute(kind.value.workingDir)) {
@@ -54,8 +87,36 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       }
       return;
     default:
-      throw invalidArgument(`${field} is not set: give python_closure, node_module or command`);
+      throw invalidArgument(`${field} is not set: give python_closure, node_module, java_class or command`);
   }
+}
+
+/**
+ * Why this machine cannot launch the runtime (no java executable, no SDK
+ * jar), naming the flag that fixes it; undefined when it can. Checked at
+ * deploy, so the caller hears it at once rather than from three failed starts.
+ */
+export function runtimeUnavailable(runtime: ModelRuntime | undefined, paths: LaunchPaths, parentEnv: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (runtime?.kind.case !== "javaClass") return undefined;
+  if (paths.java === undefined || paths.javaSdkJar === undefined) return "this container-manager's backend runs no java_class models";
+  if (findExecutable(paths.java, parentEnv.PATH ?? "") === undefined) {
+    return `java_class models need Java 17 or later: "${paths.java}" is not an executable${path.isAbsolute(paths.java) ? "" : " on the container-manager's PATH"}; install a JDK or give the container-manager --java /path/to/java`;
+  }
+  if (!fs.existsSync(paths.javaSdkJar)) {
+    return `java_class models need the Java SDK's runnable jar, and ${paths.javaSdkJar} does not exist: build it (cd sdk/java && mvn install) or give the container-manager --java-sdk-jar`;
+  }
+  return undefined;
+}
+
+/** The file `command` runs: itself when it names a path, else the first executable of that name on `searchPath`. */
+export function findExecutable(command: string, searchPath: string): string | undefined {
+  if (command.includes("/")) return isExecutableFile(command) ? command : undefined;
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (dir === "") continue;
+    const candidate = path.join(dir, command);
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /**
@@ -111,6 +172,19 @@ export function launchCommand(
         // `--import tsx` resolves from the working directory, where node_modules is.
         cwd: paths.repoRoot,
       };
+    case "javaClass": {
+      if (paths.java === undefined || paths.javaSdkJar === undefined) {
+        throw failedPrecondition("model.runtime.java_class: this container-manager's backend runs no java_class models");
+      }
+      const classPath = [paths.javaSdkJar, artifactPath(paths.dataDir, kind.value.jarDigest)].join(path.delimiter);
+      return {
+        command: paths.java,
+        args: [...kind.value.jvmOptions, "-cp", classPath, JAVA_MODEL_MAIN, kind.value.className],
+        env: { ...env, ...clipperEnv },
+        cwd: paths.dataDir,
+        note: `java: ${paths.java}, SDK ${paths.javaSdkJar}`,
+      };
+    }
     case "command": {
       const [command, ...args] = kind.value.argv;
       return {
