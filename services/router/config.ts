@@ -1,4 +1,5 @@
 import { type ConfigOf, commonOptions, defaults, latencyBucketsOption, loadConfig, parse, securityOptions } from "../shared/index.js";
+import type { TakeOrder } from "./batching/batch-queue.js";
 import { MODEL_CALLS, type ModelCalls } from "./model-clients.js";
 import { defaultBatchingDefaults } from "./query-processor.js";
 import type { RouterCoreOptions } from "./router.js";
@@ -52,6 +53,13 @@ export const routerSpec = {
     parse: parse.oneOf(...MODEL_CALLS),
     help: "how batches reach model replicas: stream (one PredictStream per replica, unary for containers without it) or unary (one Predict call each)",
   },
+  queueUnderOverload: {
+    flag: "queue-under-overload",
+    env: "CLIPPER_ROUTER_QUEUE_UNDER_OVERLOAD",
+    default: "latest" as TakeOrder,
+    parse: parse.oneOf("latest", "earliest"),
+    help: "which queries a model version's queue serves once its oldest has waited half its SLO: latest (the latest deadline first) or earliest (earliest deadline first throughout)",
+  },
   latencyBuckets: latencyBucketsOption,
   insecure: securityOptions.insecure(),
   tlsCert: securityOptions.tlsCert(),
@@ -72,7 +80,7 @@ export type RouterConfig = ConfigOf<typeof routerSpec>;
 /** What of the router's configuration its core takes (not its own server's address, TLS or metrics port). */
 export function routerCoreSettings(
   config: RouterConfig,
-): Pick<RouterCoreOptions, "limits" | "maxWaitMs" | "batching" | "cacheBytes" | "maxStreamCalls" | "modelCalls" | "latencyBuckets"> {
+): Pick<RouterCoreOptions, "limits" | "maxWaitMs" | "batching" | "cacheBytes" | "maxStreamCalls" | "modelCalls" | "latencyBuckets" | "queueUnderOverload"> {
   return {
     limits: { maxBatch: config.maxBatch, maxInputSize: config.maxInputSize },
     maxWaitMs: config.maxWaitMs,
@@ -81,6 +89,7 @@ export function routerCoreSettings(
     maxStreamCalls: config.maxStreamCalls,
     modelCalls: config.modelCalls,
     latencyBuckets: config.latencyBuckets,
+    queueUnderOverload: config.queueUnderOverload,
   };
 }
 

@@ -16,6 +16,7 @@ import {
   watchConfig,
 } from "../shared/index.js";
 import { applicationPolicy } from "./application-policy.js";
+import type { TakeOrder } from "./batching/batch-queue.js";
 import { type Clock, systemClock } from "./clock.js";
 import { FeedbackRecorder } from "./feedback.js";
 import { type ModelCalls, ReplicaClientPool, replicaEndpoints } from "./model-clients.js";
@@ -53,6 +54,8 @@ export interface RouterCoreOptions {
   maxStreamCalls?: number;
   /** How batches reach replicas: on one PredictStream per replica (default), or one unary Predict call each. */
   modelCalls?: ModelCalls;
+  /** Which end of an overloaded queue is served (VersionBatcherOptions.overloadOrder; default "latest"). */
+  queueUnderOverload?: TakeOrder;
 }
 
 export interface RouterOptions extends Omit<RouterCoreOptions, "config" | "registry"> {
@@ -137,13 +140,14 @@ export function createRouterCore(options: RouterCoreOptions): RouterCore {
     limits: options.limits,
     maxWaitMs: options.maxWaitMs,
     batching: options.batching ?? defaultBatchingDefaults,
+    ...(options.queueUnderOverload ? { batcher: { overloadOrder: options.queueUnderOverload } } : {}),
     cache,
     // Requests arrive only once the server serves, after routerMetrics exists.
     observer: { requestStarted: (app) => routerMetrics.requestStarted(app), batchSent: (...args) => routerMetrics.batchSent(...args) },
   });
   const routerMetrics = new RouterMetrics(options.metrics, {
     cacheStats: () => cache.stats(),
-    queueLengths: () => processor.queueLengths(),
+    queues: () => processor.queues(),
     ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
   });
   const stopFollowing = watcher.onChange((view) => {

@@ -14,6 +14,21 @@ describe("BatchQueue", () => {
     expect(q.length).toBe(0);
   });
 
+  it("under overload, hands out the latest deadline first, the newest among equals, and never an expired item", () => {
+    const q = new BatchQueue<string>(10);
+    q.push("old", 10, 0);
+    q.push("a", 50, 0);
+    q.push("b", 50, 0);
+    q.push("mid", 20, 0);
+    expect(q.take(3, 0, "latest")).toEqual(["b", "a", "mid"]);
+    q.push("newest", 60, 0);
+    expect(q.take(3, 15, "latest")).toEqual(["newest"]);
+    // "old" expired at 10: it is never handed out, and the earliest end drops it.
+    expect(q.length).toBe(1);
+    expect(q.dropExpired(15)).toBe(1);
+    expect(q.length).toBe(0);
+  });
+
   it("refuses at once when full and accepts again when room is made", () => {
     const q = new BatchQueue<number>(2);
     expect(q.push(1, 10, 0)).toBeDefined();
@@ -49,7 +64,11 @@ describe("BatchQueue", () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.oneof(fc.record({ push: fc.integer({ min: 0, max: 100 }) }), fc.record({ remove: fc.nat() }), fc.record({ take: fc.integer({ min: 1, max: 5 }) })),
+          fc.oneof(
+            fc.record({ push: fc.integer({ min: 0, max: 100 }) }),
+            fc.record({ remove: fc.nat() }),
+            fc.record({ take: fc.integer({ min: 1, max: 5 }), latest: fc.boolean() }),
+          ),
           { maxLength: 200 },
         ),
         (ops) => {
@@ -60,13 +79,16 @@ describe("BatchQueue", () => {
               const node = q.push(op.push, op.push, 0);
               if (node) live.push(node);
               else expect(live.length).toBe(50);
+              expect(q.peek()?.deadline).toBe(Math.min(...live.map((n) => n.deadline)));
+              expect(q.peekLatest()?.deadline).toBe(Math.max(...live.map((n) => n.deadline)));
             } else if ("remove" in op) {
               if (live.length === 0) continue;
               const [node] = live.splice(op.remove % live.length, 1);
               expect(q.remove(node as QueueNode<number>)).toBe(true);
             } else {
-              const taken = q.take(op.take, -1);
-              const expected = [...live].sort((a, b) => a.deadline - b.deadline || a.seq - b.seq).slice(0, op.take);
+              const taken = q.take(op.take, -1, op.latest ? "latest" : "earliest");
+              const sorted = [...live].sort((a, b) => a.deadline - b.deadline || a.seq - b.seq);
+              const expected = (op.latest ? sorted.reverse() : sorted).slice(0, op.take);
               expect(taken).toEqual(expected.map((n) => n.item));
               for (const n of expected) live.splice(live.indexOf(n), 1);
             }

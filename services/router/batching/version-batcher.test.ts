@@ -437,6 +437,79 @@ describe("VersionBatcher", () => {
       expect(h.sent.at(-1)?.items).toEqual(tight);
     });
 
+    /**
+     * An open-loop run on a fake clock: queries arrive at `offeredPerMs` for 3 s (after a second at a light
+     * 0.3/ms that teaches the latency model), are admitted by `lateAdmission` and answered by one replica
+     * whose batch of n takes 2 + 0.5n ms. Each answer reaches its caller `afterRouterMs` after the replica
+     * answered (what the router cannot see: a gateway's event loop lagging under the load). Goodput: answers
+     * the caller has by its deadline, per ms; answered: the replica's answers per ms, in time or not.
+     */
+    function openLoop(order: "earliest" | "latest", o: { offeredPerMs: number; afterRouterMs: number; maxBatchSize: number }) {
+      const clock = new FakeClock();
+      let counting = false;
+      let inTime = 0;
+      let answered = 0;
+      const batcher: VersionBatcher<Item> = new VersionBatcher<Item>(
+        "m:1",
+        settings({ maxBatchSize: o.maxBatchSize, maxInFlightPerReplica: 1, maxQueueLength: 10_000 }),
+        {
+          send: (d) =>
+            clock.setTimer(latency(d.padTo), () => {
+              batcher.finished(d, { kind: "ok" });
+              for (const item of d.items) {
+                if (item.settled) continue;
+                item.settled = true;
+                if (!counting) continue;
+                answered++;
+                if (clock.now() + o.afterRouterMs <= item.deadline) inTime++;
+              }
+            }),
+          hopeless: (items) => {
+            for (const item of items) item.settled = true;
+          },
+        },
+        { clock, overloadOrder: order },
+      );
+      batcher.setReplicas(["a"]);
+      let perMs = 0.3;
+      let id = 0;
+      const arrive = () => {
+        const deadline = clock.now() + 100;
+        if (batcher.lateAdmission(1, deadline) === undefined) {
+          batcher.enqueue([{ id: id++, answers: [], deadline, settled: false, queued: undefined, inFlight: undefined, attempts: 0 }]);
+        }
+        if (perMs > 0) clock.setTimer(1 / perMs, arrive);
+      };
+      arrive();
+      clock.advance(1000);
+      counting = true;
+      perMs = o.offeredPerMs;
+      clock.advance(3000);
+      counting = false;
+      perMs = 0;
+      clock.advance(1000);
+      return { goodput: inTime / 3000, answered: answered / 3000 };
+    }
+
+    it("serves the latest deadlines first once the queue is overloaded, so answers that lose time after the router still arrive in time", () => {
+      // Batches of at most 16 take 10 ms: a full queue waits far longer than a batch takes, and which end is served decides.
+      for (const offeredPerMs of [4, 20]) {
+        const edf = openLoop("earliest", { offeredPerMs, afterRouterMs: 30, maxBatchSize: 16 });
+        const latest = openLoop("latest", { offeredPerMs, afterRouterMs: 30, maxBatchSize: 16 });
+        // The replica is kept as busy either way (16 per 10 ms)...
+        expect(edf.answered).toBeGreaterThan(1.5);
+        expect(latest.answered).toBeGreaterThan(1.5);
+        // ...but earliest-deadline-first answers the queries admitted last, just before their deadline: most arrive late.
+        expect(edf.goodput).toBeLessThan(0.5 * edf.answered);
+        expect(latest.goodput).toBeGreaterThan(0.95 * latest.answered);
+      }
+      // With nothing lost after the router, both orders answer everything they admit in time.
+      const edf = openLoop("earliest", { offeredPerMs: 4, afterRouterMs: 0, maxBatchSize: 16 });
+      const latest = openLoop("latest", { offeredPerMs: 4, afterRouterMs: 0, maxBatchSize: 16 });
+      expect(edf.goodput).toBeCloseTo(edf.answered, 5);
+      expect(latest.goodput).toBeCloseTo(edf.goodput, 5);
+    });
+
     it("counts a replica that runs batches side by side as that much faster", () => {
       /** A replica that answers each batch in its own latency however many are in flight. */
       function parallel() {

@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { BatchQueue, type QueueNode } from "./batch-queue.js";
+import { BatchQueue, type QueueNode, type TakeOrder } from "./batch-queue.js";
 import { BatchSizer, type BatchSizerOptions, defaultBatchSizerOptions } from "./batch-sizer.js";
 
 /** A query as the batcher sees it. The batcher maintains `queued`, `inFlight` and `attempts`. */
@@ -18,7 +18,7 @@ export interface BatchItem {
 export interface Dispatch<T> {
   readonly id: number;
   readonly replica: string;
-  /** In queue order (earliest deadline first); outputs map to them by position. */
+  /** In the order taken from the queue; outputs map to them by position. */
   readonly items: readonly T[];
   /** Inputs to send: the items, then the last one repeated (fixed-size mode only). */
   readonly padTo: number;
@@ -90,6 +90,15 @@ export interface VersionBatcherOptions {
   autoWaitMinFixedCostMs: number;
   /** ...and never longer than this (ms). */
   autoWaitMaxMs: number;
+  /**
+   * Which end of the queue is served while it is overloaded (its oldest query has waited more than
+   * `overloadSojournFraction` of its budget): "earliest" keeps earliest-deadline-first, "latest" serves
+   * the latest deadline first (last come, first served for one SLO), so that the model works on queries
+   * with time to spare and the old ones take the default at their deadline instead of dragging every
+   * answer past it (earliest-deadline-first's domino effect).
+   */
+  overloadOrder: TakeOrder;
+  overloadSojournFraction: number;
 }
 
 export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> = {
@@ -101,6 +110,8 @@ export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> 
   maxAttempts: 3,
   autoWaitMinFixedCostMs: 1,
   autoWaitMaxMs: 5,
+  overloadOrder: "latest",
+  overloadSojournFraction: 0.5,
 };
 
 /** Busy time (ms) a replica's throughput is measured over before admission trusts it. */
@@ -151,7 +162,7 @@ class ReplicaState {
 }
 
 /**
- * The batching of one model version: its queue (earliest deadline first,
+ * The batching of one model version: its queue (earliest deadline first, latest first under overload,
  * bounded), the batch-size choice per replica, the wait window, the dispatch
  * of batches to replicas with free capacity, and retries when a replica fails.
  * Pure and synchronous: time comes from the clock, model calls are made by
@@ -375,19 +386,34 @@ export class VersionBatcher<T extends BatchItem> {
       const replica = this.pickReplica(now);
       if (replica === undefined) return;
       if (this.dropHopeless(replica, now)) continue;
+      const order = this.takeOrder(head, now);
+      const first = order === "earliest" ? head : (this.queue.peekLatest() as QueueNode<T>);
       const cap = this.settings.maxBatchSize;
       const fixed = this.settings.fixedSize && cap > 0;
-      const target = fixed ? cap : replica.sizer.size(head.deadline - now, cap);
-      if (this.queue.length < target) {
+      const target = fixed ? cap : replica.sizer.size(first.deadline - now, cap);
+      if (this.queue.length < target && order === "earliest") {
         const until = this.holdUntil(head, target, replica, fixed);
         if (until > now) {
           this.wakeAt(until, now);
           return;
         }
       }
-      const items = this.queue.take(target, now);
+      const items = this.queue.take(target, now, order);
       if (items.length > 0) this.dispatch(replica, items, fixed ? cap : items.length, now);
     }
+  }
+
+  /**
+   * Earliest deadline first, unless the queue is overloaded: its head has
+   * waited more than the set fraction of its budget (a sojourn time, as CoDel
+   * measures it: observed, not predicted, so it holds when the latency model
+   * or the measured rate is wrong, or when the answers lose time after the
+   * router, in a gateway's lagging event loop).
+   */
+  private takeOrder(head: QueueNode<T>, now: number): TakeOrder {
+    const { overloadOrder, overloadSojournFraction } = this.options;
+    if (overloadOrder === "earliest") return "earliest";
+    return now - head.enqueuedAt > overloadSojournFraction * (head.deadline - head.enqueuedAt) ? overloadOrder : "earliest";
   }
 
   /**
