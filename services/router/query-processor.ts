@@ -230,10 +230,10 @@ export class QueryProcessor {
     return reason;
   }
 
-  /** Queue length per model version, for metrics. */
-  queueLengths(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [key, { batcher }] of this.batchers) out.set(key, batcher.queueLength());
+  /** Queue length and bound per model version, for metrics. */
+  queues(): Map<string, { depth: number; capacity: number }> {
+    const out = new Map<string, { depth: number; capacity: number }>();
+    for (const [key, { batcher }] of this.batchers) out.set(key, { depth: batcher.queueLength(), capacity: batcher.queueCapacity() });
     return out;
   }
 

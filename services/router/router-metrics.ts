@@ -19,7 +19,8 @@ import type { Answers, BatchObservation, QueryObserver, QueryOutcome, RequestObs
 /** What the metrics read when scraped, so the query path pays nothing for them. */
 export interface RouterMetricsSources {
   cacheStats?: () => PredictionCacheStats;
-  queueLengths?: () => ReadonlyMap<string, number>;
+  /** Per model version key: queries waiting, and the bound past which new ones are refused. */
+  queues?: () => ReadonlyMap<string, { depth: number; capacity: number }>;
 }
 
 export interface RouterMetricsOptions extends RouterMetricsSources {
@@ -107,8 +108,8 @@ export class RouterMetrics implements QueryObserver {
       labelNames: ["application"],
       registers: [registry],
     });
-    const queueLengths = options.queueLengths;
-    if (queueLengths !== undefined) {
+    const queues = options.queues;
+    if (queues !== undefined) {
       new prom.Gauge({
         name: "clipper_router_queue_depth",
         help: "Queries waiting in each model version's batch queue.",
@@ -116,7 +117,18 @@ export class RouterMetrics implements QueryObserver {
         registers: [registry],
         collect() {
           this.reset();
-          for (const [key, n] of queueLengths()) this.set(modelLabels(key), n);
+          for (const [key, { depth }] of queues()) this.set(modelLabels(key), depth);
+        },
+      });
+      // The bound as a series of its own, so an alert can compare the depth with it (max_queue_length or --max-queue-length).
+      new prom.Gauge({
+        name: "clipper_router_queue_capacity",
+        help: "Queries a model version's batch queue holds before new ones are refused (its max_queue_length, or --max-queue-length).",
+        labelNames: ["model", "version"],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [key, { capacity }] of queues()) this.set(modelLabels(key), capacity);
         },
       });
     }
