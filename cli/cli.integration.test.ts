@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,6 +14,7 @@ import {
   DeployStage,
   type GetLogsRequest,
   type ScaleModelRequest,
+  type UploadArtifactRequest,
 } from "../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../gen/clipper/v1/management_service_pb.js";
 import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
@@ -42,6 +44,7 @@ describe("clipper CLI", () => {
   let gatewayAddress: string;
   const calls: { method: string; request: unknown }[] = [];
   const gatewayRequests: { url: string; body: unknown }[] = [];
+  let jarContent: Buffer;
 
   beforeAll(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), "clipper-cli-"));
@@ -51,6 +54,10 @@ describe("clipper CLI", () => {
     fs.writeFileSync(path.join(repoRoot, ".venv", "bin", "python"), "");
     fs.writeFileSync(path.join(workDir, "model.py"), "def predict(xs):\n    return xs\n");
     fs.writeFileSync(path.join(workDir, "model.ts"), "export default {};\n");
+    // Big enough for three upload chunks; a jar is a zip file, which starts with "PK\x03\x04".
+    jarContent = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(2 * 1024 * 1024 + 10, 7)]);
+    fs.writeFileSync(path.join(workDir, "app.jar"), jarContent);
+    fs.writeFileSync(path.join(workDir, "not-a.jar"), "plain text");
 
     const record = (method: string, request: unknown) => calls.push({ method, request });
     registry = await startGrpcServer({
@@ -125,6 +132,17 @@ describe("clipper CLI", () => {
       port: 0,
       services: [
         registration(ContainerManagerService, {
+          async uploadArtifact(requests: AsyncIterable<UploadArtifactRequest>) {
+            const chunks: Buffer[] = [];
+            let header: unknown;
+            for await (const r of requests) {
+              if (r.part.case === "header") header = r.part.value;
+              if (r.part.case === "chunk") chunks.push(Buffer.from(r.part.value));
+            }
+            const content = Buffer.concat(chunks);
+            record("uploadArtifact", { header, chunks: chunks.length, content });
+            return { digest: createHash("sha256").update(content).digest("hex"), sizeBytes: BigInt(content.length) };
+          },
           async *deployModel(req: DeployModelRequest) {
             record("deployModel", req);
             const desiredReplicas = req.model?.desiredReplicas ?? 0;
@@ -302,7 +320,7 @@ describe("clipper CLI", () => {
     it("needs exactly one runtime flag for a deploy, and a well-formed one", async () => {
       const none = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles");
       expect(none.code).toBe(2);
-      expect(none.stderr).toContain("give exactly one of --python FILE:FUNC, --node MODULE or --command ARGV");
+      expect(none.stderr).toContain("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS or --command ARGV");
       const two = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles", "--node", "model.ts", "--command", "x");
       expect(two.code).toBe(2);
       const quote = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles", "--command", "python3 'model.py");
@@ -426,6 +444,54 @@ describe("clipper CLI", () => {
       const req = lastCall("deployModel") as unknown as DeployModelRequest;
       expect(req.model?.inputType).toBe(InputType.STRINGS);
       expect(req.model?.runtime?.kind).toMatchObject({ case: "nodeModule", value: { modulePath: path.join(workDir, "model.ts") } });
+    });
+
+    it("maps --java to a java_class runtime: the jar uploaded in chunks to the artifact store, its digest, the class and the JVM options", async () => {
+      const r = await clipper(
+        "model",
+        "deploy",
+        "sum-java",
+        "--version",
+        "1",
+        "--input-type",
+        "doubles",
+        "--java",
+        "app.jar:com.example.SumModel",
+        // A value starting with "-" goes after "=" (node:util parseArgs takes "--jvm-options -X..." for a missing value).
+        "--jvm-options=-Xmx256m -Dgreeting='hello world'",
+      );
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const upload = lastCall("uploadArtifact") as { header: { sizeBytes: bigint; sha256: string }; chunks: number; content: Buffer };
+      const digest = createHash("sha256").update(jarContent).digest("hex");
+      expect(upload.header).toMatchObject({ sizeBytes: BigInt(jarContent.length), sha256: digest });
+      expect(upload.chunks).toBe(3);
+      expect(upload.content.equals(jarContent)).toBe(true);
+      const req = lastCall("deployModel") as unknown as DeployModelRequest;
+      expect(req.model?.runtime?.kind).toMatchObject({
+        case: "javaClass",
+        value: { jarDigest: digest, className: "com.example.SumModel", jvmOptions: ["-Xmx256m", "-Dgreeting=hello world"] },
+      });
+    });
+
+    it("refuses a --java that is not JAR:CLASS, a missing jar, a file that is not a jar, and --jvm-options without --java, before uploading", async () => {
+      const deploy = (...flags: string[]) => clipper("model", "deploy", "sum-java", "--version", "1", "--input-type", "doubles", ...flags);
+      let r = await deploy("--java", "app.jar");
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--java must be JAR:CLASS (app.jar:com.example.MyModel), got "app.jar"');
+      r = await deploy("--java", "app.jar:com/example/Sum.class");
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--java: "com/example/Sum.class" is not a fully qualified Java class name');
+      r = await deploy("--java", "missing.jar:com.example.Sum");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`error: --java: ${path.join(workDir, "missing.jar")} does not exist\n`);
+      r = await deploy("--java", "not-a.jar:com.example.Sum");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`error: --java: ${path.join(workDir, "not-a.jar")} is not a jar (not a zip file)\n`);
+      r = await deploy("--node", "./model.ts", "--jvm-options=-Xmx1g");
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--jvm-options goes with --java");
+      expect(calls.filter((c) => c.method === "uploadArtifact" || c.method === "deployModel")).toEqual([]);
     });
 
     it("reports a failed deploy with the server's message, including the replica's log lines, and exits 1", async () => {

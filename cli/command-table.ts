@@ -277,13 +277,19 @@ export const COMMANDS: CommandDef[] = [
     name: "model deploy",
     summary: "register a model version and start its replicas, waiting until they are ready",
     synopsis:
-      'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
+      'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --java JAR:CLASS [--jvm-options="OPTS"] | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
     positionals: { required: ["NAME"] },
     options: {
       version: { type: "string", value: "V", help: "the version label (letters, digits, '.', '_', '-')" },
       "input-type": { type: "string", value: "TYPE", help: `type of each input: ${INPUT_TYPES}` },
       python: { type: "string", value: "FILE:FUNC", help: "a Python function FUNC(inputs) -> outputs in FILE, run by the Python SDK" },
       node: { type: "string", value: "MODULE", help: "a Node module whose default export is a model (TypeScript SDK)" },
+      java: {
+        type: "string",
+        value: "JAR:CLASS",
+        help: "a class implementing ai.clipper.Model in JAR (Java SDK); the jar is uploaded to the container-manager, which runs it with the SDK's ModelMain",
+      },
+      "jvm-options": { type: "string", value: "OPTS", help: 'with --java: JVM options, split like a shell, after "=" (--jvm-options="-Xmx512m -Dk=v")' },
       command: { type: "string", value: "ARGV", help: "any program serving clipper.model.v1.ModelService on $CLIPPER_MODEL_PORT (split like a shell)" },
       replicas: { type: "string", value: "N", help: "replicas to run (default 1)" },
       "batch-size": { type: "string", value: "N", help: "largest batch sent to one replica (default 0: no limit)" },
@@ -293,6 +299,7 @@ export const COMMANDS: CommandDef[] = [
     examples: [
       "clipper model deploy sum --version 1 --input-type doubles --python ./model.py:predict",
       "clipper model deploy echo --version 2 --input-type strings --node ./echo-model.ts --replicas 2 --set-current",
+      "clipper model deploy sum-java --version 1 --input-type doubles --java ./app.jar:com.example.SumModel",
       'clipper model deploy custom --version 1 --input-type bytes --command "./bin/my-model --threads 2"',
     ],
     run: runDeploy,

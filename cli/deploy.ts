@@ -2,6 +2,7 @@
  * `clipper model deploy`: the model version and its runtime from the flags,
  * then the container-manager's DeployModel stream with its progress shown.
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -14,7 +15,13 @@ import { DeployProgress, type ProgressOptions } from "./progress.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
 
 /** The flags that say how a replica runs; a deploy takes exactly one. */
-const RUNTIME_FLAGS = ["python", "node", "command"] as const;
+const RUNTIME_FLAGS = ["python", "node", "java", "command"] as const;
+/** How much of an artifact one UploadArtifact message carries (the container-manager accepts 16 MiB messages). */
+const UPLOAD_CHUNK_BYTES = 1024 * 1024;
+/** A Java binary class name, as the container-manager checks it. */
+/** Time for a whole artifact upload (a jar of a few hundred MiB over loopback). */
+const ARTIFACT_UPLOAD_TIMEOUT_MS = 300_000;
+const JAVA_CLASS_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$/;
 
 interface RuntimeFlag {
   kind: (typeof RUNTIME_FLAGS)[number];
@@ -27,26 +34,76 @@ export async function runDeploy(inv: Invocation): Promise<number> {
     return value === undefined ? [] : [{ kind, value }];
   });
   const runtime = given.length === 1 ? given[0] : undefined;
-  if (runtime === undefined) throw new UsageError("give exactly one of --python FILE:FUNC, --node MODULE or --command ARGV", inv.command);
-  const model = create(ModelSchema, {
-    name: positional(inv, 0),
-    version: requiredString(inv, "version"),
-    inputType: inputTypeFlag(inv, "input-type"),
-    runtime: deployRuntime(inv, runtime),
-    desiredReplicas: intFlag(inv, "replicas", 1, 0, 1000),
-    maxBatchSize: intFlag(inv, "batch-size", 0, 0, 1_000_000),
-  });
-  await modelDeploy(
-    inv.containerManager(),
-    { model, setCurrent: inv.values["set-current"] === true, timeoutSeconds: intFlag(inv, "timeout", 0, 0, 86_400) },
-    inv.env.stdout,
-    inv.env.progress,
-  );
+  if (runtime === undefined) throw new UsageError("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS or --command ARGV", inv.command);
+  if (runtime.kind !== "java" && stringFlag(inv, "jvm-options") !== undefined) throw new UsageError("--jvm-options goes with --java", inv.command);
+  // Every flag is checked before a jar is uploaded.
+  const name = positional(inv, 0);
+  const version = requiredString(inv, "version");
+  const inputType = inputTypeFlag(inv, "input-type");
+  const desiredReplicas = intFlag(inv, "replicas", 1, 0, 1000);
+  const maxBatchSize = intFlag(inv, "batch-size", 0, 0, 1_000_000);
+  const timeoutSeconds = intFlag(inv, "timeout", 0, 0, 86_400);
+  const model = create(ModelSchema, { name, version, inputType, runtime: await deployRuntime(inv, runtime), desiredReplicas, maxBatchSize });
+  await modelDeploy(inv.containerManager(), { model, setCurrent: inv.values["set-current"] === true, timeoutSeconds }, inv.env.stdout, inv.env.progress);
   return 0;
 }
 
-/** The runtime for a deploy's --python, --node or --command flag. */
-function deployRuntime(inv: Invocation, { kind, value }: RuntimeFlag): ModelRuntime {
+/**
+ * The runtime for --java JAR:CLASS: the jar goes into the container-manager's
+ * artifact store (content-addressed, like a pickled closure), so the
+ * container-manager needs no access to this machine's files.
+ */
+async function javaRuntime(inv: Invocation, value: string): Promise<ModelRuntime> {
+  const colon = value.lastIndexOf(":");
+  if (colon <= 0 || colon === value.length - 1) throw new UsageError(`--java must be JAR:CLASS (app.jar:com.example.MyModel), got "${value}"`, inv.command);
+  const jar = path.resolve(inv.env.cwd, value.slice(0, colon));
+  const className = value.slice(colon + 1);
+  if (!JAVA_CLASS_NAME.test(className)) {
+    throw new UsageError(`--java: "${className}" is not a fully qualified Java class name (com.example.MyModel)`, inv.command);
+  }
+  let jvmOptions: string[] = [];
+  const rawOptions = stringFlag(inv, "jvm-options");
+  if (rawOptions !== undefined) {
+    try {
+      jvmOptions = splitShellWords(rawOptions);
+    } catch (err) {
+      if (err instanceof ShellWordsError) throw new UsageError(`--jvm-options: ${err.message}`, inv.command);
+      throw err;
+    }
+  }
+  const content = readJar(jar);
+  const jarDigest = await uploadArtifact(inv.containerManager(), content);
+  return create(ModelRuntimeSchema, { kind: { case: "javaClass", value: { jarDigest, className, jvmOptions } } });
+}
+
+function readJar(file: string): Buffer {
+  let content: Buffer;
+  try {
+    content = fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(code === "ENOENT" ? `--java: ${file} does not exist` : `--java: cannot read ${file}: ${(err as Error).message}`);
+  }
+  // A jar is a zip file: its first local file header starts with "PK\x03\x04".
+  if (content.length < 4 || content.readUInt32LE(0) !== 0x04034b50) throw new CliError(`--java: ${file} is not a jar (not a zip file)`);
+  return content;
+}
+
+/** Uploads an artifact (a header with its size and sha256, then chunks) and answers its content address. */
+export async function uploadArtifact(containerManager: ContainerManagerClient, content: Buffer): Promise<string> {
+  const sha256 = createHash("sha256").update(content).digest("hex");
+  async function* parts() {
+    yield { part: { case: "header" as const, value: { sizeBytes: BigInt(content.length), sha256 } } };
+    for (let offset = 0; offset < content.length; offset += UPLOAD_CHUNK_BYTES) {
+      yield { part: { case: "chunk" as const, value: content.subarray(offset, offset + UPLOAD_CHUNK_BYTES) } };
+    }
+  }
+  const stored = await containerManager.uploadArtifact(parts(), { timeoutMs: ARTIFACT_UPLOAD_TIMEOUT_MS });
+  return stored.digest;
+}
+
+/** The runtime for a deploy's --python, --node, --java or --command flag. */
+async function deployRuntime(inv: Invocation, { kind, value }: RuntimeFlag): Promise<ModelRuntime> {
   const { cwd, repoRoot } = inv.env;
   switch (kind) {
     case "python": {
@@ -72,6 +129,8 @@ function deployRuntime(inv: Invocation, { kind, value }: RuntimeFlag): ModelRunt
       if (!fs.existsSync(modulePath)) throw new CliError(`--node: ${modulePath} does not exist`);
       return create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath } } });
     }
+    case "java":
+      return javaRuntime(inv, value);
     case "command": {
       let argv: string[];
       try {

@@ -63,6 +63,8 @@ export function describeRuntime(runtime: ModelRuntime | undefined): string {
       return `command ${runtime.kind.value.argv.map(quoteWord).join(" ")}`;
     case "nodeModule":
       return `node ${runtime.kind.value.modulePath}`;
+    case "javaClass":
+      return `java ${runtime.kind.value.className} (jar ${runtime.kind.value.jarDigest.slice(0, 12)})`;
     default:
       return "-";
   }
