@@ -1,6 +1,7 @@
 import { Code, ConnectError, defaultLatencyBuckets, prom } from "../shared/index.js";
 
-export type Protocol = "rest" | "grpc" | "connect" | "grpc-web";
+/** How a request came: Clipper's REST, PredictionService over gRPC, Connect or gRPC-Web, or the Open Inference Protocol over HTTP or gRPC. */
+export type Protocol = "rest" | "grpc" | "connect" | "grpc-web" | "oip-rest" | "oip-grpc";
 
 /** The `outcome` label: a model's answer, the application's default, shed for overload, or an error. */
 export type GatewayOutcome = "answered" | "default" | "shed" | "error";

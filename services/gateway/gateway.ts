@@ -2,11 +2,15 @@ import http from "node:http";
 import type net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
+import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js";
 import { type ConfigWatcher, decodeUtf8KeepingErrors, type Logger, type prom, registration, startGrpcServer } from "../shared/index.js";
 import { type AppKeys, restKeyGuard, withAppKeys } from "./app-keys.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { GatewayMetrics } from "./gateway-metrics.js";
 import { createSniffingListener } from "./h2c-sniffing-listener.js";
+import { createInferenceServiceImpl } from "./oip/grpc-service.js";
+import { OipInference } from "./oip/infer.js";
+import { createOipRestHandler, isOipPath } from "./oip/rest-routes.js";
 import { Predictor } from "./predictor.js";
 import type { Readiness } from "./readiness.js";
 import { createRestHandler } from "./rest-handler.js";
@@ -76,6 +80,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     return router.readiness();
   };
 
+  // The Open Inference Protocol (KServe v2) over REST and gRPC: its models are the applications.
+  const oip = new OipInference({
+    predictor,
+    config: () => watcher.current(),
+    metrics,
+    appKeys: options.appKeys,
+    // A tensor's elements are at least a byte each in any encoding: no shape may declare more than a body can carry.
+    limits: { maxElements: options.maxBodyBytes },
+  });
+
   // grpc-js takes the h2c connections through a connection injector. The
   // Binds nothing: the sniffing listener injects HTTP/2 connections into it.
   const grpcServer = await startGrpcServer({
@@ -83,7 +97,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     reflection: true,
     logger: options.logger,
     maxReceiveMessageBytes: options.maxBodyBytes,
-    services: [registration(PredictionService, impl)],
+    services: [
+      registration(PredictionService, impl),
+      registration(GRPCInferenceService, createInferenceServiceImpl({ inference: oip, readiness, streamMaxInFlight: 256 })),
+    ],
   });
   const injector = grpcServer.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
@@ -101,12 +118,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Connect and gRPC-Web; a body that is not a valid message answers INVALID_ARGUMENT, as over gRPC, and invalid UTF-8 in
   // a JSON body is kept as lone surrogates for the input checks to refuse by name (not U+FFFD).
   const connect = createConnectHandler({ service: PredictionService, impl, readMaxBytes: options.maxBodyBytes, decodeJsonText: decodeUtf8KeepingErrors });
+  const oipRest = createOipRestHandler({ inference: oip, readiness, maxBodyBytes: options.maxBodyBytes, logger: options.logger });
   const drain = new HttpDrain();
   const workerHeader = options.workerId === undefined ? undefined : String(options.workerId);
   const httpServer = http.createServer((req, res) => {
     drain.track(res);
     if (workerHeader !== undefined) res.setHeader("x-clipper-worker", workerHeader);
     if (req.url?.startsWith(SERVICE_PREFIX)) connect(req, res);
+    else if (isOipPath(req.url)) oipRest(req, res);
     else rest(req, res);
   });
 

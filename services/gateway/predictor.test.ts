@@ -72,4 +72,27 @@ describe("Predictor", () => {
     expect(timeouts[1]).toBe(50);
     expect(timeouts[2]).toBe(30_000);
   });
+
+  it("sheds a low-priority call once half of --max-in-flight is open, and still admits normal calls up to the bound", async () => {
+    const release: Array<() => void> = [];
+    const predictor = new Predictor({
+      config: () => emptyConfigView(),
+      router: {
+        query: () => new Promise((resolve) => release.push(() => resolve([]))),
+        feedback: { submitFeedback: () => Promise.reject(new Error("unused")) },
+      },
+      defaultTimeoutMs: 5000,
+      maxInFlight: 4,
+    });
+    const inputs = create(InputsSchema, { type: InputType.DOUBLES, lengths: [1], doubles: [1] });
+    const call = (lowPriority: boolean) => predictor.query("app", inputs, { version: "", uid: "", timeoutMs: undefined, signal: undefined, lowPriority });
+    const open = [call(true), call(false)];
+    const shed = (await call(true).catch((e: unknown) => e)) as ConnectError;
+    expect(shed.code).toBe(Code.ResourceExhausted);
+    expect(shed.rawMessage).toMatch(/answering 2 queries at once, the half of its --max-in-flight \(4\) open to low-priority calls/);
+    open.push(call(false), call(false));
+    expect(predictor.queriesInFlight).toBe(4);
+    for (const r of release) r();
+    await Promise.all(open);
+  });
 });

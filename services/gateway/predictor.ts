@@ -29,6 +29,12 @@ export interface QueryCallOptions {
    */
   receivedAt?: number;
   signal: CancelSignal | undefined;
+  /**
+   * A low-priority call (OIP `priority` 2 and lower) is admitted only while
+   * fewer than half of --max-in-flight queries are open: under load it is
+   * shed first, keeping the rest of the bound for normal calls.
+   */
+  lowPriority?: boolean;
 }
 
 export interface PredictorOptions {
@@ -90,8 +96,9 @@ export class Predictor {
   }
 
   private routed(application: string, inputs: Inputs, options: QueryCallOptions): Promise<QueryResult[]> {
-    return this.admitted(() =>
-      this.router.query({ application, inputs, version: options.version, uid: options.uid }, this.timeoutOf(application, options), options.signal),
+    return this.admitted(
+      () => this.router.query({ application, inputs, version: options.version, uid: options.uid }, this.timeoutOf(application, options), options.signal),
+      options.lowPriority === true,
     );
   }
 
@@ -124,9 +131,14 @@ export class Predictor {
     return res.accepted;
   }
 
-  private async admitted<T>(call: () => Promise<T>): Promise<T> {
+  private async admitted<T>(call: () => Promise<T>, lowPriority = false): Promise<T> {
     if (this.inFlight >= this.maxInFlight) {
       throw resourceExhausted(`the gateway is answering its limit of ${this.maxInFlight} queries at once (--max-in-flight); retry shortly`);
+    }
+    if (lowPriority && this.inFlight >= Math.floor(this.maxInFlight / 2)) {
+      throw resourceExhausted(
+        `the gateway is answering ${this.inFlight} queries at once, the half of its --max-in-flight (${this.maxInFlight}) open to low-priority calls; retry shortly or raise the priority`,
+      );
     }
     this.inFlight++;
     try {
