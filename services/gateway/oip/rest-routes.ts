@@ -27,11 +27,16 @@ export function isOipPath(url: string | undefined): boolean {
 
 const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
 
-/** Too large a body: HTTP 413. */
-class PayloadTooLarge extends ConnectError {
-  constructor(message: string) {
-    super(message, Code.InvalidArgument);
-  }
+/**
+ * Bodies too large, answered 413 (INVALID_ARGUMENT in the metrics). Marked in
+ * a set, not by a subclass: ConnectError's instanceof matches any ConnectError.
+ */
+const tooLargeErrors = new WeakSet<ConnectError>();
+
+function payloadTooLarge(message: string): ConnectError {
+  const err = new ConnectError(message, Code.InvalidArgument);
+  tooLargeErrors.add(err);
+  return err;
 }
 
 /** The Open Inference Protocol's REST API (KServe v2), with Triton's binary tensor extension. */
@@ -112,7 +117,7 @@ const inflate = promisify(zlib.inflate);
 
 /** The whole body, decompressed when its Content-Encoding is gzip or deflate (as tritonclient can send); 413 past `limit` bytes either way. */
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = () => new PayloadTooLarge(`the request body exceeds the gateway's limit of ${limit} bytes (--max-body-bytes)`);
+  const tooLarge = () => payloadTooLarge(`the request body exceeds the gateway's limit of ${limit} bytes (--max-body-bytes)`);
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
@@ -159,7 +164,7 @@ function sendError(res: ServerResponse, req: IncomingMessage, err: unknown, logg
     res.setHeader("connection", "close");
     req.resume();
   }
-  const status = err instanceof PayloadTooLarge ? 413 : err instanceof ConnectError ? STATUS_OF_CODE[err.code] : undefined;
+  const status = err instanceof ConnectError ? (tooLargeErrors.has(err) ? 413 : STATUS_OF_CODE[err.code]) : undefined;
   if (status === undefined || !(err instanceof ConnectError)) {
     const correlationId = randomUUID();
     logger.error({ err, correlationId, method: req.method, url: req.url }, "internal error answering an Open Inference Protocol request");
