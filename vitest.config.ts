@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 // processes, gRPC over loopback, Redis). `npm run test:unit` runs the first alone; .ci/run runs both.
 // test/architecture checks the import rules by reading the sources (no process): unit, but for
 // its *.integration.test.ts, which checks the checker against esbuild's parser and git.
-const UNIT = ["services/**/*.test.ts", "sdk/typescript/src/**/*.test.ts", "cli/**/*.test.ts", "test/architecture/**/*.test.ts"];
+const UNIT = ["services/**/*.test.ts", "console/src/**/*.test.ts", "sdk/typescript/src/**/*.test.ts", "cli/**/*.test.ts", "test/architecture/**/*.test.ts"];
 const INTEGRATION = ["**/*.integration.test.ts", "test/**/*.test.ts", "bench/loadgen/**/*.test.ts"];
 const INTEGRATION_EXCLUDE = ["test/architecture/**/!(*.integration).test.ts"];
 

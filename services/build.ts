@@ -8,12 +8,16 @@
  * forget. `node --import tsx services/<name>/main.ts` still works for
  * development.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 
+/** The services of the prediction path (and of the Kubernetes images). */
 export const BUNDLED_SERVICES = ["registry", "container-manager", "router", "gateway"] as const;
-export type BundledService = (typeof BUNDLED_SERVICES)[number];
+/** The operator's console runs beside them under `clipper up`, bundled the same way. */
+export const CONSOLE_SERVICE = "console";
+export type BundledService = (typeof BUNDLED_SERVICES)[number] | typeof CONSOLE_SERVICE;
 
 /**
  * The bundle of a service: dist/<name>/main.mjs, as deep in the repository as
@@ -53,7 +57,7 @@ export function buildServices(repoRoot: string): Promise<void> {
 async function bundle(repoRoot: string): Promise<void> {
   const result = await build({
     absWorkingDir: repoRoot,
-    entryPoints: BUNDLED_SERVICES.map((name) => ({ in: path.join("services", name, "main.ts"), out: path.join(name, "main") })),
+    entryPoints: [...BUNDLED_SERVICES, CONSOLE_SERVICE].map((name) => ({ in: path.join("services", name, "main.ts"), out: path.join(name, "main") })),
     outdir: path.join(repoRoot, "dist"),
     outExtension: { ".js": ".mjs" },
     bundle: true,
@@ -71,4 +75,84 @@ async function bundle(repoRoot: string): Promise<void> {
     writeFileSync(file.path + suffix, file.contents);
     renameSync(file.path + suffix, file.path);
   }
+}
+
+/** The console's built page, which dist/console/main.mjs serves. */
+export function consoleUiDir(repoRoot: string): string {
+  return path.join(repoRoot, "dist", "console-ui");
+}
+
+const STAMP = ".sources-sha256";
+const uiBuilds = new Map<string, Promise<void>>();
+
+/**
+ * Builds the console's page (console/, with Vite) into dist/console-ui unless
+ * the build there was made from the same sources: the sha256 of every source
+ * file and of package-lock.json (the versions of Vite and uPlot) is kept
+ * beside it. Once per process and repository. Built aside and renamed into
+ * place, so a console starting meanwhile never reads half a build.
+ */
+export function buildConsoleUi(repoRoot: string): Promise<void> {
+  let done = uiBuilds.get(repoRoot);
+  if (done === undefined) {
+    done = bundleConsoleUi(repoRoot);
+    uiBuilds.set(repoRoot, done);
+  }
+  return done;
+}
+
+/** The files the page is built from, in a stable order. */
+function consoleSources(repoRoot: string): string[] {
+  const root = path.join(repoRoot, "console");
+  const files = ["index.html", "vite.config.ts"].map((f) => path.join(root, f));
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir).sort()) {
+      const full = path.join(dir, entry);
+      if (statSync(full).isDirectory()) walk(full);
+      else if (!entry.endsWith(".test.ts")) files.push(full);
+    }
+  };
+  walk(path.join(root, "src"));
+  // The page imports the API's types from the console service.
+  files.push(path.join(repoRoot, "services", "console", "console-api.ts"), path.join(repoRoot, "package-lock.json"));
+  return files;
+}
+
+async function bundleConsoleUi(repoRoot: string): Promise<void> {
+  const hash = createHash("sha256");
+  for (const file of consoleSources(repoRoot)) hash.update(path.relative(repoRoot, file)).update("\0").update(readFileSync(file)).update("\0");
+  const digest = hash.digest("hex");
+  const outDir = consoleUiDir(repoRoot);
+  let built = "";
+  try {
+    built = readFileSync(path.join(outDir, STAMP), "utf8").trim();
+  } catch {
+    // no build yet
+  }
+  if (built === digest) return;
+  const suffix = `.${process.pid}.${Date.now()}.tmp`;
+  const temp = outDir + suffix;
+  // Vite is loaded only when a build is due: every other start stays as fast as before.
+  const vite = await import("vite");
+  await vite.build({
+    root: path.join(repoRoot, "console"),
+    configFile: path.join(repoRoot, "console", "vite.config.ts"),
+    build: { outDir: temp, emptyOutDir: true },
+    logLevel: "warn",
+  });
+  writeFileSync(path.join(temp, STAMP), `${digest}\n`);
+  const old = `${outDir}.old${suffix}`;
+  try {
+    renameSync(outDir, old);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  try {
+    renameSync(temp, outDir);
+  } catch (err) {
+    // Another process put its build of the same sources in place first.
+    if ((err as NodeJS.ErrnoException).code !== "ENOTEMPTY" && (err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    rmSync(temp, { recursive: true, force: true });
+  }
+  rmSync(old, { recursive: true, force: true });
 }

@@ -109,6 +109,8 @@ export const defaults = {
   registryMetricsPort: 9338,
   routerMetricsPort: 9339,
   containerManagerMetricsPort: 9340,
+  /** The console's page, API and /metrics (one HTTP port). */
+  consolePort: 1341,
 } as const;
 
 /** Options every service shares; `envPrefix` is e.g. "CLIPPER_ROUTER". */
