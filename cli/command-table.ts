@@ -57,9 +57,9 @@ export const GLOBAL_OPTIONS: Record<string, OptionDef> = {
 export const COMMANDS: CommandDef[] = [
   {
     name: "up",
-    summary: "start the registry, container-manager and gateway (with the router inside it) on this machine",
+    summary: "start the registry, container-manager, gateway (with the router inside it) and console on this machine",
     synopsis:
-      "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--router in-process|service] [--store embedded|redis] [--redis-url U] [--foreground]",
+      "[--host H] [--gateway-port P] [--registry-port P] [--router-port P] [--container-manager-port P] [--console-port P] [--router in-process|service] [--store embedded|redis] [--redis-url U] [--foreground]",
     positionals: { required: [] },
     options: {
       host: { type: "string", value: "HOST", help: "address the services bind (default 127.0.0.1)" },
@@ -67,6 +67,11 @@ export const COMMANDS: CommandDef[] = [
       "registry-port": { type: "string", value: "PORT", help: "registry port (default 1338; metrics on port + 8000)" },
       "router-port": { type: "string", value: "PORT", help: "router port with --router service (default 1339; metrics on port + 8000)" },
       "container-manager-port": { type: "string", value: "PORT", help: "container-manager port (default 1340; metrics on port + 8000)" },
+      "console-port": {
+        type: "string",
+        value: "PORT",
+        help: "the operator's console, a web page (default the gateway's port + 4, so 1341; metrics on the same port)",
+      },
       router: {
         type: "string",
         value: "MODE",

@@ -5,7 +5,7 @@
  * `down` stops the supervisor first, then the services, then any model
  * replica a dead container-manager left.
  */
-import { buildServices } from "../services/build.js";
+import { buildConsoleUi, buildServices } from "../services/build.js";
 import { defaults } from "../services/shared/index.js";
 import { CliError } from "./cli-error.js";
 import { type Invocation, intFlag, stringFlag, UsageError } from "./invocation.js";
@@ -72,6 +72,8 @@ export async function runUp(inv: Invocation): Promise<number> {
         registry: port("registry-port", defaults.registryPort),
         router: port("router-port", defaults.routerPort),
         containerManager: port("container-manager-port", defaults.containerManagerPort),
+        // Beside a gateway moved off its default port the console moves along (1337 -> 1341), so two systems on one machine do not collide.
+        console: port("console-port", defaults.consolePort + port("gateway-port", defaults.gatewayPort) - defaults.gatewayPort),
       },
       store,
       ...(redisUrl === undefined ? {} : { redisUrl }),
@@ -80,8 +82,9 @@ export async function runUp(inv: Invocation): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message, inv.command);
   }
-  // The services run from bundles (services/build.ts), built from the sources at hand.
-  await buildServices(inv.env.repoRoot);
+  // The services run from bundles (services/build.ts), built from the sources at hand; the console's page is
+  // built when its sources changed since the last build.
+  await Promise.all([buildServices(inv.env.repoRoot), buildConsoleUi(inv.env.repoRoot)]);
   const out = inv.env.stdout;
   const foreground = inv.values.foreground === true;
   const healthTimeoutMs = intFlag(inv, "timeout", 60, 1, 3600) * 1000;
@@ -91,7 +94,13 @@ export async function runUp(inv: Invocation): Promise<number> {
       host,
       launches,
       healthTimeoutMs,
-      portFlags: { gateway: "--gateway-port", registry: "--registry-port", router: "--router-port", "container-manager": "--container-manager-port" },
+      portFlags: {
+        gateway: "--gateway-port",
+        registry: "--registry-port",
+        router: "--router-port",
+        "container-manager": "--container-manager-port",
+        console: "--console-port",
+      },
       supervise: !foreground,
     },
     out,
@@ -199,6 +208,8 @@ function printEndpoints(file: ServicesFile, out: Output): void {
   const address = `${connectHost(gateway.host)}:${gateway.port}`;
   out.write(`  REST:  POST http://${address}/<application>/predict  {"input": [...]}\n`);
   out.write(`  gRPC:  ${address}  (clipper.v1.PredictionService)\n`);
+  const page = file.services.find((s) => s.name === "console");
+  if (page !== undefined) out.write(`  console: http://${connectHost(page.host)}:${page.port}/  (the operator's page: docs/console.md)\n`);
 }
 
 /**

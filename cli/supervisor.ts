@@ -12,8 +12,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { serviceNodeArgs } from "../services/build.js";
 import { createProbe, type HealthProbe } from "./health-probe.js";
 
-/** Start order; they stop in the reverse order (gateway first, registry last). */
-export const SERVICE_NAMES = ["registry", "container-manager", "router", "gateway"] as const;
+/** Start order; they stop in the reverse order (console first, registry last). */
+export const SERVICE_NAMES = ["registry", "container-manager", "router", "gateway", "console"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export type { HealthProbe } from "./health-probe.js";
@@ -84,7 +84,8 @@ export interface PlanOptions {
   repoRoot: string;
   dataDir: string;
   host: string;
-  ports: { gateway: number; registry: number; router: number; containerManager: number };
+  /** console: the operator's console's port; absent, no console is started. */
+  ports: { gateway: number; registry: number; router: number; containerManager: number; console?: number };
   store: "embedded" | "redis";
   redisUrl?: string;
   /** The router inside the gateway's process (`--router in-process` on the gateway) instead of a service of its own. */
@@ -144,7 +145,28 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
       kind: "http",
       path: "/healthz",
     }),
+    // The console scrapes every service's /metrics (the router's are on the gateway's when it runs inside it).
+    ...(options.ports.console === undefined
+      ? []
+      : [
+          launch("console", options.ports.console, false, ["--registry", registry, "--metrics-targets", consoleTargets(options)], {
+            kind: "http",
+            path: "/healthz",
+          }),
+        ]),
   ];
+}
+
+function consoleTargets(options: PlanOptions): string {
+  const connect = connectHost(options.host);
+  const metrics = (port: number) => `http://${connect}:${port}/metrics`;
+  const targets = [
+    `gateway=${metrics(options.ports.gateway)}`,
+    `registry=${metrics(options.ports.registry + METRICS_PORT_OFFSET)}`,
+    `container-manager=${metrics(options.ports.containerManager + METRICS_PORT_OFFSET)}`,
+    ...(options.routerInProcess ? [] : [`router=${metrics(options.ports.router + METRICS_PORT_OFFSET)}`]),
+  ];
+  return targets.join(",");
 }
 
 /** The address clients use for a service bound on `host` (a wildcard bind is reached on loopback). */
