@@ -1,0 +1,302 @@
+// A real Prometheus (Debian's package) scraping the real services and model
+// replicas with deploy/prometheus.yml's jobs (targets rewritten to this test's
+// ports, the replicas found through the container-manager's file_sd file), the
+// alert rules of deploy/prometheus/alerts.yml loaded in it, and every query of
+// the Grafana dashboard run against it.
+//
+// Skipped when prometheus is not installed, unless CLIPPER_PROMETHEUS_TESTS=1
+// (.ci/run sets it after installing the package): then it fails instead.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadYaml } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
+import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "../system.js";
+import { type PrometheusServer, type PromSample, prometheusVersion, startPrometheus, testConfig } from "./prometheus-server.js";
+
+const prometheusRequired = process.env.CLIPPER_PROMETHEUS_TESTS === "1";
+const installed = prometheusVersion();
+const skip = installed === undefined && !prometheusRequired;
+if (skip) {
+  console.warn(
+    "prometheus.integration.test.ts skipped: Debian's prometheus is not installed (apt-get install -y prometheus); " +
+      "with CLIPPER_PROMETHEUS_TESTS=1 this is a failure instead",
+  );
+}
+
+const INTERVAL = "1s";
+const alertsFile = join(repoRoot, "deploy", "prometheus", "alerts.yml");
+const dashboardFile = join(repoRoot, "deploy", "grafana", "clipper-dashboard.json");
+
+interface Dashboard {
+  templating: { list: Array<{ name: string; query: string | object }> };
+  panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+}
+
+/** Each alert of alerts.yml with its expression. */
+function alertRules(): Array<{ alert: string; expr: string }> {
+  const file = loadYaml<{ groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> }>(readFileSync(alertsFile, "utf8"));
+  return file.groups.flatMap((g) => g.rules.filter((r): r is { alert: string; expr: string } => r.alert !== undefined));
+}
+
+/** Metric names an expression reads: `clipper_*` identifiers and `up`, without PromQL's functions and keywords. */
+function metricNames(expr: string): string[] {
+  const names = new Set<string>();
+  for (const m of expr.matchAll(/\b(clipper_[a-z0-9_]+|up)\b(?!\s*\()/g)) names.add(m[1] as string);
+  return [...names];
+}
+
+/** The single sample of an instant vector, with a failure naming the query when there is none or several. */
+function only(samples: PromSample[], expr: string): PromSample {
+  expect(samples, `${expr} should return exactly one series`).toHaveLength(1);
+  return samples[0] as PromSample;
+}
+
+describe.skipIf(skip)(`a real Prometheus scrapes the system (${installed ?? "prometheus not installed"})`, () => {
+  const system = new TestSystem();
+  let prometheus: PrometheusServer | undefined;
+  const prom = () => {
+    if (prometheus === undefined) throw new Error("prometheus did not start");
+    return prometheus;
+  };
+  const predict = (app: string, body: unknown) => postJson(`${system.gatewayUrl}/${app}/predict`, body);
+
+  /** Waits until every target of these jobs has been scraped, successfully, after `sinceMs`. */
+  async function scrapedAfter(sinceMs: number, jobs: readonly string[]): Promise<void> {
+    await waitFor(
+      `a scrape of ${jobs.join(", ")} after the workload`,
+      async () => {
+        const targets = (await prom().targets()).filter((t) => jobs.includes(t.labels.job ?? ""));
+        const fresh = targets.filter((t) => t.health === "up" && Date.parse(t.lastScrape) > sinceMs);
+        return jobs.every((j) => targets.some((t) => t.labels.job === j)) && fresh.length === targets.length ? true : undefined;
+      },
+      20_000,
+    );
+  }
+
+  beforeAll(async () => {
+    if (installed === undefined) {
+      throw new Error("CLIPPER_PROMETHEUS_TESTS=1 but prometheus is not installed (apt-get install -y prometheus)");
+    }
+    await system.start();
+    const mgmt = system.management();
+    await mgmt.createApplication({ name: "counted", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n });
+    await mgmt.createApplication({ name: "cached", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n, cacheEnabled: true });
+    await mgmt.createApplication({ name: "unlinked", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 1_000_000n });
+    await system.deployApp("pids", pythonFileModel("pid-model", join(repoRoot, "test", "fixtures", "pid_model.py")), { sloMicros: 5_000_000n });
+    await system.deploy(pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")));
+    await mgmt.linkModel({ application: "counted", modelName: "sum-model" });
+    await mgmt.linkModel({ application: "cached", modelName: "sum-model" });
+    // Warm up through "cached" so that "counted" sees only the workload it counts.
+    await waitFor("an answer from sum-model", async () => ((await predict("cached", { input: [0.5] })).json.default === false ? true : undefined));
+    await waitFor("an answer from pid-model", async () => ((await predict("pids", { input: [1] })).json.default === false ? true : undefined));
+
+    prometheus = await startPrometheus(
+      testConfig({
+        targets: {
+          "clipper-gateway": system.address("gateway"),
+          "clipper-registry": `127.0.0.1:${system.metricsPort("registry")}`,
+          "clipper-router": `127.0.0.1:${system.metricsPort("router")}`,
+          "clipper-container-manager": `127.0.0.1:${system.metricsPort("container-manager")}`,
+        },
+        fileSdFile: join(system.dataDir, "run", "replica-targets.json"),
+        interval: INTERVAL,
+      }),
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await system.stop();
+  }, 60_000);
+
+  it("scrapes the four services and each model replica, found through the file_sd file", async () => {
+    const targets = await waitFor(
+      "every target up",
+      async () => {
+        const all = await prom().targets();
+        const replicas = all.filter((t) => t.labels.job === "clipper-replica");
+        const models = new Set(replicas.map((t) => t.labels.model));
+        return all.length === 6 && all.every((t) => t.health === "up") && models.has("sum-model") && models.has("pid-model") ? all : undefined;
+      },
+      30_000,
+    ).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\ntargets: ${JSON.stringify(await prom().targets(), null, 1)}\n${prom().logTail()}`);
+    });
+    const byJob = (job: string) => targets.filter((t) => t.labels.job === job);
+    expect(byJob("clipper-gateway")[0]?.scrapeUrl).toBe(`${system.gatewayUrl}/metrics`);
+    expect(byJob("clipper-registry")[0]?.scrapeUrl).toBe(`http://127.0.0.1:${system.metricsPort("registry")}/metrics`);
+    expect(byJob("clipper-router")[0]?.scrapeUrl).toBe(`http://127.0.0.1:${system.metricsPort("router")}/metrics`);
+    expect(byJob("clipper-container-manager")[0]?.scrapeUrl).toBe(`http://127.0.0.1:${system.metricsPort("container-manager")}/metrics`);
+    const replicas = (await system.containerManager().listModelReplicas({ modelName: "sum-model" })).replicas;
+    const sum = byJob("clipper-replica").find((t) => t.labels.model === "sum-model");
+    expect(sum?.labels).toMatchObject({ version: "1", replica: replicas[0]?.id });
+    // The replica's target is the metrics endpoint the container-manager reports.
+    const info = only(await prom().query('clipper_replica_info{model="sum-model"}'), "clipper_replica_info");
+    expect(sum?.scrapeUrl).toBe(`http://${info.metric.metrics_endpoint}/metrics`);
+  }, 60_000);
+
+  it("holds the series of a known workload with their labels and values", async () => {
+    const modelInputs = 'sum(clipper_model_inputs_total{job="clipper-replica", model="sum-model", version="1", outcome="ok"})';
+    await scrapedAfter(Date.now(), ["clipper-replica"]);
+    const inputsBefore = Number(only(await prom().query(modelInputs), modelInputs).value[1]);
+
+    // 5 single predictions and one batch of 3: 6 requests, 8 queries, 8 inputs through the model.
+    for (let i = 0; i < 5; i++) expect((await predict("counted", { input: [i, 1] })).json.default).toBe(false);
+    const batch = await predict("counted", { input_batch: [[1], [2], [3]] });
+    expect(batch.status).toBe(200);
+    const doneAt = Date.now();
+    await scrapedAfter(doneAt, ["clipper-gateway", "clipper-router", "clipper-replica", "clipper-container-manager", "clipper-registry"]);
+
+    const requests = only(await prom().query('clipper_gateway_requests_total{application="counted"}'), "gateway requests");
+    expect(requests.metric).toEqual({
+      __name__: "clipper_gateway_requests_total",
+      job: "clipper-gateway",
+      instance: system.address("gateway"),
+      service: "gateway",
+      application: "counted",
+      protocol: "rest",
+      outcome: "answered",
+      code: "ok",
+    });
+    expect(requests.value[1]).toBe("6");
+    const latencyCount = only(await prom().query('clipper_gateway_request_duration_seconds_count{application="counted"}'), "gateway latency");
+    expect(latencyCount.value[1]).toBe("6");
+
+    const queries = only(await prom().query('clipper_router_queries_total{application="counted"}'), "router queries");
+    expect(queries.metric).toMatchObject({
+      job: "clipper-router",
+      service: "router",
+      application: "counted",
+      model: "sum-model",
+      version: "1",
+      outcome: "answered",
+      reason: "predicted",
+    });
+    expect(queries.value[1]).toBe("8");
+    expect(only(await prom().query('clipper_router_query_duration_seconds_count{application="counted"}'), "router latency").value[1]).toBe("8");
+
+    // The replica's own series keep its labels (honor_labels) and carry the file_sd's replica label.
+    const inputs = only(await prom().query('clipper_model_inputs_total{model="sum-model", outcome="ok"}'), "model inputs");
+    expect(Object.keys(inputs.metric).filter((k) => k.startsWith("exported_"))).toEqual([]);
+    expect(inputs.metric).toMatchObject({ job: "clipper-replica", model: "sum-model", version: "1" });
+    expect(inputs.metric.replica).toMatch(/.+/);
+    expect(Number(inputs.value[1]) - inputsBefore).toBe(8);
+
+    const gauge = async (expr: string) => Number(only(await prom().query(expr), expr).value[1]);
+    expect(await gauge('clipper_container_manager_replicas_ready{model="sum-model", version="1"}')).toBe(1);
+    expect(await gauge('clipper_container_manager_replicas_desired{model="sum-model", version="1"}')).toBe(1);
+    expect(await gauge('clipper_router_queue_capacity{model="sum-model", version="1"}')).toBe(10_000);
+    expect(await gauge('clipper_router_queue_depth{model="sum-model", version="1"}')).toBe(0);
+    expect(await gauge('clipper_router_inflight_batches{model="sum-model", version="1"}')).toBe(0);
+    expect(await gauge("clipper_registry_revision")).toBeGreaterThan(0);
+    // The gateway, the router and the container-manager each follow the registry.
+    expect(await gauge("clipper_registry_watchers")).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
+  it("answers every query of the Grafana dashboard with series", async () => {
+    // What the panels show that the workload so far lacks: defaults, cache hits, a restart, a failed start.
+    // A labelled counter starts to exist at its first increment, which rate() cannot see: scrape it once before the rest.
+    expect((await predict("unlinked", { input: [1] })).json.default).toBe(true);
+    await scrapedAfter(Date.now(), ["clipper-router"]);
+    for (let i = 0; i < 3; i++) expect((await predict("unlinked", { input: [1] })).json.default).toBe(true);
+    for (let i = 0; i < 3; i++) expect((await predict("cached", { input: [7, 7] })).json.output).toBe(14);
+    const pid = Number((await predict("pids", { input: [1] })).json.output);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, "SIGKILL");
+    // Exits at once, before it is ever ready: three times, and the replica is FAILED.
+    const broken = {
+      name: "broken-model",
+      version: "1",
+      inputType: InputType.DOUBLES,
+      desiredReplicas: 1,
+      runtime: { kind: { case: "command" as const, value: { argv: [process.execPath, "-e", "process.exit(3)"], env: {}, workingDir: "" } } },
+    };
+    await expect(system.deploy(broken, 30)).rejects.toThrow();
+    await waitFor("pid-model restarted", async () => {
+      const r = await predict("pids", { input: [1] });
+      return r.json.default === false && Number(r.json.output) !== pid ? true : undefined;
+    });
+    for (let i = 0; i < 3; i++) await predict("pids", { input: [i] });
+
+    const dashboard = JSON.parse(readFileSync(dashboardFile, "utf8")) as Dashboard;
+    const variable = dashboard.templating.list.find((v) => v.name === "application");
+    expect(variable?.query).toBe("label_values(clipper_gateway_requests_total, application)");
+    expect(await prom().labelValues("application", "clipper_gateway_requests_total")).toEqual(expect.arrayContaining(["counted", "cached", "unlinked"]));
+
+    const queries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replaceAll("$application", ".*") })));
+    expect(queries.length).toBeGreaterThanOrEqual(12);
+    const empty: string[] = [];
+    for (const { panel, expr } of queries) {
+      // Rates need two scrapes after the events; a wrong name or label never returns anything.
+      const series = await waitFor(
+        `series for ${expr}`,
+        async () => {
+          const r = await prom().query(expr);
+          return r.length > 0 ? r : undefined;
+        },
+        15_000,
+      ).catch(() => undefined);
+      if (series === undefined) empty.push(`${panel}: ${expr}`);
+    }
+    expect(empty, "dashboard queries without series").toEqual([]);
+  }, 120_000);
+
+  it("loads every alert rule, evaluates it without error, and reads only metrics it scrapes", async () => {
+    const expected = alertRules();
+    expect(expected.length).toBeGreaterThanOrEqual(15);
+    const rules = await waitFor(
+      "every rule evaluated",
+      async () => {
+        const r = await prom().rules();
+        return r.length === expected.length && r.every((x) => Date.parse(x.lastEvaluation) > 0) ? r : undefined;
+      },
+      15_000,
+    );
+    expect(rules.map((r) => r.name).sort()).toEqual(expected.map((r) => r.alert).sort());
+    for (const r of rules) expect({ rule: r.name, health: r.health, lastError: r.lastError ?? "" }).toEqual({ rule: r.name, health: "ok", lastError: "" });
+
+    const scraped = new Set(await prom().labelValues("__name__", '{job=~"clipper-.+"}'));
+    const missing = expected.flatMap((r) =>
+      metricNames(r.expr)
+        .filter((name) => !scraped.has(name))
+        .map((name) => `${r.alert}: ${name}`),
+    );
+    expect(missing, "metrics the alerts read that no target exports").toEqual([]);
+
+    // The failed model and the application with no model are seen as such (pending: their `for:` is minutes).
+    const alerts = await waitFor(
+      "ClipperReplicaFailed and ClipperNoReplicaReady on broken-model, ClipperDefaultRateHigh on unlinked",
+      async () => {
+        const a = await prom().alerts();
+        const names = new Set(a.map((x) => `${x.labels.alertname} ${x.labels.model ?? x.labels.application}`));
+        const seen = ["ClipperReplicaFailed broken-model", "ClipperNoReplicaReady broken-model", "ClipperDefaultRateHigh unlinked"];
+        return seen.every((n) => names.has(n)) ? a : undefined;
+      },
+      15_000,
+    ).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}; active: ${JSON.stringify((await prom().alerts()).map((a) => a.labels))}`);
+    });
+    // Nothing else, but for pid-model (killed above: its queries got defaults meanwhile) and a loaded machine's event loop.
+    const unexpected = alerts.filter(
+      (a) =>
+        a.labels.model !== "broken-model" &&
+        a.labels.model !== "pid-model" &&
+        a.labels.application !== "unlinked" &&
+        a.labels.application !== "pids" &&
+        a.labels.alertname !== "ClipperEventLoopLagHigh",
+    );
+    expect(unexpected.map((a) => a.labels)).toEqual([]);
+  }, 60_000);
+
+  it("raises ClipperRegistryDown once the registry is gone", async () => {
+    await system.stopService("registry");
+    const alert = await waitFor(
+      "ClipperRegistryDown pending",
+      async () => (await prom().alerts()).find((a) => a.labels.alertname === "ClipperRegistryDown"),
+      15_000,
+    );
+    expect(alert.labels).toMatchObject({ job: "clipper-registry", severity: "critical" });
+    expect(Number(only(await prom().query('up{job="clipper-registry"}'), "up").value[1])).toBe(0);
+  }, 30_000);
+});
