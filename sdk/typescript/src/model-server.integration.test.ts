@@ -153,4 +153,93 @@ describe("serveModel", () => {
     const health = createClient(Health, sum.transport);
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
   });
+
+  describe("close()", () => {
+    /** A server of its own (closed by the test, not by afterAll) whose model holds a batch whose first value is 0 until released. */
+    async function heldServer() {
+      let release: () => void = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let running = 0;
+      const served = await serve(async (inputs: ModelInput[]) => {
+        running++;
+        if ((inputs[0] as number[])[0] === 0) await gate;
+        return inputs.map((x) => String((x as number[])[0]));
+      }, InputType.DOUBLES);
+      started.splice(started.indexOf(served), 1);
+      return { ...served, release, running: () => running };
+    }
+    const until = async (what: string, ok: () => boolean) => {
+      for (let waited = 0; !ok(); waited += 10) {
+        if (waited > 10_000) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+
+    it("lets a stream's batch and a unary call in flight finish, answers a batch sent while draining UNAVAILABLE, and ends the stream OK", async () => {
+      const held = await heldServer();
+      let closing: () => void = () => {};
+      const closeCalled = new Promise<void>((resolve) => (closing = resolve));
+      async function* requests() {
+        yield { batchId: 1n, inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [0] } };
+        await closeCalled;
+        yield { batchId: 2n, inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [7] } };
+        // The caller closes its side once it has its answers, as the router does with a replica that is going.
+        await allAnswered;
+      }
+      const answers: string[] = [];
+      let answered: () => void = () => {};
+      const allAnswered = new Promise<void>((resolve) => (answered = resolve));
+      const streamDone = (async () => {
+        for await (const a of held.client.predictStream(requests())) {
+          if (answers.length === 1) answered();
+          answers.push(
+            a.errorCode === 0 ? `${a.batchId}:${a.outputs.map((o) => o.result.value).join(",")}` : `${a.batchId}:error ${a.errorCode}: ${a.errorMessage}`,
+          );
+        }
+      })();
+      const unary = held.client.predict({ inputs: { type: InputType.DOUBLES, lengths: [1, 1], doubles: [0, 3] } });
+      await until("both batches in the model", () => held.running() === 2);
+      const closed = held.server.close(10_000);
+      closing();
+      await until("the batch sent while draining to be refused", () => answers.length === 1);
+      expect(answers).toEqual([`2:error ${Code.Unavailable}: the model server is stopping; send the batch to another replica`]);
+      const health = createClient(Health, held.transport);
+      expect(
+        await health.check({ service: "" }).then(
+          (r) => r.status,
+          (e: unknown) => (e as ConnectError).code,
+        ),
+      ).not.toBe(HealthCheckResponse_ServingStatus.SERVING);
+      held.release();
+      expect(values(await unary)).toEqual(["value:0", "value:3"]);
+      await streamDone;
+      expect(answers).toEqual([`2:error ${Code.Unavailable}: the model server is stopping; send the batch to another replica`, "1:0"]);
+      const startedAt = performance.now();
+      await closed;
+      expect(performance.now() - startedAt).toBeLessThan(2000);
+      held.sessions.abort();
+    });
+
+    it("cuts what outlasts the drain timeout", async () => {
+      const held = await heldServer();
+      const stream = (async () => {
+        async function* requests() {
+          yield { batchId: 1n, inputs: { type: InputType.DOUBLES, lengths: [1], doubles: [0] } };
+          await new Promise(() => {});
+        }
+        for await (const _ of held.client.predictStream(requests())) {
+          // never answered
+        }
+      })().catch((e: unknown) => e);
+      await until("the batch in the model", () => held.running() === 1);
+      const startedAt = performance.now();
+      await held.server.close(300);
+      const tookMs = performance.now() - startedAt;
+      expect(tookMs).toBeGreaterThanOrEqual(290);
+      expect(tookMs).toBeLessThan(3000);
+      expect(await stream).toBeInstanceOf(ConnectError);
+      held.release();
+      held.sessions.abort();
+    });
+  });
 });

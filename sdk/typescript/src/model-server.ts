@@ -48,8 +48,14 @@ export interface RunningModelServer {
   readonly port: number;
   /** host:port, for a client. */
   readonly address: string;
-  /** Stops accepting calls (health turns NOT_SERVING, open streams end), lets running calls finish for up to graceMs, then cuts them. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stops gracefully: health turns NOT_SERVING, no new call is accepted, each
+   * open PredictStream reads no more batches (one arriving now is answered
+   * UNAVAILABLE, for the router to retry elsewhere) and ends once its batches
+   * in flight are answered; running unary calls finish. After drainTimeoutMs
+   * whatever still runs is cut.
+   */
+  close(drainTimeoutMs?: number): Promise<void>;
 }
 
 type Outputs = Array<MessageInitShape<typeof OutputSchema>>;
@@ -64,6 +70,9 @@ const PREDICT_SPAN_ATTRIBUTES = { "rpc.system": "grpc", "rpc.service": ModelServ
 const MAX_OPEN_BATCHES = 1024;
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** How long close() lets batches in flight finish: under the container-manager's 5 s from SIGTERM to SIGKILL. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 4000;
 
 /**
  * Serves a model as clipper.model.v1.ModelService, with grpc.health.v1, on a
@@ -103,7 +112,8 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
   }
 
   const health = new ServingHealth(["", ModelService.typeName, Health.typeName]);
-  const openStreams = new Set<() => void>();
+  /** Each open PredictStream's drain: stop taking batches, end once the open ones are answered. */
+  const streamDrains = new Set<() => void>();
   const metadata: MessageInitShape<typeof GetMetadataResponseSchema> = {
     modelName: options.name,
     modelVersion: options.version,
@@ -119,7 +129,7 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
       return { outputs: await inServerSpan(PREDICT_SPAN, parent, PREDICT_SPAN_ATTRIBUTES, () => predictBatch(req.inputs)) };
     }),
     PredictStream: (call: StreamCall) =>
-      answerStream(call, openStreams, (req) => inServerSpan(PREDICT_SPAN, req, PREDICT_SPAN_ATTRIBUTES, () => predictBatch(req.inputs))),
+      answerStream(call, streamDrains, (req) => inServerSpan(PREDICT_SPAN, req, PREDICT_SPAN_ATTRIBUTES, () => predictBatch(req.inputs))),
     GetMetadata: unary<typeof GetMetadataRequestSchema, typeof GetMetadataResponseSchema>("GetMetadata", logger, async () => metadata),
     CheckReadiness: unary<typeof CheckReadinessRequestSchema, typeof CheckReadinessResponseSchema>("CheckReadiness", logger, async () => ({ ready: true })),
   });
@@ -133,13 +143,14 @@ export async function serveModel(model: Model, options: ServeModelOptions): Prom
   return {
     port,
     address: `${host}:${port}`,
-    close: async (graceMs = 2000) => {
+    close: async (drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS) => {
       health.stop();
-      for (const end of [...openStreams]) end();
+      for (const drain of [...streamDrains]) drain();
       let timer: NodeJS.Timeout | undefined;
+      // tryShutdown refuses new calls and resolves when the running ones (the draining streams among them) have ended.
       const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
-      const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, false)));
-      if (!(await Promise.race([drained, graceOver]))) server.forceShutdown();
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs, false)));
+      if (!(await Promise.race([drained, timedOut]))) server.forceShutdown();
       clearTimeout(timer);
     },
   };
@@ -176,23 +187,29 @@ function metadataValue(metadata: grpc.Metadata, key: string): string {
  * on. Ends when the caller has closed its side and every batch is answered; a
  * message that is not a PredictStreamRequest ends it INVALID_ARGUMENT once the
  * open batches are answered. While answers wait for the caller to read them,
- * no more batches are read.
+ * no more batches are read. Once drained (the server is stopping), a new batch
+ * is answered UNAVAILABLE and the stream ends when the open ones are answered.
  */
-function answerStream(call: StreamCall, openStreams: Set<() => void>, predict: (req: PredictStreamRequest) => Promise<Outputs>): void {
+function answerStream(call: StreamCall, streamDrains: Set<() => void>, predict: (req: PredictStreamRequest) => Promise<Outputs>): void {
   let open = 0;
   let inputEnded = false;
+  let draining = false;
   let finished = false;
   let failure: StatusError | undefined;
   let paused = false;
   const finish = () => {
     if (finished) return;
     finished = true;
-    openStreams.delete(finish);
+    streamDrains.delete(drain);
     if (failure === undefined) call.end();
     else call.emit("error", grpcStatus(failure, "PredictStream"));
   };
   const endIfDone = () => {
-    if (inputEnded && open === 0) finish();
+    if ((inputEnded || draining) && open === 0) finish();
+  };
+  const drain = () => {
+    draining = true;
+    endIfDone();
   };
   const answer = (message: StreamAnswer) => {
     open--;
@@ -206,10 +223,10 @@ function answerStream(call: StreamCall, openStreams: Set<() => void>, predict: (
     }
     endIfDone();
   };
-  openStreams.add(finish);
+  streamDrains.add(drain);
   call.once("cancelled", () => {
     finished = true;
-    openStreams.delete(finish);
+    streamDrains.delete(drain);
   });
   call.on("data", (req: Received<typeof PredictStreamRequestSchema>) => {
     if (inputEnded) return;
@@ -221,6 +238,10 @@ function answerStream(call: StreamCall, openStreams: Set<() => void>, predict: (
     }
     const batchId = req.batchId;
     open++;
+    if (draining) {
+      answer({ batchId, errorCode: Code.Unavailable, errorMessage: "the model server is stopping; send the batch to another replica" });
+      return;
+    }
     if (open > MAX_OPEN_BATCHES) {
       answer({ batchId, errorCode: Code.ResourceExhausted, errorMessage: `${MAX_OPEN_BATCHES} batches are open on this stream, its limit` });
       return;

@@ -3,7 +3,7 @@
 // starts `node --import tsx sdk/typescript/src/runner.ts` (so TypeScript model modules load); from the
 // installed package it is `clipper-model-runner` or `node node_modules/@clipper/model-sdk/dist/runner.js`.
 import { createModelRegistry, type MetricsEndpoint, serveMetrics } from "./metrics.js";
-import { serveModel } from "./model-server.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS, serveModel } from "./model-server.js";
 import { loadModel, runnerConfigFromEnv } from "./runner-config.js";
 import { startTracing } from "./tracing.js";
 
@@ -29,8 +29,9 @@ async function main(): Promise<void> {
   const stop = () => {
     if (stopping) process.exit(1);
     stopping = true;
+    // Batches in flight finish (bounded), then the process exits 0; a second signal exits at once.
     server
-      .close(2000)
+      .close(DEFAULT_DRAIN_TIMEOUT_MS)
       .then(() => metricsEndpoint?.close())
       .then(() => tracing?.shutdown())
       .then(
