@@ -1,17 +1,18 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type {
-  GRPCInferenceService,
-  ModelInferRequest,
-  ModelInferResponseSchema,
-  ModelStreamInferResponseSchema,
+import {
+  DataType,
+  type GRPCInferenceService,
+  type ModelInferRequest,
+  type ModelInferResponseSchema,
+  type ModelStreamInferResponseSchema,
 } from "../../../gen/inference/grpc_predict_v2_pb.js";
 import { ConnectError, invalidArgument } from "../../shared/index.js";
 import { presentedKey } from "../app-keys.js";
 import type { Readiness } from "../readiness.js";
 import type { InferAnswer, OipInference } from "./infer.js";
 import { inferCallFromGrpc } from "./infer-request.js";
-import { modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
+import { modelConfig, modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
 import { encodeRaw } from "./tensors.js";
 
 export interface OipGrpcOptions {
@@ -56,6 +57,20 @@ export function createInferenceServiceImpl(options: OipGrpcOptions): ServiceImpl
       const tensors = (list: typeof metadata.inputs) => list.map((t) => ({ ...t, shape: t.shape.map(BigInt) }));
       return { ...metadata, inputs: tensors(metadata.inputs), outputs: tensors(metadata.outputs) };
     },
+    modelConfig(req) {
+      const config = modelConfig(inference.view(), inference.application(req.name), req.version);
+      const tensors = (list: typeof config.input) => list.map((t) => ({ name: t.name, dataType: dataTypeOf(t.data_type), dims: t.dims.map(BigInt) }));
+      return {
+        config: {
+          name: config.name,
+          platform: config.platform,
+          backend: config.backend,
+          maxBatchSize: config.max_batch_size,
+          input: tensors(config.input),
+          output: tensors(config.output),
+        },
+      };
+    },
     modelInfer: infer,
     async *modelStreamInfer(requests, ctx) {
       // Answers go out as they are ready (each carries its request's id), up to streamMaxInFlight at once; an
@@ -99,6 +114,10 @@ export function createInferenceServiceImpl(options: OipGrpcOptions): ServiceImpl
       }
     },
   };
+}
+
+function dataTypeOf(name: string): DataType {
+  return DataType[name as keyof typeof DataType] ?? DataType.TYPE_INVALID;
 }
 
 /** gRPC answers carry every output in raw_output_contents, as Triton's do (tritonclient reads them from there). */

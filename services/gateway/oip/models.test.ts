@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, viewFromSnapshot } from "../../shared/index.js";
-import { checkVersion, modelMetadata, modelReadiness, SERVER_VERSION } from "./models.js";
+import { checkVersion, modelConfig, modelMetadata, modelReadiness, SERVER_VERSION } from "./models.js";
 
 const view = viewFromSnapshot(
   create(ConfigSnapshotSchema, {
@@ -68,5 +68,22 @@ describe("model readiness", () => {
     expect(modelReadiness(view, app("digits"), "")).toEqual({ ready: true, cause: "" });
     expect(modelReadiness(view, app("digits"), "1")).toEqual({ ready: false, cause: 'model "digits" is not ready: svm:1 has no ready replica' });
     expect(modelReadiness(view, app("names"), "").cause).toMatch(/has no linked model: it answers only its default output/);
+  });
+});
+
+describe("model config", () => {
+  it("describes the tensors as Triton's ModelConfig does, whole shapes (max_batch_size 0)", () => {
+    expect(modelConfig(view, app("digits"), "")).toEqual({
+      name: "digits",
+      platform: "clipper",
+      backend: "clipper",
+      max_batch_size: 0,
+      input: [{ name: "input", data_type: "TYPE_FP64", dims: [-1, -1] }],
+      output: [
+        { name: "output", data_type: "TYPE_FP64", dims: [-1] },
+        { name: "default", data_type: "TYPE_BOOL", dims: [-1] },
+      ],
+    });
+    expect(modelConfig(view, app("names"), "").input[0]?.data_type).toBe("TYPE_STRING");
   });
 });

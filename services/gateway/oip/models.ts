@@ -85,3 +85,29 @@ export function modelReadiness(view: ConfigView, app: Application, version: stri
   }
   return { ready: false, cause: `model "${app.name}" is not ready: ${waiting.join("; ")}` };
 }
+
+/** Triton's ModelConfig, the part perf_analyzer reads: data types by Triton's names (TYPE_FP64, TYPE_STRING for BYTES). */
+export interface ModelConfig {
+  name: string;
+  platform: string;
+  backend: string;
+  /** 0: the dims are whole shapes, batch dimension included, as in ModelMetadata. */
+  max_batch_size: number;
+  input: Array<{ name: string; data_type: string; dims: number[] }>;
+  output: Array<{ name: string; data_type: string; dims: number[] }>;
+}
+
+const tritonDataType = (datatype: string) => (datatype === "BYTES" ? "TYPE_STRING" : `TYPE_${datatype}`);
+
+export function modelConfig(view: ConfigView, app: Application, version: string): ModelConfig {
+  const metadata = modelMetadata(view, app, version);
+  const tensors = (list: TensorMetadata[]) => list.map((t) => ({ name: t.name, data_type: tritonDataType(t.datatype), dims: t.shape }));
+  return {
+    name: metadata.name,
+    platform: SERVER_NAME,
+    backend: SERVER_NAME,
+    max_batch_size: 0,
+    input: tensors(metadata.inputs),
+    output: tensors(metadata.outputs),
+  };
+}

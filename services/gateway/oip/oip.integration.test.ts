@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../../gen/clipper/model/v1/model_service_pb.js";
 import { ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
-import { GRPCInferenceService, type ModelInferRequestSchema } from "../../../gen/inference/grpc_predict_v2_pb.js";
+import { DataType, GRPCInferenceService, type ModelInferRequestSchema } from "../../../gen/inference/grpc_predict_v2_pb.js";
 import { type RunningRouter, startRouter } from "../../router/index.js";
 import {
   Code,
@@ -147,6 +147,10 @@ describe("the Open Inference Protocol at the gateway (REST and gRPC on one port)
     });
     expect((await fetch(`${base}/v2/models/sum/versions/9/ready`)).status).toBe(404);
     expect((await fetch(`${base}/v2/models/sum/infer`)).status).toBe(405);
+    expect(await (await fetch(`${base}/v2/models/sum/config`)).json()).toMatchObject({
+      max_batch_size: 0,
+      input: [{ name: "input", data_type: "TYPE_FP64", dims: [-1, -1] }],
+    });
   });
 
   it("infers a batch [N, k] of JSON tensors, answers JSON, and refuses a bad datatype with 400 naming it", async () => {
@@ -217,6 +221,8 @@ describe("the Open Inference Protocol at the gateway (REST and gRPC on one port)
     expect((await client.modelReady({ name: "words" })).ready).toBe(true);
     const metadata = await client.modelMetadata({ name: "words" });
     expect(metadata.inputs.map((t) => [t.name, t.datatype, t.shape])).toEqual([["input", "BYTES", [-1n]]]);
+    const config = (await client.modelConfig({ name: "sum" })).config;
+    expect(config?.input.map((t) => [t.name, DataType[t.dataType], t.dims])).toEqual([["input", "TYPE_FP64", [-1n, -1n]]]);
 
     const raw = Buffer.alloc(8);
     raw.writeDoubleLE(5);

@@ -7,7 +7,7 @@ import { presentedKey } from "../app-keys.js";
 import type { Readiness } from "../readiness.js";
 import type { InferAnswer, OipInference } from "./infer.js";
 import { inferCallFromHttp } from "./infer-request.js";
-import { modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
+import { modelConfig, modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
 import { encodeRaw } from "./tensors.js";
 
 export interface OipRestOptions {
@@ -25,7 +25,7 @@ export function isOipPath(url: string | undefined): boolean {
   return path === "/v2" || path.startsWith("/v2/");
 }
 
-const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
+const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/config)?$/;
 
 /**
  * Bodies too large, answered 413 (INVALID_ARGUMENT in the metrics). Marked in
@@ -78,6 +78,7 @@ async function handle(options: OipRestOptions, req: IncomingMessage, res: Server
     const readiness = modelReadiness(view, app, version);
     return readiness.ready ? sendJson(res, 200, { name: app.name, ready: true }) : sendJson(res, 400, { name: app.name, ready: false, error: readiness.cause });
   }
+  if (action === "/config") return sendJson(res, 200, modelConfig(view, app, version));
   return sendJson(res, 200, modelMetadata(view, app, version));
 }
 
