@@ -45,8 +45,10 @@ export class LineChart {
             stroke: "#8b949e",
             grid: { stroke: "#30363d" },
             ticks: { stroke: "#30363d" },
-            // One line per tick: the default two-line date labels overlap on a narrow chart.
-            values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })),
+            // One short line per tick, spaced apart: the default two-line date labels overlap on a narrow chart.
+            space: 90,
+            values: (_u, ticks) =>
+              ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })),
           },
           { stroke: "#8b949e", grid: { stroke: "#30363d" }, ticks: { stroke: "#30363d" }, size: 64, values: (_u, ticks) => ticks.map(format) },
         ],
