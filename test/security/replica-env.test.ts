@@ -5,7 +5,14 @@ import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
 import { launchCommand } from "../../services/container-manager/index.js";
 
-const paths = { repoRoot: "/repo", dataDir: "/data", python: "/usr/bin/python3", node: "/usr/bin/node" };
+const paths = {
+  repoRoot: "/repo",
+  dataDir: "/data",
+  python: "/usr/bin/python3",
+  node: "/usr/bin/node",
+  java: "/usr/bin/java",
+  javaSdkJar: "/repo/sdk/java/target/sdk-all.jar",
+};
 const secrets = {
   CLIPPER_TOKEN: "clp_admin",
   CLIPPER_SERVICE_TOKEN: "clp_service",
@@ -22,6 +29,7 @@ describe("replica environment", () => {
     { case: "pythonClosure" as const, value: { artifactDigest: "a".repeat(64) } },
     { case: "nodeModule" as const, value: { modulePath: "/models/m.ts" } },
     { case: "command" as const, value: { argv: ["./serve"], env: { MODEL_OPTION: "1" } } },
+    { case: "javaClass" as const, value: { jarDigest: "b".repeat(64), className: "com.example.M" } },
   ];
   for (const kind of runtimes) {
     it(`gives a ${kind.case} replica no token, key, certificate or store variable`, () => {
