@@ -10,6 +10,7 @@ import http from "node:http";
 import path from "node:path";
 import { bearerToken, Code, ConnectError, type Logger, type prom, type TokenAuthenticator } from "../shared/index.js";
 import type { ApiError, ConsoleState, HelloEvent, MetricsFrame, SessionInfo } from "./console-api.js";
+import { httpStatusOf } from "./http-status.js";
 import { BadRequest, type Mutations } from "./mutations.js";
 
 export interface ConsoleHttpOptions {
@@ -70,33 +71,6 @@ export function loadUi(uiDir: string): Map<string, { body: Buffer; type: string 
   walk(uiDir);
   if (!files.has("/index.html")) throw new Error(`${uiDir} has no index.html: build the console first (\`clipper up\` does)`);
   return files;
-}
-
-/** The HTTP status for the registry's gRPC code. */
-export function httpStatusOf(code: Code): number {
-  switch (code) {
-    case Code.InvalidArgument:
-    case Code.OutOfRange:
-      return 400;
-    case Code.Unauthenticated:
-      return 401;
-    case Code.PermissionDenied:
-      return 403;
-    case Code.NotFound:
-      return 404;
-    case Code.AlreadyExists:
-    case Code.FailedPrecondition:
-    case Code.Aborted:
-      return 409;
-    case Code.ResourceExhausted:
-      return 429;
-    case Code.Unavailable:
-      return 503;
-    case Code.DeadlineExceeded:
-      return 504;
-    default:
-      return 502;
-  }
 }
 
 class HttpProblem extends Error {
