@@ -12,7 +12,7 @@ import { presentedKey } from "../app-keys.js";
 import type { Readiness } from "../readiness.js";
 import type { InferAnswer, OipInference } from "./infer.js";
 import { inferCallFromGrpc } from "./infer-request.js";
-import { modelConfig, modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
+import { modelConfig, modelMetadata, modelReadiness, repositoryIndex, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
 import { encodeRaw } from "./tensors.js";
 
 export interface OipGrpcOptions {
@@ -71,6 +71,7 @@ export function createInferenceServiceImpl(options: OipGrpcOptions): ServiceImpl
         },
       };
     },
+    repositoryIndex: (req) => ({ models: repositoryIndex(inference.view(), req.ready) }),
     modelInfer: infer,
     async *modelStreamInfer(requests, ctx) {
       // Answers go out as they are ready (each carries its request's id), up to streamMaxInFlight at once; an

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ConfigSnapshotSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import { Code, ConnectError, viewFromSnapshot } from "../../shared/index.js";
-import { checkVersion, modelConfig, modelMetadata, modelReadiness, SERVER_VERSION } from "./models.js";
+import { checkVersion, modelConfig, modelMetadata, modelReadiness, repositoryIndex, SERVER_VERSION } from "./models.js";
 
 const view = viewFromSnapshot(
   create(ConfigSnapshotSchema, {
@@ -85,5 +85,15 @@ describe("model config", () => {
       ],
     });
     expect(modelConfig(view, app("names"), "").input[0]?.data_type).toBe("TYPE_STRING");
+  });
+});
+
+describe("repository index", () => {
+  it("lists every application, READY or UNAVAILABLE with the reason, or only the ready ones", () => {
+    expect(repositoryIndex(view, false)).toEqual([
+      { name: "digits", version: "", state: "READY", reason: "" },
+      { name: "names", version: "", state: "UNAVAILABLE", reason: 'application "names" has no linked model: it answers only its default output' },
+    ]);
+    expect(repositoryIndex(view, true).map((m) => m.name)).toEqual(["digits"]);
   });
 });

@@ -111,3 +111,14 @@ export function modelConfig(view: ConfigView, app: Application, version: string)
     output: tensors(metadata.outputs),
   };
 }
+
+/** Triton's repository index: every application, READY or UNAVAILABLE with the reason (`readyOnly`: only the ready ones). */
+export function repositoryIndex(view: ConfigView, readyOnly: boolean): Array<{ name: string; version: string; state: string; reason: string }> {
+  const index = [...view.applications.values()]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((app) => {
+      const readiness = modelReadiness(view, app, "");
+      return { name: app.name, version: "", state: readiness.ready ? "READY" : "UNAVAILABLE", reason: readiness.cause };
+    });
+  return readyOnly ? index.filter((m) => m.state === "READY") : index;
+}

@@ -147,6 +147,11 @@ describe("the Open Inference Protocol at the gateway (REST and gRPC on one port)
     });
     expect((await fetch(`${base}/v2/models/sum/versions/9/ready`)).status).toBe(404);
     expect((await fetch(`${base}/v2/models/sum/infer`)).status).toBe(405);
+    const index = (await (await fetch(`${base}/v2/repository/index`, { method: "POST", body: '{"ready": true}' })).json()) as Array<{ name: string }>;
+    expect(index.map((m) => m.name)).toEqual(["locked", "sum", "words"]);
+    const load = await fetch(`${base}/v2/repository/models/sum/load`, { method: "POST" });
+    expect(load.status).toBe(501);
+    expect(((await load.json()) as { error: string }).error).toMatch(/deploy and link models with `clipper model deploy`/);
     expect(await (await fetch(`${base}/v2/models/sum/config`)).json()).toMatchObject({
       max_batch_size: 0,
       input: [{ name: "input", data_type: "TYPE_FP64", dims: [-1, -1] }],
@@ -221,6 +226,11 @@ describe("the Open Inference Protocol at the gateway (REST and gRPC on one port)
     expect((await client.modelReady({ name: "words" })).ready).toBe(true);
     const metadata = await client.modelMetadata({ name: "words" });
     expect(metadata.inputs.map((t) => [t.name, t.datatype, t.shape])).toEqual([["input", "BYTES", [-1n]]]);
+    expect((await client.repositoryIndex({})).models.map((m) => [m.name, m.state])).toEqual([
+      ["locked", "READY"],
+      ["sum", "READY"],
+      ["words", "READY"],
+    ]);
     const config = (await client.modelConfig({ name: "sum" })).config;
     expect(config?.input.map((t) => [t.name, DataType[t.dataType], t.dims])).toEqual([["input", "TYPE_FP64", [-1n, -1n]]]);
 

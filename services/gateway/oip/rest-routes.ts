@@ -7,7 +7,7 @@ import { presentedKey } from "../app-keys.js";
 import type { Readiness } from "../readiness.js";
 import type { InferAnswer, OipInference } from "./infer.js";
 import { inferCallFromHttp } from "./infer-request.js";
-import { modelConfig, modelMetadata, modelReadiness, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
+import { modelConfig, modelMetadata, modelReadiness, repositoryIndex, SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from "./models.js";
 import { encodeRaw } from "./tensors.js";
 
 export interface OipRestOptions {
@@ -26,6 +26,8 @@ export function isOipPath(url: string | undefined): boolean {
 }
 
 const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer|\/config)?$/;
+
+const REPOSITORY_LOAD_ROUTE = /^\/v2\/repository\/models\/[^/]+\/(load|unload)$/;
 
 /**
  * Bodies too large, answered 413 (INVALID_ARGUMENT in the metrics). Marked in
@@ -55,6 +57,29 @@ async function handle(options: OipRestOptions, req: IncomingMessage, res: Server
     const readiness = await options.readiness();
     // OIP: 200 when ready, a 4xx when not.
     return readiness.ready ? sendJson(res, 200, { ready: true }) : sendJson(res, 400, { ready: false, error: readiness.cause });
+  }
+  if (path === "/v2/repository/index") {
+    if (req.method !== "POST") return methodNotAllowed(res, req, "POST");
+    const body = await readBody(req, options.maxBodyBytes);
+    let readyOnly = false;
+    if (body.length > 0) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString("utf8"));
+      } catch (err) {
+        throw new ConnectError(`the repository index request is not valid JSON: ${(err as Error).message}`, Code.InvalidArgument);
+      }
+      const ready = (parsed as { ready?: unknown } | null)?.ready;
+      if (ready !== undefined && typeof ready !== "boolean") throw new ConnectError(`"ready" must be a boolean`, Code.InvalidArgument);
+      readyOnly = ready === true;
+    }
+    return sendJson(res, 200, repositoryIndex(options.inference.view(), readyOnly));
+  }
+  if (REPOSITORY_LOAD_ROUTE.test(path)) {
+    throw new ConnectError(
+      "loading and unloading models through the Open Inference Protocol is not supported: a model here is a Clipper application; deploy and link models with `clipper model deploy` and `clipper link` (or clipper_admin)",
+      Code.Unimplemented,
+    );
   }
   const route = MODEL_ROUTE.exec(path);
   if (route === null) return sendJson(res, 404, { error: `no Open Inference Protocol route for ${req.method} ${path}` });
@@ -150,6 +175,7 @@ const STATUS_OF_CODE: Partial<Record<Code, number>> = {
   [Code.NotFound]: 404,
   [Code.ResourceExhausted]: 429,
   [Code.Canceled]: 499,
+  [Code.Unimplemented]: 501,
   [Code.Unavailable]: 503,
   [Code.DeadlineExceeded]: 504,
 };
