@@ -112,7 +112,8 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
-async function freeLoopbackPort(): Promise<number> {
+/** A loopback port nothing listens on (at the time of asking). */
+export async function freeLoopbackPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((res, rej) => {
     server.once("error", rej);

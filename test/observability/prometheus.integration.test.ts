@@ -12,7 +12,7 @@ import { loadYaml } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { postJson, pythonFileModel, repoRoot, TestSystem, waitFor } from "../system.js";
-import { type PrometheusServer, type PromSample, prometheusVersion, startPrometheus, testConfig } from "./prometheus-server.js";
+import { freeLoopbackPort, type PrometheusServer, type PromSample, prometheusVersion, startPrometheus, testConfig } from "./prometheus-server.js";
 
 const prometheusRequired = process.env.CLIPPER_PROMETHEUS_TESTS === "1";
 const installed = prometheusVersion();
@@ -299,4 +299,64 @@ describe.skipIf(skip)(`a real Prometheus scrapes the system (${installed ?? "pro
     expect(alert.labels).toMatchObject({ job: "clipper-registry", severity: "critical" });
     expect(Number(only(await prom().query('up{job="clipper-registry"}'), "up").value[1])).toBe(0);
   }, 30_000);
+});
+
+// `clipper up`'s layout: the router inside the gateway, nothing on the router's metrics port.
+describe.skipIf(skip)("a real Prometheus and the router inside the gateway", () => {
+  const system = new TestSystem({ routerInProcess: true });
+  let prometheus: PrometheusServer | undefined;
+  const prom = () => {
+    if (prometheus === undefined) throw new Error("prometheus did not start");
+    return prometheus;
+  };
+
+  beforeAll(async () => {
+    if (installed === undefined) {
+      throw new Error("CLIPPER_PROMETHEUS_TESTS=1 but prometheus is not installed (apt-get install -y prometheus)");
+    }
+    await system.start();
+    prometheus = await startPrometheus(
+      testConfig({
+        targets: {
+          "clipper-gateway": system.address("gateway"),
+          "clipper-registry": `127.0.0.1:${system.metricsPort("registry")}`,
+          "clipper-router": `127.0.0.1:${await freeLoopbackPort()}`,
+          "clipper-container-manager": `127.0.0.1:${system.metricsPort("container-manager")}`,
+        },
+        fileSdFile: join(system.dataDir, "run", "replica-targets.json"),
+        interval: INTERVAL,
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await system.stop();
+  }, 60_000);
+
+  it("finds the router's series on the gateway's target, and keeps ClipperRouterDown silent", async () => {
+    const [cache, routerUp] = await waitFor(
+      "the router's series on the gateway's target, and a scrape of the router's own",
+      async () => {
+        const c = await prom().query('clipper_router_cache_entries{job="clipper-gateway"}');
+        const u = await prom().query('up{job="clipper-router"}');
+        return c.length > 0 && u.length > 0 ? [c, u] : undefined;
+      },
+      20_000,
+    );
+    expect(only(cache, "cache entries").metric).toMatchObject({ service: "gateway", instance: system.address("gateway") });
+    // The router's own target is down, which alone would raise the alert.
+    expect(Number(only(routerUp, "router up").value[1])).toBe(0);
+    // Several evaluations after both were seen (1 s apart), the alert is not even pending.
+    const seenAt = Date.now();
+    await waitFor(
+      "three rule evaluations",
+      async () => {
+        const rule = (await prom().rules()).find((r) => r.name === "ClipperRouterDown");
+        return rule !== undefined && Date.parse(rule.lastEvaluation) > seenAt + 3_000 ? rule : undefined;
+      },
+      20_000,
+    );
+    expect((await prom().alerts()).filter((a) => a.labels.alertname === "ClipperRouterDown")).toEqual([]);
+  }, 60_000);
 });
