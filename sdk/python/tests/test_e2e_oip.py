@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -258,3 +259,18 @@ def test_v2_errors_are_json_with_an_error_field(system):
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 400
     assert "not valid JSON" in json.loads(refused.value.read())["error"]
+
+
+PERF_ANALYZER = os.environ.get("CLIPPER_PERF_ANALYZER", "")
+
+
+@pytest.mark.skipif(PERF_ANALYZER == "", reason="set CLIPPER_PERF_ANALYZER to a perf_analyzer binary to run")
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_perf_analyzer_runs_against_the_endpoint(system, protocol):
+    """perf_analyzer (tritonclient 2.41.1's binary) reads ModelMetadata and ModelConfig and
+    drives ModelInfer: a short functional run, not a benchmark (stability is not asked)."""
+    command = [PERF_ANALYZER, "-m", "sum", "-u", system, "-i", protocol, "--shape", "input:1,4"]
+    command += ["--concurrency-range", "1:1", "--measurement-interval", "500", "--max-trials", "3", "-s", "100"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Request count:" in run.stdout
