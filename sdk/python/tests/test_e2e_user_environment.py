@@ -210,3 +210,22 @@ def test_a_closure_its_interpreter_cannot_load_fails_the_deploy_fast_naming_the_
     needs = "stderr closure_runner: cannot load the closure: it needs the module 'clipper_user_only_pkg'"
     assert any(needs in line for line in lines), lines
     assert any(f"manager python: {other_python}, the interpreter recorded with the model" in line for line in lines)
+
+
+def test_the_wheel_carries_every_deployer(user_environment):
+    """The wheel's clipper_admin has the deployers the checkout has (a module left out of the
+    package list would import from the checkout in the other tests, never from the wheel)."""
+    python, _, work = user_environment
+    sources = (SDK_ROOT / "src" / "clipper_admin" / "deployers").glob("*.py")
+    deployers = sorted(p.stem for p in sources if p.stem != "__init__")
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    print(importlib.import_module('clipper_admin.deployers.' + name).__file__)\n"
+    )
+    completed = run([str(python), "-c", script, *deployers], 60, cwd=work)
+    files = completed.stdout.split()
+    assert len(files) == len(deployers), completed.stdout
+    env_dir = python.parent.parent
+    assert all(Path(f).is_relative_to(env_dir) for f in files), completed.stdout
+    assert "java" in deployers
