@@ -58,6 +58,8 @@ export interface RunningGateway {
 }
 
 const SERVICE_PREFIX = `/${PredictionService.typeName}/`;
+/** Requests of one OIP ModelStreamInfer stream answered at once (the Predictor's --max-in-flight bounds them all). */
+const OIP_STREAM_MAX_IN_FLIGHT = 256;
 
 /**
  * The public edge on one port: HTTP/1.1 (Clipper's REST, Connect, gRPC-Web)
@@ -99,7 +101,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxReceiveMessageBytes: options.maxBodyBytes,
     services: [
       registration(PredictionService, impl),
-      registration(GRPCInferenceService, createInferenceServiceImpl({ inference: oip, readiness, streamMaxInFlight: 256 })),
+      registration(GRPCInferenceService, createInferenceServiceImpl({ inference: oip, readiness, streamMaxInFlight: OIP_STREAM_MAX_IN_FLIGHT })),
     ],
   });
   const injector = grpcServer.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());

@@ -31,8 +31,8 @@ export interface QueryCallOptions {
   signal: CancelSignal | undefined;
   /**
    * A low-priority call (OIP `priority` 2 and lower) is admitted only while
-   * fewer than half of --max-in-flight queries are open: under load it is
-   * shed first, keeping the rest of the bound for normal calls.
+   * fewer than half (rounded up) of --max-in-flight queries are open: under
+   * load it is shed first, keeping the rest of the bound for normal calls.
    */
   lowPriority?: boolean;
 }
@@ -135,7 +135,7 @@ export class Predictor {
     if (this.inFlight >= this.maxInFlight) {
       throw resourceExhausted(`the gateway is answering its limit of ${this.maxInFlight} queries at once (--max-in-flight); retry shortly`);
     }
-    if (lowPriority && this.inFlight >= Math.floor(this.maxInFlight / 2)) {
+    if (lowPriority && this.inFlight >= Math.ceil(this.maxInFlight / 2)) {
       throw resourceExhausted(
         `the gateway is answering ${this.inFlight} queries at once, the half of its --max-in-flight (${this.maxInFlight}) open to low-priority calls; retry shortly or raise the priority`,
       );
