@@ -96,3 +96,14 @@ def test_deploy_java_model(conn):
     other = resources_pb2.JavaClassRuntime(jar_digest=digest, class_name="com.example.Other", jvm_options=["-Xmx128m"])
     with pytest.raises(ClipperException, match=r'class_name is "com.example.SumModel", requested "com.example.Other"'):
         conn.deploy_model("sum-java", 1, "doubles", other)
+
+
+@e2e
+@jars
+def test_create_endpoint(conn):
+    java_deployer.create_endpoint(
+        conn, "sum-endpoint", "doubles", EXAMPLES_JAR, "com.example.SumModel", default_output="-1", slo_micros=5000000
+    )
+    assert conn.get_linked_models("sum-endpoint") == ["sum-endpoint"]
+    answer = query_until_answered(conn.get_query_addr(), "sum-endpoint", [0.5, 0.25])
+    assert answer["output"] == 0.75

@@ -86,3 +86,35 @@ def deploy_java_model(
         set_current=set_current,
         timeout_seconds=timeout_seconds,
     )
+
+
+def create_endpoint(
+    clipper_conn: ClipperConnection,
+    name: str,
+    input_type: str,
+    jar_path: str | Path,
+    class_name: str,
+    default_output: str = "None",
+    version: str | int = 1,
+    slo_micros: int = 3000000,
+    jvm_options: list[str] | None = None,
+    labels: dict[str, str] | None = None,
+    num_replicas: int = 1,
+    batch_size: int = -1,
+) -> None:
+    """Registers an application `name`, deploys `class_name` from the jar as model
+    `name` (see deploy_java_model) and links them, as Clipper's create_endpoint."""
+    clipper_conn.register_application(name, input_type, default_output, slo_micros)
+    deploy_java_model(
+        clipper_conn,
+        name,
+        version,
+        input_type,
+        jar_path,
+        class_name,
+        jvm_options=jvm_options,
+        labels=labels,
+        num_replicas=num_replicas,
+        batch_size=batch_size,
+    )
+    clipper_conn.link_model_to_app(name, name)
