@@ -262,6 +262,8 @@ def test_v2_errors_are_json_with_an_error_field(system):
 
 
 PERF_ANALYZER = os.environ.get("CLIPPER_PERF_ANALYZER", "")
+# Where its libcudart.so.12 is (PyPI's nvidia-cuda-runtime-cu12), for its LD_LIBRARY_PATH alone.
+PERF_ANALYZER_LIBS = os.environ.get("CLIPPER_PERF_ANALYZER_LIBS", "")
 
 
 @pytest.mark.skipif(PERF_ANALYZER == "", reason="set CLIPPER_PERF_ANALYZER to a perf_analyzer binary to run")
@@ -271,6 +273,8 @@ def test_perf_analyzer_runs_against_the_endpoint(system, protocol):
     drives ModelInfer: a short functional run, not a benchmark (stability is not asked)."""
     command = [PERF_ANALYZER, "-m", "sum", "-u", system, "-i", protocol, "--shape", "input:1,4"]
     command += ["--concurrency-range", "1:1", "--measurement-interval", "500", "--max-trials", "3", "-s", "100"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    libs = os.pathsep.join(p for p in [PERF_ANALYZER_LIBS, os.environ.get("LD_LIBRARY_PATH", "")] if p)
+    env = dict(os.environ, LD_LIBRARY_PATH=libs)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Request count:" in run.stdout
