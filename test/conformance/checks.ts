@@ -16,7 +16,7 @@ import {
   typicalBatch,
   type Value,
 } from "./contract.js";
-import { CallError, type ModelWire, ServingStatus, Status, statusName } from "./wire.js";
+import { CallError, type ModelConnection, ServingStatus, Status, statusName } from "./wire.js";
 
 // The checks. Each one runs against a live container and answers a one-line detail when it
 // passes; it throws Failure (or any error) when the container breaks the contract, and Skip when
@@ -37,6 +37,8 @@ export interface KitSettings {
   loadMs: number;
   /** The largest message the container is expected to accept; the oversized check sends more. */
   maxMessageBytes: number;
+  /** Whether sample strings may hold NUL (false for runtimes whose strings cannot: R). */
+  nulInStrings: boolean;
   /** The batch size sent as "maximum" to a container that declares no limit. */
   maxBatch: number;
   startTimeoutMs: number;
@@ -46,7 +48,7 @@ export interface KitSettings {
 
 export interface CheckContext {
   type: InputType;
-  wire: ModelWire;
+  wire: ModelConnection;
   container: Container;
   settings: KitSettings;
   metadata?: GetMetadataResponse;
@@ -60,6 +62,15 @@ export interface Check {
   once: boolean;
   run(ctx: CheckContext): Promise<string>;
 }
+
+const samples = (ctx: CheckContext, type: InputType, count: number, seed?: number): Value[] => sampleInputs(type, count, seed, ctx.settings.nulInStrings);
+
+/** Over a protocol without streams (Connect on HTTP/1.1), a stream-only check is skipped, saying why. */
+function needsStreams(ctx: CheckContext): void {
+  if (!ctx.wire.streams) throw new Skip("PredictStream needs HTTP/2 streams: not offered over the Connect protocol on HTTP/1.1");
+}
+
+const NO_STREAM_NOTE = "(no PredictStream over Connect)";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Resolves undefined after `ms`, without keeping the process alive: the losing side of a race. */
@@ -83,7 +94,7 @@ function expectAnswers(values: readonly Value[], outputs: readonly Output[], wha
 
 /** The container still answers a small batch; returns how long it took. */
 async function alive(ctx: CheckContext, after: string, timeoutMs = 10_000): Promise<number> {
-  const values = sampleInputs(ctx.type, 3, 7);
+  const values = samples(ctx, ctx.type, 3, 7);
   const started = performance.now();
   try {
     expectAnswers(values, await ctx.wire.predict(pack(ctx.type, values), { timeoutMs }), `a batch after ${after}`);
@@ -97,7 +108,7 @@ async function alive(ctx: CheckContext, after: string, timeoutMs = 10_000): Prom
 const otherType = (type: InputType) => (type === InputType.STRINGS ? InputType.DOUBLES : InputType.STRINGS);
 
 function withDirective(ctx: CheckContext, d: Directive): Value[] {
-  const [a, b] = sampleInputs(ctx.type, 2, 3);
+  const [a, b] = samples(ctx, ctx.type, 2, 3);
   return [a!, directive(ctx.type, d), b!];
 }
 
@@ -126,6 +137,7 @@ export const CHECKS: readonly Check[] = [
       }
       const unknown = await callError(wire.health("no.such.Service", { timeoutMs: 5000 }), 'Check("no.such.Service")');
       if (unknown.code !== Status.NOT_FOUND) throw new Failure(`Check("no.such.Service") is ${statusName(unknown.code)}, expected NOT_FOUND`);
+      if (!wire.streams) return 'Check "" and ModelService SERVING, unknown NOT_FOUND (no Watch over Connect)';
       const watched = await wire.watchFirst("", 5000);
       if (watched !== ServingStatus.SERVING) throw new Failure(`Watch("") answers ${ServingStatus[watched]}`);
       return 'Check "" and ModelService SERVING, unknown NOT_FOUND, Watch SERVING';
@@ -154,7 +166,7 @@ export const CHECKS: readonly Check[] = [
     title: "Predict answers a batch of inputs of every shape (long, short, edge values) exactly, one output per input in order",
     once: false,
     async run(ctx) {
-      const values = typicalBatch(ctx.type);
+      const values = typicalBatch(ctx.type, ctx.settings.nulInStrings);
       expectAnswers(values, await ctx.wire.predict(pack(ctx.type, values), { timeoutMs: 10_000, batchId: 1n }), "Predict");
       return `${values.length} inputs answered exactly`;
     },
@@ -164,7 +176,8 @@ export const CHECKS: readonly Check[] = [
     title: "PredictStream answers a batch by its batch_id, and ends the stream OK after the caller half-closes",
     once: false,
     async run(ctx) {
-      const values = typicalBatch(ctx.type);
+      needsStreams(ctx);
+      const values = typicalBatch(ctx.type, ctx.settings.nulInStrings);
       const stream = ctx.wire.stream();
       stream.send(77n, pack(ctx.type, values));
       try {
@@ -208,12 +221,12 @@ export const CHECKS: readonly Check[] = [
     async run(ctx) {
       const declared = ctx.metadata?.maxBatchSize ?? (await ctx.wire.metadata({ timeoutMs: 5000 })).maxBatchSize;
       const size = declared > 0 ? declared : ctx.settings.maxBatch;
-      const values = sampleInputs(ctx.type, size, 1);
+      const values = samples(ctx, ctx.type, size, 1);
       const started = performance.now();
       expectAnswers(values, await ctx.wire.predict(pack(ctx.type, values), { timeoutMs: 30_000 }), `a batch of ${size}`);
       const ms = Math.round(performance.now() - started);
       if (declared === 0) return `declares no limit: a batch of ${size} answered exactly in ${ms} ms`;
-      const over = await callError(ctx.wire.predict(pack(ctx.type, sampleInputs(ctx.type, size + 1, 2)), { timeoutMs: 30_000 }), `a batch of ${size + 1}`);
+      const over = await callError(ctx.wire.predict(pack(ctx.type, samples(ctx, ctx.type, size + 1, 2)), { timeoutMs: 30_000 }), `a batch of ${size + 1}`);
       if (over.code === Status.OK || over.code === Status.UNKNOWN || over.code === Status.INTERNAL) {
         throw new Failure(`a batch over max_batch_size ${declared} failed ${statusName(over.code)}: ${over.details}`);
       }
@@ -227,12 +240,13 @@ export const CHECKS: readonly Check[] = [
     once: false,
     async run(ctx) {
       const other = otherType(ctx.type);
-      const bad = pack(other, sampleInputs(other, 2));
+      const bad = pack(other, samples(ctx, other, 2));
       const unary = await callError(ctx.wire.predict(bad, { timeoutMs: 5000 }), `Predict of ${typeName(other)}`);
       if (unary.code !== Status.INVALID_ARGUMENT)
         throw new Failure(`Predict of ${typeName(other)} failed ${statusName(unary.code)}, expected INVALID_ARGUMENT`);
+      if (!ctx.wire.streams) return `Predict INVALID_ARGUMENT ("${short(unary.details, 60)}") ${NO_STREAM_NOTE}`;
       const stream = ctx.wire.stream();
-      const good = sampleInputs(ctx.type, 2);
+      const good = samples(ctx, ctx.type, 2);
       stream.send(1n, bad);
       stream.send(2n, pack(ctx.type, good));
       try {
@@ -284,12 +298,13 @@ export const CHECKS: readonly Check[] = [
     title: "256 batches in flight on one PredictStream (the first sleeping 400 ms): each answered once, by batch_id, in any order",
     once: true,
     async run(ctx) {
+      needsStreams(ctx);
       const count = 256;
       const batches = new Map<bigint, Value[]>();
       const stream = ctx.wire.stream();
       const started = performance.now();
       for (let i = 0; i < count; i++) {
-        const values = i === 0 ? [directive(ctx.type, { kind: "sleep", ms: 400 }), ...sampleInputs(ctx.type, 1, 9)] : sampleInputs(ctx.type, 4, i);
+        const values = i === 0 ? [directive(ctx.type, { kind: "sleep", ms: 400 }), ...samples(ctx, ctx.type, 1, 9)] : samples(ctx, ctx.type, 4, i);
         const id = BigInt(1000 + i);
         batches.set(id, values);
         stream.send(id, pack(ctx.type, values));
@@ -324,9 +339,10 @@ export const CHECKS: readonly Check[] = [
     title: "On one PredictStream: a batch whose predict raises answers per-input errors (error_code 0) and the stream goes on",
     once: true,
     async run(ctx) {
+      needsStreams(ctx);
       const stream = ctx.wire.stream();
       const failing = withDirective(ctx, { kind: "fail" });
-      const good = sampleInputs(ctx.type, 3, 5);
+      const good = samples(ctx, ctx.type, 3, 5);
       stream.send(1n, pack(ctx.type, failing));
       stream.send(2n, pack(ctx.type, good));
       try {
@@ -371,6 +387,7 @@ export const CHECKS: readonly Check[] = [
       call.cancel();
       const unary = await callError(call.result, "a cancelled Predict");
       if (unary.code !== Status.CANCELLED) throw new Failure(`the cancelled Predict ended ${statusName(unary.code)}`);
+      if (!ctx.wire.streams) return `Predict CANCELLED; next batch answered in ${await alive(ctx, "a cancellation")} ms ${NO_STREAM_NOTE}`;
       const stream = ctx.wire.stream();
       stream.send(1n, slow);
       await sleep(150);
@@ -489,7 +506,7 @@ export async function waitUntilServing(ctx: CheckContext, loading: boolean): Pro
     seen.set(state, now);
     if (state === "NOT_SERVING" && loading && predictWhileLoading === undefined) {
       try {
-        await wire.predict(pack(ctx.type, sampleInputs(ctx.type, 1)), { timeoutMs: 1000 });
+        await wire.predict(pack(ctx.type, samples(ctx, ctx.type, 1)), { timeoutMs: 1000 });
         predictWhileLoading = "answered before the model was loaded";
       } catch (err) {
         predictWhileLoading = err instanceof CallError ? `refused ${statusName(err.code)}` : "refused";
@@ -508,10 +525,10 @@ export async function waitUntilServing(ctx: CheckContext, loading: boolean): Pro
  */
 export async function checkSigterm(ctx: CheckContext): Promise<string> {
   const { container, wire, type, settings } = ctx;
-  const slowValues = [directive(type, { kind: "sleep", ms: 800 }), ...sampleInputs(type, 1, 11)];
+  const slowValues = [directive(type, { kind: "sleep", ms: 800 }), ...samples(ctx, type, 1, 11)];
   const unary = wire.predict(pack(type, slowValues), { timeoutMs: 15_000 });
-  const stream = wire.stream();
-  stream.send(5n, pack(type, slowValues));
+  const stream = wire.streams ? wire.stream() : undefined;
+  stream?.send(5n, pack(type, slowValues));
   await sleep(200);
   const signalledAt = performance.now();
   container.signal("SIGTERM");
@@ -533,20 +550,21 @@ export async function checkSigterm(ctx: CheckContext): Promise<string> {
   } catch (err) {
     problems.push(`the in-flight Predict failed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  let streamNote: string;
-  try {
-    await stream.waitForAnswers(1, 15_000);
-    const a = stream.answers[0]!;
-    if (a.errorCode !== 0) problems.push(`the in-flight stream batch failed ${statusName(a.errorCode)}: ${a.errorMessage}`);
-    else if (mismatch(slowValues[1]!, a.outputs[1]) !== undefined) problems.push("the in-flight stream batch was answered wrongly");
-    const endedByContainer = await Promise.race([stream.ended.then(() => true), timeout(300).then(() => false)]);
-    streamNote = endedByContainer ? "the container then ended the stream" : "the stream stayed open until the kit closed it";
-  } catch (err) {
-    problems.push(`the in-flight stream batch was not answered: ${err instanceof Error ? err.message : String(err)}`);
-    streamNote = "";
-  } finally {
-    stream.cancel();
-  }
+  let streamNote = "no stream over Connect";
+  if (stream !== undefined)
+    try {
+      await stream.waitForAnswers(1, 15_000);
+      const a = stream.answers[0]!;
+      if (a.errorCode !== 0) problems.push(`the in-flight stream batch failed ${statusName(a.errorCode)}: ${a.errorMessage}`);
+      else if (mismatch(slowValues[1]!, a.outputs[1]) !== undefined) problems.push("the in-flight stream batch was answered wrongly");
+      const endedByContainer = await Promise.race([stream.ended.then(() => true), timeout(300).then(() => false)]);
+      streamNote = endedByContainer ? "the container then ended the stream" : "the stream stayed open until the kit closed it";
+    } catch (err) {
+      problems.push(`the in-flight stream batch was not answered: ${err instanceof Error ? err.message : String(err)}`);
+      streamNote = "";
+    } finally {
+      stream.cancel();
+    }
   const exitBy = signalledAt + settings.stopGraceMs;
   const exit = await Promise.race([container.exited, timeout(Math.max(0, exitBy - performance.now()))]);
   if (exit === undefined) problems.push(`still running ${settings.stopGraceMs} ms after SIGTERM (the container-manager sends SIGKILL then)`);

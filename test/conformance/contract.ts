@@ -79,7 +79,7 @@ export function pack(type: InputType, values: readonly Value[]): Inputs {
  * strings include non-ASCII text, quotes, a newline and a NUL, bytes include 0 and 255. No input
  * starts like a directive.
  */
-export function sampleInputs(type: InputType, count: number, seed = 0): Value[] {
+export function sampleInputs(type: InputType, count: number, seed = 0, nulInStrings = true): Value[] {
   const out: Value[] = [];
   for (let i = 0; i < count; i++) {
     const k = i + seed * 1009;
@@ -96,7 +96,8 @@ export function sampleInputs(type: InputType, count: number, seed = 0): Value[] 
         break;
       }
       case InputType.STRINGS: {
-        const samples = ["", "a", "héllo ✓ 🎉", 'line\nbreak "quoted" \\ back', "nul\u0000inside", `#${k}`];
+        // A runtime whose strings cannot hold NUL (R's) is checked with another control character there (--no-nul-strings).
+        const samples = ["", "a", "héllo ✓ 🎉", 'line\nbreak "quoted" \\ back', nulInStrings ? "nul\u0000inside" : "tab\u0009inside", `#${k}`];
         out.push(samples[k % samples.length] + (k >= samples.length ? ` ${k}` : ""));
         break;
       }
@@ -112,8 +113,8 @@ export function sampleInputs(type: InputType, count: number, seed = 0): Value[] 
 }
 
 /** A few inputs of each shape the type allows, including a long one. */
-export function typicalBatch(type: InputType): Value[] {
-  const values = sampleInputs(type, 12);
+export function typicalBatch(type: InputType, nulInStrings = true): Value[] {
+  const values = sampleInputs(type, 12, 0, nulInStrings);
   switch (type) {
     case InputType.STRINGS:
       values.push("x".repeat(10_000));

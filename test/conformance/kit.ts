@@ -30,6 +30,9 @@ options:
   --max-batch N           the "maximum" batch for a container that declares no max_batch_size (default ${DEFAULT_SETTINGS.maxBatch})
   --start-timeout-ms MS   how long a container may take to be SERVING (default ${DEFAULT_SETTINGS.startTimeoutMs})
   --stop-grace-ms MS      how long after SIGTERM it may take to exit, the container-manager's grace (default ${DEFAULT_SETTINGS.stopGraceMs})
+  --protocol P            grpc (default), or connect: the Connect protocol on HTTP/1.1, unary calls only (R containers);
+                          the checks that need PredictStream or Watch are skipped
+  --no-nul-strings        sample strings hold no NUL character (for runtimes whose strings cannot: R)
   --only LIST, --skip LIST  check ids to run or leave out (--list shows them)
   --json FILE             also write the results as JSON
   --list                  list the checks and exit`;
@@ -69,6 +72,8 @@ async function main(): Promise<void> {
         "max-batch": { type: "string" },
         "start-timeout-ms": { type: "string" },
         "stop-grace-ms": { type: "string" },
+        protocol: { type: "string" },
+        "no-nul-strings": { type: "boolean" },
         only: { type: "string" },
         skip: { type: "string" },
         json: { type: "string" },
@@ -108,10 +113,14 @@ async function main(): Promise<void> {
   const skip = list(values.skip);
   for (const id of [...(only ?? []), ...(skip ?? [])]) if (!known.has(id)) fail(`unknown check "${id}" (--list shows them)`);
   const cwd = values.cwd !== undefined ? path.resolve(values.cwd) : process.cwd();
+  const protocol = values.protocol ?? "grpc";
+  if (protocol !== "grpc" && protocol !== "connect") fail(`--protocol is grpc or connect, got "${protocol}"`);
 
   process.stdout.write(`conformance kit: ${positionals.join(" ")}\n(in ${cwd})\n\n${tableHeader()}\n`);
   const results = await runConformance({
     container: { command: positionals, cwd, env, inheritEnv: values["inherit-env"] ?? false },
+    protocol,
+    ...(values["no-nul-strings"] ? { nulInStrings: false } : {}),
     ...(inputTypes !== undefined ? { inputTypes } : {}),
     ...(only !== undefined ? { only } : {}),
     ...(skip !== undefined ? { skip } : {}),

@@ -1,8 +1,9 @@
 import type { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { CHECKS, type Check, type CheckContext, checkSigterm, Failure, type KitSettings, Skip, waitUntilServing } from "./checks.js";
+import { ConnectModelWire } from "./connect-wire.js";
 import { Container, type ContainerSpec } from "./container.js";
 import { INPUT_TYPES, LOAD_MS_VARIABLE, typeName } from "./contract.js";
-import { ModelWire } from "./wire.js";
+import { ModelWire, Unsupported } from "./wire.js";
 
 // Runs the checks against a container command: one container per input type (the first type's
 // also gets the checks that run once, the readiness check while its model loads, and SIGTERM
@@ -27,6 +28,8 @@ export interface KitOptions extends Partial<KitSettings> {
   skip?: readonly string[];
   /** Longest time one check may take. */
   checkTimeoutMs?: number;
+  /** How the container is spoken to: gRPC (default), or the Connect protocol on HTTP/1.1 (unary calls, for R). */
+  protocol?: "grpc" | "connect";
   onResult?: (result: CheckResult) => void;
 }
 
@@ -36,6 +39,7 @@ export const DEFAULT_SETTINGS: KitSettings = {
   loadMs: 1500,
   maxMessageBytes: 64 * 1024 * 1024,
   maxBatch: 4096,
+  nulInStrings: true,
   startTimeoutMs: 60_000,
   stopGraceMs: 5000,
 };
@@ -98,7 +102,7 @@ export async function runConformance(options: KitOptions): Promise<CheckResult[]
       ...(loading ? { env: { [LOAD_MS_VARIABLE]: String(settings.loadMs) } } : {}),
     });
     live.add(container);
-    const wire = new ModelWire(container.address);
+    const wire = options.protocol === "connect" ? new ConnectModelWire(container.address) : new ModelWire(container.address);
     const ctx: CheckContext = { type, wire, container, settings };
     try {
       const started = await runOne(ctx, loading ? "readiness" : "start", checkTimeoutMs, report, () => waitUntilServing(ctx, loading));
@@ -143,7 +147,7 @@ async function runOne(ctx: CheckContext, id: string, timeoutMs: number, report: 
     report({ id, inputType, outcome: "pass", ms: elapsed(), detail });
     return true;
   } catch (err) {
-    if (err instanceof Skip) {
+    if (err instanceof Skip || err instanceof Unsupported) {
       report({ id, inputType, outcome: "skip", ms: elapsed(), detail: err.message });
       return true;
     }

@@ -4,8 +4,10 @@ import * as grpc from "@grpc/grpc-js";
 import type { Inputs, Output } from "../../gen/clipper/common/v1/data_pb.js";
 import {
   CheckReadinessRequestSchema,
+  type CheckReadinessResponse,
   CheckReadinessResponseSchema,
   GetMetadataRequestSchema,
+  type GetMetadataResponse,
   GetMetadataResponseSchema,
   PredictRequestSchema,
   PredictResponseSchema,
@@ -76,7 +78,29 @@ export interface BatchStream {
   readonly ended: Promise<{ code: grpc.status; details: string; atMs: number }>;
 }
 
-export class ModelWire {
+/** A part of the contract the connection's protocol cannot carry: the check that needs it is skipped. */
+export class Unsupported extends Error {
+  override name = "Unsupported";
+}
+
+/** What the checks call on a container, over gRPC (ModelWire) or the Connect protocol (ConnectModelWire). */
+export interface ModelConnection {
+  readonly address: string;
+  /** Whether PredictStream and Watch can be called (false over Connect on HTTP/1.1). */
+  readonly streams: boolean;
+  predictCall(inputs: Inputs, options?: CallOptions & { batchId?: bigint }): PendingCall<Output[]>;
+  predict(inputs: Inputs, options?: CallOptions & { batchId?: bigint }): Promise<Output[]>;
+  predictRaw(request: Buffer, options?: CallOptions): Promise<Output[]>;
+  metadata(options?: CallOptions): Promise<GetMetadataResponse>;
+  readiness(options?: CallOptions): Promise<CheckReadinessResponse>;
+  health(service?: string, options?: CallOptions): Promise<HealthCheckResponse_ServingStatus>;
+  watchFirst(service?: string, timeoutMs?: number): Promise<HealthCheckResponse_ServingStatus>;
+  stream(): BatchStream;
+  close(): void;
+}
+
+export class ModelWire implements ModelConnection {
+  readonly streams = true;
   private readonly client: grpc.Client;
 
   constructor(readonly address: string) {

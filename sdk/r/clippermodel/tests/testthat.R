@@ -1,0 +1,3 @@
+library(testthat)
+library(clippermodel)
+test_check("clippermodel")
