@@ -21,6 +21,7 @@ import {
   startMetricsServer,
   startTracing,
 } from "../shared/index.js";
+import { ContainerEngineBackend } from "./backends/container-engine-backend.js";
 import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend } from "./backends/kubernetes-backend.js";
 import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
 import { startContainerManager } from "./manager.js";
@@ -88,7 +89,31 @@ const spec = {
     env: "CLIPPER_REPLICA_MEMORY_LIMIT_BYTES",
     default: 0,
     parse: parse.int(0, Number.MAX_SAFE_INTEGER),
-    help: "kill and restart a replica whose resident memory exceeds this (checked every health check); 0: no limit",
+    help: "kill and restart a replica whose resident memory exceeds this (checked every health check; --backend docker: the container's cgroup limit); 0: no limit",
+  },
+  replicaCpus: {
+    flag: "replica-cpus",
+    env: "CLIPPER_REPLICA_CPUS",
+    default: 0,
+    parse: (raw: string): number => {
+      if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) > 1024) throw new Error("expected a number of CPUs between 0 and 1024, e.g. 0.5");
+      return Number(raw);
+    },
+    help: "--backend docker: each replica's CPU quota in CPUs (e.g. 0.5); 0: no limit",
+  },
+  replicaPidsLimit: {
+    flag: "replica-pids-limit",
+    env: "CLIPPER_REPLICA_PIDS_LIMIT",
+    default: 1024,
+    parse: parse.int(0, 4_194_304),
+    help: "--backend docker: most processes and threads in each replica's container; 0: no limit",
+  },
+  dockerSocket: {
+    flag: "docker-socket",
+    env: "CLIPPER_DOCKER_SOCKET",
+    default: process.env.DOCKER_HOST?.startsWith("unix://") ? process.env.DOCKER_HOST.slice("unix://".length) : "/var/run/docker.sock",
+    parse: parse.string,
+    help: "--backend docker: the Docker Engine API's unix socket (Docker's, or podman system service's; docs/containers.md)",
   },
   replicaUser: {
     flag: "replica-user",
@@ -100,9 +125,9 @@ const spec = {
   backend: {
     flag: "backend",
     env: "CLIPPER_BACKEND",
-    default: "local" as "local" | "kubernetes",
-    parse: parse.oneOf("local", "kubernetes"),
-    help: "where replicas run: local (child processes) or kubernetes (a Deployment per model version; docs/kubernetes.md)",
+    default: "local" as "local" | "kubernetes" | "docker",
+    parse: parse.oneOf("local", "kubernetes", "docker"),
+    help: "where replicas run: local (child processes), kubernetes (a Deployment per model version; docs/kubernetes.md) or docker (a container per replica, Docker or Podman; docs/containers.md)",
   },
   kubeconfig: {
     flag: "kubeconfig",
@@ -123,14 +148,14 @@ const spec = {
     env: "CLIPPER_CLUSTER_NAME",
     default: "default",
     parse: parse.string,
-    help: "--backend kubernetes: names and labels every object, so several systems share a namespace",
+    help: "--backend kubernetes or docker: names and labels every object, so several systems share a namespace or an engine",
   },
   image: {
     flag: "image",
     env: "CLIPPER_MODEL_IMAGE",
     default: DEFAULT_KUBERNETES_OPTIONS.image as string,
     parse: parse.string,
-    help: "--backend kubernetes: the model runtime image",
+    help: "--backend kubernetes or docker: the model runtime image",
   },
   latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
@@ -157,8 +182,10 @@ async function main(): Promise<void> {
     logger.warn({}, "running as root: model replicas run as root too; --replica-user nobody (or another unprivileged user) runs them without it");
   }
   const kubernetes = config.backend === "kubernetes" ? await startKubernetesBackend(config, logger) : undefined;
+  const containers = config.backend === "docker" ? await startContainerEngineBackend(config, logger) : undefined;
+  const replicaBackend = kubernetes ?? containers;
   const manager = await startContainerManager({
-    ...(kubernetes !== undefined ? { replicaBackend: kubernetes } : {}),
+    ...(replicaBackend !== undefined ? { replicaBackend } : {}),
     host: config.host,
     port: config.port,
     registry: config.registry,
@@ -220,6 +247,38 @@ async function startKubernetesBackend(config: { kubeconfig: string; namespace: s
   // Adopts the Deployments this cluster name's labels mark, then watches their pods.
   await backend.startWatching();
   logger.info({ namespace, cluster: config.clusterName, server: kubeConfig.getCurrentCluster()?.server }, "kubernetes backend watching");
+  return backend;
+}
+
+async function startContainerEngineBackend(
+  config: {
+    dockerSocket: string;
+    image: string;
+    clusterName: string;
+    dataDir: string;
+    replicaMemoryLimitBytes: number;
+    replicaCpus: number;
+    replicaPidsLimit: number;
+    stopGraceMs: number;
+  },
+  logger: Logger,
+) {
+  const backend = new ContainerEngineBackend({
+    socketPath: config.dockerSocket,
+    image: config.image,
+    clusterName: config.clusterName,
+    dataDir: config.dataDir,
+    logger,
+    defaultResources: { memoryBytes: config.replicaMemoryLimitBytes, nanoCpus: Math.round(config.replicaCpus * 1e9), pidsLimit: config.replicaPidsLimit },
+    stopGraceMs: config.stopGraceMs,
+  });
+  const engine = await backend.checkEngine();
+  // Takes over this cluster's running containers a previous container-manager left, removes its other ones.
+  const adoption = await backend.adoptRunningContainers();
+  logger.info(
+    { engine, socket: config.dockerSocket, image: config.image, cluster: config.clusterName, adopted: adoption.adopted.length },
+    "container backend ready",
+  );
   return backend;
 }
 

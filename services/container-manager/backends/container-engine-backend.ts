@@ -148,9 +148,11 @@ export class ContainerEngineBackend implements ReplicaBackend {
       ...DEFAULT_CONTAINER_ENGINE_OPTIONS,
       ...options,
       defaultResources: { ...DEFAULT_CONTAINER_ENGINE_OPTIONS.defaultResources, ...options.defaultResources },
+      // Bind mounts need an absolute host path.
+      dataDir: path.resolve(options.dataDir),
     };
     this.engine = new DockerEngineClient({ socketPath: options.socketPath });
-    fs.mkdirSync(path.join(options.dataDir, "artifacts"), { recursive: true });
+    fs.mkdirSync(path.join(this.o.dataDir, "artifacts"), { recursive: true });
   }
 
   private get selector(): string[] {
