@@ -149,10 +149,16 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
     ...(options.ports.console === undefined
       ? []
       : [
-          launch("console", options.ports.console, false, ["--registry", registry, "--metrics-targets", consoleTargets(options)], {
-            kind: "http",
-            path: "/healthz",
-          }),
+          launch(
+            "console",
+            options.ports.console,
+            false,
+            ["--registry", registry, "--container-manager", `${connect}:${options.ports.containerManager}`, "--metrics-targets", consoleTargets(options)],
+            {
+              kind: "http",
+              path: "/healthz",
+            },
+          ),
         ]),
   ];
 }

@@ -31,6 +31,7 @@ function showStatus(text: string, bad: boolean): void {
 const page: PageContext = {
   session: () => session,
   frames: () => history.all(),
+  get: (path) => api.call("GET", path),
   modelNames: () => [...new Set((state?.models ?? []).map((m) => m.name))],
   writeAttributes: () =>
     session === undefined || session.canWrite ? {} : { disabled: true, title: session.readOnlyReason ?? "this token may not change anything" },

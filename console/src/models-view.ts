@@ -1,5 +1,5 @@
 /** Models and their versions: replicas with their health, batching, and the controls to scale and roll back. */
-import type { MetricsFrame, ModelVersionJson } from "../../services/console/console-api.js";
+import type { MetricsFrame, ModelVersionJson, ReplicaLogsJson } from "../../services/console/console-api.js";
 import { LineChart } from "./charts.js";
 import { fill, h } from "./dom.js";
 import { formatAge, formatMicros } from "./format.js";
@@ -11,6 +11,7 @@ class VersionCard {
   readonly root: HTMLElement;
   private readonly info = h("div", { class: "card-info" });
   private readonly replicas = h("div", { class: "replicas" });
+  private readonly logs = h("pre", { class: "logs", hidden: true, "data-testid": "replica-logs" });
   private readonly charts: LineChart[] = [];
   private shown = "";
 
@@ -20,7 +21,7 @@ class VersionCard {
   ) {
     const k = key(model);
     const chartBox = h("div", { class: "charts two" });
-    this.root = h("section", { class: "card", "data-testid": `model-${model.name}-${model.version}` }, this.info, this.replicas, chartBox);
+    this.root = h("section", { class: "card", "data-testid": `model-${model.name}-${model.version}` }, this.info, this.replicas, this.logs, chartBox);
     const specs = [
       {
         title: "Batch size chosen by the router",
@@ -147,7 +148,11 @@ class VersionCard {
         : h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ...["", "replica", "endpoint", "state", "restarts", "up for", "in flight", "last event"].map((c) => h("th", {}, c)))),
+            h(
+              "thead",
+              {},
+              h("tr", {}, ...["", "replica", "endpoint", "state", "restarts", "up for", "in flight", "last event", ""].map((c) => h("th", {}, c))),
+            ),
             h(
               "tbody",
               {},
@@ -162,13 +167,32 @@ class VersionCard {
                   h("td", {}, String(r.restarts)),
                   h("td", {}, r.startedAtMs > 0 ? formatAge(r.startedAtMs, now) : "–"),
                   h("td", { class: "inflight", "data-endpoint": r.endpoint }, "–"),
-                  h("td", { class: "muted message" }, r.message),
+                  h("td", { class: "muted message", title: r.message }, r.message),
+                  h("td", {}, h("button", { class: "small", "data-testid": "show-logs", onclick: () => void this.showLogs(r.id) }, "Logs")),
                 ),
               ),
             ),
           ),
     );
     this.frame(this.page.frames(), false);
+  }
+
+  /** The replica's last log lines under the table; the same button again hides them. */
+  private async showLogs(replicaId: string): Promise<void> {
+    if (!this.logs.hidden && this.logs.dataset.replica === replicaId) {
+      this.logs.hidden = true;
+      return;
+    }
+    const path = `/api/models/${encodeURIComponent(this.model.name)}/versions/${encodeURIComponent(this.model.version)}/logs`;
+    try {
+      const { logs } = await this.page.get<ReplicaLogsJson>(`${path}?replica=${encodeURIComponent(replicaId)}&lines=40`);
+      const lines = logs.flatMap((l) => l.lines);
+      this.logs.textContent = lines.length === 0 ? `(replica ${replicaId} wrote nothing yet)` : lines.join("\n");
+    } catch (err) {
+      this.logs.textContent = `could not read the log of ${replicaId}: ${(err as Error).message}`;
+    }
+    this.logs.dataset.replica = replicaId;
+    this.logs.hidden = false;
   }
 
   frame(frames: readonly MetricsFrame[], charts = true): void {

@@ -6,6 +6,8 @@ export interface PageContext {
   frames(): readonly MetricsFrame[];
   /** Names of every model the registry has, for the link form. */
   modelNames(): string[];
+  /** Reads from the console's API with the operator's token. */
+  get<T>(path: string): Promise<T>;
   /** Sends a change; shows its outcome; resolves whether it worked. */
   act(done: string, method: string, path: string, body?: unknown): Promise<boolean>;
   /** Attributes for a control that changes something: disabled, saying why, for a token that may not. */

@@ -40,6 +40,13 @@ export const consoleConfigSpec = {
   host: commonOptions.host("CLIPPER_CONSOLE"),
   port: commonOptions.port("CLIPPER_CONSOLE", defaults.consolePort, "HTTP port of the page, its API, /healthz and /metrics"),
   registry: commonOptions.registry(),
+  containerManager: {
+    flag: "container-manager",
+    env: "CLIPPER_CONTAINER_MANAGER",
+    default: `127.0.0.1:${defaults.containerManagerPort}`,
+    parse: parse.address,
+    help: "host:port of the container-manager (replicas' log lines)",
+  },
   metricsTargets: {
     flag: "metrics-targets",
     env: "CLIPPER_CONSOLE_METRICS_TARGETS",

@@ -128,3 +128,8 @@ export interface ApiError {
   /** The registry's gRPC code, when it refused. */
   code?: string;
 }
+
+/** GET /api/models/NAME/versions/V/logs: the last lines each replica wrote (the container-manager keeps them). */
+export interface ReplicaLogsJson {
+  logs: Array<{ replicaId: string; lines: string[] }>;
+}

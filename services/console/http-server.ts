@@ -11,7 +11,7 @@ import path from "node:path";
 import { bearerToken, Code, ConnectError, type Logger, type prom, type TokenAuthenticator } from "../shared/index.js";
 import type { ApiError, ConsoleState, HelloEvent, MetricsFrame, SessionInfo } from "./console-api.js";
 import { httpStatusOf } from "./http-status.js";
-import { BadRequest, type Mutations } from "./mutations.js";
+import { BadRequest, type OperatorCalls } from "./mutations.js";
 
 export interface ConsoleHttpOptions {
   host: string;
@@ -20,7 +20,7 @@ export interface ConsoleHttpOptions {
   uiDir: string;
   /** Undefined: the console checks no tokens (the registry may still). */
   authenticator: TokenAuthenticator | undefined;
-  mutations: Mutations;
+  calls: OperatorCalls;
   state: () => ConsoleState;
   history: () => MetricsFrame[];
   /** Subscribe to state changes and frames; each returns an unsubscribe function. */
@@ -102,7 +102,7 @@ const SEGMENT = "([^/]+)";
 export async function startConsoleHttp(options: ConsoleHttpOptions): Promise<RunningConsoleHttp> {
   const ui = loadUi(options.uiDir);
   const streams = new Set<http.ServerResponse>();
-  const m = options.mutations;
+  const m = options.calls;
 
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
@@ -118,6 +118,17 @@ export async function startConsoleHttp(options: ConsoleHttpOptions): Promise<Run
     { method: "GET", pattern: /^\/api\/state$/, name: "state", handler: async (_q, res) => json(res, 200, options.state()) },
     { method: "GET", pattern: /^\/api\/history$/, name: "history", handler: async (_q, res) => json(res, 200, options.history()) },
     { method: "GET", pattern: /^\/api\/events$/, name: "events", handler: async (req, res) => openStream(req, res) },
+    {
+      method: "GET",
+      pattern: new RegExp(`^/api/models/${SEGMENT}/versions/${SEGMENT}/logs$`),
+      name: "logs",
+      handler: async (req, res, [model = "", version = ""], _s, auth) => {
+        const query = new URL(req.url ?? "/", "http://console").searchParams;
+        const lines = Number(query.get("lines") ?? "100");
+        if (!Number.isInteger(lines) || lines < 1) throw new HttpProblem(400, '"lines" must be a positive integer');
+        json(res, 200, await m.replicaLogs(auth, model, version, query.get("replica") ?? "", lines));
+      },
+    },
     {
       method: "POST",
       pattern: /^\/api\/applications$/,
@@ -204,13 +215,23 @@ export async function startConsoleHttp(options: ConsoleHttpOptions): Promise<Run
     };
     const hello: HelloEvent = { state: options.state(), history: options.history() };
     send("hello", hello);
-    // State changes come in bursts (a deploy reports replicas several times): at most one state event per 200 ms.
+    // State changes come in bursts (a deploy reports replicas several times): the first of a burst goes out at once,
+    // so a short-lived state (a replica down for the 500 ms before its restart) is seen, the rest at most every 200 ms.
     let statePending: NodeJS.Timeout | undefined;
+    let lastStateAt = 0;
+    const sendState = () => {
+      lastStateAt = Date.now();
+      send("state", options.state());
+    };
     const offState = options.onState(() => {
-      statePending ??= setTimeout(() => {
-        statePending = undefined;
-        send("state", options.state());
-      }, 200);
+      if (statePending !== undefined) return;
+      const wait = lastStateAt + 200 - Date.now();
+      if (wait <= 0) sendState();
+      else
+        statePending = setTimeout(() => {
+          statePending = undefined;
+          sendState();
+        }, wait);
     });
     const offFrame = options.onFrame((frame) => send("frame", frame));
     const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);

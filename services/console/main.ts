@@ -2,6 +2,7 @@
 // Once serving it logs one JSON line {"msg":"listening","port":N,...} on stdout; with --port 0 that line is how a
 // supervisor learns the port.
 import { createClient } from "@connectrpc/connect";
+import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import {
   clientSecurity,
@@ -22,7 +23,7 @@ import { consoleConfigSpec } from "./config.js";
 import { startConsoleHttp } from "./http-server.js";
 import { consoleState } from "./live-state.js";
 import { MetricsScraper } from "./metrics-scraper.js";
-import { Mutations } from "./mutations.js";
+import { OperatorCalls } from "./mutations.js";
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("console", {
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   // Reads go through the console's own token; writes carry the caller's, so they use a channel without one.
   const readTransport = createGrpcTransport({ address: config.registry, ...clientSecurity({ tls, token: config.token }) });
   const writeTransport = createGrpcTransport({ address: config.registry, ...clientSecurity({ tls }) });
+  const logsTransport = createGrpcTransport({ address: config.containerManager, ...clientSecurity({ tls }) });
   const watcher = watchConfig({ registry: config.registry, logger, client: createClient(ManagementService, readTransport) });
 
   const metrics = createMetricsRegistry("console");
@@ -68,7 +70,11 @@ async function main(): Promise<void> {
     port: config.port,
     uiDir: config.uiDir,
     authenticator,
-    mutations: new Mutations({ registry: createClient(ManagementService, writeTransport), view: () => watcher.view() }),
+    calls: new OperatorCalls({
+      registry: createClient(ManagementService, writeTransport),
+      containerManager: createClient(ContainerManagerService, logsTransport),
+      view: () => watcher.view(),
+    }),
     state: () => consoleState(watcher.view(), watcher.connected()),
     history: () => scraper.history(),
     onState: (listener) => watcher.onChange(() => listener()),
@@ -99,6 +105,7 @@ async function main(): Promise<void> {
     watcher.close();
     readTransport.close();
     writeTransport.close();
+    logsTransport.close();
   });
 }
 

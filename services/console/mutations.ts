@@ -1,16 +1,19 @@
 /**
- * What the page may change, as calls to the registry's ManagementService made
- * with the caller's own token: the registry decides who may (a read-only
- * token's refusal comes back as its PERMISSION_DENIED). Bodies are checked
- * here first, so a malformed one gets a 400 naming the field.
+ * What the page asks on the caller's behalf: changes, as calls to the
+ * registry's ManagementService, and replicas' log lines from the
+ * container-manager, each made with the caller's own token: the services
+ * decide who may (a read-only token's refusal comes back as their
+ * PERMISSION_DENIED). Bodies are checked here first, so a malformed one gets
+ * a 400 naming the field.
  */
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import type { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import type { SelectionPolicy, SelectionPolicySchema } from "../../gen/clipper/v1/resources_pb.js";
 import { type ConfigView, parseInputType } from "../shared/index.js";
-import type { PolicyJson } from "./console-api.js";
+import type { PolicyJson, ReplicaLogsJson } from "./console-api.js";
 
 /** A request the console refuses itself (400), before asking the registry. */
 export class BadRequest extends Error {
@@ -93,19 +96,31 @@ function policyMessage(policy: PolicyJson, current: SelectionPolicy | undefined)
   }
 }
 
-export interface MutationsOptions {
+export interface OperatorCallsOptions {
   /** A client that sends no token of the console's own: the caller's goes with each call. */
   registry: Client<typeof ManagementService>;
   /** The latest configuration, to keep what a partial change leaves alone. */
   view: () => ConfigView;
+  /** Also without a token of the console's own: reading logs is the caller's right, not the console's. */
+  containerManager: Client<typeof ContainerManagerService>;
 }
 
-/** Each mutation takes the caller's `authorization` header value (or none) and the parsed JSON body. */
-export class Mutations {
-  constructor(private readonly options: MutationsOptions) {}
+/** Most log lines one request returns per replica (the container-manager keeps a bounded tail too). */
+export const MAX_LOG_LINES = 500;
+
+/** Each call takes the caller's `authorization` header value (or none) and the parsed JSON body. */
+export class OperatorCalls {
+  constructor(private readonly options: OperatorCallsOptions) {}
 
   private headers(authorization: string | undefined): { headers: Record<string, string> } {
     return { headers: authorization === undefined ? {} : { authorization } };
+  }
+
+  /** The last lines of a version's replicas (or one of them), asked with the caller's token. */
+  async replicaLogs(authorization: string | undefined, name: string, version: string, replicaId: string, lines: number): Promise<ReplicaLogsJson> {
+    const tailLines = Math.min(Math.max(1, lines), MAX_LOG_LINES);
+    const { logs } = await this.options.containerManager.getLogs({ modelName: name, modelVersion: version, replicaId, tailLines }, this.headers(authorization));
+    return { logs: logs.map((l) => ({ replicaId: l.replicaId, lines: l.lines.slice(-tailLines) })) };
   }
 
   async createApplication(authorization: string | undefined, raw: unknown): Promise<void> {

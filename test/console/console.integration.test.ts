@@ -94,6 +94,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
       `container-manager=http://127.0.0.1:${system.metricsPort("container-manager")}/metrics`,
     ].join(",");
     const args = ["--host", "127.0.0.1", "--port", "0", "--registry", system.address("registry"), "--metrics-targets", targets];
+    args.push("--container-manager", system.address("container-manager"));
     args.push("--tokens-file", tokensFile, "--scrape-interval-ms", "500", "--rate-window-ms", "2000");
     consoleProcess = spawn(process.execPath, [...serviceNodeArgs(repoRoot, "console"), ...args], {
       cwd: repoRoot,
@@ -132,7 +133,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     expect(unknown.status).toBe(401);
   });
 
-  it("loads with no console errors and shows the deployed model and its replica", async () => {
+  it("loads with no console errors and shows the deployed model, its replica and the replica's log", async () => {
     const page = await openPage(tokens.admin);
     const [replica] = await readyReplicas(registry);
     expect(replica).toBeDefined();
@@ -147,6 +148,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     expect(await row.textContent()).toContain(replica?.id ?? "?");
     expect(await model.getByTestId("replica-count").textContent()).toBe("1/1 ready");
     expect(await page.getByTestId("role").textContent()).toBe("admin: ops");
+    // The replica's log lines, from the container-manager with the operator's token.
+    await row.getByTestId("show-logs").click();
+    await expect.poll(() => model.getByTestId("replica-logs").textContent(), { timeout: 10_000 }).toMatch(/manager starting /);
     // Every metrics target answered the console's scrape.
     for (const name of ["gateway", "registry", "container-manager"]) {
       await expect.poll(() => page.getByTestId(`target-${name}`).getAttribute("class"), { timeout: 10_000 }).toContain("good");
@@ -239,13 +243,12 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     const page = await openPage(tokens.admin);
     const model = page.getByTestId("model-sum-model-1");
     await expect.poll(() => model.getByTestId("replica-count").textContent(), { timeout: 20_000 }).toBe("2/2 ready");
-    const ledger = JSON.parse(fs.readFileSync(path.join(system.dataDir, "run", "replica-processes.json"), "utf8")) as Record<
-      string,
-      { pid: number; replica: { endpoint: string } }
-    >;
+    // The container-manager's ledger of the replica processes it runs, by replica id.
+    const ledger = JSON.parse(fs.readFileSync(path.join(system.dataDir, "run", "replica-processes.json"), "utf8")) as Record<string, { pid: number }>;
     const [victimId, victim] = Object.entries(ledger)[0] ?? [];
     if (victim === undefined) throw new Error("no replica process in the ledger");
-    const red = model.locator(`[data-testid=replica][data-endpoint="${victim.replica.endpoint}"]:is([data-state=unhealthy],[data-state=failed])`);
+    // By id: a restarted replica keeps its id and gets a new port.
+    const red = model.locator(`[data-testid=replica]:is([data-state=unhealthy],[data-state=failed]):has-text("${victimId}")`);
     // The wait is in place before the kill: the red state lasts only until the container-manager restarts it (500 ms).
     const turnedRed = red.waitFor({ timeout: 10_000 }).then(() => Date.now());
     const killedAt = Date.now();
