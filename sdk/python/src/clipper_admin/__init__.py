@@ -2,6 +2,13 @@
 
 from .connection import ClipperConnection
 from .container_manager import ContainerManager, LocalContainerManager
+from .docker_container_manager import DockerContainerManager
 from .exceptions import ClipperException
 
-__all__ = ["ClipperConnection", "ContainerManager", "LocalContainerManager", "ClipperException"]
+__all__ = [
+    "ClipperConnection",
+    "ContainerManager",
+    "LocalContainerManager",
+    "DockerContainerManager",
+    "ClipperException",
+]

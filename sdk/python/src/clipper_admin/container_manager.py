@@ -167,11 +167,16 @@ class LocalContainerManager(ContainerManager):
     def down_command(self) -> list[str]:
         return [*self.cli_command(), "down", *self._data_dir_flags()]
 
+    def service_environment(self) -> dict[str, str]:
+        """Variables added to `clipper up`'s environment (the services read their settings from it)."""
+        return {}
+
     def _run(self, command: list[str], subcommand: str, what: str) -> None:
         log.info("running %s", " ".join(command))
         try:
             completed = subprocess.run(
                 command,
+                env={**os.environ, **self.service_environment()},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
