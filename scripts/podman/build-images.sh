@@ -81,4 +81,9 @@ echo "build-images.sh: podman build $runtime FROM $base" >&2
   --build-arg "PYTHON_IMAGE=$base" \
   --ignorefile "$dockerfile.dockerignore" -f "$dockerfile" -t "$runtime" "$repo" >&2
 "${podman[@]}" tag "$runtime" localhost/clipper-python-runtime:latest
+# Runtime images of older keys would pile up: remove them (one a container still uses stays: rmi refuses it).
+# The build's intermediate images stay, as podman's layer cache (the pip step is reused while it is unchanged).
+for old in $("${podman[@]}" images --format '{{.Repository}}:{{.Tag}}' localhost/clipper-python-runtime); do
+  case "$old" in "$runtime" | localhost/clipper-python-runtime:latest) ;; *) "${podman[@]}" rmi "$old" >/dev/null 2>&1 || true ;; esac
+done
 echo "$runtime"
