@@ -5,6 +5,15 @@ import { fill, h } from "./dom.js";
 import { formatMicros, formatPercent, formatRate, formatSeconds } from "./format.js";
 import type { PageContext } from "./page-context.js";
 
+/** What a learning policy's numbers mean (the console computes them from its state: services/console/policy-weights.ts). */
+const POLICY_MEASURES: Partial<Record<PolicyJson["kind"], string>> = {
+  exp3: "Selection probability (exp3)",
+  exp4: "Ensemble weight (exp4)",
+  epsilon_greedy: "Mean reward (ε-greedy)",
+  thompson: "Posterior mean reward (Thompson)",
+};
+const MODEL_COLORS = ["#58a6ff", "#3fb950", "#d29922", "#a371f7", "#f778ba", "#79c0ff", "#56d364", "#e3b341"];
+
 const POLICY_KINDS: PolicyJson["kind"][] = ["single", "split", "exp3", "exp4", "epsilon_greedy", "thompson"];
 
 export function policyText(p: PolicyJson): string {
@@ -48,6 +57,9 @@ class ApplicationCard {
   private readonly info = h("div", { class: "card-info" });
   private readonly numbers = h("div", { class: "numbers" });
   private readonly charts: LineChart[] = [];
+  private readonly chartBox = h("div", { class: "charts" });
+  /** The policy's chart, rebuilt when the policy or the linked models change (its lines are the models). */
+  private policyChart: { key: string; chart: LineChart; box: HTMLElement } | undefined;
   private shown = "";
 
   constructor(
@@ -55,7 +67,7 @@ class ApplicationCard {
     private readonly page: PageContext,
   ) {
     const name = app.name;
-    const chartBox = h("div", { class: "charts" });
+    const chartBox = this.chartBox;
     this.root = h("section", { class: "card", "data-testid": `app-${name}` }, this.info, this.numbers, chartBox);
     const a = (f: MetricsFrame) => f.applications[name];
     const specs = [
@@ -95,6 +107,7 @@ class ApplicationCard {
 
   render(app: ApplicationJson): void {
     this.app = app;
+    this.renderPolicyChart(app);
     const key = JSON.stringify([app, this.page.session(), this.page.modelNames()]);
     if (key === this.shown) return;
     this.shown = key;
@@ -200,8 +213,31 @@ class ApplicationCard {
     );
   }
 
+  private renderPolicyChart(app: ApplicationJson): void {
+    const title = POLICY_MEASURES[app.policy.kind];
+    const key = JSON.stringify([app.policy.kind, app.linkedModels]);
+    if (this.policyChart?.key === key) return;
+    if (this.policyChart !== undefined) {
+      this.policyChart.chart.destroy();
+      this.policyChart.box.remove();
+      this.policyChart = undefined;
+    }
+    if (title === undefined || app.linkedModels.length === 0) return;
+    const box = h("div", { class: "chart", "data-testid": "policy-chart" });
+    this.chartBox.append(box);
+    const lines = app.linkedModels.map((model, i) => ({
+      label: model,
+      color: MODEL_COLORS[i % MODEL_COLORS.length] ?? "#58a6ff",
+      pick: (f: MetricsFrame) => f.policies?.[app.name]?.[model],
+    }));
+    const chart = new LineChart(box, { title, lines, format: (v) => v.toFixed(2), minMax: 1 });
+    chart.update(this.page.frames());
+    this.policyChart = { key, chart, box };
+  }
+
   frame(frames: readonly MetricsFrame[]): void {
     const latest = frames.at(-1)?.applications[this.app.name];
+    const weights = frames.at(-1)?.policies?.[this.app.name] ?? {};
     const number = (label: string, id: string, value: number | null | undefined, text: string, bad = false) =>
       h(
         "div",
@@ -217,8 +253,9 @@ class ApplicationCard {
       number("p99", "p99", latest?.p99, formatSeconds(latest?.p99), (latest?.p99 ?? 0) > slo),
       number("defaults", "default-rate", latest?.defaultRate, formatPercent(latest?.defaultRate), (latest?.defaultRate ?? 0) > 0.01),
       number("errors", "error-rate", latest?.errorRate, formatPercent(latest?.errorRate), (latest?.errorRate ?? 0) > 0.01),
+      ...Object.entries(weights).map(([model, w]) => number(`policy: ${model}`, `policy-${model}`, w, w.toFixed(2))),
     );
-    for (const chart of this.charts) {
+    for (const chart of this.policyChart === undefined ? this.charts : [...this.charts, this.policyChart.chart]) {
       chart.resize();
       chart.update(frames);
     }
@@ -226,6 +263,7 @@ class ApplicationCard {
 
   destroy(): void {
     for (const chart of this.charts) chart.destroy();
+    this.policyChart?.chart.destroy();
     this.root.remove();
   }
 }

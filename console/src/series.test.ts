@@ -9,6 +9,7 @@ const frame = (atMs: number, throughput: number, p99: number | null): MetricsFra
   applications: { app: { throughput, p50: null, p99, defaultRate: 0, errorRate: null } },
   models: {},
   cacheHitRatio: null,
+  policies: {},
   targets: [],
 });
 

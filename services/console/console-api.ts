@@ -113,6 +113,8 @@ export interface MetricsFrame {
   models: Record<string, ModelFrame>;
   /** Hits / (hits + misses) over the window; null without lookups or without a cache. */
   cacheHitRatio: number | null;
+  /** By application with a learning policy, then linked model: its probability, weight or mean reward (policy-weights.ts). */
+  policies: Record<string, Record<string, number>>;
   targets: TargetStatus[];
 }
 

@@ -21,9 +21,10 @@ import {
 } from "../shared/index.js";
 import { consoleConfigSpec } from "./config.js";
 import { startConsoleHttp } from "./http-server.js";
-import { consoleState } from "./live-state.js";
+import { consoleState, policyJson } from "./live-state.js";
 import { MetricsScraper } from "./metrics-scraper.js";
 import { OperatorCalls } from "./mutations.js";
+import { policyWeights } from "./policy-weights.js";
 
 async function main(): Promise<void> {
   const config = loadServiceConfig("console", {
@@ -54,7 +55,22 @@ async function main(): Promise<void> {
   });
   const streams = new prom.Gauge({ name: "clipper_console_live_pages", help: "Pages following the console's live stream now.", registers: [metrics] });
 
+  const reader = createClient(ManagementService, readTransport);
+  // The learning policies' states, one GetPolicyState per such application and round (bounded: the first 50).
+  const policies = async () => {
+    const out: Record<string, Record<string, number>> = {};
+    const learning = [...watcher.view().applications.values()].filter((a) => !["single", "split"].includes(policyJson(a.policy).kind)).slice(0, 50);
+    await Promise.all(
+      learning.map(async (app) => {
+        const { state } = await reader.getPolicyState({ application: app.name, uid: "" }, { timeoutMs: 2000 });
+        const weights = policyWeights(policyJson(app.policy), app.linkedModels, new TextDecoder().decode(state));
+        if (weights !== undefined) out[app.name] = weights;
+      }),
+    );
+    return out;
+  };
   const scraper = new MetricsScraper({
+    policies,
     targets: config.metricsTargets,
     intervalMs: config.scrapeIntervalMs,
     windowMs: config.rateWindowMs,

@@ -154,7 +154,12 @@ const fraction = (t: Totals): number | null => (t.total > 0 ? t.part / t.total :
  * rate is 0 and every fraction null: counters since a service started say
  * nothing about now.
  */
-export function computeFrame(older: ScrapeDigest | undefined, newer: ScrapeDigest, targets: readonly TargetStatus[]): MetricsFrame {
+export function computeFrame(
+  older: ScrapeDigest | undefined,
+  newer: ScrapeDigest,
+  targets: readonly TargetStatus[],
+  policies: MetricsFrame["policies"] = {},
+): MetricsFrame {
   const seconds = older === undefined ? 0 : (newer.atMs - older.atMs) / 1000;
   const applications: Record<string, ApplicationFrame> = {};
   const apps = new Set([...newer.appQueries.keys(), ...newer.appRequests.keys(), ...newer.appLatencyBuckets.keys()]);
@@ -188,5 +193,5 @@ export function computeFrame(older: ScrapeDigest | undefined, newer: ScrapeDiges
   }
   let cacheHitRatio: number | null = null;
   if (newer.cache !== undefined && older !== undefined) cacheHitRatio = fraction(totalsIncrease(older.cache, newer.cache));
-  return { atMs: newer.atMs, applications, models, cacheHitRatio, targets: [...targets] };
+  return { atMs: newer.atMs, applications, models, cacheHitRatio, policies, targets: [...targets] };
 }

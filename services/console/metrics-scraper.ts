@@ -23,6 +23,8 @@ export interface MetricsScraperOptions {
   /** A target's answer larger than this is refused (a service's /metrics is tens of KiB). */
   maxResponseBytes: number;
   maxSamplesPerTarget: number;
+  /** The learning policies' numbers for this round (read from the registry), fetched beside the targets. */
+  policies?: () => Promise<MetricsFrame["policies"]>;
   logger: Logger;
 }
 
@@ -68,6 +70,10 @@ export class MetricsScraper {
 
   /** One round: every target at once, then a frame. */
   async scrapeOnce(now = Date.now()): Promise<MetricsFrame> {
+    const policies = this.options.policies?.().catch((err: unknown) => {
+      this.options.logger.warn({ err }, "reading the policies' states failed");
+      return {};
+    });
     const results = await Promise.all(this.options.targets.map((t) => this.scrapeTarget(t)));
     const samples: Sample[] = [];
     const statuses: TargetStatus[] = [];
@@ -87,7 +93,7 @@ export class MetricsScraper {
     const digest = digestScrape(samples, now);
     // The digest a window ago (or the oldest one kept, early on) is the base of every rate.
     const base = this.digests.find((d) => now - d.atMs <= this.options.windowMs) ?? this.digests.at(-1);
-    const frame = computeFrame(base, digest, statuses);
+    const frame = computeFrame(base, digest, statuses, (await policies) ?? {});
     this.digests.push(digest);
     while (this.digests.length > 1 && now - (this.digests[0]?.atMs ?? now) > this.options.windowMs) this.digests.shift();
     this.frames.push(frame);

@@ -207,6 +207,24 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
+  it("changes the selection policy from the page, and draws what the policy learned", async () => {
+    const page = await openPage(tokens.admin);
+    const app = page.getByTestId("app-hello");
+    await app.waitFor({ timeout: 20_000 });
+    await app.getByLabel("selection policy").selectOption("exp3");
+    await app.getByLabel("policy parameter").fill("0.2");
+    await app.getByRole("button", { name: "Set policy" }).click();
+    await expect.poll(() => page.getByTestId("status").textContent()).toBe("policy set to exp3");
+    const policy = (await registry.getApplication({ name: "hello" })).application?.policy?.kind;
+    expect(policy).toMatchObject({ case: "exp3", value: { gamma: 0.2 } });
+    await app.getByTestId("policy-chart").waitFor({ timeout: 10_000 });
+    expect(await app.getByTestId("policy-chart").textContent()).toContain("Selection probability (exp3)");
+    // One linked model: exp3 draws it every time.
+    await expect.poll(async () => Number(await app.getByTestId("hello-policy-sum-model").getAttribute("data-value")), { timeout: 10_000 }).toBe(1);
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   it("gives a read-only token no way to act: disabled controls that say why, and the registry's refusal as 403", async () => {
     const page = await openPage(tokens.reader);
     const banner = page.getByTestId("readonly-banner");
