@@ -17,7 +17,7 @@ dockerfile="$repo/deploy/images/python-runtime.Dockerfile"
 # crun fails on this machine's hybrid cgroups (docs/containers.md).
 podman=(podman --runtime "${CLIPPER_PODMAN_RUNTIME:-runc}")
 
-for tool in podman debootstrap runc tar sha256sum; do
+for tool in podman debootstrap runc tar sha256sum flock; do
   command -v "$tool" >/dev/null || { echo "build-images.sh: $tool is missing (apt-get install -y podman runc debootstrap)" >&2; exit 1; }
 done
 for f in "$dockerfile" "$dockerfile.dockerignore"; do [ -f "$f" ] || { echo "build-images.sh: $f is missing" >&2; exit 1; }; done
@@ -43,6 +43,9 @@ tarball="$cache/rootfs-$suite-$rootfs_key.tar"
 # The build trusts what this machine trusts (a network that inspects TLS has its own CA in the host's bundle).
 ca_bundle="${CLIPPER_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 mkdir -p "$cache"
+# One build at a time (tests running side by side each call this script).
+exec 9>"$cache/build.lock"
+flock 9
 
 if "${podman[@]}" image exists "$runtime"; then
   "${podman[@]}" tag "$runtime" localhost/clipper-python-runtime:latest
