@@ -282,7 +282,7 @@ export const COMMANDS: CommandDef[] = [
     name: "model deploy",
     summary: "register a model version and start its replicas, waiting until they are ready",
     synopsis:
-      'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --java JAR:CLASS [--jvm-options="OPTS"] | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
+      'NAME --version V --input-type TYPE (--python FILE:FUNC | --node MODULE | --java JAR:CLASS [--jvm-options="OPTS"] | --r FILE | --command "ARGV...") [--replicas N] [--batch-size N] [--set-current] [--timeout SECONDS]',
     positionals: { required: ["NAME"] },
     options: {
       version: { type: "string", value: "V", help: "the version label (letters, digits, '.', '_', '-')" },
@@ -293,6 +293,11 @@ export const COMMANDS: CommandDef[] = [
         type: "string",
         value: "JAR:CLASS",
         help: "a class implementing ai.clipper.Model in JAR (Java SDK); the jar is uploaded to the container-manager, which runs it with the SDK's ModelMain",
+      },
+      r: {
+        type: "string",
+        value: "FILE",
+        help: "an R model (R SDK, sdk/r): an .rds from clippermodel::save_model, or an .R script that defines predict; uploaded to the container-manager, served over the Connect protocol",
       },
       "jvm-options": { type: "string", value: "OPTS", help: 'with --java: JVM options, split like a shell, after "=" (--jvm-options="-Xmx512m -Dk=v")' },
       command: { type: "string", value: "ARGV", help: "any program serving clipper.model.v1.ModelService on $CLIPPER_MODEL_PORT (split like a shell)" },
@@ -305,6 +310,7 @@ export const COMMANDS: CommandDef[] = [
       "clipper model deploy sum --version 1 --input-type doubles --python ./model.py:predict",
       "clipper model deploy echo --version 2 --input-type strings --node ./echo-model.ts --replicas 2 --set-current",
       "clipper model deploy sum-java --version 1 --input-type doubles --java ./app.jar:com.example.SumModel",
+      "clipper model deploy sum-r --version 1 --input-type doubles --r ./sum.rds",
       'clipper model deploy custom --version 1 --input-type bytes --command "./bin/my-model --threads 2"',
     ],
     run: runDeploy,

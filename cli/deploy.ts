@@ -15,7 +15,7 @@ import { DeployProgress, type ProgressOptions } from "./progress.js";
 import { ShellWordsError, splitShellWords } from "./shell-words.js";
 
 /** The flags that say how a replica runs; a deploy takes exactly one. */
-const RUNTIME_FLAGS = ["python", "node", "java", "command"] as const;
+const RUNTIME_FLAGS = ["python", "node", "java", "r", "command"] as const;
 /** How much of an artifact one UploadArtifact message carries (the container-manager accepts 16 MiB messages). */
 const UPLOAD_CHUNK_BYTES = 1024 * 1024;
 /** A Java binary class name, as the container-manager checks it. */
@@ -34,7 +34,8 @@ export async function runDeploy(inv: Invocation): Promise<number> {
     return value === undefined ? [] : [{ kind, value }];
   });
   const runtime = given.length === 1 ? given[0] : undefined;
-  if (runtime === undefined) throw new UsageError("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS or --command ARGV", inv.command);
+  if (runtime === undefined)
+    throw new UsageError("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS, --r FILE or --command ARGV", inv.command);
   if (runtime.kind !== "java" && stringFlag(inv, "jvm-options") !== undefined) throw new UsageError("--jvm-options goes with --java", inv.command);
   // Every flag is checked before a jar is uploaded.
   const name = positional(inv, 0);
@@ -76,6 +77,27 @@ async function javaRuntime(inv: Invocation, value: string): Promise<ModelRuntime
   return create(ModelRuntimeSchema, { kind: { case: "javaClass", value: { jarDigest, className, jvmOptions } } });
 }
 
+/**
+ * The runtime for --r FILE: an .rds written by clippermodel::save_model (the
+ * function and its packages) or an .R script that defines predict, uploaded to
+ * the artifact store like a jar.
+ */
+async function rRuntime(inv: Invocation, value: string): Promise<ModelRuntime> {
+  const file = path.resolve(inv.env.cwd, value);
+  const extension = path.extname(file).toLowerCase();
+  const format = extension === ".rds" ? "rds" : extension === ".r" ? "script" : undefined;
+  if (format === undefined) throw new UsageError(`--r takes an .rds (clippermodel::save_model) or an .R script, got "${value}"`, inv.command);
+  let content: Buffer;
+  try {
+    content = fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(code === "ENOENT" ? `--r: ${file} does not exist` : `--r: cannot read ${file}: ${(err as Error).message}`);
+  }
+  const artifactDigest = await uploadArtifact(inv.containerManager(), content);
+  return create(ModelRuntimeSchema, { kind: { case: "rFunction", value: { artifactDigest, format } } });
+}
+
 function readJar(file: string): Buffer {
   let content: Buffer;
   try {
@@ -102,7 +124,7 @@ export async function uploadArtifact(containerManager: ContainerManagerClient, c
   return stored.digest;
 }
 
-/** The runtime for a deploy's --python, --node, --java or --command flag. */
+/** The runtime for a deploy's --python, --node, --java, --r or --command flag. */
 async function deployRuntime(inv: Invocation, { kind, value }: RuntimeFlag): Promise<ModelRuntime> {
   const { cwd, repoRoot } = inv.env;
   switch (kind) {
@@ -131,6 +153,8 @@ async function deployRuntime(inv: Invocation, { kind, value }: RuntimeFlag): Pro
     }
     case "java":
       return javaRuntime(inv, value);
+    case "r":
+      return rRuntime(inv, value);
     case "command": {
       let argv: string[];
       try {

@@ -65,6 +65,8 @@ export function describeRuntime(runtime: ModelRuntime | undefined): string {
       return `node ${runtime.kind.value.modulePath}`;
     case "javaClass":
       return `java ${runtime.kind.value.className} (jar ${runtime.kind.value.jarDigest.slice(0, 12)})`;
+    case "rFunction":
+      return `r ${runtime.kind.value.format} ${runtime.kind.value.artifactDigest.slice(0, 12)}`;
     default:
       return "-";
   }

@@ -27,6 +27,11 @@ export function deployDifferences(existing: Model, requested: Model): string[] {
     if (a.className !== b.className) differences.push(`class_name is "${a.className}", requested "${b.className}"`);
     if (a.jvmOptions.join(" ") !== b.jvmOptions.join(" "))
       differences.push(`jvm_options are [${a.jvmOptions.join(" ")}], requested [${b.jvmOptions.join(" ")}]`);
+  } else if (was?.case === "rFunction" && now?.case === "rFunction") {
+    const [a, b] = [was.value, now.value];
+    if (a.artifactDigest !== b.artifactDigest)
+      differences.push(`the R model differs (artifact ${a.artifactDigest.slice(0, 12)}, requested ${b.artifactDigest.slice(0, 12)})`);
+    if (a.format !== b.format) differences.push(`format is "${a.format}", requested "${b.format}"`);
   } else if (was?.case !== now?.case) {
     differences.push(`runtime is ${was?.case ?? "unset"}, requested ${now?.case ?? "unset"}`);
   }

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { ContainerManagerService } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
@@ -5,7 +7,7 @@ import type { ModelRuntime } from "../../gen/clipper/v1/resources_pb.js";
 import type { ClientSecurity, ServerSecurity } from "../shared/index.js";
 import { createGrpcTransport, type Logger, modelKey, type prom, type RunningGrpcServer, registration, startGrpcServer, watchConfig } from "../shared/index.js";
 import { ArtifactStore } from "./artifact-store.js";
-import { defaultJavaSdkJar, type LaunchPaths, runtimeUnavailable } from "./backends/launch.js";
+import { defaultJavaSdkJar, defaultRRunner, type LaunchPaths, runtimeUnavailable } from "./backends/launch.js";
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./backends/local-process-backend.js";
 import type { ReplicaBackend } from "./backends/replica-backend.js";
 import { ContainerManagerMetrics } from "./container-manager-metrics.js";
@@ -31,6 +33,10 @@ export interface ContainerManagerOptions<B extends ManagedBackend = LocalProcess
   java?: string;
   /** The Java SDK's runnable jar; default the checkout's sdk/java/target/clipper-model-sdk-VERSION-all.jar. */
   javaSdkJar?: string;
+  /** The R SDK's container runner; default the checkout's sdk/r/clippermodel/inst/bin/clipper-r-model. */
+  rRunner?: string;
+  /** The R library holding clippermodel; default the checkout's .tools/r-library when it holds it (.ci/run installs it there), else R's own. */
+  rLibrary?: string;
   logger: Logger;
   maxArtifactBytes: number;
   deployTimeoutMs: number;
@@ -72,6 +78,8 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     node: process.execPath,
     java: options.java ?? "java",
     javaSdkJar: options.javaSdkJar ?? defaultJavaSdkJar(options.repoRoot),
+    rRunner: options.rRunner ?? defaultRRunner(options.repoRoot),
+    ...rLibraryOption(options),
   };
   const backend = (options.replicaBackend ?? new LocalProcessBackend({ ...options.backend, paths: localPaths, logger })) as B;
   // Replicas a previous manager left running (killed, crashed, or handed over): the healthy ones are ours now.
@@ -127,6 +135,7 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     logger,
     defaultTimeoutMs: options.deployTimeoutMs,
     maxReplicas: options.maxReplicas ?? 64,
+    replicasReported: () => reporter.idle(),
     // Another backend launches replicas its own way (the kubernetes backend, from its image) and says what it cannot run when it starts one.
     ...(options.replicaBackend === undefined ? { runtimeUnavailable: (runtime: ModelRuntime | undefined) => runtimeUnavailable(runtime, localPaths) } : {}),
   });
@@ -172,4 +181,10 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
       registryTransport.close();
     },
   };
+}
+
+function rLibraryOption(options: { rLibrary?: string; repoRoot: string }): { rLibrary?: string } {
+  if (options.rLibrary !== undefined) return { rLibrary: options.rLibrary };
+  const checkout = path.join(options.repoRoot, ".tools", "r-library");
+  return fs.existsSync(path.join(checkout, "clippermodel", "DESCRIPTION")) ? { rLibrary: checkout } : {};
 }

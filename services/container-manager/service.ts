@@ -38,6 +38,8 @@ export interface ContainerManagerServiceDeps {
   defaultTimeoutMs: number;
   /** The most replicas one model version may ask for. */
   maxReplicas: number;
+  /** Resolves once the replica changes seen so far have been reported to the registry (or a retry of them is pending). */
+  replicasReported?: () => Promise<void>;
   /** Why the backend cannot launch a runtime here (no java, no Java SDK jar), or undefined; checked at deploy. */
   runtimeUnavailable?: (runtime: ModelRuntime | undefined) => string | undefined;
 }
@@ -115,6 +117,11 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
         `model.runtime.java_class.jar_digest: artifact ${kind.value.jarDigest} is not in the artifact store; upload the jar with UploadArtifact first`,
       );
     }
+    if (kind?.case === "rFunction" && !deps.artifacts.has(kind.value.artifactDigest)) {
+      throw failedPrecondition(
+        `model.runtime.r_function.artifact_digest: artifact ${kind.value.artifactDigest} is not in the artifact store; upload it with UploadArtifact first`,
+      );
+    }
     const unavailable = deps.runtimeUnavailable?.(model.runtime);
     if (unavailable !== undefined) throw failedPrecondition(`model.runtime: ${unavailable}`);
     return model;
@@ -174,6 +181,10 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
         };
       }
       if (req.setCurrent) {
+        // The routers learn of replicas from the registry: a version made current before the registry lists its
+        // replicas READY would get queries no router can send anywhere yet (seen on Kubernetes: current moved
+        // with 1 of 2, or none, reported READY).
+        await deps.replicasReported?.();
         await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, forCaller(ctx)));
       }
       yield { stage: DeployStage.READY, message: `model ${model.name}:${model.version} is ready`, readyReplicas: desired, desiredReplicas: desired, replicas };

@@ -70,7 +70,7 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
   const kind = runtime?.kind;
   switch (kind?.case) {
     case undefined:
-      throw invalidArgument(`${field} is not set: give python_closure, command, node_module or java_class`);
+      throw invalidArgument(`${field} is not set: give python_closure, command, node_module, java_class or r_function`);
     case "pythonClosure":
       if (!/^[0-9a-f]{64}$/.test(kind.value.artifactDigest)) {
         throw invalidArgument(
@@ -114,6 +114,18 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       if (kind.value.jvmOptions.length > LIMITS.maxArgv)
         throw invalidArgument(`${field}.java_class.jvm_options has ${kind.value.jvmOptions.length} entries; the limit is ${LIMITS.maxArgv}`);
       for (const [i, o] of kind.value.jvmOptions.entries()) validateText(`${field}.java_class.jvm_options[${i}]`, o, LIMITS.maxRuntimeStringBytes);
+      return;
+    case "rFunction":
+      if (!/^[0-9a-f]{64}$/.test(kind.value.artifactDigest)) {
+        throw invalidArgument(
+          `${field}.r_function.artifact_digest "${kind.value.artifactDigest.slice(0, 80)}" is not a sha256 hex digest (64 lower-case hex characters)`,
+        );
+      }
+      if (kind.value.format !== "rds" && kind.value.format !== "script")
+        throw invalidArgument(`${field}.r_function.format is "${kind.value.format.slice(0, 80)}": give "rds" (clippermodel::save_model's file) or "script"`);
+      if (kind.value.packages.length > LIMITS.maxArgv)
+        throw invalidArgument(`${field}.r_function.packages has ${kind.value.packages.length} entries; the limit is ${LIMITS.maxArgv}`);
+      for (const [i, p] of kind.value.packages.entries()) validateText(`${field}.r_function.packages[${i}]`, p, LIMITS.maxRuntimeStringBytes);
       return;
   }
 }

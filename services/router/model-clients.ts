@@ -5,10 +5,11 @@ import {
   Code,
   type ConfigView,
   ConnectError,
-  createGrpcTransport,
   type GrpcTransport,
   type OpenStreamCall,
+  replicaTransport,
   StreamCalls,
+  speaksConnect,
   TurnBatches,
   traceFields,
 } from "../shared/index.js";
@@ -45,7 +46,7 @@ export class ReplicaClientPool implements ModelClientFactory {
   private readonly streams: boolean;
 
   constructor(options: ReplicaClientPoolOptions = {}) {
-    this.connect = options.connect ?? ((address) => createGrpcTransport({ address }));
+    this.connect = options.connect ?? replicaTransport;
     this.streams = options.streams ?? true;
   }
 
@@ -54,7 +55,8 @@ export class ReplicaClientPool implements ModelClientFactory {
     if (existing) return existing.client;
     const transport = this.connect(endpoint);
     const grpcClient = createClient(ModelService, transport);
-    const client = this.streams ? new ReplicaStreamClient(grpcClient) : unaryModelClient(grpcClient);
+    // A Connect endpoint (an R container, HTTP/1.1) carries unary calls only.
+    const client = this.streams && !speaksConnect(endpoint) ? new ReplicaStreamClient(grpcClient) : unaryModelClient(grpcClient);
     this.clients.set(endpoint, { transport, client });
     return client;
   }

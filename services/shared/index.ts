@@ -62,6 +62,7 @@ export type { MetricsServer } from "./metrics.js";
 export { batchSizeBuckets, createMetricsRegistry, defaultLatencyBuckets, latencyBucketsOption, parseBuckets, prom, startMetricsServer } from "./metrics.js";
 export { validateName, validateVersion } from "./names.js";
 export { exitOnStartupError, onShutdownSignal } from "./process.js";
+export { replicaEndpoint, replicaTransport, speaksConnect } from "./replica-transport.js";
 export { type OpenStreamCall, StreamCalls, type StreamNames } from "./stream-calls.js";
 export type { ClientSecurity, ServerSecurity, ServerSecurityConfig, TlsFiles, TlsMaterial } from "./tls.js";
 export {

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/resources.proto.
  */
 export const file_clipper_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKGAgoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgSKwoGcG9saWN5GAkgASgLMhsuY2xpcHBlci52MS5TZWxlY3Rpb25Qb2xpY3ki4gIKD1NlbGVjdGlvblBvbGljeRIqCgZzaW5nbGUYASABKAsyGC5jbGlwcGVyLnYxLlNpbmdsZVBvbGljeUgAEigKBXNwbGl0GAIgASgLMhcuY2xpcHBlci52MS5TcGxpdFBvbGljeUgAEiYKBGV4cDMYAyABKAsyFi5jbGlwcGVyLnYxLkV4cDNQb2xpY3lIABImCgRleHA0GAQgASgLMhYuY2xpcHBlci52MS5FeHA0UG9saWN5SAASOQoOZXBzaWxvbl9ncmVlZHkYBSABKAsyHy5jbGlwcGVyLnYxLkVwc2lsb25HcmVlZHlQb2xpY3lIABIuCgh0aG9tcHNvbhgGIAEoCzIaLmNsaXBwZXIudjEuVGhvbXBzb25Qb2xpY3lIABIiCgRsb3NzGAcgASgOMhQuY2xpcHBlci52MS5Mb3NzS2luZBISCgpsb3NzX3NjYWxlGAggASgBQgYKBGtpbmQiDgoMU2luZ2xlUG9saWN5InQKC1NwbGl0UG9saWN5EjUKB3dlaWdodHMYASADKAsyJC5jbGlwcGVyLnYxLlNwbGl0UG9saWN5LldlaWdodHNFbnRyeRouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASIbCgpFeHAzUG9saWN5Eg0KBWdhbW1hGAEgASgBIhkKCkV4cDRQb2xpY3kSCwoDZXRhGAEgASgBIiYKE0Vwc2lsb25HcmVlZHlQb2xpY3kSDwoHZXBzaWxvbhgBIAEoASIQCg5UaG9tcHNvblBvbGljeSLYAgoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDEiwKCGJhdGNoaW5nGAkgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpMBCg5CYXRjaGluZ0NvbmZpZxIcCg9tYXhfd2FpdF9taWNyb3MYASABKA1IAIgBARIhChltYXhfaW5fZmxpZ2h0X3Blcl9yZXBsaWNhGAIgASgNEhIKCmZpeGVkX3NpemUYAyABKAgSGAoQbWF4X3F1ZXVlX2xlbmd0aBgEIAEoDUISChBfbWF4X3dhaXRfbWljcm9zIusBCgxNb2RlbFJ1bnRpbWUSOgoOcHl0aG9uX2Nsb3N1cmUYASABKAsyIC5jbGlwcGVyLnYxLlB5dGhvbkNsb3N1cmVSdW50aW1lSAASLQoHY29tbWFuZBgCIAEoCzIaLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWVIABI0Cgtub2RlX21vZHVsZRgDIAEoCzIdLmNsaXBwZXIudjEuTm9kZU1vZHVsZVJ1bnRpbWVIABIyCgpqYXZhX2NsYXNzGAQgASgLMhwuY2xpcHBlci52MS5KYXZhQ2xhc3NSdW50aW1lSABCBgoEa2luZCJuChRQeXRob25DbG9zdXJlUnVudGltZRIXCg9hcnRpZmFjdF9kaWdlc3QYASABKAkSFgoOcHl0aG9uX3ZlcnNpb24YAiABKAkSEAoIcGFja2FnZXMYAyADKAkSEwoLaW50ZXJwcmV0ZXIYBCABKAkikQEKDkNvbW1hbmRSdW50aW1lEgwKBGFyZ3YYASADKAkSMAoDZW52GAIgAygLMiMuY2xpcHBlci52MS5Db21tYW5kUnVudGltZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgDIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIigKEU5vZGVNb2R1bGVSdW50aW1lEhMKC21vZHVsZV9wYXRoGAEgASgJIk8KEEphdmFDbGFzc1J1bnRpbWUSEgoKamFyX2RpZ2VzdBgBIAEoCRISCgpjbGFzc19uYW1lGAIgASgJEhMKC2p2bV9vcHRpb25zGAMgAygJIjUKDkN1cnJlbnRWZXJzaW9uEhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSK1AQoHUmVwbGljYRIKCgJpZBgBIAEoCRISCgptb2RlbF9uYW1lGAIgASgJEhUKDW1vZGVsX3ZlcnNpb24YAyABKAkSEAoIZW5kcG9pbnQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5jbGlwcGVyLnYxLlJlcGxpY2FTdGF0ZRIQCghyZXN0YXJ0cxgGIAEoDRIPCgdtZXNzYWdlGAcgASgJEhUKDXN0YXJ0ZWRfYXRfbXMYCCABKAMiXgoKUmVwbGljYVNldBISCgptb2RlbF9uYW1lGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSJQoIcmVwbGljYXMYAyADKAsyEy5jbGlwcGVyLnYxLlJlcGxpY2Ei2AEKDkNvbmZpZ1NuYXBzaG90EhAKCHJldmlzaW9uGAEgASgEEi0KDGFwcGxpY2F0aW9ucxgCIAMoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb24SIQoGbW9kZWxzGAMgAygLMhEuY2xpcHBlci52MS5Nb2RlbBI0ChBjdXJyZW50X3ZlcnNpb25zGAQgAygLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbhIsCgxyZXBsaWNhX3NldHMYBSADKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXQiNgoPTW9kZWxWZXJzaW9uS2V5EhIKCm1vZGVsX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSL4AgoMQ29uZmlnQ2hhbmdlEhAKCHJldmlzaW9uGAEgASgEEjcKFGFwcGxpY2F0aW9uX3Vwc2VydGVkGAIgASgLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbkgAEh0KE2FwcGxpY2F0aW9uX2RlbGV0ZWQYAyABKAlIABIrCg5tb2RlbF91cHNlcnRlZBgEIAEoCzIRLmNsaXBwZXIudjEuTW9kZWxIABI0Cg1tb2RlbF9kZWxldGVkGAUgASgLMhsuY2xpcHBlci52MS5Nb2RlbFZlcnNpb25LZXlIABI5ChNjdXJyZW50X3ZlcnNpb25fc2V0GAYgASgLMhouY2xpcHBlci52MS5DdXJyZW50VmVyc2lvbkgAEiEKF2N1cnJlbnRfdmVyc2lvbl9jbGVhcmVkGAcgASgJSAASMwoRcmVwbGljYXNfcmVwb3J0ZWQYCCABKAsyFi5jbGlwcGVyLnYxLlJlcGxpY2FTZXRIAEIICgZjaGFuZ2UqbAoITG9zc0tpbmQSGQoVTE9TU19LSU5EX1VOU1BFQ0lGSUVEEAASFgoSTE9TU19LSU5EX1pFUk9fT05FEAESFQoRTE9TU19LSU5EX1NRVUFSRUQQAhIWChJMT1NTX0tJTkRfQUJTT0xVVEUQAyq1AQoMUmVwbGljYVN0YXRlEh0KGVJFUExJQ0FfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZSRVBMSUNBX1NUQVRFX1NUQVJUSU5HEAESFwoTUkVQTElDQV9TVEFURV9SRUFEWRACEhsKF1JFUExJQ0FfU1RBVEVfVU5IRUFMVEhZEAMSGAoUUkVQTElDQV9TVEFURV9GQUlMRUQQBBIaChZSRVBMSUNBX1NUQVRFX1NUT1BQSU5HEAViBnByb3RvMw", [file_clipper_common_v1_data]);
+  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKGAgoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgSKwoGcG9saWN5GAkgASgLMhsuY2xpcHBlci52MS5TZWxlY3Rpb25Qb2xpY3ki4gIKD1NlbGVjdGlvblBvbGljeRIqCgZzaW5nbGUYASABKAsyGC5jbGlwcGVyLnYxLlNpbmdsZVBvbGljeUgAEigKBXNwbGl0GAIgASgLMhcuY2xpcHBlci52MS5TcGxpdFBvbGljeUgAEiYKBGV4cDMYAyABKAsyFi5jbGlwcGVyLnYxLkV4cDNQb2xpY3lIABImCgRleHA0GAQgASgLMhYuY2xpcHBlci52MS5FeHA0UG9saWN5SAASOQoOZXBzaWxvbl9ncmVlZHkYBSABKAsyHy5jbGlwcGVyLnYxLkVwc2lsb25HcmVlZHlQb2xpY3lIABIuCgh0aG9tcHNvbhgGIAEoCzIaLmNsaXBwZXIudjEuVGhvbXBzb25Qb2xpY3lIABIiCgRsb3NzGAcgASgOMhQuY2xpcHBlci52MS5Mb3NzS2luZBISCgpsb3NzX3NjYWxlGAggASgBQgYKBGtpbmQiDgoMU2luZ2xlUG9saWN5InQKC1NwbGl0UG9saWN5EjUKB3dlaWdodHMYASADKAsyJC5jbGlwcGVyLnYxLlNwbGl0UG9saWN5LldlaWdodHNFbnRyeRouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASIbCgpFeHAzUG9saWN5Eg0KBWdhbW1hGAEgASgBIhkKCkV4cDRQb2xpY3kSCwoDZXRhGAEgASgBIiYKE0Vwc2lsb25HcmVlZHlQb2xpY3kSDwoHZXBzaWxvbhgBIAEoASIQCg5UaG9tcHNvblBvbGljeSLYAgoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDEiwKCGJhdGNoaW5nGAkgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpMBCg5CYXRjaGluZ0NvbmZpZxIcCg9tYXhfd2FpdF9taWNyb3MYASABKA1IAIgBARIhChltYXhfaW5fZmxpZ2h0X3Blcl9yZXBsaWNhGAIgASgNEhIKCmZpeGVkX3NpemUYAyABKAgSGAoQbWF4X3F1ZXVlX2xlbmd0aBgEIAEoDUISChBfbWF4X3dhaXRfbWljcm9zIp8CCgxNb2RlbFJ1bnRpbWUSOgoOcHl0aG9uX2Nsb3N1cmUYASABKAsyIC5jbGlwcGVyLnYxLlB5dGhvbkNsb3N1cmVSdW50aW1lSAASLQoHY29tbWFuZBgCIAEoCzIaLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWVIABI0Cgtub2RlX21vZHVsZRgDIAEoCzIdLmNsaXBwZXIudjEuTm9kZU1vZHVsZVJ1bnRpbWVIABIyCgpqYXZhX2NsYXNzGAQgASgLMhwuY2xpcHBlci52MS5KYXZhQ2xhc3NSdW50aW1lSAASMgoKcl9mdW5jdGlvbhgFIAEoCzIcLmNsaXBwZXIudjEuUkZ1bmN0aW9uUnVudGltZUgAQgYKBGtpbmQibgoUUHl0aG9uQ2xvc3VyZVJ1bnRpbWUSFwoPYXJ0aWZhY3RfZGlnZXN0GAEgASgJEhYKDnB5dGhvbl92ZXJzaW9uGAIgASgJEhAKCHBhY2thZ2VzGAMgAygJEhMKC2ludGVycHJldGVyGAQgASgJIpEBCg5Db21tYW5kUnVudGltZRIMCgRhcmd2GAEgAygJEjAKA2VudhgCIAMoCzIjLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWUuRW52RW50cnkSEwoLd29ya2luZ19kaXIYAyABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIoChFOb2RlTW9kdWxlUnVudGltZRITCgttb2R1bGVfcGF0aBgBIAEoCSJPChBKYXZhQ2xhc3NSdW50aW1lEhIKCmphcl9kaWdlc3QYASABKAkSEgoKY2xhc3NfbmFtZRgCIAEoCRITCgtqdm1fb3B0aW9ucxgDIAMoCSJNChBSRnVuY3Rpb25SdW50aW1lEhcKD2FydGlmYWN0X2RpZ2VzdBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSEAoIcGFja2FnZXMYAyADKAkiNQoOQ3VycmVudFZlcnNpb24SEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIrUBCgdSZXBsaWNhEgoKAmlkGAEgASgJEhIKCm1vZGVsX25hbWUYAiABKAkSFQoNbW9kZWxfdmVyc2lvbhgDIAEoCRIQCghlbmRwb2ludBgEIAEoCRInCgVzdGF0ZRgFIAEoDjIYLmNsaXBwZXIudjEuUmVwbGljYVN0YXRlEhAKCHJlc3RhcnRzGAYgASgNEg8KB21lc3NhZ2UYByABKAkSFQoNc3RhcnRlZF9hdF9tcxgIIAEoAyJeCgpSZXBsaWNhU2V0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIlCghyZXBsaWNhcxgDIAMoCzITLmNsaXBwZXIudjEuUmVwbGljYSLYAQoOQ29uZmlnU25hcHNob3QSEAoIcmV2aXNpb24YASABKAQSLQoMYXBwbGljYXRpb25zGAIgAygLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbhIhCgZtb2RlbHMYAyADKAsyES5jbGlwcGVyLnYxLk1vZGVsEjQKEGN1cnJlbnRfdmVyc2lvbnMYBCADKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uEiwKDHJlcGxpY2Ffc2V0cxgFIAMoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldCI2Cg9Nb2RlbFZlcnNpb25LZXkSEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIvgCCgxDb25maWdDaGFuZ2USEAoIcmV2aXNpb24YASABKAQSNwoUYXBwbGljYXRpb25fdXBzZXJ0ZWQYAiABKAsyFy5jbGlwcGVyLnYxLkFwcGxpY2F0aW9uSAASHQoTYXBwbGljYXRpb25fZGVsZXRlZBgDIAEoCUgAEisKDm1vZGVsX3Vwc2VydGVkGAQgASgLMhEuY2xpcHBlci52MS5Nb2RlbEgAEjQKDW1vZGVsX2RlbGV0ZWQYBSABKAsyGy5jbGlwcGVyLnYxLk1vZGVsVmVyc2lvbktleUgAEjkKE2N1cnJlbnRfdmVyc2lvbl9zZXQYBiABKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uSAASIQoXY3VycmVudF92ZXJzaW9uX2NsZWFyZWQYByABKAlIABIzChFyZXBsaWNhc19yZXBvcnRlZBgIIAEoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldEgAQggKBmNoYW5nZSpsCghMb3NzS2luZBIZChVMT1NTX0tJTkRfVU5TUEVDSUZJRUQQABIWChJMT1NTX0tJTkRfWkVST19PTkUQARIVChFMT1NTX0tJTkRfU1FVQVJFRBACEhYKEkxPU1NfS0lORF9BQlNPTFVURRADKrUBCgxSZXBsaWNhU3RhdGUSHQoZUkVQTElDQV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFlJFUExJQ0FfU1RBVEVfU1RBUlRJTkcQARIXChNSRVBMSUNBX1NUQVRFX1JFQURZEAISGwoXUkVQTElDQV9TVEFURV9VTkhFQUxUSFkQAxIYChRSRVBMSUNBX1NUQVRFX0ZBSUxFRBAEEhoKFlJFUExJQ0FfU1RBVEVfU1RPUFBJTkcQBWIGcHJvdG8z", [file_clipper_common_v1_data]);
 
 /**
  * An application: a named prediction endpoint with a latency objective.
@@ -431,6 +431,12 @@ export type ModelRuntime = Message<"clipper.v1.ModelRuntime"> & {
      */
     value: JavaClassRuntime;
     case: "javaClass";
+  } | {
+    /**
+     * @generated from field: clipper.v1.RFunctionRuntime r_function = 5;
+     */
+    value: RFunctionRuntime;
+    case: "rFunction";
   } | { case: undefined; value?: undefined };
 };
 
@@ -576,6 +582,46 @@ export const JavaClassRuntimeSchema: GenMessage<JavaClassRuntime> = /*@__PURE__*
   messageDesc(file_clipper_v1_resources, 14);
 
 /**
+ * An R model in the artifact store, served by the R SDK (sdk/r, package
+ * clippermodel) over the Connect protocol on HTTP/1.1, since R has no gRPC:
+ * the container-manager runs `<the R SDK's clipper-r-model> <artifact>` and
+ * reports the replica's endpoint as http://host:port, which the router and
+ * the container-manager then speak Connect to (unary calls).
+ *
+ * @generated from message clipper.v1.RFunctionRuntime
+ */
+export type RFunctionRuntime = Message<"clipper.v1.RFunctionRuntime"> & {
+  /**
+   * Content address (sha256 hex) of the artifact in the artifact store.
+   *
+   * @generated from field: string artifact_digest = 1;
+   */
+  artifactDigest: string;
+
+  /**
+   * What the artifact is: "rds" (clippermodel::save_model's file: the
+   * function and its packages) or "script" (R source that defines predict).
+   *
+   * @generated from field: string format = 2;
+   */
+  format: string;
+
+  /**
+   * R packages the model needs (attached when it loads), for the record.
+   *
+   * @generated from field: repeated string packages = 3;
+   */
+  packages: string[];
+};
+
+/**
+ * Describes the message clipper.v1.RFunctionRuntime.
+ * Use `create(RFunctionRuntimeSchema)` to create a new message.
+ */
+export const RFunctionRuntimeSchema: GenMessage<RFunctionRuntime> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 15);
+
+/**
  * Which version of a model applications use.
  *
  * @generated from message clipper.v1.CurrentVersion
@@ -597,7 +643,7 @@ export type CurrentVersion = Message<"clipper.v1.CurrentVersion"> & {
  * Use `create(CurrentVersionSchema)` to create a new message.
  */
 export const CurrentVersionSchema: GenMessage<CurrentVersion> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 15);
+  messageDesc(file_clipper_v1_resources, 16);
 
 /**
  * One running (or failed) replica, as observed by the container-manager.
@@ -655,7 +701,7 @@ export type Replica = Message<"clipper.v1.Replica"> & {
  * Use `create(ReplicaSchema)` to create a new message.
  */
 export const ReplicaSchema: GenMessage<Replica> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 16);
+  messageDesc(file_clipper_v1_resources, 17);
 
 /**
  * The observed replicas of one model version.
@@ -684,7 +730,7 @@ export type ReplicaSet = Message<"clipper.v1.ReplicaSet"> & {
  * Use `create(ReplicaSetSchema)` to create a new message.
  */
 export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 17);
+  messageDesc(file_clipper_v1_resources, 18);
 
 /**
  * All configuration at one revision.
@@ -723,7 +769,7 @@ export type ConfigSnapshot = Message<"clipper.v1.ConfigSnapshot"> & {
  * Use `create(ConfigSnapshotSchema)` to create a new message.
  */
 export const ConfigSnapshotSchema: GenMessage<ConfigSnapshot> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 18);
+  messageDesc(file_clipper_v1_resources, 19);
 
 /**
  * Identifies one model version.
@@ -747,7 +793,7 @@ export type ModelVersionKey = Message<"clipper.v1.ModelVersionKey"> & {
  * Use `create(ModelVersionKeySchema)` to create a new message.
  */
 export const ModelVersionKeySchema: GenMessage<ModelVersionKey> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 19);
+  messageDesc(file_clipper_v1_resources, 20);
 
 /**
  * One change to the configuration.
@@ -815,7 +861,7 @@ export type ConfigChange = Message<"clipper.v1.ConfigChange"> & {
  * Use `create(ConfigChangeSchema)` to create a new message.
  */
 export const ConfigChangeSchema: GenMessage<ConfigChange> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 20);
+  messageDesc(file_clipper_v1_resources, 21);
 
 /**
  * @generated from enum clipper.v1.LossKind

@@ -17,6 +17,10 @@ export interface LaunchPaths {
   java?: string;
   /** The Java SDK's runnable jar (sdk/java's target/clipper-model-sdk-VERSION-all.jar) for java_class models. */
   javaSdkJar?: string;
+  /** The R SDK's container runner (sdk/r/clippermodel/inst/bin/clipper-r-model) for r_function models. Unset: this machine runs no R models. */
+  rRunner?: string;
+  /** The R library holding the clippermodel package (given to replicas as R_LIBS); unset: R's own library paths. */
+  rLibrary?: string;
 }
 
 export interface LaunchCommand {
@@ -26,7 +30,11 @@ export interface LaunchCommand {
   cwd: string;
   /** A line for the replica's log: what was chosen to run it and why (e.g. which Python). */
   note?: string;
+  /** What the replica speaks: gRPC (default), or the Connect protocol on HTTP/1.1 (R, which has no gRPC). */
+  protocol?: ReplicaProtocol;
 }
+
+export type ReplicaProtocol = "grpc" | "connect";
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** A Java binary class name: dot-separated identifiers (`$` for nested classes). */
@@ -40,6 +48,9 @@ export const JAVA_MODEL_MAIN = "ai.clipper.ModelMain";
 export const defaultJavaSdkJar = (repoRoot: string) => path.join(repoRoot, "sdk", "java", "target", "clipper-model-sdk-0.1.0-all.jar");
 
 export const artifactPath = (dataDir: string, digest: string) => path.join(dataDir, "artifacts", "sha256", digest);
+
+/** The R SDK's container runner in a checkout. */
+export const defaultRRunner = (repoRoot: string) => path.join(repoRoot, "sdk", "r", "clippermodel", "inst", "bin", "clipper-r-model");
 
 /** Checks that a runtime can be launched; the error names the field. */
 export function validateRuntime(runtime: ModelRuntime | undefined, field = "model.runtime"): void {
@@ -86,8 +97,18 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
         throw invalidArgument(`${field}.command.working_dir must be an absolute path, got "${kind.value.workingDir}"`);
       }
       return;
+    case "rFunction":
+      if (!SHA256_HEX.test(kind.value.artifactDigest)) {
+        throw invalidArgument(
+          `${field}.r_function.artifact_digest must be a sha256 hex digest (64 lower-case hex characters), got "${kind.value.artifactDigest.slice(0, 80)}"`,
+        );
+      }
+      if (kind.value.format !== "rds" && kind.value.format !== "script") {
+        throw invalidArgument(`${field}.r_function.format must be "rds" or "script", got "${kind.value.format.slice(0, 80)}"`);
+      }
+      return;
     default:
-      throw invalidArgument(`${field} is not set: give python_closure, node_module, java_class or command`);
+      throw invalidArgument(`${field} is not set: give python_closure, node_module, java_class, r_function or command`);
   }
 }
 
@@ -97,6 +118,7 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
  * deploy, so the caller hears it at once rather than from three failed starts.
  */
 export function runtimeUnavailable(runtime: ModelRuntime | undefined, paths: LaunchPaths, parentEnv: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (runtime?.kind.case === "rFunction") return rUnavailable(paths, parentEnv);
   if (runtime?.kind.case !== "javaClass") return undefined;
   if (paths.java === undefined || paths.javaSdkJar === undefined) return "this container-manager's backend runs no java_class models";
   if (findExecutable(paths.java, parentEnv.PATH ?? "") === undefined) {
@@ -104,6 +126,19 @@ export function runtimeUnavailable(runtime: ModelRuntime | undefined, paths: Lau
   }
   if (!fs.existsSync(paths.javaSdkJar)) {
     return `java_class models need the Java SDK's runnable jar, and ${paths.javaSdkJar} does not exist: build it (cd sdk/java && mvn install) or give the container-manager --java-sdk-jar`;
+  }
+  return undefined;
+}
+
+function rUnavailable(paths: LaunchPaths, parentEnv: NodeJS.ProcessEnv): string | undefined {
+  if (paths.rRunner === undefined) return "this container-manager's backend runs no r_function models";
+  if (findExecutable("Rscript", parentEnv.PATH ?? "") === undefined) {
+    return "r_function models need R: Rscript is not on the container-manager's PATH (apt-get install r-base-core r-cran-httpuv r-cran-rprotobuf r-cran-jsonlite)";
+  }
+  if (!isExecutableFile(paths.rRunner))
+    return `r_function models need the R SDK's runner, and ${paths.rRunner} is not an executable file: give the container-manager --r-runner`;
+  if (paths.rLibrary !== undefined && !fs.existsSync(path.join(paths.rLibrary, "clippermodel", "DESCRIPTION"))) {
+    return `r_function models need the R package clippermodel in ${paths.rLibrary}: install it (R CMD INSTALL -l ${paths.rLibrary} sdk/r/clippermodel) or give the container-manager another --r-library`;
   }
   return undefined;
 }
@@ -183,6 +218,22 @@ export function launchCommand(
         env: { ...env, ...clipperEnv },
         cwd: paths.dataDir,
         note: `java: ${paths.java}, SDK ${paths.javaSdkJar}`,
+      };
+    }
+    case "rFunction": {
+      if (paths.rRunner === undefined) throw failedPrecondition("model.runtime.r_function: this container-manager's backend runs no r_function models");
+      return {
+        command: paths.rRunner,
+        args: [artifactPath(paths.dataDir, kind.value.artifactDigest)],
+        env: {
+          ...env,
+          ...(paths.rLibrary !== undefined ? { R_LIBS: paths.rLibrary } : {}),
+          CLIPPER_R_MODEL_FORMAT: kind.value.format,
+          ...clipperEnv,
+        },
+        cwd: paths.dataDir,
+        note: `R: ${paths.rRunner}${paths.rLibrary !== undefined ? `, R_LIBS=${paths.rLibrary}` : ""}; served over the Connect protocol`,
+        protocol: "connect",
       };
     }
     case "command": {

@@ -6,7 +6,7 @@ import { clone, create, fromJson, type JsonValue, toJson } from "@bufbuild/proto
 import { createClient } from "@connectrpc/connect";
 import { ModelRuntimeSchema, type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/grpc/health/v1/health_pb.js";
-import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../../shared/index.js";
+import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger, replicaEndpoint, replicaTransport, speaksConnect } from "../../shared/index.js";
 import { LogBuffer, RotatingLogFile, readLogFileTail } from "../log-buffer.js";
 import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "../restart-policy.js";
 import { type LaunchPaths, launchCommand } from "./launch.js";
@@ -270,12 +270,12 @@ export class LocalProcessBackend implements ReplicaBackend {
     r.readyThisRun = false;
     r.failedChecks = 0;
     delete r.killReason;
-    r.status.endpoint = `127.0.0.1:${port}`;
+    r.status.endpoint = replicaEndpoint(`127.0.0.1:${port}`, command.protocol);
     r.status.startedAtMs = BigInt(r.launchedAtMs);
     if (proc.pid !== undefined) this.ledger.record(r.status.id, proc.pid, this.ledgerEntry(r));
     void proc.exited.then((exit) => this.onExit(r, proc, exit));
     this.setState(r, ReplicaState.STARTING, "");
-    r.transport = createGrpcTransport({ address: r.status.endpoint });
+    r.transport = replicaTransport(r.status.endpoint);
     this.scheduleHealthCheck(r, proc);
   }
 
@@ -313,7 +313,7 @@ export class LocalProcessBackend implements ReplicaBackend {
     r.proc = proc;
     this.ledger.record(l.replicaId, l.pid, this.ledgerEntry(r), l.startTime);
     void proc.exited.then((exit) => this.onExit(r, proc, exit));
-    r.transport = createGrpcTransport({ address: recorded.endpoint });
+    r.transport = replicaTransport(recorded.endpoint);
     this.emit(r, false);
     this.scheduleHealthCheck(r, proc);
   }
@@ -321,10 +321,12 @@ export class LocalProcessBackend implements ReplicaBackend {
   /** Whether a grpc.health.v1 server answers SERVING at `endpoint`, within a few tries (about 1.5 s). */
   private async answersHealth(endpoint: string | undefined): Promise<boolean> {
     if (endpoint === undefined || endpoint === "") return false;
-    const transport = createGrpcTransport({
-      address: endpoint,
-      channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 200, "grpc.use_local_subchannel_pool": 1 },
-    });
+    const transport = speaksConnect(endpoint)
+      ? replicaTransport(endpoint)
+      : createGrpcTransport({
+          address: endpoint,
+          channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 200, "grpc.use_local_subchannel_pool": 1 },
+        });
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));

@@ -42,7 +42,10 @@ run_from_env <- function(args = character(), env = Sys.getenv()) {
   if (is.na(port) || port < 0 || port > 65535) stop(sprintf("CLIPPER_MODEL_PORT must be a port number, got %s", get("CLIPPER_MODEL_PORT")), call. = FALSE)
   input_type <- get("CLIPPER_INPUT_TYPE")
   if (!nzchar(input_type)) stop("CLIPPER_INPUT_TYPE is not set", call. = FALSE)
-  model <- if (grepl("[.][Rr]$", path)) load_script(path) else load_model(path)
+  # The container-manager's artifacts have no file extension: it says which kind in CLIPPER_R_MODEL_FORMAT.
+  format <- get("CLIPPER_R_MODEL_FORMAT", if (grepl("[.][Rr]$", path)) "script" else "rds")
+  if (!(format %in% c("rds", "script"))) stop(sprintf("CLIPPER_R_MODEL_FORMAT must be rds or script, got %s", format), call. = FALSE)
+  model <- if (format == "script") load_script(path) else load_model(path)
   serve_model(model, input_type,
     name = get("CLIPPER_MODEL_NAME", "model"), version = get("CLIPPER_MODEL_VERSION", "1"),
     host = get("CLIPPER_MODEL_HOST", "127.0.0.1"), port = port

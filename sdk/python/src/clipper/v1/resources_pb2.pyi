@@ -157,16 +157,18 @@ class BatchingConfig(_message.Message):
     def __init__(self, max_wait_micros: _Optional[int] = ..., max_in_flight_per_replica: _Optional[int] = ..., fixed_size: _Optional[bool] = ..., max_queue_length: _Optional[int] = ...) -> None: ...
 
 class ModelRuntime(_message.Message):
-    __slots__ = ("python_closure", "command", "node_module", "java_class")
+    __slots__ = ("python_closure", "command", "node_module", "java_class", "r_function")
     PYTHON_CLOSURE_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     NODE_MODULE_FIELD_NUMBER: _ClassVar[int]
     JAVA_CLASS_FIELD_NUMBER: _ClassVar[int]
+    R_FUNCTION_FIELD_NUMBER: _ClassVar[int]
     python_closure: PythonClosureRuntime
     command: CommandRuntime
     node_module: NodeModuleRuntime
     java_class: JavaClassRuntime
-    def __init__(self, python_closure: _Optional[_Union[PythonClosureRuntime, _Mapping]] = ..., command: _Optional[_Union[CommandRuntime, _Mapping]] = ..., node_module: _Optional[_Union[NodeModuleRuntime, _Mapping]] = ..., java_class: _Optional[_Union[JavaClassRuntime, _Mapping]] = ...) -> None: ...
+    r_function: RFunctionRuntime
+    def __init__(self, python_closure: _Optional[_Union[PythonClosureRuntime, _Mapping]] = ..., command: _Optional[_Union[CommandRuntime, _Mapping]] = ..., node_module: _Optional[_Union[NodeModuleRuntime, _Mapping]] = ..., java_class: _Optional[_Union[JavaClassRuntime, _Mapping]] = ..., r_function: _Optional[_Union[RFunctionRuntime, _Mapping]] = ...) -> None: ...
 
 class PythonClosureRuntime(_message.Message):
     __slots__ = ("artifact_digest", "python_version", "packages", "interpreter")
@@ -212,6 +214,16 @@ class JavaClassRuntime(_message.Message):
     class_name: str
     jvm_options: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, jar_digest: _Optional[str] = ..., class_name: _Optional[str] = ..., jvm_options: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RFunctionRuntime(_message.Message):
+    __slots__ = ("artifact_digest", "format", "packages")
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    artifact_digest: str
+    format: str
+    packages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, artifact_digest: _Optional[str] = ..., format: _Optional[str] = ..., packages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CurrentVersion(_message.Message):
     __slots__ = ("model_name", "version")
