@@ -52,6 +52,10 @@ function runtimeName(model: Model): string {
       return `command ${kind.value.argv[0] ?? ""}`.trim();
     case "nodeModule":
       return "node module";
+    case "javaClass":
+      return "java class";
+    case "rFunction":
+      return "R function";
     default:
       return "unknown";
   }
