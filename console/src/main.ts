@@ -97,7 +97,8 @@ function showSession(): void {
           { class: `pill ${session.canWrite ? "good" : "warn"}`, "data-testid": "role" },
           session.role === "open" ? "no tokens: open" : `${session.role}: ${session.name}`,
         );
-  fill(who, role, session?.role === "open" ? null : form);
+  // The field stays in open mode too: a console without a tokens file may still front a registry that has one.
+  fill(who, role, form);
   banner.hidden = session === undefined || session.canWrite;
   banner.textContent = session?.readOnlyReason ?? "";
   fill(createSlot, session === undefined ? null : createApplicationForm(page));
