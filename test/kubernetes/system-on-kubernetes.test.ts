@@ -1,7 +1,7 @@
 /**
  * The real services as processes (TestSystem: registry, then `container-manager --backend kubernetes`)
  * against the loopback cluster, the container-manager under the Role of
- * deploy/kubernetes/container-manager-rbac.yaml: DeployModel makes a Deployment whose pods the
+ * deploy/kubernetes/base/container-manager-rbac.yaml: DeployModel makes a Deployment whose pods the
  * registry hears of; a container-manager stopped (SIGTERM hands over) and started again adopts the
  * Deployment without a duplicate; the registry dropping the model deletes it. kwok's pods run
  * nothing: no prediction goes through them (docs/kubernetes.md).
@@ -14,7 +14,7 @@ import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { repoRoot, TestSystem, waitFor } from "../system.js";
 import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from "./loopback-cluster.js";
 
-const RBAC_MANIFEST = join(repoRoot, "deploy", "kubernetes", "container-manager-rbac.yaml");
+const RBAC_MANIFEST = join(repoRoot, "deploy", "kubernetes", "base", "container-manager-rbac.yaml");
 
 describe.skipIf(skipKubernetesTests())("the container-manager process with --backend kubernetes", () => {
   let cluster: LoopbackCluster;

@@ -2,7 +2,7 @@
  * KubernetesBackend against a real control plane on loopback (kube-apiserver, controller-manager,
  * scheduler, etcd; kwok plays the nodes: pods go Running and Ready, nothing runs, pod IPs are fake and
  * never dialled). The backend runs under the ServiceAccount and Role of
- * deploy/kubernetes/container-manager-rbac.yaml, not as admin: a request the Role refuses is an error
+ * deploy/kubernetes/base/container-manager-rbac.yaml, not as admin: a request the Role refuses is an error
  * in its log, and the test fails on any. Skipped when the cluster binaries are not built, unless
  * CLIPPER_K8S_TESTS=1. docs/kubernetes.md, docs/kubernetes-testing.md.
  */
@@ -25,7 +25,16 @@ import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from 
 import { deploymentName, KubernetesBackend, type KubernetesBackendOptions, LABELS } from "./kubernetes-backend.js";
 import type { ReplicaSpec } from "./replica-backend.js";
 
-const RBAC_MANIFEST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "deploy", "kubernetes", "container-manager-rbac.yaml");
+const RBAC_MANIFEST = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "deploy",
+  "kubernetes",
+  "base",
+  "container-manager-rbac.yaml",
+);
 const CLUSTER = "t1";
 
 async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
