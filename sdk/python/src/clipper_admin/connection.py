@@ -50,6 +50,7 @@ Runtime = (
     | resources_pb2.CommandRuntime
     | resources_pb2.NodeModuleRuntime
     | resources_pb2.JavaClassRuntime
+    | resources_pb2.RFunctionRuntime
     | Sequence[str]
 )
 
@@ -66,11 +67,13 @@ def model_runtime(runtime: Any) -> resources_pb2.ModelRuntime:
         return resources_pb2.ModelRuntime(node_module=runtime)
     if isinstance(runtime, resources_pb2.JavaClassRuntime):
         return resources_pb2.ModelRuntime(java_class=runtime)
+    if isinstance(runtime, resources_pb2.RFunctionRuntime):
+        return resources_pb2.ModelRuntime(r_function=runtime)
     if isinstance(runtime, (list, tuple)) and runtime and all(isinstance(a, str) for a in runtime):
         return resources_pb2.ModelRuntime(command=resources_pb2.CommandRuntime(argv=list(runtime)))
     raise ClipperException(
         f"runtime must be a ModelRuntime, PythonClosureRuntime, CommandRuntime, "
-        f"NodeModuleRuntime, JavaClassRuntime or a non-empty argv list, got {type(runtime).__name__}"
+        f"NodeModuleRuntime, JavaClassRuntime, RFunctionRuntime or a non-empty argv list, got {type(runtime).__name__}"
     )
 
 
