@@ -320,7 +320,7 @@ describe("clipper CLI", () => {
     it("needs exactly one runtime flag for a deploy, and a well-formed one", async () => {
       const none = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles");
       expect(none.code).toBe(2);
-      expect(none.stderr).toContain("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS or --command ARGV");
+      expect(none.stderr).toContain("give exactly one of --python FILE:FUNC, --node MODULE, --java JAR:CLASS, --r FILE or --command ARGV");
       const two = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles", "--node", "model.ts", "--command", "x");
       expect(two.code).toBe(2);
       const quote = await clipper("model", "deploy", "sum", "--version", "1", "--input-type", "doubles", "--command", "python3 'model.py");
