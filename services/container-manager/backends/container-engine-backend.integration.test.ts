@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -283,6 +284,23 @@ describe.skipIf(!gate.run)("ContainerEngineBackend on Podman's Docker-compatible
     expect(failed.message).toMatch(/^cannot launch: node_module models do not run in the container backend's image/);
     await b.stop(started.id);
   });
+
+  it("a replica that exits at once is FAILED after its start failures, quoting what it wrote before the logs were followed", async () => {
+    const b = backends[0]!;
+    // An artifact not in the store: the runner says so on stderr and exits.
+    const digest = createHash("sha256").update("an artifact never uploaded").digest("hex");
+    const started = b.start({
+      modelName: "broken",
+      modelVersion: "1",
+      inputType: InputType.DOUBLES,
+      runtime: create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: digest, interpreter: "" } } }),
+    });
+    const failed = await until("FAILED", () => (replica(b, started.id)?.state === ReplicaState.FAILED ? replica(b, started.id) : undefined), 60_000);
+    expect(failed.message).toMatch(/^exited with code 1; it stopped 3 times in a row before becoming ready; last log lines:/);
+    expect(failed.message).toContain("stderr closure_runner: cannot read the closure artifact /var/lib/clipper/artifacts/sha256/");
+    await b.stop(started.id);
+    expect(await containersLabelled([...selector, `${CONTAINER_LABELS.replica}=${started.id}`])).toEqual([]);
+  }, 120_000);
 
   it("a restarted container-manager adopts the running containers (no duplicates) and removes this cluster's leftovers only", async () => {
     const first = backends[0]!;

@@ -397,7 +397,8 @@ export class ContainerEngineBackend implements ReplicaBackend {
     r.status.endpoint = `127.0.0.1:${port}`;
     r.status.startedAtMs = BigInt(r.launchedAtMs);
     this.setState(r, ReplicaState.STARTING, "");
-    this.follow(r, containerId, 0);
+    // All of it: what the container wrote before the follow connected (an early crash's error) is this run's too.
+    this.follow(r, containerId, "all");
     r.transport = createGrpcTransport({ address: r.status.endpoint });
     this.scheduleHealthCheck(r, containerId);
   }
@@ -439,7 +440,7 @@ export class ContainerEngineBackend implements ReplicaBackend {
   }
 
   /** Follows a container's output into the replica's log, and waits for its exit. */
-  private follow(r: EngineReplica, containerId: string, tail: number): void {
+  private follow(r: EngineReplica, containerId: string, tail: number | "all"): void {
     const watch = new AbortController();
     r.watch = watch;
     const output = this.engine

@@ -73,8 +73,8 @@ export interface ContainerInspect {
 export type OutputStream = "stdout" | "stderr";
 
 export interface FollowLogsOptions {
-  /** Lines from before now to include (the engine's `tail`); default none. */
-  tail?: number;
+  /** Lines from before now to include (the engine's `tail`): a number, or "all" (a new container's whole output); default none. */
+  tail?: number | "all";
   /** Longer lines are cut here (the rest is dropped). */
   maxLineChars: number;
   onLine(stream: OutputStream, text: string, timeMs: number): void;
