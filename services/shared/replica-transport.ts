@@ -33,10 +33,8 @@ export function replicaTransport(endpoint: string): GrpcTransport {
     close: () => agent.destroy(),
     // connect-node writes a fractional timeout into connect-timeout-ms as it is given, where the protocol
     // (and the R runtime) wants whole milliseconds.
-    unary: (method, signal, timeoutMs, header, input, contextValues) =>
-      transport.unary(method, signal, wholeMs(timeoutMs), header, input, contextValues),
-    stream: (method, signal, timeoutMs, header, input, contextValues) =>
-      transport.stream(method, signal, wholeMs(timeoutMs), header, input, contextValues),
+    unary: (method, signal, timeoutMs, header, input, contextValues) => transport.unary(method, signal, wholeMs(timeoutMs), header, input, contextValues),
+    stream: (method, signal, timeoutMs, header, input, contextValues) => transport.stream(method, signal, wholeMs(timeoutMs), header, input, contextValues),
   };
 }
 
