@@ -336,7 +336,20 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     await b.startWatching();
     const t0 = Date.now();
     b.start(specFor("sum", "1"));
-    const failed = await eventually("a FAILED replica", 30_000, () => b.replicas().find((r) => r.state === ReplicaState.FAILED));
+    // Seen once to time out in a full .ci/run beside other clusters (not reproduced alone): on a timeout, say what the
+    // cluster held, so the next run that fails tells why.
+    const failed = await eventually("a FAILED replica", 30_000, () => b.replicas().find((r) => r.state === ReplicaState.FAILED)).catch(async (err: unknown) => {
+      const deployments = await apps.listNamespacedDeployment({ namespace: ns.namespace });
+      const sets = await apps.listNamespacedReplicaSet({ namespace: ns.namespace });
+      const quota = await core.readNamespacedResourceQuota({ namespace: ns.namespace, name: "no-pods" });
+      const seen = {
+        replicas: b.replicas().map((r) => `${r.id} ${ReplicaState[r.state]} ${r.message}`),
+        deployments: deployments.items.map((d) => ({ name: d.metadata?.name, conditions: d.status?.conditions })),
+        replicaSets: sets.items.map((r) => ({ name: r.metadata?.name, conditions: r.status?.conditions })),
+        quota: quota.status,
+      };
+      throw new Error(`${String(err)}; the cluster held ${JSON.stringify(seen)}`);
+    });
     console.log(`quota refusal reported in ${Date.now() - t0} ms: ${failed.message}`);
     expect(failed.message).toMatch(/cannot create pods: FailedCreate: .*forbidden/);
     await b.close();
