@@ -18,8 +18,11 @@ export const replicaEndpoint = (hostPort: string, protocol: "grpc" | "connect" =
 /** A transport to a replica in its own protocol: grpc-js for gRPC endpoints, connect-node over HTTP/1.1 for Connect ones. */
 export function replicaTransport(endpoint: string): GrpcTransport {
   if (!speaksConnect(endpoint)) return createGrpcTransport({ address: endpoint });
-  // Keep-alive and a bound on the connections: an R container answers one request at a time anyway.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  // A connection per call, bounded: httpuv (R) writes an answer's headers and body apart on a socket without
+  // TCP_NODELAY, so on a reused connection Nagle holds the body until the client's delayed ACK, 40 ms later.
+  // Measured with test/conformance/runtime-overhead.ts --protocol connect on a no-op R model: 50 ms per call
+  // kept alive, 7.4 ms on a new connection each (loopback connects cost well under a millisecond).
+  const agent = new http.Agent({ keepAlive: false, maxSockets: 8 });
   const transport = createConnectTransport({
     baseUrl: endpoint,
     httpVersion: "1.1",

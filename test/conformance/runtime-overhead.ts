@@ -5,15 +5,20 @@
 //
 //   node --import tsx test/conformance/runtime-overhead.ts [--calls 3000] [--warmup 2000] [--batches 1,64] -- <container command...>
 //
+// With --protocol connect (an R container: unary Predict over the Connect protocol on HTTP/1.1, what
+// the router sends it) each sequential call goes on a new connection, as the router sends them.
+//
 // Inputs are 8 doubles each (bench/runtime_overhead.py's). Requests are written once, as bytes, so
 // the client's protobuf work is not in the figures. Prints one line per batch size, and JSON with --json.
 import fs from "node:fs";
+import http from "node:http";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { PredictRequestSchema, PredictStreamRequestSchema } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { type CheckContext, waitUntilServing } from "./checks.js";
+import { ConnectModelWire } from "./connect-wire.js";
 import { Container } from "./container.js";
 import { pack } from "./contract.js";
 import { DEFAULT_SETTINGS } from "./run.js";
@@ -85,6 +90,52 @@ async function measureUnary(client: grpc.Client, pid: number, batch: number, cal
   return { roundTripUs: (wallMs * 1000) / calls, serverCpuUs: ((cpuSeconds(pid) - cpuBefore) * 1e6) / calls };
 }
 
+async function measureConnect(address: string, pid: number, batch: number, calls: number, warmup: number): Promise<Figures> {
+  const request = batchBytes(batch, false);
+  // A connection per call, as the router's replicaTransport does (why: services/shared/replica-transport.ts).
+  const agent = new http.Agent({ keepAlive: false, maxSockets: 1 });
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host,
+          port,
+          agent,
+          method: "POST",
+          path: "/clipper.model.v1.ModelService/Predict",
+          headers: { "content-type": "application/proto", "connect-protocol-version": "1", "content-length": request.length },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
+      req.on("error", reject);
+      req.end(request);
+    });
+  try {
+    for (let i = 0; i < warmup; i++) await one();
+    const cpuBefore = cpuSeconds(pid);
+    const started = performance.now();
+    for (let i = 0; i < calls; i++) await one();
+    const wallMs = performance.now() - started;
+    return { roundTripUs: (wallMs * 1000) / calls, serverCpuUs: ((cpuSeconds(pid) - cpuBefore) * 1e6) / calls };
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** The pid of the process that serves: the container's own, or its only child (a runner script that starts R). */
+function servingPid(pid: number): number {
+  try {
+    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    return children.length === 1 ? Number(children[0]) : pid;
+  } catch {
+    return pid;
+  }
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -94,8 +145,10 @@ async function main(): Promise<void> {
       batches: { type: "string" },
       env: { type: "string", multiple: true },
       json: { type: "string" },
+      protocol: { type: "string" },
     },
   });
+  const connect = values.protocol === "connect";
   if (positionals.length === 0) throw new Error("usage: runtime-overhead.ts [--calls N] [--batches 1,64] [--env K=V] -- <container command...>");
   const calls = Number(values.calls ?? "3000");
   // Enough for a JIT (the JVM's C2, V8's TurboFan) to have compiled the hot path before measuring.
@@ -103,16 +156,20 @@ async function main(): Promise<void> {
   const batches = (values.batches ?? "1,64").split(",").map(Number);
   const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
   const container = await Container.start({ command: positionals, env }, { name: "noop", version: "1", inputType: "doubles" });
-  const wire = new ModelWire(container.address);
+  const wire = connect ? new ConnectModelWire(container.address) : new ModelWire(container.address);
   const client = new grpc.Client(container.address, grpc.credentials.createInsecure());
   const report: Record<string, Figures> = {};
   try {
     const ctx: CheckContext = { type: InputType.DOUBLES, wire, container, settings: DEFAULT_SETTINGS };
     await waitUntilServing(ctx, false);
-    const pid = container.pid;
-    if (pid === undefined) throw new Error("no pid");
+    if (container.pid === undefined) throw new Error("no pid");
+    const pid = servingPid(container.pid);
     const runtime = (await wire.metadata()).runtime;
     for (const batch of batches) {
+      if (connect) {
+        report[`Connect Predict batch ${batch}`] = await measureConnect(container.address, pid, batch, calls, warmup);
+        continue;
+      }
       report[`PredictStream batch ${batch}`] = await measureStream(client, pid, batch, calls, warmup);
       report[`unary Predict batch ${batch}`] = await measureUnary(client, pid, batch, calls, warmup);
     }
