@@ -331,13 +331,18 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
   it("pods that cannot be created (a ResourceQuota of 0 pods): the missing replicas are FAILED with the Deployment's ReplicaFailure", async () => {
     const ns = await namespaceUnderRole("cm-quota");
     await core.createNamespacedResourceQuota({ namespace: ns.namespace, body: { metadata: { name: "no-pods" }, spec: { hard: { pods: "0" } } } });
+    // A quota binds only once the quota controller has filled its status: a pod admitted before that runs anyway
+    // (seen in full .ci/run runs: used pods 1 of a hard 0, the replica READY).
+    await eventually("the quota's status", 30_000, async () => {
+      const quota = await core.readNamespacedResourceQuota({ namespace: ns.namespace, name: "no-pods" });
+      return quota.status?.hard?.pods === "0" && quota.status.used?.pods === "0" ? quota : undefined;
+    });
     const b = new KubernetesBackend({ ...options(), ...ns, clusterName: "q1" });
     backends.push(b);
     await b.startWatching();
     const t0 = Date.now();
     b.start(specFor("sum", "1"));
-    // Seen once to time out in a full .ci/run beside other clusters (not reproduced alone): on a timeout, say what the
-    // cluster held, so the next run that fails tells why.
+    // On a timeout, say what the cluster held (how the quota race above was found).
     const failed = await eventually("a FAILED replica", 30_000, () => b.replicas().find((r) => r.state === ReplicaState.FAILED)).catch(async (err: unknown) => {
       const deployments = await apps.listNamespacedDeployment({ namespace: ns.namespace });
       const sets = await apps.listNamespacedReplicaSet({ namespace: ns.namespace });
