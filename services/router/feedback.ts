@@ -9,6 +9,8 @@ export interface FeedbackResult {
   accepted: number;
   /** Inputs joined with at least one prediction this router made, and learned from. */
   joined: number;
+  /** Per model version ("name:version") of the joined outputs: each output's loss against its label. */
+  losses: Map<string, number[]>;
 }
 
 /**
@@ -39,11 +41,12 @@ export class FeedbackRecorder {
     if (app === undefined) throw notFound(`application "${application}" not found`);
     const count = validateInputs(inputs, app.inputType, this.limits);
     if (labels.length !== count) throw invalidArgument(`labels has ${labels.length} entries for ${count} inputs: send one label per input`);
-    const joined = this.join(view, app.name, inputs as Inputs, labels);
+    const losses = new Map<string, number[]>();
+    const joined = this.join(view, app.name, inputs as Inputs, labels, losses);
     if (this.selector !== undefined && joined.length > 0) await this.selector.learn(app, uid, joined);
     this.acceptedTotal += count;
     this.joinedTotal += joined.length;
-    return { accepted: count, joined: joined.length };
+    return { accepted: count, joined: joined.length, losses };
   }
 
   accepted(): number {
@@ -54,12 +57,15 @@ export class FeedbackRecorder {
     return this.joinedTotal;
   }
 
-  private join(view: ConfigView, application: string, source: Inputs, labels: readonly string[]): JoinedFeedback[] {
+  /** Also fills `losses` with each joined output's loss, by the model version that gave it. */
+  private join(view: ConfigView, application: string, source: Inputs, labels: readonly string[], losses: Map<string, number[]>): JoinedFeedback[] {
     const app = view.applications.get(application);
     const cache = this.cache;
-    if (app === undefined || cache === undefined || !applicationPolicy(app).learns) return [];
+    if (app === undefined || cache === undefined) return [];
+    const policy = applicationPolicy(app);
+    if (!policy.learns) return [];
     const keys: Array<[string, string]> = [];
-    for (const arm of applicationPolicy(app).arms) {
+    for (const arm of policy.arms) {
       const { model, version } = parseArm(arm);
       const resolved = version ?? view.currentVersions.get(model);
       if (resolved !== undefined) keys.push([arm, modelKey(model, resolved)]);
@@ -72,7 +78,11 @@ export class FeedbackRecorder {
       const outputs = new Map<string, string>();
       for (const [arm, key] of keys) {
         const output = cache.peek(key, input);
-        if (output !== undefined) outputs.set(arm, output);
+        if (output === undefined) continue;
+        outputs.set(arm, output);
+        const versionLosses = losses.get(key) ?? [];
+        versionLosses.push(policy.lossOf(output, label));
+        losses.set(key, versionLosses);
       }
       if (outputs.size > 0) out.push({ outputs, label });
     });

@@ -1,7 +1,9 @@
 // Not yet in the shared index (the lead adds them): tracing helpers and the latency buckets.
 import {
   batchSizeBuckets,
+  type ConfigView,
   defaultLatencyBuckets,
+  modelKey,
   prom,
   type Span,
   SpanKind,
@@ -13,6 +15,7 @@ import {
   tracer,
   tracingEnabled,
 } from "../shared/index.js";
+import { applicationPolicy } from "./application-policy.js";
 import type { PredictionCacheStats } from "./prediction-cache.js";
 import type { Answers, BatchObservation, QueryObserver, QueryOutcome, RequestObservation } from "./query-observer.js";
 
@@ -30,6 +33,28 @@ export interface RouterMetricsOptions extends RouterMetricsSources {
 
 /** Counts of the cache that only grow; turned into Prometheus counters by the difference since the last scrape. */
 type CacheCounter = "hits" | "misses" | "deduplicated" | "evictions";
+
+/**
+ * The reasons a query of a resolved model version can end with, whose series are created at zero as soon as the
+ * version is linked: rate() and increase() see nothing of a series' first sample, so a series born at its first
+ * SLO miss would hide that miss from the alerts.
+ */
+const RESOLVED_REASONS: readonly QueryOutcome[] = [
+  "predicted",
+  "slo_exceeded",
+  "hopeless",
+  "cancelled",
+  "overloaded",
+  "no_replica",
+  "model_error",
+  "batch_failed",
+];
+
+/** Upper bounds of the feedback loss histogram: losses are in [0, 1] (0/1 loss lands in the first and last). */
+const LOSS_BUCKETS = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1];
+
+/** Per model version ("name:version"): the loss of each output it gave for a labelled input. */
+export type FeedbackLosses = ReadonlyMap<string, readonly number[]>;
 
 /** The `outcome` label: answered by a model (or the cache), answered with the default, or shed for overload. */
 export type OutcomeLabel = "answered" | "default" | "shed";
@@ -56,6 +81,13 @@ export class RouterMetrics implements QueryObserver {
   private readonly batchSize: prom.Histogram<"model" | "version">;
   private readonly inFlight: prom.Gauge<"model" | "version" | "replica">;
   private readonly feedback: prom.Counter<"application">;
+  private readonly feedbackLoss: prom.Histogram<"application" | "model" | "version">;
+  /**
+   * "application\0model key" pairs whose histograms exist, observed or created at zero: zero() empties a histogram,
+   * so a pair is zeroed only while it has none.
+   */
+  private readonly queryHistogramsExist = new Set<string>();
+  private readonly lossHistogramsExist = new Set<string>();
   /** Children of the per-query series by their label values: prom-client hashes a label object on every call otherwise. */
   private readonly queryChildren = new Map<string, { duration: prom.Histogram.Internal<string>; wait: prom.Histogram.Internal<string> }>();
   private readonly outcomeChildren = new Map<string, prom.Counter.Internal>();
@@ -106,6 +138,13 @@ export class RouterMetrics implements QueryObserver {
       name: "clipper_router_feedback_total",
       help: "Labelled inputs accepted as feedback, by application.",
       labelNames: ["application"],
+      registers: [registry],
+    });
+    this.feedbackLoss = new prom.Histogram({
+      name: "clipper_router_feedback_loss",
+      help: "Loss (0 right to 1 wrong, the application's loss function) of a model version's output against a feedback label, by application and model version; only outputs joined through the cache, for learning policies.",
+      labelNames: ["application", "model", "version"],
+      buckets: LOSS_BUCKETS,
       registers: [registry],
     });
     const queues = options.queues;
@@ -238,8 +277,50 @@ export class RouterMetrics implements QueryObserver {
     );
   }
 
-  countFeedback(application: string, accepted: number): void {
+  countFeedback(application: string, accepted: number, losses: FeedbackLosses): void {
     this.feedback.inc({ application }, accepted);
+    for (const [key, values] of losses) {
+      this.lossHistogramsExist.add(`${application}\u0000${key}`);
+      const child = this.feedbackLoss.labels({ application, ...modelLabels(key) });
+      for (const value of values) child.observe(value);
+    }
+  }
+
+  /**
+   * Creates at zero the series each application's queries and feedback will have, from the configuration (call it
+   * on every change, before queries see the change): the label sets are known once a model version is linked.
+   */
+  follow(view: ConfigView): void {
+    for (const app of view.applications.values()) {
+      const application = app.name;
+      this.feedback.inc({ application }, 0);
+      const keys: Array<string | undefined> = [];
+      for (const model of app.linkedModels) {
+        const version = view.currentVersions.get(model);
+        keys.push(version === undefined ? undefined : modelKey(model, version));
+      }
+      if (keys.length === 0) keys.push(undefined);
+      for (const key of keys) {
+        const labels = { application, ...modelLabels(key) };
+        if (key === undefined) {
+          this.queries.inc({ ...labels, outcome: "default", reason: app.linkedModels.length === 0 ? "no_model" : "no_version" }, 0);
+          continue;
+        }
+        const reasons = app.cacheEnabled ? [...RESOLVED_REASONS, "cached" as const] : RESOLVED_REASONS;
+        for (const reason of reasons) this.outcomeCounter(application, key, reason).inc(0);
+        this.queries.inc({ ...labels, outcome: "shed", reason: "refused" }, 0);
+        const id = `${application}\u0000${key}`;
+        if (!this.queryHistogramsExist.has(id)) {
+          this.queryHistogramsExist.add(id);
+          this.queryDuration.zero(labels);
+          this.queueWait.zero(labels);
+        }
+        if (applicationPolicy(app).learns && !this.lossHistogramsExist.has(id)) {
+          this.lossHistogramsExist.add(id);
+          this.feedbackLoss.zero(labels);
+        }
+      }
+    }
   }
 
   /** @internal by ObservedRequest */
@@ -259,6 +340,7 @@ export class RouterMetrics implements QueryObserver {
     const key = `${application}\u0000${modelKey ?? ""}`;
     let children = this.queryChildren.get(key);
     if (children === undefined) {
+      this.queryHistogramsExist.add(key);
       const labels = { application, ...modelLabels(modelKey) };
       children = { duration: this.queryDuration.labels(labels), wait: this.queueWait.labels(labels) };
       this.queryChildren.set(key, children);

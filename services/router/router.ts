@@ -151,6 +151,7 @@ export function createRouterCore(options: RouterCoreOptions): RouterCore {
     ...(options.latencyBuckets ? { latencyBuckets: options.latencyBuckets } : {}),
   });
   const stopFollowing = watcher.onChange((view) => {
+    routerMetrics.follow(view);
     pool.retain(replicaEndpoints(view));
     processor.onConfig(view);
   });

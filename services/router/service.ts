@@ -46,8 +46,8 @@ export function createQueryServiceImpl(deps: QueryServiceDeps): ServiceImpl<type
       return new QueryStreamSession(answer, options, ctx.signal).run(requests);
     },
     async submitFeedback(req) {
-      const { accepted, joined } = await deps.feedback.submit(req.application, req.inputs, req.labels, req.uid);
-      deps.metrics.countFeedback(req.application, accepted);
+      const { accepted, joined, losses } = await deps.feedback.submit(req.application, req.inputs, req.labels, req.uid);
+      deps.metrics.countFeedback(req.application, accepted, losses);
       return { accepted, joined };
     },
   };
