@@ -5,7 +5,9 @@
 // 2x, 5x and 10x that rate and closed loop at 200, 1,000 and 6,000 clients. For
 // each: goodput against capacity, the share and latency of model answers,
 // defaults and 429s, the gateway's event-loop lag and memory.
-//   node --import tsx bench/overload.ts [--seconds S] [--slo-ms MS] [--out FILE]
+//   node --import tsx bench/overload.ts [--seconds S] [--slo-ms MS] [--generator vegeta|node] [--out FILE]
+// The load comes from vegeta (bench/loadgen/vegeta.ts) when it is installed,
+// else from the Node generator, which cannot offer more than ~6-8k/s here.
 // Everything runs on 127.0.0.1; every phase is bounded in time and requests.
 import fs from "node:fs";
 import { join } from "node:path";
@@ -16,6 +18,7 @@ import { uniqueMix } from "./loadgen/inputs.js";
 import { type Outcome, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { rawHttpClient } from "./loadgen/raw-http.js";
 import { gatewayDefault } from "./loadgen/targets.js";
+import { runVegeta, vegetaPath } from "./loadgen/vegeta.js";
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const seconds = Number(arg("--seconds") ?? 8);
@@ -23,6 +26,11 @@ if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds must be in (0, 6
 const sloMs = Number(arg("--slo-ms") ?? 100);
 if (!(sloMs >= 10 && sloMs <= 10_000)) throw new Error("--slo-ms must be in [10, 10000]");
 const outFile = arg("--out") ?? join(repoRoot, "bench", "out", "overload.json");
+const vegeta = vegetaPath(repoRoot);
+const generator = arg("--generator") ?? (vegeta ? "vegeta" : "node");
+if (generator !== "vegeta" && generator !== "node") throw new Error("--generator must be vegeta or node");
+if (generator === "vegeta" && vegeta === undefined)
+  throw new Error("vegeta not found: GOBIN=$PWD/.tools/bin go install github.com/tsenart/vegeta/v12@v12.12.0, or set CLIPPER_VEGETA");
 /** Bounds every phase whatever the rate. */
 const MAX_REQUESTS = 2_000_000;
 
@@ -113,8 +121,58 @@ try {
     return m ? Number(m[1]) / 1024 : Number.NaN;
   };
 
-  async function phase(name: string, run: (send: (s: number) => Promise<Outcome>) => Promise<unknown>, connections: number, capacity: number) {
+  /** What a phase offers: a closed loop of clients, or an open loop at a rate. */
+  type Load = { clients: number } | { ratePerSecond: number };
+  const kindOf = (status: number, body: string): Kind => (status === 429 ? "shed" : status !== 200 ? "error" : gatewayDefault(body) ? "default" : "model");
+  let nextSequence = 0;
+  const measured = seconds * 1000;
+  const warmupMs = 1000;
+
+  /** Runs the load with the chosen generator; resolves with the measured seconds. */
+  async function offer(load: Load): Promise<number> {
+    if (generator === "vegeta" && vegeta !== undefined) {
+      const firstSequence = nextSequence;
+      nextSequence += MAX_REQUESTS;
+      tally.measuring = true;
+      await runVegeta(
+        {
+          vegeta,
+          url: `http://127.0.0.1:${port}/hello-world/predict`,
+          mix,
+          firstSequence,
+          ...("ratePerSecond" in load ? { ratePerSecond: load.ratePerSecond, workers: 20_000 } : { workers: load.clients }),
+          warmupMs,
+          durationMs: measured,
+          timeoutMs: 30_000,
+          maxRequests: MAX_REQUESTS,
+        },
+        (r) => tally.record(r.error !== "" && r.status === 0 ? "error" : kindOf(r.status, r.body), r.latencyMs),
+      );
+      tally.measuring = false;
+      return seconds;
+    }
+    // Open loop: enough connections for the rate at about a 25 ms answer; more cost both sides CPU for nothing.
+    const connections = "ratePerSecond" in load ? Math.min(2000, Math.max(128, Math.ceil(load.ratePerSecond * 0.025))) : load.clients;
     const c = client(connections);
+    try {
+      const common = { send: c.send, durationMs: measured, warmupMs, maxRequests: MAX_REQUESTS };
+      const warm =
+        "ratePerSecond" in load
+          ? runOpenLoop({ ...common, ratePerSecond: load.ratePerSecond, maxInFlight: 20_000 })
+          : runClosedLoop({ ...common, concurrency: load.clients });
+      // Warm-up (connections open, batch sizes settle), not measured.
+      await new Promise((r) => setTimeout(r, warmupMs));
+      tally.measuring = true;
+      const startedAt = performance.now();
+      await warm;
+      tally.measuring = false;
+      return (performance.now() - startedAt) / 1000;
+    } finally {
+      c.close();
+    }
+  }
+
+  async function phase(name: string, load: Load, capacity: number) {
     tally = new KindTally();
     let peak = rssMiB();
     const sampler = setInterval(() => {
@@ -123,14 +181,7 @@ try {
     try {
       // Resets the event-loop histogram (prom-client resets it on every scrape).
       await gatewayMetrics();
-      // Warm-up (connections open, batch sizes settle), not measured.
-      const warm = run(c.send);
-      await new Promise((r) => setTimeout(r, 1000));
-      tally.measuring = true;
-      const startedAt = performance.now();
-      await warm;
-      const elapsedS = (performance.now() - startedAt) / 1000;
-      tally.measuring = false;
+      const elapsedS = await offer(load);
       const text = await gatewayMetrics();
       const total = Object.values(tally.counts).reduce((a, b) => a + b, 0);
       const share = Object.fromEntries(Object.entries(tally.counts).map(([k, n]) => [k, total === 0 ? 0 : n / total])) as Record<Kind, number>;
@@ -157,49 +208,24 @@ try {
       return result;
     } finally {
       clearInterval(sampler);
-      c.close();
     }
   }
 
-  const measured = seconds * 1000;
   // Warm the model and the router's latency model.
-  await phase(
-    "warm-up, 64 clients",
-    (send) => runClosedLoop({ send, concurrency: 64, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
-    64,
-    0,
-  );
+  await phase("warm-up, 64 clients", { clients: 64 }, 0);
   const baselineRss = rssMiB();
-  const capacity = (
-    await phase(
-      "capacity: closed loop, 200 clients",
-      (send) => runClosedLoop({ send, concurrency: 200, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
-      200,
-      0,
-    )
-  ).goodputPerS;
+  const capacity = (await phase("capacity: closed loop, 200 clients", { clients: 200 }, 0)).goodputPerS;
   for (const factor of [1, 2, 5, 10]) {
     const rate = capacity * factor;
-    await phase(
-      `open loop, ${factor}x capacity (${Math.round(rate)}/s)`,
-      (send) => runOpenLoop({ send, ratePerSecond: rate, maxInFlight: 20_000, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
-      // Enough connections for the rate at about a 25 ms answer; more cost both sides CPU for nothing.
-      Math.min(2000, Math.max(128, Math.ceil(rate * 0.025))),
-      capacity,
-    );
+    await phase(`open loop, ${factor}x capacity (${Math.round(rate)}/s)`, { ratePerSecond: rate }, capacity);
   }
   for (const clients of [200, 1000, 6000]) {
-    await phase(
-      `closed loop, ${clients} clients`,
-      (send) => runClosedLoop({ send, concurrency: clients, durationMs: measured, warmupMs: 1000, maxRequests: MAX_REQUESTS }),
-      clients,
-      capacity,
-    );
+    await phase(`closed loop, ${clients} clients`, { clients }, capacity);
   }
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const ms = (x: number) => x.toFixed(1);
   const lines = [
-    `hello-world (Python sum model, SLO ${sloMs} ms), router in the gateway's process; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
+    `hello-world (Python sum model, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
     "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...results
