@@ -1,6 +1,18 @@
+import { create } from "@bufbuild/protobuf";
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { deploymentName, labelValue, podProblem } from "./kubernetes-backend.js";
+import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
+import { ModelRuntimeSchema } from "../../../gen/clipper/v1/resources_pb.js";
+import {
+  CRASH_LOOP_FAILED_AFTER_RESTARTS,
+  DEFAULT_KUBERNETES_OPTIONS,
+  defaultCommand,
+  deploymentName,
+  labelValue,
+  parseNodeSelector,
+  parseTolerations,
+  podProblem,
+} from "./kubernetes-backend.js";
 
 describe("kubernetes backend naming", () => {
   it("makes DNS-safe Deployment names, short enough for their pods' names, distinct for names that sanitize alike", () => {
@@ -50,6 +62,18 @@ describe("podProblem", () => {
     ).toBe("container model ImagePullBackOff: no such image");
     expect(podProblem(pod({ phase: "Failed", reason: "Evicted", message: "low memory" }))).toBe("pod failed: Evicted low memory");
   });
+  it("a crash loop is FAILED only after CRASH_LOOP_FAILED_AFTER_RESTARTS restarts: the kubelet says CrashLoopBackOff from the first crash", () => {
+    const crashed = (restartCount: number) =>
+      pod({
+        phase: "Running",
+        containerStatuses: [
+          { name: "model", image: "x", imageID: "", ready: false, restartCount, state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 10s" } } },
+        ],
+      });
+    expect(podProblem(crashed(1))).toBeUndefined();
+    expect(podProblem(crashed(CRASH_LOOP_FAILED_AFTER_RESTARTS - 1))).toBeUndefined();
+    expect(podProblem(crashed(CRASH_LOOP_FAILED_AFTER_RESTARTS))).toBe("container model CrashLoopBackOff: back-off 10s (3 restarts)");
+  });
   it("is undefined for a pod on its way", () => {
     expect(podProblem(pod({ phase: "Pending" }))).toBeUndefined();
     expect(
@@ -60,5 +84,64 @@ describe("podProblem", () => {
         }),
       ),
     ).toBeUndefined();
+  });
+});
+
+describe("the model spec's own command, args, env and working directory in the pod", () => {
+  const paths = DEFAULT_KUBERNETES_OPTIONS.imagePaths;
+  const spec = (runtime: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => ({
+    modelName: "m",
+    modelVersion: "1",
+    inputType: InputType.DOUBLES,
+    runtime: create(ModelRuntimeSchema, runtime),
+  });
+  it("a command runtime: its argv, env and working_dir; the CLIPPER_MODEL_* variables over its env; nothing of the container-manager's", () => {
+    const run = defaultCommand(
+      spec({
+        kind: { case: "command", value: { argv: ["/srv/model", "--threads", "2"], env: { MODEL_MODE: "fast", CLIPPER_MODEL_PORT: "1" }, workingDir: "/srv" } },
+      }),
+      7000,
+      paths,
+    );
+    expect(run.command).toEqual(["/srv/model"]);
+    expect(run.args).toEqual(["--threads", "2"]);
+    expect(run.env).toEqual({
+      MODEL_MODE: "fast",
+      CLIPPER_MODEL_PORT: "7000",
+      CLIPPER_MODEL_NAME: "m",
+      CLIPPER_MODEL_VERSION: "1",
+      CLIPPER_INPUT_TYPE: "doubles",
+    });
+    expect(run.workingDir).toBe("/srv");
+  });
+  it("no working_dir: the image's data dir, as the local launch; a Java model's JVM options are its args", () => {
+    expect(defaultCommand(spec({ kind: { case: "command", value: { argv: ["/srv/model"] } } }), 7000, paths).workingDir).toBe("/var/lib/clipper");
+    const java = defaultCommand(
+      spec({ kind: { case: "javaClass", value: { jarDigest: "a".repeat(64), className: "com.example.M", jvmOptions: ["-Xmx256m"] } } }),
+      7000,
+      { ...paths, java: "java", javaSdkJar: "/opt/clipper/sdk.jar" },
+    );
+    expect(java.args[0]).toBe("-Xmx256m");
+    expect(java.args).toContain("com.example.M");
+  });
+});
+
+describe("--model-node-selector and --model-tolerations", () => {
+  it("parses key=value lists into a nodeSelector", () => {
+    expect(parseNodeSelector("clipper.ai/pool=models, kubernetes.io/arch=amd64")).toEqual({ "clipper.ai/pool": "models", "kubernetes.io/arch": "amd64" });
+    expect(parseNodeSelector("")).toEqual({});
+    expect(() => parseNodeSelector("pool")).toThrow('"pool" is not key=value');
+    expect(() => parseNodeSelector("Bad Key=x")).toThrow(/is not a label key/);
+    expect(() => parseNodeSelector("k=-x")).toThrow(/is not a label value/);
+  });
+  it("parses kubectl taint's syntax into tolerations", () => {
+    expect(parseTolerations("clipper.ai/models=true:NoSchedule,nvidia.com/gpu:NoSchedule,dedicated")).toEqual([
+      { key: "clipper.ai/models", operator: "Equal", value: "true", effect: "NoSchedule" },
+      { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
+      { key: "dedicated", operator: "Exists" },
+    ]);
+    expect(parseTolerations("")).toEqual([]);
+    expect(() => parseTolerations("k=v:Sometimes")).toThrow(/the effect must be one of NoSchedule, PreferNoSchedule, NoExecute/);
+    expect(() => parseTolerations("=v")).toThrow(/is not key\[=value\]\[:Effect\]/);
   });
 });

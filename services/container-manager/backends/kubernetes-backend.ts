@@ -11,6 +11,7 @@ import {
   type V1EnvVar,
   type V1Pod,
   type V1ResourceRequirements,
+  type V1Toleration,
 } from "@kubernetes/client-node";
 import { type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import type { Logger } from "../../shared/index.js";
@@ -46,10 +47,14 @@ export interface KubernetesBackendOptions {
   containerPort?: number;
   /** Where the runtimes live inside the image (launch.ts builds the command and env from these). */
   imagePaths?: LaunchPaths;
-  /** The container's command and args; default: what the local launch runs (launch.ts) with imagePaths. */
-  command?: (spec: ReplicaSpec, port: number) => { command: string[]; args: string[]; env: Record<string, string> };
+  /** The container's command, args, env and working directory; default: what the local launch runs (launch.ts) with imagePaths. */
+  command?: (spec: ReplicaSpec, port: number) => PodCommand;
   /** Requests/limits per model version (the model spec carries none yet); default: none. */
   resources?: (spec: ReplicaSpec) => V1ResourceRequirements | undefined;
+  /** The model pods' nodeSelector: the nodes set aside for models (a pool with GPUs, say); default: none, any node. */
+  nodeSelector?: Record<string, string>;
+  /** The model pods' tolerations, for model nodes tainted so that nothing else lands there; default: none. */
+  tolerations?: V1Toleration[];
   /** A pod not Ready this long after its creation is FAILED, with its reason and last events. */
   startTimeoutMs?: number;
   /** Backoff for restarting the pod informer after a watch error. */
@@ -66,7 +71,18 @@ export const DEFAULT_KUBERNETES_OPTIONS = {
   startTimeoutMs: 120_000,
   watchBackoffInitialMs: 200,
   watchBackoffMaxMs: 10_000,
+  nodeSelector: {},
+  tolerations: [],
 } as const;
+
+/** What the model container runs. */
+export interface PodCommand {
+  command: string[];
+  args: string[];
+  env: Record<string, string>;
+  /** The container's working directory; undefined: the image's. */
+  workingDir?: string;
+}
 
 /** Container waiting reasons that will not fix themselves. */
 const FATAL_WAITING = new Set([
@@ -78,6 +94,9 @@ const FATAL_WAITING = new Set([
   "CreateContainerError",
   "RunContainerError",
 ]);
+
+/** A container in CrashLoopBackOff with this many restarts is FAILED (fewer: restarting, as the local backend's restart policy's 3). */
+export const CRASH_LOOP_FAILED_AFTER_RESTARTS = 3;
 
 /** A label value: [A-Za-z0-9._-], at most 63, alphanumeric at both ends. */
 export function labelValue(raw: string): string {
@@ -439,11 +458,14 @@ export class KubernetesBackend implements ReplicaBackend {
                 command: run.command,
                 args: run.args,
                 env,
+                ...(run.workingDir !== undefined ? { workingDir: run.workingDir } : {}),
                 ports: [{ name: "grpc", containerPort: port, protocol: "TCP" }],
                 readinessProbe: { grpc: { port }, periodSeconds: 2, failureThreshold: 3 },
                 ...(resources !== undefined ? { resources } : {}),
               },
             ],
+            ...(Object.keys(this.o.nodeSelector).length > 0 ? { nodeSelector: { ...this.o.nodeSelector } } : {}),
+            ...(this.o.tolerations.length > 0 ? { tolerations: this.o.tolerations.map((t) => ({ ...t })) } : {}),
           },
         },
       },
@@ -581,11 +603,65 @@ export class KubernetesBackend implements ReplicaBackend {
   }
 }
 
-/** What the local launch would run, with the image's paths: command, args and the CLIPPER_MODEL_* env. */
-function defaultCommand(spec: ReplicaSpec, port: number, paths: LaunchPaths): { command: string[]; args: string[]; env: Record<string, string> } {
+/**
+ * What the local launch would run, with the image's paths: command, args, the CLIPPER_MODEL_* env and the model spec's
+ * own (a command runtime's env, a Java model's JVM options), in the working directory the local launch uses (a command
+ * runtime's working_dir, else the data dir; a Node module runs where node_modules is).
+ */
+export function defaultCommand(spec: ReplicaSpec, port: number, paths: LaunchPaths): PodCommand {
   const launch = launchCommand(spec, port, paths, {});
-  return { command: [launch.command], args: launch.args, env: launch.env };
+  return { command: [launch.command], args: launch.args, env: launch.env, workingDir: launch.cwd };
 }
+
+/**
+ * `key=value,key2=value2` (the container-manager's --model-node-selector) as a nodeSelector; the error names what is
+ * wrong. Keys and values as Kubernetes labels take them (a prefix/ name, a value of at most 63).
+ */
+export function parseNodeSelector(raw: string): Record<string, string> {
+  const selector: Record<string, string> = {};
+  for (const item of raw.split(",").map((x) => x.trim())) {
+    if (item === "") continue;
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new Error(`"${item}" is not key=value`);
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    if (!LABEL_KEY.test(key)) throw new Error(`"${key}" is not a label key (prefix/name, e.g. clipper.ai/pool)`);
+    if (value !== "" && !LABEL_VALUE.test(value)) throw new Error(`"${value}" is not a label value (at most 63 of [A-Za-z0-9._-], alphanumeric ends)`);
+    selector[key] = value;
+  }
+  return selector;
+}
+
+/**
+ * `key=value:Effect,key:Effect,key` in kubectl taint's syntax (the container-manager's --model-tolerations): a
+ * toleration of each taint (`key=value:Effect` tolerates exactly that taint, `key:Effect` any value of key with that
+ * effect, `key` every effect); the error names what is wrong.
+ */
+export function parseTolerations(raw: string): V1Toleration[] {
+  const tolerations: V1Toleration[] = [];
+  for (const item of raw.split(",").map((x) => x.trim())) {
+    if (item === "") continue;
+    const m = /^([^=:]+)(?:=([^:]*))?(?::(.*))?$/.exec(item);
+    const key = m?.[1];
+    if (m === null || key === undefined || !LABEL_KEY.test(key)) throw new Error(`"${item}" is not key[=value][:Effect]`);
+    const effect = m[3];
+    if (effect !== undefined && !TAINT_EFFECTS.has(effect)) throw new Error(`"${item}": the effect must be one of ${[...TAINT_EFFECTS].join(", ")}`);
+    const value = m[2];
+    if (value !== undefined && value !== "" && !LABEL_VALUE.test(value)) throw new Error(`"${item}": "${value}" is not a taint value`);
+    tolerations.push({
+      key,
+      operator: value !== undefined ? "Equal" : "Exists",
+      ...(value !== undefined ? { value } : {}),
+      ...(effect !== undefined ? { effect } : {}),
+    });
+  }
+  return tolerations;
+}
+
+const LABEL_NAME = "[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?";
+const LABEL_KEY = new RegExp(`^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?${LABEL_NAME}$`);
+const LABEL_VALUE = new RegExp(`^${LABEL_NAME}$`);
+const TAINT_EFFECTS = new Set(["NoSchedule", "PreferNoSchedule", "NoExecute"]);
 
 /** A reason this pod will not become ready by itself, or undefined. */
 export function podProblem(pod: V1Pod): string | undefined {
@@ -595,7 +671,11 @@ export function podProblem(pod: V1Pod): string | undefined {
   if (unschedulable !== undefined) return `unschedulable: ${unschedulable.message ?? ""}`;
   for (const c of status?.containerStatuses ?? []) {
     const waiting = c.state?.waiting;
-    if (waiting?.reason !== undefined && FATAL_WAITING.has(waiting.reason)) return `container ${c.name} ${waiting.reason}: ${waiting.message ?? ""}`.trim();
+    if (waiting?.reason === undefined || !FATAL_WAITING.has(waiting.reason)) continue;
+    // The kubelet says CrashLoopBackOff from the first crash on (while it waits to restart the container): a model that
+    // crashed once is restarted, as the local backend restarts it; one that keeps crashing is FAILED.
+    if (waiting.reason === "CrashLoopBackOff" && (c.restartCount ?? 0) < CRASH_LOOP_FAILED_AFTER_RESTARTS) continue;
+    return `container ${c.name} ${waiting.reason}: ${waiting.message ?? ""}${waiting.reason === "CrashLoopBackOff" ? ` (${c.restartCount} restarts)` : ""}`.trim();
   }
   return undefined;
 }
