@@ -16,6 +16,7 @@ import { pythonFileModel, repoRoot, TestSystem } from "../test/system.js";
 import { LatencyHistogram } from "./loadgen/histogram.js";
 import { uniqueMix } from "./loadgen/inputs.js";
 import { type Outcome, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
+import { cpuMs, replicaPid } from "./loadgen/processes.js";
 import { rawHttpClient } from "./loadgen/raw-http.js";
 import { gatewayDefault } from "./loadgen/targets.js";
 import { runVegeta, vegetaPath } from "./loadgen/vegeta.js";
@@ -70,6 +71,8 @@ interface PhaseResult {
   loopLagMaxMs: number;
   gatewayRssPeakMiB: number;
   gatewayRssAfter5sMiB: number;
+  /** CPU time per request sent (µs), warm-up included: the load generator's (vegeta only), the gateway's, the model replica's. */
+  cpuMicrosPerRequest: { generator: number; gateway: number; model: number };
 }
 
 const system = new TestSystem({ routerInProcess: true });
@@ -81,6 +84,7 @@ try {
     timeoutSeconds: 120,
   });
   const gatewayPid = system.pid("gateway") ?? 0;
+  const modelPid = replicaPid("sum-model");
   const port = Number(new URL(system.gatewayUrl).port);
   const mix = uniqueMix("unique", [1.1, 2.2, 3.3]);
   let tally = new KindTally();
@@ -128,13 +132,13 @@ try {
   const measured = seconds * 1000;
   const warmupMs = 1000;
 
-  /** Runs the load with the chosen generator; resolves with the measured seconds. */
-  async function offer(load: Load): Promise<number> {
+  /** Runs the load with the chosen generator; resolves with the measured seconds, the requests sent and the generator's CPU ms (vegeta only). */
+  async function offer(load: Load): Promise<{ elapsedS: number; sent: number; generatorCpuMs: number }> {
     if (generator === "vegeta" && vegeta !== undefined) {
       const firstSequence = nextSequence;
       nextSequence += MAX_REQUESTS;
       tally.measuring = true;
-      await runVegeta(
+      const attack = await runVegeta(
         {
           vegeta,
           url: `http://127.0.0.1:${port}/hello-world/predict`,
@@ -149,13 +153,18 @@ try {
         (r) => tally.record(r.error !== "" && r.status === 0 ? "error" : kindOf(r.status, r.body), r.latencyMs),
       );
       tally.measuring = false;
-      return seconds;
+      return { elapsedS: seconds, sent: attack.sent, generatorCpuMs: attack.cpuMs };
     }
     // Open loop: enough connections for the rate at about a 25 ms answer; more cost both sides CPU for nothing.
     const connections = "ratePerSecond" in load ? Math.min(2000, Math.max(128, Math.ceil(load.ratePerSecond * 0.025))) : load.clients;
     const c = client(connections);
+    let sent = 0;
+    const send = (sequence: number) => {
+      sent++;
+      return c.send(sequence);
+    };
     try {
-      const common = { send: c.send, durationMs: measured, warmupMs, maxRequests: MAX_REQUESTS };
+      const common = { send, durationMs: measured, warmupMs, maxRequests: MAX_REQUESTS };
       const warm =
         "ratePerSecond" in load
           ? runOpenLoop({ ...common, ratePerSecond: load.ratePerSecond, maxInFlight: 20_000 })
@@ -166,7 +175,7 @@ try {
       const startedAt = performance.now();
       await warm;
       tally.measuring = false;
-      return (performance.now() - startedAt) / 1000;
+      return { elapsedS: (performance.now() - startedAt) / 1000, sent, generatorCpuMs: Number.NaN };
     } finally {
       c.close();
     }
@@ -181,7 +190,14 @@ try {
     try {
       // Resets the event-loop histogram (prom-client resets it on every scrape).
       await gatewayMetrics();
-      const elapsedS = await offer(load);
+      const cpuBefore = { gateway: cpuMs(gatewayPid), model: cpuMs(modelPid) };
+      const { elapsedS, sent, generatorCpuMs } = await offer(load);
+      const perRequest = (ms: number) => (sent === 0 ? 0 : (ms * 1000) / sent);
+      const cpuMicrosPerRequest = {
+        generator: perRequest(generatorCpuMs),
+        gateway: perRequest(cpuMs(gatewayPid) - cpuBefore.gateway),
+        model: perRequest(cpuMs(modelPid) - cpuBefore.model),
+      };
       const text = await gatewayMetrics();
       const total = Object.values(tally.counts).reduce((a, b) => a + b, 0);
       const share = Object.fromEntries(Object.entries(tally.counts).map(([k, n]) => [k, total === 0 ? 0 : n / total])) as Record<Kind, number>;
@@ -202,6 +218,7 @@ try {
         loopLagMaxMs: gauge(text, "nodejs_eventloop_lag_max_seconds") * 1000,
         gatewayRssPeakMiB: peak,
         gatewayRssAfter5sMiB: rssMiB(),
+        cpuMicrosPerRequest,
       };
       results.push(result);
       console.error(JSON.stringify(result));
@@ -226,13 +243,13 @@ try {
   const ms = (x: number) => x.toFixed(1);
   const lines = [
     `hello-world (Python sum model, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
-    "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB | CPU µs per request: generator / gateway / model |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
     ...results
       .slice(1)
       .map(
         (r) =>
-          `| ${r.phase} | ${r.offeredPerS.toFixed(0)} | ${r.goodputPerS.toFixed(0)} | ${pct(r.goodputOfCapacity)} | ${pct(r.share.model)} / ${pct(r.share.default)} / ${pct(r.share.shed)} / ${pct(r.share.error)} | ${ms(r.p99Ms.model)} / ${ms(r.p99Ms.default)} / ${ms(r.p99Ms.shed)} | ${ms(r.p99AllMs)} | ${ms(r.maxAllMs)} | ${ms(r.loopLagP99Ms)} / ${ms(r.loopLagMaxMs)} | ${r.gatewayRssPeakMiB.toFixed(0)} / ${r.gatewayRssAfter5sMiB.toFixed(0)} |`,
+          `| ${r.phase} | ${r.offeredPerS.toFixed(0)} | ${r.goodputPerS.toFixed(0)} | ${pct(r.goodputOfCapacity)} | ${pct(r.share.model)} / ${pct(r.share.default)} / ${pct(r.share.shed)} / ${pct(r.share.error)} | ${ms(r.p99Ms.model)} / ${ms(r.p99Ms.default)} / ${ms(r.p99Ms.shed)} | ${ms(r.p99AllMs)} | ${ms(r.maxAllMs)} | ${ms(r.loopLagP99Ms)} / ${ms(r.loopLagMaxMs)} | ${r.gatewayRssPeakMiB.toFixed(0)} / ${r.gatewayRssAfter5sMiB.toFixed(0)} | ${r.cpuMicrosPerRequest.generator.toFixed(0)} / ${r.cpuMicrosPerRequest.gateway.toFixed(0)} / ${r.cpuMicrosPerRequest.model.toFixed(0)} |`,
       ),
   ];
   console.log(lines.join("\n"));

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { InputMix } from "./inputs.js";
+import { cpuMs } from "./processes.js";
 
 /** Where vegeta is: CLIPPER_VEGETA, else .tools/bin/vegeta (`GOBIN=$PWD/.tools/bin go install github.com/tsenart/vegeta/v12@v12.12.0`). */
 export function vegetaPath(repoRoot: string): string | undefined {
@@ -47,8 +48,17 @@ export interface VegetaResult {
   error: string;
 }
 
-/** Runs one attack; calls `record` for every request sent after the warm-up. Resolves with how many it reported. */
-export async function runVegeta(options: VegetaOptions, record: (r: VegetaResult) => void): Promise<number> {
+export interface VegetaRun {
+  /** Requests reported (sent after the warm-up). */
+  reported: number;
+  /** CPU time (ms) the attack took, warm-up included, sampled every 100 ms (the last sample before it exits). */
+  cpuMs: number;
+  /** Requests sent, warm-up included. */
+  sent: number;
+}
+
+/** Runs one attack; calls `record` for every request sent after the warm-up. */
+export async function runVegeta(options: VegetaOptions, record: (r: VegetaResult) => void): Promise<VegetaRun> {
   const url = new URL(options.url);
   if (url.hostname !== "127.0.0.1") throw new Error(`the load generator only targets 127.0.0.1, not ${url.hostname}`);
   const seconds = (options.warmupMs + options.durationMs) / 1000;
@@ -73,14 +83,16 @@ export async function runVegeta(options: VegetaOptions, record: (r: VegetaResult
       `-max-connections=${options.workers}`,
       ...(options.ratePerSecond === undefined ? ["-rate=0"] : [`-rate=${Math.round(options.ratePerSecond)}/s`]),
     ];
-    await run(options.vegeta, args);
+    const cpuMs = await runSampled(options.vegeta, args);
     const encode = spawn(options.vegeta, ["encode", "--to", "csv", resultsFile], { stdio: ["ignore", "pipe", "inherit"] });
     let first: number | undefined;
     let reported = 0;
+    let sent = 0;
     for await (const line of createInterface({ input: encode.stdout })) {
       const fields = line.split(",");
       const at = Number(fields[0]) / 1e6;
       first ??= at;
+      sent++;
       if (at - first < options.warmupMs) continue;
       reported++;
       record({
@@ -93,7 +105,7 @@ export async function runVegeta(options: VegetaOptions, record: (r: VegetaResult
     }
     const [code] = await once(encode, "exit");
     if (code !== 0) throw new Error(`vegeta encode exited with ${code}`);
-    return reported;
+    return { reported, cpuMs, sent };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -111,8 +123,22 @@ async function writeTargets(file: string, options: VegetaOptions, count: number)
   await once(out, "finish");
 }
 
-async function run(command: string, args: string[]): Promise<void> {
+/** Runs the command to its end; resolves with the CPU time it used. */
+async function runSampled(command: string, args: string[]): Promise<number> {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-  const [code] = await once(child, "exit");
-  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}`);
+  let cpu = 0;
+  const sampler = setInterval(() => {
+    try {
+      cpu = cpuMs(child.pid ?? 0);
+    } catch {
+      // exited between two samples
+    }
+  }, 100);
+  try {
+    const [code] = await once(child, "exit");
+    if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}`);
+    return cpu;
+  } finally {
+    clearInterval(sampler);
+  }
 }
