@@ -2,7 +2,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { PredictionService } from "../../gen/clipper/v1/prediction_service_pb.js";
 import type { QueryResult } from "../../gen/clipper/v1/query_service_pb.js";
 import type { Application } from "../../gen/clipper/v1/resources_pb.js";
-import { invalidArgument } from "../shared/index.js";
+import { cancelSignalOf, invalidArgument } from "../shared/index.js";
 import { errorOutcome, type GatewayMetrics, type Protocol } from "./gateway-metrics.js";
 import { packInput } from "./grpc-inputs.js";
 import type { Predictor } from "./predictor.js";
@@ -34,7 +34,7 @@ export function createPredictionServiceImpl(predictor: Predictor, metrics: Gatew
       throw err;
     }
   }
-  const callOptions = (version: string, uid: string, ctx: HandlerContext) => ({ version, uid, timeoutMs: ctx.timeoutMs(), signal: ctx.signal });
+  const callOptions = (version: string, uid: string, ctx: HandlerContext) => ({ version, uid, timeoutMs: ctx.timeoutMs(), signal: cancelSignalOf(ctx) });
 
   return {
     predict(req, ctx) {
@@ -53,7 +53,7 @@ export function createPredictionServiceImpl(predictor: Predictor, metrics: Gatew
     },
     feedback(req, ctx) {
       return measured(req.application, ctx, async (app) => {
-        const accepted = await predictor.feedback(app.name, packInput(req.input, app.inputType), [req.label], req.uid, ctx.signal);
+        const accepted = await predictor.feedback(app.name, packInput(req.input, app.inputType), [req.label], req.uid, cancelSignalOf(ctx));
         return { value: { accepted: accepted > 0 }, outcome: "ok" };
       });
     },

@@ -1,12 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ModelService } from "../../gen/clipper/model/v1/model_service_pb.js";
 import { QueryService, QueryStreamRequestSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import type { CancelSignal } from "./cancellation.js";
 import { Code, ConnectError, invalidArgument } from "./errors.js";
-import { type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
+import { deserializer, grpcPath, serializer } from "./grpc-codec.js";
+import { cancelSignalOf, type RunningGrpcServer, registration, startGrpcServer } from "./grpc-server.js";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.js";
 
 describe("grpc-js server and transport for connect-es services", () => {
@@ -116,3 +119,94 @@ describe("bidirectional streams", () => {
     }
   });
 });
+
+describe("a unary call's context", () => {
+  /** What the handler saw of its call: the query path's cancel signal, the AbortSignal, when each fired. */
+  interface Seen {
+    cancel: CancelSignal;
+    signal: AbortSignal | undefined;
+    cancelledAt: number | undefined;
+  }
+  let server: RunningGrpcServer;
+  let transport: GrpcTransport;
+  const seen: Seen[] = [];
+  beforeAll(async () => {
+    server = await startGrpcServer({
+      port: 0,
+      services: [
+        registration(ModelService, {
+          // Never answers: waits for its call to be cancelled (by the client or the deadline).
+          async predict(_req, ctx) {
+            const entry: Seen = { cancel: cancelSignalOf(ctx), signal: ctx.signal, cancelledAt: undefined };
+            seen.push(entry);
+            await new Promise<void>((resolve) => entry.cancel.addEventListener("abort", () => resolve()));
+            entry.cancelledAt = Date.now();
+            return { outputs: [] };
+          },
+          // Answers at once, with a trailer; takes no signal.
+          getMetadata(_req, ctx) {
+            seen.push({ cancel: cancelSignalOf(ctx), signal: undefined, cancelledAt: undefined });
+            ctx.responseTrailer.set("x-answered-by", "test");
+            return { modelName: "m" };
+          },
+        }),
+      ],
+    });
+    transport = createGrpcTransport({ address: server.address });
+  });
+  afterAll(async () => {
+    transport.close();
+    await server.close(0);
+  });
+
+  it("is cancelled, both signals, when the client cancels the call", async () => {
+    seen.length = 0;
+    const abort = new AbortController();
+    const call = createClient(ModelService, transport)
+      .predict({}, { signal: abort.signal })
+      .catch((e: unknown) => e);
+    await waitUntil(() => seen.length === 1);
+    expect(seen[0]?.cancel.aborted).toBe(false);
+    abort.abort();
+    expect(((await call) as ConnectError).code).toBe(Code.Canceled);
+    await waitUntil(() => seen[0]?.cancelledAt !== undefined);
+    expect(seen[0]?.signal?.aborted).toBe(true);
+    expect(ConnectError.from(seen[0]?.signal?.reason).code).toBe(Code.Canceled);
+  });
+
+  it("is cancelled when the deadline passes", async () => {
+    seen.length = 0;
+    const started = Date.now();
+    const err = await createClient(ModelService, transport)
+      .predict({}, { timeoutMs: 200 })
+      .catch((e: unknown) => e);
+    expect((err as ConnectError).code).toBe(Code.DeadlineExceeded);
+    await waitUntil(() => seen[0]?.cancelledAt !== undefined);
+    expect((seen[0]?.cancelledAt ?? 0) - started).toBeGreaterThanOrEqual(150);
+    expect(seen[0]?.signal?.aborted).toBe(true);
+  });
+
+  it("sends the trailers the handler set, and is not cancelled by the call's normal end", async () => {
+    seen.length = 0;
+    // A plain grpc-js client: the connect transport of ours does not surface trailers.
+    const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+    const method = ModelService.method.getMetadata;
+    const trailer = await new Promise<grpc.Metadata>((resolve, reject) => {
+      const call = client.makeUnaryRequest(grpcPath(method), serializer(method.input), deserializer(method.output), {}, (err) => err && reject(err));
+      call.on("status", (status: grpc.StatusObject) => resolve(status.metadata));
+    });
+    client.close();
+    expect(trailer.get("x-answered-by")).toEqual(["test"]);
+    // grpc-js reports every closed stream as "cancelled", answered or not: the answered call must not look cancelled.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen[0]?.cancel.aborted).toBe(false);
+  });
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

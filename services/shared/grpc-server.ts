@@ -3,16 +3,17 @@ import type { Readable } from "node:stream";
 import type { DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, createContextValues, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Authorize } from "./auth.js";
+import { Cancellation, type CancelSignal } from "./cancellation.js";
 import { invalidArgument } from "./errors.js";
 import { deserializer, grpcPath, metadataToHeaders, serializer } from "./grpc-codec.js";
 import { createHealthImpl, HealthStatus } from "./health.js";
 import type { Logger } from "./logger.js";
-import { extractTraceContext, SpanKind, withSpan } from "./tracing.js";
+import { extractTraceContext, SpanKind, tracingEnabled, withSpan } from "./tracing.js";
 
 /** A service descriptor with its implementation. */
 export interface ServiceRegistration<S extends DescService = DescService> {
@@ -60,6 +61,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
+    // Channelz keeps per-call counters and timestamps that nothing here reads (4% of the gateway's CPU under load).
+    "grpc.enable_channelz": 0,
   });
   const health = new HealthStatus();
   const shutdown = new AbortController();
@@ -161,14 +164,14 @@ function handlers(
     switch (method.methodKind) {
       case "unary":
         out[method.name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-          const ctx = context(call);
+          const ctx = new UnaryCallContext(service, method, call, shutdownSignal);
           Promise.resolve()
             .then(() => fn(decoded(call.request), ctx))
             .then(
-              (res) => callback(null, res, trailers(ctx)),
+              (res) => callback(null, res, ctx.trailerMetadata()),
               (err) => callback(toStatus(err)),
             )
-            .finally(() => ctx.abort());
+            .finally(() => ctx.finish());
         }) as grpc.handleUnaryCall<unknown, unknown>;
         break;
       case "client_streaming":
@@ -219,7 +222,11 @@ function handlers(
 function traced(method: DescMethod, fn: AnyImpl): AnyImpl {
   const name = `${method.parent.typeName}/${method.name}`;
   const attributes = { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name };
-  return (input, ctx) => withSpan(name, { kind: SpanKind.SERVER, attributes, parent: extractTraceContext(ctx.requestHeader) }, async () => fn(input, ctx));
+  return (input, ctx) =>
+    // With tracing off (the default) not even the request's headers are read: this is every unary call's path.
+    tracingEnabled()
+      ? withSpan(name, { kind: SpanKind.SERVER, attributes, parent: extractTraceContext(ctx.requestHeader) }, async () => fn(input, ctx))
+      : fn(input, ctx);
 }
 
 /**
@@ -259,6 +266,109 @@ function unimplemented(method: DescMethod): grpc.UntypedHandleCall {
     return ((_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(status)) as grpc.handleUnaryCall<unknown, unknown>;
   }
   return ((call: grpc.ServerWritableStream<unknown, unknown>) => call.emit("error", status)) as grpc.handleServerStreamingCall<unknown, unknown>;
+}
+
+/**
+ * What the query path of a handler watches to learn that its call is over
+ * early (client cancel, deadline, forced shutdown): a unary gRPC call's cheap
+ * Cancellation, or the context's AbortSignal on every other path.
+ */
+export function cancelSignalOf(ctx: HandlerContext): CancelSignal {
+  return ctx instanceof UnaryCallContext ? ctx.cancellation : ctx.signal;
+}
+
+/**
+ * The HandlerContext of a unary gRPC call, built for its per-call cost:
+ * connect's createHandlerContext (three AbortControllers, four Headers, a
+ * ConnectError with its stack on every call's end, since grpc-js reports each
+ * closed stream as 'cancelled') took about 15% of the gateway's CPU under ghz.
+ * Here the signal, the headers and the context values are made only when the
+ * implementation reads them; the query path watches `cancellation` instead.
+ * grpc-js reports a client's cancel, the deadline passing and a forced
+ * shutdown alike as the call's 'cancelled' event.
+ */
+class UnaryCallContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly cancellation = new Cancellation();
+  private readonly deadlineMs: number;
+  private controller: AbortController | undefined;
+  private request: Headers | undefined;
+  private response: Headers | undefined;
+  private trailer: Headers | undefined;
+  private contextValues: ContextValues | undefined;
+  private finished = false;
+  private readonly onCancelled = () => this.cancel(new ConnectError("the client cancelled the call", Code.Canceled));
+  private readonly onShutdown = () => this.controller?.abort(this.shutdownSignal.reason);
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly shutdownSignal: AbortSignal,
+  ) {
+    const deadline = call.getDeadline();
+    this.deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    call.once("cancelled", this.onCancelled);
+  }
+
+  get url(): string {
+    return grpcPath(this.method);
+  }
+
+  readonly timeoutMs = (): number | undefined => (Number.isFinite(this.deadlineMs) ? Math.max(0, this.deadlineMs - Date.now()) : undefined);
+
+  /** An AbortSignal for implementations that need one (connect-es clients, events.once): aborted on cancel, deadline and shutdown. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.finished) this.controller.abort();
+      else if (this.cancellation.aborted) this.controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+      else if (this.shutdownSignal.aborted) this.controller.abort(this.shutdownSignal.reason);
+      else this.shutdownSignal.addEventListener("abort", this.onShutdown, { once: true });
+    }
+    return this.controller.signal;
+  }
+
+  get requestHeader(): Headers {
+    this.request ??= metadataToHeaders(this.call.metadata);
+    return this.request;
+  }
+
+  get responseHeader(): Headers {
+    this.response ??= new Headers();
+    return this.response;
+  }
+
+  get responseTrailer(): Headers {
+    this.trailer ??= new Headers();
+    return this.trailer;
+  }
+
+  get values(): ContextValues {
+    this.contextValues ??= createContextValues();
+    return this.contextValues;
+  }
+
+  /** The trailers the implementation set, as gRPC metadata; undefined (nothing to send) when it set none. */
+  trailerMetadata(): grpc.Metadata | undefined {
+    return this.trailer === undefined ? undefined : trailers(this);
+  }
+
+  /** The call is answered: stop watching it, and end the signal if one was handed out (as connect's ctx.abort()). */
+  finish(): void {
+    this.finished = true;
+    this.call.off("cancelled", this.onCancelled);
+    if (this.controller !== undefined) {
+      this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+      this.controller.abort();
+    }
+  }
+
+  private cancel(reason: ConnectError): void {
+    this.cancellation.abort();
+    this.controller?.abort(reason);
+  }
 }
 
 function handlerContext(service: DescService, method: DescMethod, call: AnyCall, shutdownSignal: AbortSignal) {

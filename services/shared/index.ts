@@ -38,7 +38,7 @@ export {
   unavailable,
 } from "./errors.js";
 export type { GrpcServerOptions, RunningGrpcServer, ServiceRegistration } from "./grpc-server.js";
-export { registration, serviceDefinition, startGrpcServer } from "./grpc-server.js";
+export { cancelSignalOf, registration, serviceDefinition, startGrpcServer } from "./grpc-server.js";
 export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
 export { createGrpcTransport } from "./grpc-transport.js";
 export type { ServingState } from "./health.js";
