@@ -11,6 +11,7 @@ import { defaultJavaSdkJar, defaultRRunner, type LaunchPaths, runtimeUnavailable
 import { LocalProcessBackend, type LocalProcessBackendOptions } from "./backends/local-process-backend.js";
 import type { ReplicaBackend } from "./backends/replica-backend.js";
 import { ContainerManagerMetrics } from "./container-manager-metrics.js";
+import { PythonEnvironments, type PythonEnvironmentsOptions } from "./python-environments.js";
 import { Reconciler } from "./reconciler.js";
 import { ReplicaReporter } from "./replica-reporter.js";
 import { createContainerManagerService } from "./service.js";
@@ -41,6 +42,13 @@ export interface ContainerManagerOptions<B extends ManagedBackend = LocalProcess
   maxArtifactBytes: number;
   deployTimeoutMs: number;
   maxReplicas?: number;
+  /**
+   * The environments built for closures that record packages (local backend only): where they are
+   * cached (default `<dataDir>/python-envs`), their bounds, the build timeout and the installer.
+   */
+  pythonEnvironments?: Partial<
+    Pick<PythonEnvironmentsOptions, "directory" | "installer" | "maxEnvironments" | "maxBytes" | "buildTimeoutMs" | "progressIntervalMs">
+  >;
   /** Backend tuning (health interval, restart policy, grace), mostly for tests. */
   backend?: Omit<LocalProcessBackendOptions, "paths" | "logger">;
   metrics?: prom.Registry;
@@ -55,6 +63,8 @@ export interface ContainerManagerOptions<B extends ManagedBackend = LocalProcess
 export interface RunningContainerManager<B extends ManagedBackend = LocalProcessBackend> {
   readonly server: RunningGrpcServer;
   readonly backend: B;
+  /** The per-model Python environments; undefined with a backend that launches from an image. */
+  readonly pythonEnvironments: PythonEnvironments | undefined;
   /**
    * Stops serving, stops every replica (SIGTERM, then SIGKILL after the grace)
    * and reports them gone. With `handover`, stops serving but leaves every
@@ -71,6 +81,24 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
   options: ContainerManagerOptions<B>,
 ): Promise<RunningContainerManager<B>> {
   const { logger } = options;
+  // Set once made below: the environments follow the registry's models and ask for a reconcile.
+  let followed: { watcher: ReturnType<typeof watchConfig>; reconciler: Reconciler } | undefined;
+  let closing = false;
+  const pythonEnvironments =
+    options.replicaBackend !== undefined
+      ? undefined
+      : new PythonEnvironments({
+          directory: path.join(options.dataDir, "python-envs"),
+          ...options.pythonEnvironments,
+          sdkPyproject: path.join(options.repoRoot, "sdk", "python", "pyproject.toml"),
+          defaultPython: options.python,
+          logger,
+          models: () => followed?.watcher.view().models.values() ?? [],
+          // A background build finished: start the replicas that waited for it.
+          onPrepared: () => {
+            if (followed !== undefined && !closing) followed.reconciler.reconcile(followed.watcher.view().models.values());
+          },
+        });
   const localPaths: LaunchPaths = {
     repoRoot: options.repoRoot,
     dataDir: options.dataDir,
@@ -80,6 +108,7 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     javaSdkJar: options.javaSdkJar ?? defaultJavaSdkJar(options.repoRoot),
     rRunner: options.rRunner ?? defaultRRunner(options.repoRoot),
     ...rLibraryOption(options),
+    ...(pythonEnvironments !== undefined ? { pythonEnvironments } : {}),
   };
   const backend = (options.replicaBackend ?? new LocalProcessBackend({ ...options.backend, paths: localPaths, logger })) as B;
   // Replicas a previous manager left running (killed, crashed, or handed over): the healthy ones are ours now.
@@ -94,11 +123,17 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     logger,
   });
   backend.onChange((r) => reporter.markDirty(r.modelName, r.modelVersion));
-  const reconciler = new Reconciler(backend, logger);
+  const reconciler = new Reconciler(
+    backend,
+    logger,
+    // A closure whose Python environment is not ready yet starts once it is (prepareInBackground, then onPrepared).
+    pythonEnvironments === undefined ? undefined : (spec) => spec.runtime.kind.case !== "pythonClosure" || pythonEnvironments.ready(spec.runtime.kind.value),
+  );
   const watcher = watchConfig({ registry: options.registry, logger, ...(options.registrySecurity ? { security: options.registrySecurity } : {}) });
-  let closing = false;
+  followed = { watcher, reconciler };
   watcher.onChange((view, change) => {
     if (closing) return;
+    pythonEnvironments?.prepareInBackground(view.models.values());
     reconciler.reconcile(view.models.values());
     if (change === undefined) {
       // A fresh snapshot (first connection or a reconnect): make the registry's replica sets match what runs here.
@@ -110,7 +145,9 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
   });
   // A safety net: converge again now and then, in case a start or stop was lost.
   const resync = setInterval(() => {
-    if (!closing && watcher.connected()) reconciler.reconcile(watcher.view().models.values());
+    if (closing || !watcher.connected()) return;
+    pythonEnvironments?.prepareInBackground(watcher.view().models.values());
+    reconciler.reconcile(watcher.view().models.values());
   }, RESYNC_INTERVAL_MS);
   resync.unref();
 
@@ -136,6 +173,7 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
     defaultTimeoutMs: options.deployTimeoutMs,
     maxReplicas: options.maxReplicas ?? 64,
     replicasReported: () => reporter.idle(),
+    ...(pythonEnvironments !== undefined ? { pythonEnvironments } : {}),
     // Another backend launches replicas its own way (the kubernetes backend, from its image) and says what it cannot run when it starts one.
     ...(options.replicaBackend === undefined ? { runtimeUnavailable: (runtime: ModelRuntime | undefined) => runtimeUnavailable(runtime, localPaths) } : {}),
   });
@@ -160,6 +198,7 @@ export async function startContainerManager<B extends ManagedBackend = LocalProc
   return {
     server,
     backend,
+    pythonEnvironments,
     async close(closeOptions = {}) {
       closing = true;
       clearInterval(resync);

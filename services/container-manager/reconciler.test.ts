@@ -79,4 +79,17 @@ describe("Reconciler", () => {
     expect(backend.replicas().map((r) => r.state)).toEqual([ReplicaState.STARTING]);
     expect(backend.started).toHaveLength(2);
   });
+
+  it("starts a version only once it can start (its Python environment is ready), and stops as before", async () => {
+    const backend = new FakeBackend();
+    const ready = new Set<string>(["b"]);
+    const reconciler = new Reconciler(backend, logger, (spec) => ready.has(spec.modelName));
+    expect(reconciler.reconcile([model("a", "1", 2), model("b", "1", 1)]).start.map((s) => s.modelName)).toEqual(["b"]);
+    expect(backend.replicas().map((r) => r.modelName)).toEqual(["b"]);
+    ready.add("a");
+    expect(reconciler.reconcile([model("a", "1", 2), model("b", "1", 1)]).start.map((s) => s.modelName)).toEqual(["a", "a"]);
+    reconciler.reconcile([model("a", "1", 2)]);
+    await Promise.resolve();
+    expect(backend.replicas().map((r) => r.modelName)).toEqual(["a", "a"]);
+  });
 });

@@ -72,10 +72,13 @@ export class Reconciler {
   constructor(
     private readonly backend: ReplicaBackend,
     private readonly logger: Logger,
+    /** Whether a replica of this spec can start now (its Python environment is ready); one that cannot is started by a later reconcile. */
+    private readonly canStart: (spec: ReplicaSpec) => boolean = () => true,
   ) {}
 
   reconcile(models: Iterable<Model>): ReconcilePlan {
-    const plan = planReconcile(desiredFromModels(models), this.backend.replicas());
+    const planned = planReconcile(desiredFromModels(models), this.backend.replicas());
+    const plan = { ...planned, start: planned.start.filter((spec) => this.canStart(spec)) };
     for (const spec of plan.start) {
       const replica = this.backend.start(spec);
       this.logger.info({ model: spec.modelName, version: spec.modelVersion, replica: replica.id }, "starting replica");

@@ -1,7 +1,8 @@
 import fs from "node:fs";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { type ContainerManagerService, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
+import { type ContainerManagerService, type DeployModelResponseSchema, DeployStage } from "../../gen/clipper/v1/container_manager_service_pb.js";
 import type { ManagementService } from "../../gen/clipper/v1/management_service_pb.js";
 import { type Model, type ModelRuntime, type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import type { ConfigView } from "../shared/index.js";
@@ -22,6 +23,7 @@ import type { ArtifactStore } from "./artifact-store.js";
 import { validateRuntime } from "./backends/launch.js";
 import { formatLogLine, type ReplicaBackend } from "./backends/replica-backend.js";
 import { deployDifferences } from "./deploy-differences.js";
+import type { PreparedLease, PythonEnvironments } from "./python-environments.js";
 import type { Reconciler } from "./reconciler.js";
 import { watchRollout } from "./rollout.js";
 
@@ -42,7 +44,11 @@ export interface ContainerManagerServiceDeps {
   replicasReported?: () => Promise<void>;
   /** Why the backend cannot launch a runtime here (no java, no Java SDK jar), or undefined; checked at deploy. */
   runtimeUnavailable?: (runtime: ModelRuntime | undefined) => string | undefined;
+  /** Builds (or finds) the environment of a closure that records packages before its deploy registers it; unset: no such environments (image backends). */
+  pythonEnvironments?: Pick<PythonEnvironments, "prepare">;
 }
+
+type DeployProgress = MessageInitShape<typeof DeployModelResponseSchema>;
 
 const REGISTRY_CALL_TIMEOUT_MS = 10_000;
 const MAX_TIMEOUT_SECONDS = 3600;
@@ -150,6 +156,91 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
     return `model ${label} was already registered; starting its replicas again`;
   }
 
+  /**
+   * Waits for the Python environment of a closure that records packages
+   * (built now, or cached), yielding what the builder reports; a package that
+   * cannot be installed fails the deploy here, before anything is registered.
+   */
+  async function* prepareEnvironment(model: Model, desired: number): AsyncGenerator<DeployProgress, PreparedLease | undefined> {
+    const kind = model.runtime?.kind;
+    if (deps.pythonEnvironments === undefined || kind?.case !== "pythonClosure" || kind.value.packages.length === 0) return undefined;
+    const messages: string[] = [];
+    let wake = () => {};
+    const preparing = deps.pythonEnvironments.prepare(kind.value, (message) => {
+      // Only the latest few matter to a caller watching the deploy.
+      if (messages.push(message) > 8) messages.shift();
+      wake();
+    });
+    let outcome: { lease: PreparedLease } | { error: unknown } | undefined;
+    preparing.then(
+      (lease) => {
+        outcome = { lease };
+        wake();
+      },
+      (error: unknown) => {
+        outcome = { error };
+        wake();
+      },
+    );
+    let handedOver = false;
+    try {
+      for (;;) {
+        for (let message = messages.shift(); message !== undefined; message = messages.shift()) {
+          yield { stage: DeployStage.STARTING, message, readyReplicas: 0, desiredReplicas: desired };
+        }
+        if (outcome !== undefined) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if ("error" in outcome) throw outcome.error;
+      handedOver = true;
+      return outcome.lease;
+    } finally {
+      // The caller went away during the build: it goes on (and is cached), but holds nothing from eviction.
+      if (!handedOver)
+        preparing.then(
+          (lease) => lease.release(),
+          () => {},
+        );
+    }
+  }
+
+  /** Registers the version and waits for its replicas, yielding their progress. */
+  async function* registerAndRollOut(
+    model: Model,
+    desired: number,
+    waitMs: number,
+    setCurrent: boolean,
+    ctx: HandlerContext,
+  ): AsyncGenerator<DeployProgress, void> {
+    const message = await register(model, desired, ctx);
+    deps.logger.info({ model: model.name, version: model.version, desired }, message);
+    yield { stage: DeployStage.REGISTERED, message, readyReplicas: 0, desiredReplicas: desired };
+    let replicas: Replica[] = [];
+    const rollout = watchRollout({ backend, modelName: model.name, modelVersion: model.version, desired, timeoutMs: waitMs, signal: ctx.signal, hint });
+    for (let step = await rollout.next(); ; step = await rollout.next()) {
+      if (step.done) {
+        replicas = step.value;
+        break;
+      }
+      const p = step.value;
+      yield {
+        stage: DeployStage.STARTING,
+        message: `${p.ready} of ${p.desired} replicas ready`,
+        readyReplicas: p.ready,
+        desiredReplicas: desired,
+        replicas: p.replicas,
+      };
+    }
+    if (setCurrent) {
+      // The routers learn of replicas from the registry: a version made current before the registry lists its
+      // replicas READY would get queries no router can send anywhere yet (seen on Kubernetes: current moved
+      // with 1 of 2, or none, reported READY).
+      await deps.replicasReported?.();
+      await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, forCaller(ctx)));
+    }
+    yield { stage: DeployStage.READY, message: `model ${model.name}:${model.version} is ready`, readyReplicas: desired, desiredReplicas: desired, replicas };
+  }
+
   return {
     async uploadArtifact(requests) {
       const stored = await deps.artifacts.put(requests);
@@ -161,33 +252,13 @@ export function createContainerManagerService(deps: ContainerManagerServiceDeps)
       const model = validateModel(req.model);
       const waitMs = timeoutMs(req.timeoutSeconds);
       const desired = model.desiredReplicas > 0 ? model.desiredReplicas : 1;
-      const message = await register(model, desired, ctx);
-      deps.logger.info({ model: model.name, version: model.version, desired }, message);
-      yield { stage: DeployStage.REGISTERED, message, readyReplicas: 0, desiredReplicas: desired };
-      let replicas: Replica[] = [];
-      const rollout = watchRollout({ backend, modelName: model.name, modelVersion: model.version, desired, timeoutMs: waitMs, signal: ctx.signal, hint });
-      for (let step = await rollout.next(); ; step = await rollout.next()) {
-        if (step.done) {
-          replicas = step.value;
-          break;
-        }
-        const p = step.value;
-        yield {
-          stage: DeployStage.STARTING,
-          message: `${p.ready} of ${p.desired} replicas ready`,
-          readyReplicas: p.ready,
-          desiredReplicas: desired,
-          replicas: p.replicas,
-        };
+      const lease = yield* prepareEnvironment(model, desired);
+      try {
+        yield* registerAndRollOut(model, desired, waitMs, req.setCurrent, ctx);
+      } finally {
+        // Registered (or failed): from now on the model's own replicas keep its environment from eviction.
+        lease?.release();
       }
-      if (req.setCurrent) {
-        // The routers learn of replicas from the registry: a version made current before the registry lists its
-        // replicas READY would get queries no router can send anywhere yet (seen on Kubernetes: current moved
-        // with 1 of 2, or none, reported READY).
-        await deps.replicasReported?.();
-        await callRegistry(`making ${model.version} current`, () => registry.setModelVersion({ name: model.name, version: model.version }, forCaller(ctx)));
-      }
-      yield { stage: DeployStage.READY, message: `model ${model.name}:${model.version} is ready`, readyReplicas: desired, desiredReplicas: desired, replicas };
     },
 
     async scaleModel(req, ctx) {

@@ -18,6 +18,37 @@ const spec = (kind: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => 
 });
 
 describe("launchCommand", () => {
+  it("runs a python closure that records packages with the interpreter prepared for it, and its environment", () => {
+    const asked: string[][] = [];
+    const pythonEnvironments = {
+      interpreterFor: (runtime: { packages: string[] }) => {
+        asked.push(runtime.packages);
+        return { path: "/envs/env-1/bin/python", note: "python: /envs/env-1/bin/python, the environment built", env: { PYTHONNOUSERSITE: "1" } };
+      },
+    };
+    const withPackages = spec({
+      kind: { case: "pythonClosure", value: { artifactDigest: digest, packages: ["six==1.15.0"], interpreter: "/home/u/env/bin/python" } },
+    });
+    const cmd = launchCommand(withPackages, 7001, { ...paths, pythonEnvironments }, parentEnv);
+    expect(cmd).toMatchObject({
+      command: "/envs/env-1/bin/python",
+      args: ["-m", "clipper_runtime.closure_runner"],
+      note: "python: /envs/env-1/bin/python, the environment built",
+    });
+    expect(cmd.env).toMatchObject({ PYTHONNOUSERSITE: "1", PYTHONPATH: "/repo/sdk/python/src", CLIPPER_ARTIFACT: `/data/artifacts/sha256/${digest}` });
+    expect(asked).toEqual([["six==1.15.0"]]);
+    // No packages recorded: as before, and the environments are not asked.
+    const without = launchCommand(
+      spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest } } }),
+      7001,
+      { ...paths, pythonEnvironments },
+      parentEnv,
+    );
+    expect(without.command).toBe("/repo/.venv/bin/python");
+    expect(without.env.PYTHONNOUSERSITE).toBeUndefined();
+    expect(asked).toHaveLength(1);
+  });
+
   it("runs a python closure with the SDK runner, the artifact path and a minimal environment", () => {
     const cmd = launchCommand(spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest } } }), 7001, paths, parentEnv);
     expect(cmd.command).toBe("/repo/.venv/bin/python");
@@ -127,6 +158,13 @@ describe("validateRuntime", () => {
     expect(() =>
       validateRuntime(create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: digest, interpreter: "python3" } } })),
     ).toThrow('model.runtime.python_closure.interpreter must be an absolute path (or empty), got "python3"');
+    const packages = (list: string[]) => () =>
+      validateRuntime(create(ModelRuntimeSchema, { kind: { case: "pythonClosure", value: { artifactDigest: digest, packages: list } } }));
+    expect(packages(["six==1.15.0", " --index-url=http://127.0.0.1/simple"])).toThrow(
+      'model.runtime.python_closure.packages[1] must be a requirement such as "name==version" (no option, no control character), got " --index-url=http://127.0.0.1/simple"',
+    );
+    expect(packages(["six\n-r /etc/passwd"])).toThrow("model.runtime.python_closure.packages[0] must be a requirement");
+    expect(packages(["six==1.15.0", "numpy>=1.24; python_version >= '3.10'", "pkg @ https://example.invalid/pkg.whl"])).not.toThrow();
     expect(() => validateRuntime(create(ModelRuntimeSchema, { kind: { case: "nodeModule", value: { modulePath: "m.ts" } } }))).toThrow(
       "must be an absolute path",
     );

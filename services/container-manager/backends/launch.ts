@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
-import type { ModelRuntime } from "../../../gen/clipper/v1/resources_pb.js";
+import type { ModelRuntime, PythonClosureRuntime } from "../../../gen/clipper/v1/resources_pb.js";
 import { failedPrecondition, inputTypeName, invalidArgument } from "../../shared/index.js";
 import type { ReplicaSpec } from "./replica-backend.js";
 
@@ -21,6 +21,8 @@ export interface LaunchPaths {
   rRunner?: string;
   /** The R library holding the clippermodel package (given to replicas as R_LIBS); unset: R's own library paths. */
   rLibrary?: string;
+  /** The interpreters prepared for closures that record packages (python-environments.ts); unset: they run as those that record none. */
+  pythonEnvironments?: { interpreterFor(runtime: PythonClosureRuntime): { path: string; note: string; env: Record<string, string> } };
 }
 
 export interface LaunchCommand {
@@ -65,6 +67,14 @@ export function validateRuntime(runtime: ModelRuntime | undefined, field = "mode
       if (kind.value.interpreter !== "" && !path.isAbsolute(kind.value.interpreter)) {
         throw invalidArgument(`${field}.python_closure.interpreter must be an absolute path (or empty), got "${kind.value.interpreter.slice(0, 200)}"`);
       }
+      kind.value.packages.forEach((spec, i) => {
+        // Each is one argument of `pip install`: an option there would change what gets installed from where.
+        if (spec.trim().startsWith("-") || [...spec].some((c) => c.charCodeAt(0) < 0x20)) {
+          throw invalidArgument(
+            `${field}.python_closure.packages[${i}] must be a requirement such as "name==version" (no option, no control character), got "${spec.slice(0, 200)}"`,
+          );
+        }
+      });
       return;
     case "nodeModule":
       if (!path.isAbsolute(kind.value.modulePath)) {
@@ -183,12 +193,16 @@ export function launchCommand(
   const kind = spec.runtime.kind;
   switch (kind.case) {
     case "pythonClosure": {
-      const python = closureInterpreter(kind.value.interpreter, paths.python);
+      const python =
+        kind.value.packages.length > 0 && paths.pythonEnvironments !== undefined
+          ? paths.pythonEnvironments.interpreterFor(kind.value)
+          : { ...closureInterpreter(kind.value.interpreter, paths.python), env: {} };
       return {
         command: python.path,
         args: ["-m", "clipper_runtime.closure_runner"],
         env: {
           ...env,
+          ...python.env,
           PYTHONPATH: path.join(paths.repoRoot, "sdk", "python", "src"),
           // Unbuffered, so the model's output reaches the log as it happens.
           PYTHONUNBUFFERED: "1",
