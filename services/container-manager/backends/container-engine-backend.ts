@@ -1,20 +1,24 @@
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { clone, create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { clone, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
-import { ModelRuntimeSchema, type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
-import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/grpc/health/v1/health_pb.js";
-import { ConnectError, createGrpcTransport, type GrpcTransport, type Logger } from "../../shared/index.js";
-import { LogBuffer } from "../log-buffer.js";
-import { defaultRestartPolicy, RestartPolicy, type RestartPolicyOptions } from "../restart-policy.js";
+import { ModelRuntimeSchema, type Replica } from "../../../gen/clipper/v1/resources_pb.js";
+import { ConnectError, type Logger } from "../../shared/index.js";
 import { type ContainerCreateBody, type ContainerSummary, DockerEngineClient, DockerEngineError } from "./docker-engine-client.js";
 import { kernelRecordsOomKill } from "./kernel-oom-log.js";
 import { type LaunchPaths, launchCommand } from "./launch.js";
 import { freePort } from "./local-process-backend.js";
 import { formatMiB } from "./process-memory.js";
-import { formatLogLine, type LogLine, type LogStream, type ReplicaBackend, type ReplicaListener, type ReplicaSpec } from "./replica-backend.js";
+import type { ReplicaSpec } from "./replica-backend.js";
+import {
+  answersHealth,
+  DEFAULT_SUPERVISION,
+  type LaunchOutcome,
+  ReplicaSupervisor,
+  SupervisedBackend,
+  type SupervisedReplica,
+  type SupervisionOptions,
+} from "./replica-supervisor.js";
 
 /** Labels on every container the backend creates: a restarted container-manager adopts by them, and removes only what carries them. */
 export const CONTAINER_LABELS = {
@@ -43,7 +47,7 @@ export interface ContainerResources {
   pidsLimit: number;
 }
 
-export interface ContainerEngineBackendOptions {
+export interface ContainerEngineBackendOptions extends SupervisionOptions {
   /** The Docker Engine API's unix socket (Docker's /var/run/docker.sock, or `podman system service`'s). */
   socketPath: string;
   /** The runtime image every replica runs (scripts/podman/build-images.sh makes one). */
@@ -62,61 +66,31 @@ export interface ContainerEngineBackendOptions {
   ulimit?: number;
   /** Host paths mounted read-only at the same path in every container (`/host/path` or `/host/path:/container/path`). */
   extraReadOnlyMounts?: string[];
-  restartPolicy?: RestartPolicyOptions;
-  healthIntervalMs?: number;
-  healthTimeoutMs?: number;
-  /** Failed checks in a row after which a READY replica is UNHEALTHY. */
-  unhealthyAfterChecks?: number;
-  /** Failed checks in a row after which an UNHEALTHY replica is killed and restarted; 0: never. */
-  restartAfterChecks?: number;
-  /** A replica not ready this long after its start is killed (and counts as a failed start). */
-  startTimeoutMs?: number;
-  /** Time between SIGTERM and SIGKILL when stopping (rounded up to whole seconds, the engine's unit). */
-  stopGraceMs?: number;
-  logBufferLines?: number;
-  /** Log lines quoted in a FAILED replica's message. */
-  failureLogLines?: number;
 }
 
-/** Every default in one place. */
+/** Every default in one place (those of supervision in replica-supervisor.ts). */
 export const DEFAULT_CONTAINER_ENGINE_OPTIONS = {
   imagePaths: { repoRoot: "/opt/clipper", dataDir: "/var/lib/clipper", python: "python3", node: "node" } satisfies LaunchPaths,
   defaultResources: { memoryBytes: 0, nanoCpus: 0, pidsLimit: 1024 } satisfies ContainerResources,
   ulimit: 4096,
   extraReadOnlyMounts: [] as string[],
-  restartPolicy: defaultRestartPolicy,
-  healthIntervalMs: 500,
-  healthTimeoutMs: 1000,
-  unhealthyAfterChecks: 3,
-  restartAfterChecks: 10,
-  startTimeoutMs: 120_000,
-  stopGraceMs: 5000,
-  logBufferLines: 1000,
-  failureLogLines: 20,
+  ...DEFAULT_SUPERVISION,
 };
 
 const MAX_LOG_LINE_CHARS = 4096;
 
-interface EngineReplica {
-  readonly status: Replica;
-  readonly spec: ReplicaSpec;
-  readonly policy: RestartPolicy;
-  readonly logs: LogBuffer;
-  /** The current container (one per run: a restart makes a new one). */
-  containerId?: string;
-  /** Ends the current container's log follow and wait. */
-  watch?: AbortController;
-  transport?: GrpcTransport;
-  metricsEndpoint?: string;
-  resources: ContainerResources;
-  launchedAtMs: number;
-  readyThisRun: boolean;
-  failedChecks: number;
-  timer?: NodeJS.Timeout;
-  killReason?: string;
-  lastExit?: string;
-  stopping?: Promise<void>;
+/** One run of a replica: its container, and what follows its output and waits for its exit. */
+interface ContainerRun {
+  readonly containerId: string;
+  readonly watch: AbortController;
 }
+
+/** What this backend keeps of a replica beside what the supervisor keeps. */
+interface ContainerReplicaLimits {
+  readonly resources: ContainerResources;
+}
+
+type EngineReplica = SupervisedReplica<ContainerRun, ContainerReplicaLimits>;
 
 /** What adoptRunningContainers did. */
 export interface ContainerAdoptionResult {
@@ -135,15 +109,17 @@ export interface ContainerAdoptionResult {
  * is the replica's grpc.health.v1, checked from here; an exit (the engine's
  * wait) is reported with its cause (the kernel's OOM killer from
  * State.OOMKilled) and restarted under the restart policy in a new
- * container. Output comes from the engine's logs API.
+ * container. Output comes from the engine's logs API. replica-supervisor.ts
+ * keeps the replicas running; this backend launches, signals, follows and
+ * removes their containers (a stop: SIGTERM, SIGKILL after the grace).
  */
-export class ContainerEngineBackend implements ReplicaBackend {
+export class ContainerEngineBackend extends SupervisedBackend<ContainerRun, ContainerReplicaLimits> {
   private readonly engine: DockerEngineClient;
   private readonly o: Required<Omit<ContainerEngineBackendOptions, "resources">> & Pick<ContainerEngineBackendOptions, "resources">;
-  private readonly all = new Map<string, EngineReplica>();
-  private readonly listeners = new Set<ReplicaListener>();
+  protected readonly supervisor: ReplicaSupervisor<ContainerRun, ContainerReplicaLimits>;
 
   constructor(options: ContainerEngineBackendOptions) {
+    super();
     this.o = {
       ...DEFAULT_CONTAINER_ENGINE_OPTIONS,
       ...options,
@@ -153,6 +129,27 @@ export class ContainerEngineBackend implements ReplicaBackend {
     };
     this.engine = new DockerEngineClient({ socketPath: options.socketPath });
     fs.mkdirSync(path.join(this.o.dataDir, "artifacts"), { recursive: true });
+    this.supervisor = new ReplicaSupervisor({
+      ...this.o,
+      runner: {
+        launch: (r, cancelled) => this.launch(r, cancelled),
+        signal: (r, run, signal) => {
+          this.engine.killContainer(run.containerId, signal).catch((err: unknown) => {
+            // 404, 409: it is gone or has stopped running already.
+            if (!(err instanceof DockerEngineError && (err.statusCode === 404 || err.statusCode === 409)))
+              this.supervisor.log(r, "manager", `kill failed: ${String(err)}`);
+          });
+        },
+        ended: async (r, run) => {
+          run.watch.abort();
+          // Its output is in the replica's log now; an exited container would only take space.
+          await this.engine
+            .removeContainer(run.containerId)
+            .catch((err: unknown) => this.supervisor.log(r, "manager", `could not remove container ${run.containerId}: ${String(err)}`));
+        },
+        release: (r) => r.run?.watch.abort(),
+      },
+    });
   }
 
   private get selector(): string[] {
@@ -198,7 +195,7 @@ export class ContainerEngineBackend implements ReplicaBackend {
     };
     for (const c of containers) {
       const id = c.Labels?.[CONTAINER_LABELS.replica];
-      if (id === undefined || c.State !== "running" || this.all.has(id)) {
+      if (id === undefined || c.State !== "running" || this.supervisor.has(id)) {
         await remove(c);
         continue;
       }
@@ -213,7 +210,7 @@ export class ContainerEngineBackend implements ReplicaBackend {
       if (newest === undefined) continue;
       const labels = newest.Labels ?? {};
       const spec = specFromLabels(labels);
-      if (spec === undefined || !(await this.answersHealth(labels[CONTAINER_LABELS.endpoint]))) {
+      if (spec === undefined || !(await answersHealth(labels[CONTAINER_LABELS.endpoint], Math.min(this.o.healthTimeoutMs, 1000)))) {
         await remove(newest);
         continue;
       }
@@ -226,72 +223,12 @@ export class ContainerEngineBackend implements ReplicaBackend {
   }
 
   start(spec: ReplicaSpec): Replica {
-    const id = randomBytes(4).toString("hex");
-    const status = create(ReplicaSchema, {
-      id,
-      modelName: spec.modelName,
-      modelVersion: spec.modelVersion,
-      state: ReplicaState.STARTING,
-      startedAtMs: BigInt(Date.now()),
-    });
-    const r: EngineReplica = {
-      status,
-      spec,
-      policy: new RestartPolicy(this.o.restartPolicy),
-      logs: new LogBuffer(this.o.logBufferLines),
-      resources: this.resourcesFor(spec),
-      launchedAtMs: Date.now(),
-      readyThisRun: false,
-      failedChecks: 0,
-    };
-    this.all.set(id, r);
-    this.emit(r, false);
-    void this.launch(r);
-    return clone(ReplicaSchema, status);
-  }
-
-  stop(id: string): Promise<void> {
-    const r = this.all.get(id);
-    if (r === undefined) return Promise.resolve();
-    r.stopping ??= this.terminate(r);
-    return r.stopping;
-  }
-
-  replicas(): Replica[] {
-    return [...this.all.values()].map((r) => clone(ReplicaSchema, r.status));
-  }
-
-  onChange(listener: ReplicaListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  logs(id: string, tail: number): LogLine[] | undefined {
-    return this.all.get(id)?.logs.tail(tail);
-  }
-
-  metricsEndpoint(id: string): string | undefined {
-    return this.all.get(id)?.metricsEndpoint;
+    return this.supervisor.start(spec, () => ({ resources: this.resourcesFor(spec) }));
   }
 
   /** The engine's id of a replica's current container, for operators and tests. */
   containerId(id: string): string | undefined {
-    return this.all.get(id)?.containerId;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.all.keys()].map((id) => this.stop(id)));
-  }
-
-  /** Stops managing every replica and leaves their containers running, for the next container-manager to adopt. */
-  async release(): Promise<void> {
-    const all = [...this.all.values()];
-    this.all.clear();
-    for (const r of all) {
-      clearTimeout(r.timer);
-      r.watch?.abort();
-      r.transport?.close();
-    }
+    return this.supervisor.get(id)?.run?.containerId;
   }
 
   private resourcesFor(spec: ReplicaSpec): ContainerResources {
@@ -310,7 +247,7 @@ export class ContainerEngineBackend implements ReplicaBackend {
     // The interpreter recorded at deploy is a path on the deploying machine: in the container, the image's Python runs the closure.
     if (kind.case === "pythonClosure") kind.value.interpreter = "";
     const command = launchCommand({ ...r.spec, runtime }, port, this.o.imagePaths, {}, metricsPort);
-    const res = r.resources;
+    const res = r.own.resources;
     const mounts = [`${path.join(this.o.dataDir, "artifacts")}:${path.join(this.o.imagePaths.dataDir, "artifacts")}:ro`];
     for (const m of this.o.extraReadOnlyMounts) mounts.push(`${m.includes(":") ? m : `${m}:${m}`}:ro`);
     return {
@@ -347,8 +284,7 @@ export class ContainerEngineBackend implements ReplicaBackend {
     };
   }
 
-  private async launch(r: EngineReplica): Promise<void> {
-    if (r.stopping) return;
+  private async launch(r: EngineReplica, cancelled: AbortSignal): Promise<LaunchOutcome<ContainerRun>> {
     let port: number;
     let metricsPort: number;
     let body: ContainerCreateBody;
@@ -357,107 +293,86 @@ export class ContainerEngineBackend implements ReplicaBackend {
       metricsPort = await freePort();
       body = this.containerBody(r, port, metricsPort);
     } catch (err) {
-      this.fail(r, `cannot launch: ${err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err)}`);
-      return;
+      return { kind: "failed", reason: `cannot launch: ${err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err)}` };
     }
-    if (r.stopping) return;
+    if (cancelled.aborted) return { kind: "abandoned" };
     const name = containerName(this.o.clusterName, r.spec, r.status.id, r.status.restarts);
-    const res = r.resources;
-    this.log(r, "manager", `starting container ${name} from ${this.o.image}: ${[...body.Entrypoint, ...body.Cmd].join(" ")} on port ${port}`);
-    this.log(
+    const res = r.own.resources;
+    this.supervisor.log(r, "manager", `starting container ${name} from ${this.o.image}: ${[...body.Entrypoint, ...body.Cmd].join(" ")} on port ${port}`);
+    this.supervisor.log(
       r,
       "manager",
       `limits: memory ${res.memoryBytes > 0 ? formatMiB(res.memoryBytes) : "none"}, cpus ${res.nanoCpus > 0 ? res.nanoCpus / 1e9 : "no limit"}, pids ${res.pidsLimit > 0 ? res.pidsLimit : "no limit"}, nofile/nproc ${this.o.ulimit}`,
     );
-    let containerId: string;
+    let containerId: string | undefined;
     try {
       const created = await this.engine.createContainer(name, body);
       containerId = created.Id;
-      for (const warning of created.Warnings ?? []) this.log(r, "manager", `engine warning: ${warning}`);
-      if (r.stopping) {
+      for (const warning of created.Warnings ?? []) this.supervisor.log(r, "manager", `engine warning: ${warning}`);
+      if (cancelled.aborted) {
         await this.engine.removeContainer(containerId);
-        return;
+        return { kind: "abandoned" };
       }
-      r.containerId = containerId;
       await this.engine.startContainer(containerId);
     } catch (err) {
       // A start that fails (no such executable in the image, a bad mount) counts as a failed run of the replica.
       const reason = err instanceof DockerEngineError ? err.message : String(err);
-      if (r.containerId !== undefined) await this.engine.removeContainer(r.containerId).catch(() => undefined);
-      delete r.containerId;
-      if (r.stopping) return;
-      this.afterExit(r, `could not start its container: ${reason}`);
-      return;
+      if (containerId !== undefined) await this.engine.removeContainer(containerId).catch(() => undefined);
+      return cancelled.aborted ? { kind: "abandoned" } : { kind: "exited", what: `could not start its container: ${reason}` };
     }
-    r.metricsEndpoint = `127.0.0.1:${metricsPort}`;
-    r.launchedAtMs = Date.now();
-    r.readyThisRun = false;
-    r.failedChecks = 0;
-    delete r.killReason;
-    r.status.endpoint = `127.0.0.1:${port}`;
-    r.status.startedAtMs = BigInt(r.launchedAtMs);
-    this.setState(r, ReplicaState.STARTING, "");
-    // All of it: what the container wrote before the follow connected (an early crash's error) is this run's too.
-    this.follow(r, containerId, "all");
-    r.transport = createGrpcTransport({ address: r.status.endpoint });
-    this.scheduleHealthCheck(r, containerId);
+    const run = { containerId, watch: new AbortController() };
+    return {
+      kind: "started",
+      run,
+      endpoint: `127.0.0.1:${port}`,
+      metricsEndpoint: `127.0.0.1:${metricsPort}`,
+      // All of it: what the container wrote before the follow connected (an early crash's error) is this run's too.
+      exited: this.follow(r, run, "all"),
+    };
   }
 
   /** A running container a previous manager created that answered its health check: managed from now on as if started here. */
   private adopt(id: string, containerId: string, spec: ReplicaSpec, labels: Record<string, string>): void {
     const endpoint = labels[CONTAINER_LABELS.endpoint] ?? "";
-    const startedAtMs = Number(labels[CONTAINER_LABELS.startedAtMs] ?? Date.now());
-    const status = create(ReplicaSchema, {
-      id,
-      modelName: spec.modelName,
-      modelVersion: spec.modelVersion,
-      state: ReplicaState.READY,
-      endpoint,
-      startedAtMs: BigInt(startedAtMs),
-      restarts: Number(labels[CONTAINER_LABELS.restarts] ?? 0),
-      message: `adopted from a previous container-manager (container ${containerId.slice(0, 12)})`,
-    });
     const metricsEndpoint = labels[CONTAINER_LABELS.metricsEndpoint];
-    const r: EngineReplica = {
-      status,
-      spec,
-      policy: new RestartPolicy(this.o.restartPolicy),
-      logs: new LogBuffer(this.o.logBufferLines),
-      resources: this.resourcesFor(spec),
-      containerId,
-      launchedAtMs: startedAtMs,
-      readyThisRun: true,
-      failedChecks: 0,
-      ...(metricsEndpoint === undefined ? {} : { metricsEndpoint }),
-    };
-    this.all.set(id, r);
-    // Its earlier output, from the engine's log of the container, then what it writes from now on.
-    this.follow(r, containerId, this.o.logBufferLines);
-    this.log(r, "manager", `adopted by container-manager pid ${process.pid}: container ${containerId.slice(0, 12)} on ${endpoint} still runs and is healthy`);
-    r.transport = createGrpcTransport({ address: endpoint });
-    this.emit(r, false);
-    this.scheduleHealthCheck(r, containerId);
+    this.supervisor.adopt(
+      {
+        id,
+        spec,
+        own: { resources: this.resourcesFor(spec) },
+        endpoint,
+        ...(metricsEndpoint === undefined ? {} : { metricsEndpoint }),
+        startedAtMs: Number(labels[CONTAINER_LABELS.startedAtMs] ?? Date.now()),
+        restarts: Number(labels[CONTAINER_LABELS.restarts] ?? 0),
+        message: `adopted from a previous container-manager (container ${containerId.slice(0, 12)})`,
+        note: `adopted by container-manager pid ${process.pid}: container ${containerId.slice(0, 12)} on ${endpoint} still runs and is healthy`,
+      },
+      (r) => {
+        const run = { containerId, watch: new AbortController() };
+        // Its earlier output, from the engine's log of the container, then what it writes from now on.
+        return { run, exited: this.follow(r, run, this.o.logBufferLines) };
+      },
+    );
   }
 
-  /** Follows a container's output into the replica's log, and waits for its exit. */
-  private follow(r: EngineReplica, containerId: string, tail: number | "all"): void {
-    const watch = new AbortController();
-    r.watch = watch;
+  /** Follows a container's output into the replica's log; resolves with how it ended (undefined once no longer followed). */
+  private follow(r: EngineReplica, run: ContainerRun, tail: number | "all"): Promise<string | undefined> {
+    const { containerId, watch } = run;
     const output = this.engine
       .followLogs(containerId, {
         tail,
         maxLineChars: MAX_LOG_LINE_CHARS,
         signal: watch.signal,
-        onLine: (stream, text, timeMs) => this.log(r, stream, text, timeMs),
+        onLine: (stream, text, timeMs) => this.supervisor.log(r, stream, text, timeMs),
       })
       .catch((err: unknown) => {
-        if (!watch.signal.aborted) this.log(r, "manager", `lost the container's output: ${String(err)}`);
+        if (!watch.signal.aborted) this.supervisor.log(r, "manager", `lost the container's output: ${String(err)}`);
       });
-    void this.waitForExit(r, containerId, watch.signal).then(async (exit) => {
-      if (exit === undefined || r.containerId !== containerId) return;
+    return this.waitForExit(r, containerId, watch.signal).then(async (exit) => {
+      if (exit === undefined) return undefined;
       // Its last words are in the log before its exit is reported (the follow ends with the container).
       await Promise.race([output, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-      this.onExit(r, containerId, exit);
+      return exit;
     });
   }
 
@@ -467,169 +382,36 @@ export class ContainerEngineBackend implements ReplicaBackend {
       try {
         await this.engine.waitContainer(containerId, signal);
         const state = (await this.engine.inspectContainer(containerId)).State;
-        const limit = r.resources.memoryBytes > 0 ? ` (memory limit ${formatMiB(r.resources.memoryBytes)})` : "";
-        if (state.OOMKilled) return `killed by the kernel's OOM killer: out of memory${limit}; exit code ${state.ExitCode}`;
+        const memory = r.own.resources.memoryBytes;
+        const limit = memory > 0 ? ` (memory limit ${formatMiB(memory)})` : "";
+        if (state.OOMKilled) return this.outOfMemory(r, `killed by the kernel's OOM killer: out of memory${limit}; exit code ${state.ExitCode}`);
         if (r.killReason !== undefined) return r.killReason;
         // SIGKILL not sent from here: Podman on cgroups v1 does not record an OOM kill, the kernel's log does.
         if (state.ExitCode === 137 && kernelRecordsOomKill(containerId)) {
-          return `killed by the kernel's OOM killer: out of memory${limit}; exit code 137 (from the kernel's log: the engine did not record it)`;
+          return this.outOfMemory(
+            r,
+            `killed by the kernel's OOM killer: out of memory${limit}; exit code 137 (from the kernel's log: the engine did not record it)`,
+          );
         }
         return state.ExitCode > 128 ? `killed by signal ${state.ExitCode - 128} (exit code ${state.ExitCode})` : `exited with code ${state.ExitCode}`;
       } catch (err) {
         if (signal.aborted) return undefined;
         if (err instanceof DockerEngineError && err.statusCode === 404) return r.killReason ?? "its container is gone (removed outside the container-manager)";
         // The engine restarted or the connection broke: ask again shortly.
-        this.log(r, "manager", `waiting for the container's exit failed (${String(err)}); retrying`);
+        this.supervisor.log(r, "manager", `waiting for the container's exit failed (${String(err)}); retrying`);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         if (signal.aborted) return undefined;
       }
     }
   }
 
-  /** Whether a grpc.health.v1 server answers SERVING at `endpoint`, within a few tries. */
-  private async answersHealth(endpoint: string | undefined): Promise<boolean> {
-    if (endpoint === undefined || endpoint === "") return false;
-    const transport = createGrpcTransport({
-      address: endpoint,
-      channelOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 200, "grpc.use_local_subchannel_pool": 1 },
-    });
-    try {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
-        try {
-          const res = await createClient(Health, transport).check({ service: "" }, { timeoutMs: Math.min(this.o.healthTimeoutMs, 1000) });
-          if (res.status === HealthCheckResponse_ServingStatus.SERVING) return true;
-        } catch {
-          // not (yet) answering
-        }
-      }
-      return false;
-    } finally {
-      transport.close();
-    }
-  }
-
-  private scheduleHealthCheck(r: EngineReplica, containerId: string): void {
-    r.timer = setTimeout(() => void this.checkHealth(r, containerId), this.o.healthIntervalMs);
-  }
-
-  private async checkHealth(r: EngineReplica, containerId: string): Promise<void> {
-    if (r.containerId !== containerId || r.stopping || r.transport === undefined) return;
-    let problem: string | undefined;
-    try {
-      const res = await createClient(Health, r.transport).check({ service: "" }, { timeoutMs: this.o.healthTimeoutMs });
-      if (res.status !== HealthCheckResponse_ServingStatus.SERVING) problem = `health status ${HealthCheckResponse_ServingStatus[res.status]}`;
-    } catch (err) {
-      problem = err instanceof ConnectError ? err.rawMessage : String(err);
-    }
-    if (r.containerId !== containerId || r.stopping) return;
-    if (problem === undefined) {
-      r.failedChecks = 0;
-      r.readyThisRun = true;
-      if (r.status.state !== ReplicaState.READY) this.setState(r, ReplicaState.READY, r.lastExit === undefined ? "" : `ready; restarted after: ${r.lastExit}`);
-    } else {
-      r.failedChecks++;
-      if (r.status.state === ReplicaState.READY && r.failedChecks >= this.o.unhealthyAfterChecks) {
-        this.setState(r, ReplicaState.UNHEALTHY, `health check failed ${r.failedChecks} times: ${problem}`);
-      } else if (r.readyThisRun && this.o.restartAfterChecks > 0 && r.failedChecks >= this.o.restartAfterChecks) {
-        // Alive but not answering: its exit restarts it under the restart policy, like any crash.
-        this.kill(r, containerId, `killed after ${r.failedChecks} failed health checks in a row (last: ${problem})`);
-        return;
-      } else if (!r.readyThisRun && Date.now() - r.launchedAtMs > this.o.startTimeoutMs) {
-        this.kill(r, containerId, `not ready within ${Math.round(this.o.startTimeoutMs / 1000)} s (last health check: ${problem})`);
-        return;
-      }
-    }
-    this.scheduleHealthCheck(r, containerId);
-  }
-
-  private kill(r: EngineReplica, containerId: string, reason: string): void {
-    r.killReason = reason;
-    this.engine.killContainer(containerId, "SIGKILL").catch((err: unknown) => this.log(r, "manager", `kill failed: ${String(err)}`));
-  }
-
-  private onExit(r: EngineReplica, containerId: string, what: string): void {
-    if (r.containerId !== containerId || r.stopping) return;
-    delete r.containerId;
-    r.watch?.abort();
-    clearTimeout(r.timer);
-    r.transport?.close();
-    delete r.transport;
-    // Its output is in the replica's log now; an exited container would only take space.
-    this.engine.removeContainer(containerId).catch((err: unknown) => this.log(r, "manager", `could not remove container ${containerId}: ${String(err)}`));
-    this.afterExit(r, what);
-  }
-
-  /** A run ended: restart under the restart policy, or FAILED. */
-  private afterExit(r: EngineReplica, what: string): void {
-    this.log(r, "manager", what);
-    r.lastExit = what;
-    if (what.includes("OOM killer")) {
-      this.o.logger.warn(
-        { replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, limitBytes: r.resources.memoryBytes },
-        "replica killed: out of memory",
-      );
-    }
-    const decision = r.policy.onExit(Date.now() - r.launchedAtMs, r.readyThisRun);
-    if (decision.action === "fail") {
-      this.fail(r, `${what}; it stopped ${decision.startFailures} times in a row before becoming ready`);
-      return;
-    }
-    this.setState(r, ReplicaState.UNHEALTHY, `${what}; restarting in ${decision.delayMs} ms`);
-    r.timer = setTimeout(() => {
-      r.status.restarts++;
-      void this.launch(r);
-    }, decision.delayMs);
-  }
-
-  private fail(r: EngineReplica, reason: string): void {
-    this.log(r, "manager", `replica failed: ${reason}`);
-    const lines = r.logs.tail(this.o.failureLogLines).map(formatLogLine);
-    this.setState(r, ReplicaState.FAILED, `${reason}; last log lines:\n${lines.join("\n")}`);
-    this.o.logger.warn({ replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, reason }, "replica failed");
-  }
-
-  private async terminate(r: EngineReplica): Promise<void> {
-    clearTimeout(r.timer);
-    this.setState(r, ReplicaState.STOPPING, "stopping");
-    const containerId = r.containerId;
-    delete r.containerId;
-    if (containerId !== undefined) {
-      try {
-        await this.engine.stopContainer(containerId, Math.ceil(this.o.stopGraceMs / 1000));
-      } catch (err) {
-        this.log(r, "manager", `stop failed (${String(err)}); removing it by force`);
-      }
-      try {
-        await this.engine.removeContainer(containerId);
-      } catch (err) {
-        this.o.logger.error({ err, container: containerId, replica: r.status.id }, "could not remove a stopped replica's container");
-      }
-    }
-    r.watch?.abort();
-    r.transport?.close();
-    this.all.delete(r.status.id);
-    this.emit(r, true);
-  }
-
-  private setState(r: EngineReplica, state: ReplicaState, message: string): void {
-    r.status.state = state;
-    r.status.message = message;
-    this.emit(r, false);
-  }
-
-  private log(r: EngineReplica, stream: LogStream, text: string, timeMs?: number): void {
-    r.logs.push(stream, text, timeMs);
-  }
-
-  private emit(r: EngineReplica, removed: boolean): void {
-    for (const l of this.listeners) {
-      try {
-        l(clone(ReplicaSchema, r.status), removed);
-      } catch (err) {
-        this.o.logger.error({ err }, "replica listener failed");
-      }
-    }
+  /** Says in the manager's log that a replica ran out of memory; returns `what`. */
+  private outOfMemory(r: EngineReplica, what: string): string {
+    this.o.logger.warn(
+      { replica: r.status.id, model: r.spec.modelName, version: r.spec.modelVersion, limitBytes: r.own.resources.memoryBytes },
+      "replica killed: out of memory",
+    );
+    return what;
   }
 }
 

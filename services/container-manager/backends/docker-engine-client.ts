@@ -122,11 +122,6 @@ export class DockerEngineClient {
     await this.json("POST", `/containers/${id}/start`);
   }
 
-  /** SIGTERM, then SIGKILL after `graceSeconds` (the engine's own stop). */
-  async stopContainer(id: string, graceSeconds: number): Promise<void> {
-    await this.json("POST", `/containers/${id}/stop?t=${graceSeconds}`, undefined, (graceSeconds + 30) * 1000);
-  }
-
   async killContainer(id: string, signal: "SIGKILL" | "SIGTERM"): Promise<void> {
     await this.json("POST", `/containers/${id}/kill?signal=${signal}`);
   }

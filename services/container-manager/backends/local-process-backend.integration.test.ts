@@ -119,6 +119,24 @@ describe("LocalProcessBackend: replicas that outlive their manager", () => {
     expect(fs.readdirSync(path.join(dataDir, "logs")).filter((f) => f.startsWith(`kept-1-${started.id}`))).toEqual([`kept-1-${started.id}.log`]);
   });
 
+  it("a released replica is left alone: a health check in flight at the handover does not go on checking (and killing) it", async () => {
+    const first = backend();
+    const started = first.start(spec("handed-over"));
+    const { pid } = await ready(first, started.id);
+    // Stopped, its next health check hangs until its timeout (1 s): the handover comes while that check is in flight.
+    process.kill(pid, "SIGSTOP");
+    await new Promise((r) => setTimeout(r, 300));
+    await first.release();
+    // A manager that kept checking would count failures (100 ms apart) and SIGKILL it after 10 of them.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(processStartTime(pid)).toBeDefined();
+    process.kill(pid, "SIGCONT");
+    const second = backend();
+    expect(await second.adoptLeftoverReplicas()).toEqual({ adopted: [started.id], stopped: [] });
+    await second.close();
+    expect(processStartTime(pid)).toBeUndefined();
+  });
+
   it("stops the recorded processes that do not answer their health check, and those it cannot adopt", async () => {
     const first = backend();
     const healthy = first.start(spec("healthy"));
