@@ -235,6 +235,7 @@ describe("clipper CLI", () => {
       "up",
       "down",
       "status",
+      "clusters",
       "app create",
       "app list",
       "app delete",
@@ -616,7 +617,14 @@ describe("clipper CLI", () => {
       path.join(dataDir, "run", "services.json"),
       JSON.stringify({ version: 1, dataDir, host: "0.0.0.0", services: [service("registry", 2338), service("gateway", 2337)] }),
     );
-    expect(resolveAddresses({}, dataDir)).toEqual({ registry: "127.0.0.1:2338", containerManager: "127.0.0.1:1340", gateway: "127.0.0.1:2337" });
-    expect(resolveAddresses({ registry: "10.0.0.1:1" }, dataDir).registry).toBe("10.0.0.1:1");
+    const cluster = { name: "default", dataDir };
+    expect({ ...resolveAddresses({}, cluster) }).toEqual({ registry: "127.0.0.1:2338", containerManager: "127.0.0.1:1340", gateway: "127.0.0.1:2337" });
+    expect(resolveAddresses({ registry: "10.0.0.1:1" }, cluster).registry).toBe("10.0.0.1:1");
+    // A named cluster has no default ports: what it did not record is an error, never the default cluster's service.
+    const named = resolveAddresses({}, { name: "a", dataDir });
+    expect(named.gateway).toBe("127.0.0.1:2337");
+    expect(() => named.containerManager).toThrow(
+      `cluster "a" is not running (no container-manager in ${path.join(dataDir, "run", "services.json")}); \`clipper up --cluster a\` starts it`,
+    );
   });
 });

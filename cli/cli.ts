@@ -13,7 +13,7 @@ import { commandHelp, overviewHelp } from "./help-text.js";
 import { type CliEnvironment, UsageError, wrapUsage } from "./invocation.js";
 import type { ContainerManagerClient, ManagementClient } from "./management-commands.js";
 import { cliClientSecurity } from "./security.js";
-import { resolveAddresses, resolveDataDir } from "./service-addresses.js";
+import { resolveAddresses, resolveCluster } from "./service-addresses.js";
 
 export type { CliEnvironment } from "./invocation.js";
 
@@ -31,8 +31,8 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
       return 0;
     }
     const { command, values, positionals } = line;
-    const dataDir = resolveDataDir(values, env);
-    const addresses = resolveAddresses(values, dataDir);
+    const cluster = wrapUsage(command, () => resolveCluster(values, env));
+    const addresses = resolveAddresses(values, cluster);
     const security = wrapUsage(command, () =>
       cliClientSecurity((flag, envName) => {
         const v = values[flag];
@@ -51,7 +51,8 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
       values,
       positionals,
       env,
-      dataDir,
+      cluster: cluster.name,
+      dataDir: cluster.dataDir,
       addresses,
       management: () => (management ??= createClient(ManagementService, transport(addresses.registry))),
       containerManager: () => (containerManager ??= createClient(ContainerManagerService, transport(addresses.containerManager))),

@@ -18,7 +18,7 @@ import {
   UsageError,
   wrapUsage,
 } from "./invocation.js";
-import { down, restartService, runUp, servicesStatus } from "./lifecycle.js";
+import { clustersList, down, restartService, runUp, servicesStatus } from "./lifecycle.js";
 import {
   appCreate,
   appDelete,
@@ -42,7 +42,16 @@ import { runTop } from "./top.js";
 
 /** Flags every command takes: where the data and the services are, and how to reach them. */
 export const GLOBAL_OPTIONS: Record<string, OptionDef> = {
-  "data-dir": { type: "string", value: "DIR", help: "data directory (env CLIPPER_DATA_DIR, default ~/.clipper/data)" },
+  cluster: {
+    type: "string",
+    value: "NAME",
+    help: "which system on this machine (env CLIPPER_CLUSTER, default: default): a named one has its own data dir (<home>/clusters/NAME) and ports (`clipper clusters` lists them)",
+  },
+  "data-dir": {
+    type: "string",
+    value: "DIR",
+    help: "data directory (default cluster: env CLIPPER_DATA_DIR, else ~/.clipper/data; a named one: $CLIPPER_HOME or ~/.clipper, then clusters/NAME)",
+  },
   registry: { type: "string", value: "HOST:PORT", help: "registry address (default: from the data dir's services.json, else 127.0.0.1:1338)" },
   "container-manager": { type: "string", value: "HOST:PORT", help: "container-manager address (default: services.json, else 127.0.0.1:1340)" },
   gateway: { type: "string", value: "HOST:PORT", help: "gateway address (default: services.json, else 127.0.0.1:1337)" },
@@ -84,6 +93,7 @@ export const COMMANDS: CommandDef[] = [
     },
     examples: [
       "clipper up",
+      "clipper up --cluster staging   # a second system beside the default one: its own data dir and free ports",
       "clipper up --router service",
       "clipper up --data-dir /tmp/clipper --gateway-port 8080",
       "clipper up --store redis --redis-url redis://127.0.0.1:6379 --foreground",
@@ -96,7 +106,7 @@ export const COMMANDS: CommandDef[] = [
     synopsis: "",
     positionals: { required: [] },
     options: {},
-    examples: ["clipper down", "clipper down --data-dir /tmp/clipper"],
+    examples: ["clipper down", "clipper down --cluster staging", "clipper down --data-dir /tmp/clipper"],
     run: async (inv) => {
       await down(inv.dataDir, inv.env.stdout);
       return 0;
@@ -152,10 +162,22 @@ export const COMMANDS: CommandDef[] = [
     synopsis: "",
     positionals: { required: [] },
     options: {},
-    examples: ["clipper status"],
+    examples: ["clipper status", "clipper --cluster staging status"],
     run: async (inv) => {
-      servicesStatus(inv.dataDir, inv.env.stdout);
+      servicesStatus(inv.dataDir, inv.env.stdout, inv.cluster);
       await deploymentStatus(inv.management(), inv.env.stdout);
+      return 0;
+    },
+  },
+  {
+    name: "clusters",
+    summary: "list the Clipper systems on this machine (the default one and each `clipper up --cluster NAME`) with their state and ports",
+    synopsis: "",
+    positionals: { required: [] },
+    options: {},
+    examples: ["clipper clusters"],
+    run: async (inv) => {
+      clustersList(inv.env.env, inv.env.cwd, inv.env.stdout);
       return 0;
     },
   },

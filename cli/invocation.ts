@@ -57,6 +57,8 @@ export interface Invocation {
   values: FlagValues;
   positionals: string[];
   env: CliEnvironment;
+  /** The cluster's name (clusters.ts): "default" unless --cluster or $CLIPPER_CLUSTER names another. */
+  cluster: string;
   dataDir: string;
   addresses: ServiceAddresses;
   management(): ManagementClient;

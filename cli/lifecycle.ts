@@ -8,6 +8,16 @@
 import { buildConsoleUi, buildServices } from "../services/build.js";
 import { defaults } from "../services/shared/index.js";
 import { CliError } from "./cli-error.js";
+import {
+  type ClusterPorts,
+  DEFAULT_CLUSTER,
+  DEFAULT_PORTS,
+  listLocalClusters,
+  pickClusterPorts,
+  readClusterRecord,
+  recordedAddress,
+  writeClusterRecord,
+} from "./clusters.js";
 import { type Invocation, intFlag, stringFlag, UsageError } from "./invocation.js";
 import { formatTable, indent, type Output } from "./output.js";
 import { formatDuration, ServiceSupervisor } from "./service-supervisor.js";
@@ -25,12 +35,15 @@ import {
   StartError,
   startServices,
   stopServices,
+  tryReadServicesFile,
   writeServicesFile,
 } from "./supervisor.js";
 import { requestRestart, serveControl, supervisorSocketPath } from "./supervisor-control.js";
 import { runningSupervisor, startSupervisor, stopSupervisor, supervisorLog } from "./supervisor-launcher.js";
 
 export interface UpInput {
+  /** The cluster's name (clusters.ts), recorded in services.json; absent: the default cluster. */
+  cluster?: string;
   dataDir: string;
   host: string;
   launches: ServiceLaunch[];
@@ -61,23 +74,35 @@ export async function runUp(inv: Invocation): Promise<number> {
   const host = stringFlag(inv, "host") ?? "127.0.0.1";
   const routerMode = stringFlag(inv, "router") ?? "in-process";
   if (routerMode !== "service" && routerMode !== "in-process") throw new UsageError(`--router must be service or in-process, got "${routerMode}"`, inv.command);
+  const named = inv.cluster !== DEFAULT_CLUSTER;
+  const record = readClusterRecord(inv.dataDir);
+  if (record !== undefined && record.name !== inv.cluster) {
+    throw new CliError(
+      `${inv.dataDir} is cluster "${record.name}"'s data directory, not "${inv.cluster}"'s: pass --cluster ${record.name}, or another --data-dir`,
+    );
+  }
+  // A named cluster takes the ports it had, else free ones; a flag still wins. The default keeps 1337-1341.
+  const base = named && !isUp(inv.dataDir) ? await pickClusterPorts(host, record?.ports) : (record?.ports ?? DEFAULT_PORTS);
+  const gatewayPort = port("gateway-port", base.gateway);
+  const ports: ClusterPorts = {
+    gateway: gatewayPort,
+    registry: port("registry-port", base.registry),
+    router: port("router-port", base.router),
+    containerManager: port("container-manager-port", base.containerManager),
+    // Beside a gateway moved off its default port the console moves along (1337 -> 1341), so two systems on one machine do not collide.
+    console: port("console-port", named ? base.console : defaults.consolePort + gatewayPort - defaults.gatewayPort),
+  };
   let launches: ServiceLaunch[];
   try {
     launches = planServices({
       repoRoot: inv.env.repoRoot,
       dataDir: inv.dataDir,
       host,
-      ports: {
-        gateway: port("gateway-port", defaults.gatewayPort),
-        registry: port("registry-port", defaults.registryPort),
-        router: port("router-port", defaults.routerPort),
-        containerManager: port("container-manager-port", defaults.containerManagerPort),
-        // Beside a gateway moved off its default port the console moves along (1337 -> 1341), so two systems on one machine do not collide.
-        console: port("console-port", defaults.consolePort + port("gateway-port", defaults.gatewayPort) - defaults.gatewayPort),
-      },
+      ports,
       store,
       ...(redisUrl === undefined ? {} : { redisUrl }),
       routerInProcess: routerMode === "in-process",
+      ...(named ? { clusterName: inv.cluster } : {}),
     });
   } catch (err) {
     throw new UsageError((err as Error).message, inv.command);
@@ -90,6 +115,7 @@ export async function runUp(inv: Invocation): Promise<number> {
   const healthTimeoutMs = intFlag(inv, "timeout", 60, 1, 3600) * 1000;
   const file = await up(
     {
+      cluster: inv.cluster,
       dataDir: inv.dataDir,
       host,
       launches,
@@ -105,6 +131,8 @@ export async function runUp(inv: Invocation): Promise<number> {
     },
     out,
   );
+  // Recorded once the ports proved free, so the next `up` of this cluster takes the same ones.
+  if (file !== undefined && named) writeClusterRecord(inv.dataDir, { version: 1, name: inv.cluster, ports });
   if (file === undefined || !foreground) return 0;
   out.write("running in the foreground (a service that exits is restarted); press Ctrl-C to stop\n");
   const supervisor = new ServiceSupervisor(file, { healthTimeoutMs, stopGraceMs: STOP_GRACE_MS, log: (line) => out.write(`${line}\n`) });
@@ -151,7 +179,7 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
     const supervised = runningSupervisor(existing) !== undefined;
     const healable = input.supervise !== false && exited.every((s) => launchOf(s) !== undefined);
     if (running.length > 0 && (exited.length === 0 || supervised || healable)) {
-      out.write(`clipper is already running (data dir ${input.dataDir})\n`);
+      out.write(`clipper is already running (${clusterWords(input.cluster)}data dir ${input.dataDir})\n`);
       const names = exited.map((s) => s.name).join(", ");
       if (exited.length > 0 && supervised) out.write(`  ${names} exited; the supervisor is restarting it (\`clipper status\` shows when)\n`);
       if (!supervised && input.supervise !== false) {
@@ -172,6 +200,7 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
   let file: ServicesFile;
   try {
     file = await startServices(input.launches, {
+      ...(input.cluster === undefined ? {} : { cluster: input.cluster }),
       dataDir: input.dataDir,
       host: input.host,
       healthTimeoutMs: input.healthTimeoutMs,
@@ -190,7 +219,7 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
     throw err;
   }
   writeServicesFile(file);
-  out.write(`clipper is up (data dir ${input.dataDir}, logs in ${input.dataDir}/logs)\n`);
+  out.write(`clipper is up (${clusterWords(input.cluster)}data dir ${input.dataDir}, logs in ${input.dataDir}/logs)\n`);
   printEndpoints(file, out);
   if (input.supervise === false) return file;
   try {
@@ -200,6 +229,16 @@ export async function up(input: UpInput, out: Output): Promise<ServicesFile | un
     out.write(`warning: ${(err as Error).message}\na service that exits will stay down; \`clipper up\` again starts a supervisor\n`);
   }
   return readServicesFile(input.dataDir) ?? file;
+}
+
+/** `cluster "a", ` before a named cluster's data dir in messages; nothing for the default one, whose messages stay as they were. */
+function clusterWords(cluster: string | undefined): string {
+  return cluster === undefined || cluster === DEFAULT_CLUSTER ? "" : `cluster "${cluster}", `;
+}
+
+/** Whether services recorded in the data dir run (then `up` reports them instead of starting any). */
+function isUp(dataDir: string): boolean {
+  return tryReadServicesFile(dataDir)?.services.some(isRunning) ?? false;
 }
 
 function printEndpoints(file: ServicesFile, out: Output): void {
@@ -283,9 +322,9 @@ export async function restartService(dataDir: string, name: string, out: Output)
 }
 
 /** Prints each recorded service as up or down; returns whether any runs. */
-export function servicesStatus(dataDir: string, out: Output): boolean {
+export function servicesStatus(dataDir: string, out: Output, cluster?: string): boolean {
   const file = readServicesFile(dataDir);
-  out.write(`services (data dir ${dataDir}):\n`);
+  out.write(`services (${clusterWords(cluster)}data dir ${dataDir}):\n`);
   if (file === undefined) {
     out.write("  not started by `clipper up`\n");
     return false;
@@ -313,4 +352,18 @@ export function servicesStatus(dataDir: string, out: Output): boolean {
       : "  supervisor: down: a service that exits stays down; `clipper up` starts a supervisor again\n",
   );
   return file.services.some(isRunning);
+}
+
+/** `clipper clusters`: each local system, its state and where its services listen. */
+export function clustersList(env: Record<string, string | undefined>, cwd: string, out: Output): void {
+  const clusters = listLocalClusters(env, cwd);
+  if (clusters.length === 0) {
+    out.write("no Clipper system on this machine yet: `clipper up` starts the default one, `clipper up --cluster NAME` a named one\n");
+    return;
+  }
+  const rows = clusters.map((c) => {
+    const at = (service: string) => recordedAddress(c.state === "stopped" ? undefined : c.services, service);
+    return [c.name, c.state, at("gateway"), at("registry"), at("container-manager"), at("console"), c.dataDir];
+  });
+  out.write(formatTable(["CLUSTER", "STATE", "GATEWAY", "REGISTRY", "CONTAINER-MANAGER", "CONSOLE", "DATA DIR"], rows));
 }

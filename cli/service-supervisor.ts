@@ -17,10 +17,10 @@ import {
   pidExists,
   processStartTicks,
   type RecordedService,
-  readServicesFile,
   type ServicesFile,
   type SupervisorRecord,
   stopService,
+  tryReadServicesFile,
   waitHealthy,
   writeServicesFile,
 } from "./supervisor.js";
@@ -156,7 +156,7 @@ export class ServiceSupervisor {
 
   private poll(): void {
     if (this.closed) return;
-    const onDisk = safeRead(this.file.dataDir);
+    const onDisk = tryReadServicesFile(this.file.dataDir);
     if (onDisk === undefined || (this.record !== undefined && onDisk.supervisor?.pid !== this.record.pid)) {
       this.markLost(onDisk === undefined ? "services.json is gone" : "services.json names another supervisor");
       return;
@@ -258,14 +258,6 @@ export class ServiceSupervisor {
     // Once another process owns the record (a `clipper down` took over), it is not ours to write.
     if (this.closed && this.record !== undefined) return;
     writeServicesFile(this.file);
-  }
-}
-
-function safeRead(dataDir: string): ServicesFile | undefined {
-  try {
-    return readServicesFile(dataDir);
-  } catch {
-    return undefined;
   }
 }
 

@@ -74,6 +74,8 @@ export interface SupervisorRecord {
 
 export interface ServicesFile {
   version: 1;
+  /** The cluster's name (clusters.ts); absent in files written before clusters had names, which were the default one. */
+  cluster?: string;
   dataDir: string;
   host: string;
   services: RecordedService[];
@@ -92,6 +94,8 @@ export interface PlanOptions {
   routerInProcess?: boolean;
   /** The node executable; defaults to the one running the CLI. */
   node?: string;
+  /** A named cluster's name, given to the container-manager (--cluster-name) to name and label what it creates; absent: its own default. */
+  clusterName?: string;
 }
 
 /** Metrics ports follow the service ports (1338 -> 9338), so overriding a port moves its metrics too. */
@@ -137,7 +141,13 @@ export function planServices(options: PlanOptions): ServiceLaunch[] {
   return [
     launch("registry", options.ports.registry, true, ["--data-dir", options.dataDir, ...storeFlags], grpcProbe),
     {
-      ...launch("container-manager", options.ports.containerManager, true, ["--registry", registry, "--data-dir", options.dataDir], grpcProbe),
+      ...launch(
+        "container-manager",
+        options.ports.containerManager,
+        true,
+        ["--registry", registry, "--data-dir", options.dataDir, ...(options.clusterName === undefined ? [] : ["--cluster-name", options.clusterName])],
+        grpcProbe,
+      ),
       restartSignal: "SIGUSR2",
     },
     ...(options.routerInProcess ? [] : [launch("router", options.ports.router, true, ["--registry", registry], grpcProbe)]),
@@ -199,6 +209,15 @@ export function readServicesFile(dataDir: string): ServicesFile | undefined {
     throw new Error(`${servicesFilePath(dataDir)} is not a services file this CLI understands; remove it if no services run`);
   }
   return parsed as ServicesFile;
+}
+
+/** The services file, or undefined when there is none or it cannot be read (as good as none for finding addresses). */
+export function tryReadServicesFile(dataDir: string): ServicesFile | undefined {
+  try {
+    return readServicesFile(dataDir);
+  } catch {
+    return undefined;
+  }
 }
 
 export function writeServicesFile(file: ServicesFile): void {
@@ -286,6 +305,8 @@ export function isPortFree(host: string, port: number): Promise<boolean> {
 
 export interface StartOptions {
   dataDir: string;
+  /** Recorded in services.json: which cluster these services are. */
+  cluster?: string;
   /** The host the services bind. */
   host: string;
   /** How long each service has to become healthy. */
@@ -312,7 +333,13 @@ export async function startServices(launches: ServiceLaunch[], options: StartOpt
   }
   const logDir = path.join(options.dataDir, "logs");
   fs.mkdirSync(logDir, { recursive: true });
-  const file: ServicesFile = { version: 1, dataDir: options.dataDir, host: options.host, services: [] };
+  const file: ServicesFile = {
+    version: 1,
+    ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
+    dataDir: options.dataDir,
+    host: options.host,
+    services: [],
+  };
   for (const launch of launches) {
     const log = path.join(logDir, `${launch.name}.log`);
     const started = launchService(launch, log);
