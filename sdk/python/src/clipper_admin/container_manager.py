@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,10 +101,63 @@ def find_cli(node: str = "node") -> list[str]:
     raise ClipperException(_NO_CLI)
 
 
+def clipper_home() -> Path:
+    """Where Clipper keeps its state on this machine: $CLIPPER_HOME, else ~/.clipper (as the CLI)."""
+    configured = os.environ.get("CLIPPER_HOME")
+    return Path(configured).expanduser() if configured else Path.home() / ".clipper"
+
+
 def default_data_dir() -> Path:
-    """Where `clipper up` keeps its state when given no --data-dir: $CLIPPER_DATA_DIR, else ~/.clipper/data."""
+    """Where `clipper up` keeps the default cluster's state when given no --data-dir:
+    $CLIPPER_DATA_DIR, else ~/.clipper/data ($CLIPPER_HOME/data)."""
     configured = os.environ.get("CLIPPER_DATA_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".clipper" / "data"
+    return Path(configured).expanduser() if configured else clipper_home() / "data"
+
+
+DEFAULT_CLUSTER = "default"
+
+# A DNS label (RFC 1123), as the CLI checks it (cli/clusters.ts): the name goes into Kubernetes names and labels.
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_cluster_name(name: str) -> str:
+    """The name, or ClipperException saying what a cluster name may be."""
+    if not isinstance(name, str) or _CLUSTER_NAME.fullmatch(name) is None:
+        raise ClipperException(
+            f"cluster name {name!r} is not valid: use 1 to 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (a DNS label)"
+        )
+    return name
+
+
+def cluster_data_dir(name: str) -> Path:
+    """A cluster's data directory: the default cluster's default_data_dir(), a named one's
+    $CLIPPER_HOME/clusters/NAME (where `clipper up --cluster NAME` keeps it)."""
+    return default_data_dir() if name == DEFAULT_CLUSTER else clipper_home() / "clusters" / validate_cluster_name(name)
+
+
+def recorded_services(data_dir: Path) -> dict[str, str]:
+    """host:port of each service `clipper up` recorded in data_dir/run/services.json
+    (empty when there is none or it cannot be read)."""
+    try:
+        with open(data_dir / "run" / "services.json", encoding="utf-8") as f:
+            services = json.load(f).get("services", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    addresses: dict[str, str] = {}
+    for service in services if isinstance(services, list) else []:
+        if isinstance(service, dict) and isinstance(service.get("name"), str) and isinstance(service.get("port"), int):
+            addresses[service["name"]] = f"{_connect_host(str(service.get('host', '127.0.0.1')))}:{service['port']}"
+    return addresses
+
+
+def _connect_host(host: str) -> str:
+    """The address a client uses for a service bound on host (a wildcard bind is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class LocalContainerManager(ContainerManager):
@@ -114,21 +169,47 @@ class LocalContainerManager(ContainerManager):
     or ~/.clipper/data) and outlives `stop_all()`: applications, models,
     links and artifacts are there again after the next `start_clipper()`, and
     the models' replicas start again. `stop_all(remove_data=True)` starts the
-    next run clean."""
+    next run clean.
+
+    `cluster_name` (Clipper's argument) picks one of several systems on this
+    machine: "default" is the one above, on ports 1337-1341; any other name
+    (a DNS label) is `clipper up --cluster NAME`, with its own data directory
+    ($CLIPPER_HOME or ~/.clipper, then clusters/NAME) and its own ports, picked
+    free by its first start and found again by name: connect() and stop_all()
+    reach that system only. A port given here wins over the recorded one."""
 
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
-        gateway_port: int = DEFAULT_GATEWAY_PORT,
-        registry_port: int = DEFAULT_REGISTRY_PORT,
-        router_port: int = DEFAULT_ROUTER_PORT,
-        container_manager_port: int = DEFAULT_CONTAINER_MANAGER_PORT,
+        gateway_port: int | None = None,
+        registry_port: int | None = None,
+        router_port: int | None = None,
+        container_manager_port: int | None = None,
         host: str = "127.0.0.1",
         cli_path: str | os.PathLike[str] | None = None,
         node: str = "node",
         timeout_seconds: float = 180.0,
+        cluster_name: str = DEFAULT_CLUSTER,
     ) -> None:
-        super().__init__(host, gateway_port, registry_port, router_port, container_manager_port)
+        super().__init__(
+            host,
+            DEFAULT_GATEWAY_PORT if gateway_port is None else gateway_port,
+            DEFAULT_REGISTRY_PORT if registry_port is None else registry_port,
+            DEFAULT_ROUTER_PORT if router_port is None else router_port,
+            DEFAULT_CONTAINER_MANAGER_PORT if container_manager_port is None else container_manager_port,
+        )
+        self.cluster_name = validate_cluster_name(cluster_name)
+        # The ports given here, by `clipper up` flag; the others come from what `clipper up` recorded.
+        self._given_ports = {
+            flag: int(port)
+            for flag, port in (
+                ("gateway-port", gateway_port),
+                ("registry-port", registry_port),
+                ("router-port", router_port),
+                ("container-manager-port", container_manager_port),
+            )
+            if port is not None
+        }
         self.data_dir = str(data_dir) if data_dir is not None else None
         self._cli_path = str(cli_path) if cli_path is not None else None
         self.node = node
@@ -143,29 +224,46 @@ class LocalContainerManager(ContainerManager):
 
     @property
     def data_directory(self) -> Path:
-        """The data directory `clipper up` uses: data_dir, else default_data_dir()."""
-        return Path(self.data_dir).expanduser() if self.data_dir is not None else default_data_dir()
+        """The data directory `clipper up` uses: data_dir, else the cluster's (cluster_data_dir())."""
+        return Path(self.data_dir).expanduser() if self.data_dir is not None else cluster_data_dir(self.cluster_name)
 
-    def _data_dir_flags(self) -> list[str]:
-        return ["--data-dir", self.data_dir] if self.data_dir is not None else []
+    def _address(self, service: str, flag: str, default_port: int) -> str:
+        """A port given here; else what `clipper up` recorded; else, for the default cluster, its default port."""
+        if flag in self._given_ports:
+            return f"{self.host}:{self._given_ports[flag]}"
+        recorded = recorded_services(self.data_directory).get(service)
+        if recorded is not None:
+            return recorded
+        if self.cluster_name == DEFAULT_CLUSTER:
+            return f"{self.host}:{default_port}"
+        raise ClipperException(
+            f"Clipper cluster {self.cluster_name!r} is not running (no {service} recorded in "
+            f"{self.data_directory / 'run' / 'services.json'}): start_clipper() starts it"
+        )
+
+    @property
+    def registry_address(self) -> str:
+        return self._address("registry", "registry-port", DEFAULT_REGISTRY_PORT)
+
+    @property
+    def container_manager_address(self) -> str:
+        return self._address("container-manager", "container-manager-port", DEFAULT_CONTAINER_MANAGER_PORT)
+
+    @property
+    def query_address(self) -> str:
+        return self._address("gateway", "gateway-port", DEFAULT_GATEWAY_PORT)
+
+    def _system_flags(self) -> list[str]:
+        """Which system: the cluster (when named) and the data directory (when given)."""
+        cluster = ["--cluster", self.cluster_name] if self.cluster_name != DEFAULT_CLUSTER else []
+        return [*cluster, *(["--data-dir", self.data_dir] if self.data_dir is not None else [])]
 
     def up_command(self) -> list[str]:
-        return [
-            *self.cli_command(),
-            "up",
-            *self._data_dir_flags(),
-            "--gateway-port",
-            str(self.gateway_port),
-            "--registry-port",
-            str(self.registry_port),
-            "--router-port",
-            str(self.router_port),
-            "--container-manager-port",
-            str(self.container_manager_port),
-        ]
+        ports = [arg for flag, port in self._given_ports.items() for arg in (f"--{flag}", str(port))]
+        return [*self.cli_command(), "up", *self._system_flags(), *ports]
 
     def down_command(self) -> list[str]:
-        return [*self.cli_command(), "down", *self._data_dir_flags()]
+        return [*self.cli_command(), "down", *self._system_flags()]
 
     def service_environment(self) -> dict[str, str]:
         """Variables added to `clipper up`'s environment (the services read their settings from it)."""

@@ -5,13 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .container_manager import (
-    DEFAULT_CONTAINER_MANAGER_PORT,
-    DEFAULT_GATEWAY_PORT,
-    DEFAULT_REGISTRY_PORT,
-    DEFAULT_ROUTER_PORT,
-    LocalContainerManager,
-)
+from .container_manager import LocalContainerManager
 from .exceptions import ClipperException
 
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
@@ -32,7 +26,8 @@ class DockerContainerManager(LocalContainerManager):
     socket, or Podman's `podman system service` socket), on the host's
     network, with the given memory, CPU and pids limits. The services
     themselves stay processes, and everything else (data directory, ports,
-    stop_all) is LocalContainerManager's. docs/containers.md has the details,
+    stop_all, and `cluster_name`, which also labels the containers) is
+    LocalContainerManager's. docs/containers.md has the details,
     and how to make the image."""
 
     def __init__(
@@ -44,10 +39,10 @@ class DockerContainerManager(LocalContainerManager):
         pids_limit: int = 1024,
         cluster_name: str = "default",
         data_dir: str | os.PathLike[str] | None = None,
-        gateway_port: int = DEFAULT_GATEWAY_PORT,
-        registry_port: int = DEFAULT_REGISTRY_PORT,
-        router_port: int = DEFAULT_ROUTER_PORT,
-        container_manager_port: int = DEFAULT_CONTAINER_MANAGER_PORT,
+        gateway_port: int | None = None,
+        registry_port: int | None = None,
+        router_port: int | None = None,
+        container_manager_port: int | None = None,
         host: str = "127.0.0.1",
         cli_path: str | os.PathLike[str] | None = None,
         node: str = "node",
@@ -63,6 +58,7 @@ class DockerContainerManager(LocalContainerManager):
             cli_path=cli_path,
             node=node,
             timeout_seconds=timeout_seconds,
+            cluster_name=cluster_name,
         )
         if memory_limit_bytes < 0 or cpus < 0 or pids_limit < 0:
             raise ClipperException(
@@ -76,7 +72,6 @@ class DockerContainerManager(LocalContainerManager):
         self.memory_limit_bytes = int(memory_limit_bytes)
         self.cpus = float(cpus)
         self.pids_limit = int(pids_limit)
-        self.cluster_name = cluster_name
 
     def service_environment(self) -> dict[str, str]:
         return {
