@@ -430,6 +430,11 @@ export class PythonEnvironments {
       bytes -= record.sizeBytes;
       this.settings.logger.info({ key: record.key.slice(0, 12), packages: record.packages, sizeBytes: record.sizeBytes }, "python environment evicted");
     }
+    if (newBytes > this.settings.maxBytes) {
+      throw resourceExhausted(
+        `cannot keep the Python environment for ${what}: it alone has ${newBytes} bytes, more than --python-envs-max-bytes ${this.settings.maxBytes}; it was removed`,
+      );
+    }
     if (!fits()) {
       throw resourceExhausted(
         `cannot build the Python environment for ${what}: the environments in use fill the cache (${count} environments, ${bytes} bytes${newBytes > 0 ? `, this one ${newBytes}` : ""}; ` +
