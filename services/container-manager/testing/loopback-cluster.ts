@@ -883,7 +883,8 @@ interface NodeLike {
   status?: { conditions?: { type: string; status: string }[] };
 }
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+/** A signal to every process of a process group (nothing if it is empty). */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);
   } catch {
