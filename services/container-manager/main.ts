@@ -25,6 +25,7 @@ import { ContainerEngineBackend } from "./backends/container-engine-backend.js";
 import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend } from "./backends/kubernetes-backend.js";
 import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
 import { startContainerManager } from "./manager.js";
+import { DEFAULT_PYTHON_ENVIRONMENTS } from "./python-environments.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const venvPython = path.join(repoRoot, ".venv", "bin", "python");
@@ -69,6 +70,41 @@ const spec = {
     default: "",
     parse: parse.string,
     help: "the R library holding the clippermodel package, given to R replicas as R_LIBS; empty: <repo-root>/.tools/r-library when it holds it, else R's own",
+  },
+  pythonEnvsDir: {
+    flag: "python-envs-dir",
+    env: "CLIPPER_PYTHON_ENVS_DIR",
+    default: "",
+    parse: parse.string,
+    help: "where the virtual environments built for closures that record packages are cached; empty: <data-dir>/python-envs",
+  },
+  pythonEnvsMaxCount: {
+    flag: "python-envs-max-count",
+    env: "CLIPPER_PYTHON_ENVS_MAX_COUNT",
+    default: DEFAULT_PYTHON_ENVIRONMENTS.maxEnvironments,
+    parse: parse.int(1, 10_000),
+    help: "most cached Python environments; past it the least recently used one no model uses is removed",
+  },
+  pythonEnvsMaxBytes: {
+    flag: "python-envs-max-bytes",
+    env: "CLIPPER_PYTHON_ENVS_MAX_BYTES",
+    default: DEFAULT_PYTHON_ENVIRONMENTS.maxBytes,
+    parse: parse.int(1, Number.MAX_SAFE_INTEGER),
+    help: "most bytes of all cached Python environments together; past it the least recently used ones no model uses are removed",
+  },
+  pythonEnvBuildTimeoutSeconds: {
+    flag: "python-env-build-timeout-seconds",
+    env: "CLIPPER_PYTHON_ENV_BUILD_TIMEOUT_SECONDS",
+    default: DEFAULT_PYTHON_ENVIRONMENTS.buildTimeoutMs / 1000,
+    parse: parse.int(1, 3600),
+    help: "longest build of one Python environment (the deploy waits for it); past it the build is stopped and the deploy fails",
+  },
+  pythonEnvInstaller: {
+    flag: "python-env-installer",
+    env: "CLIPPER_PYTHON_ENV_INSTALLER",
+    default: DEFAULT_PYTHON_ENVIRONMENTS.installer,
+    parse: parse.oneOf("auto", "uv", "pip"),
+    help: "what builds Python environments: uv (on PATH or beside --python), pip (python -m venv, then pip), or auto: uv when found, else pip",
   },
   repoRoot: {
     flag: "repo-root",
@@ -210,6 +246,13 @@ async function main(): Promise<void> {
     ...(config.javaSdkJar !== "" ? { javaSdkJar: path.resolve(config.javaSdkJar) } : {}),
     ...(config.rRunner !== "" ? { rRunner: path.resolve(config.rRunner) } : {}),
     ...(config.rLibrary !== "" ? { rLibrary: path.resolve(config.rLibrary) } : {}),
+    pythonEnvironments: {
+      ...(config.pythonEnvsDir !== "" ? { directory: path.resolve(config.pythonEnvsDir) } : {}),
+      installer: config.pythonEnvInstaller,
+      maxEnvironments: config.pythonEnvsMaxCount,
+      maxBytes: config.pythonEnvsMaxBytes,
+      buildTimeoutMs: config.pythonEnvBuildTimeoutSeconds * 1000,
+    },
     logger,
     maxArtifactBytes: config.maxArtifactBytes,
     deployTimeoutMs: config.deployTimeoutSeconds * 1000,
@@ -224,6 +267,8 @@ async function main(): Promise<void> {
     serverSecurity: security.grpc,
     registrySecurity: clientSecurity({ tls: security.tls, token: config.serviceToken }),
   });
+  // --python-env-installer uv without a uv fails here, at start, rather than at the first deploy that needs it.
+  const pythonEnvInstaller = manager.pythonEnvironments === undefined ? undefined : (manager.pythonEnvironments.uv() ?? "pip");
   const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
   onShutdownSignal(logger, async () => {
     // On Kubernetes the replicas outlive the container-manager (a rolling update or drain must not delete the models): it
@@ -249,7 +294,14 @@ async function main(): Promise<void> {
       );
   });
   logger.info(
-    { port: manager.server.port, metricsPort: metricsServer.port, registry: config.registry, dataDir: config.dataDir, replicaUser: replicaUser?.name },
+    {
+      port: manager.server.port,
+      metricsPort: metricsServer.port,
+      registry: config.registry,
+      dataDir: config.dataDir,
+      replicaUser: replicaUser?.name,
+      pythonEnvInstaller,
+    },
     "listening",
   );
 }
