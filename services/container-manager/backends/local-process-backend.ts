@@ -40,6 +40,13 @@ export interface LocalProcessBackendOptions extends SupervisionOptions {
   replicaUser?: ReplicaUser;
 }
 
+/** Every default in one place (those of supervision in replica-supervisor.ts). */
+export const DEFAULT_LOCAL_PROCESS_OPTIONS = {
+  ...DEFAULT_SUPERVISION,
+  logFileMaxBytes: 10 * 1024 * 1024,
+  memoryLimitBytes: 0,
+};
+
 const MAX_LOG_LINE_CHARS = 4096;
 /** A replica's output files are emptied once this much of them has been copied into its log. */
 const OUTPUT_TRUNCATE_BYTES = 1024 * 1024;
@@ -75,29 +82,19 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
   private readonly logDir: string;
   private readonly ledger: ProcessLedger;
   protected readonly supervisor: ReplicaSupervisor<ReplicaProcess, LocalReplicaFiles>;
+  private readonly settings: typeof DEFAULT_LOCAL_PROCESS_OPTIONS & LocalProcessBackendOptions;
   private readonly parentEnv: NodeJS.ProcessEnv;
-  private readonly logFileMaxBytes: number;
-  private readonly memoryLimitBytes: number;
-  private readonly healthIntervalMs: number;
-  private readonly healthTimeoutMs: number;
-  private readonly stopGraceMs: number;
-  private readonly logBufferLines: number;
 
   constructor(private readonly options: LocalProcessBackendOptions) {
     super();
+    this.settings = { ...DEFAULT_LOCAL_PROCESS_OPTIONS, ...options };
     this.parentEnv =
       options.replicaUser === undefined ? (options.parentEnv ?? process.env) : { ...(options.parentEnv ?? process.env), HOME: options.replicaUser.home };
-    this.logFileMaxBytes = options.logFileMaxBytes ?? 10 * 1024 * 1024;
-    this.memoryLimitBytes = options.memoryLimitBytes ?? 0;
-    this.healthIntervalMs = options.healthIntervalMs ?? DEFAULT_SUPERVISION.healthIntervalMs;
-    this.healthTimeoutMs = options.healthTimeoutMs ?? DEFAULT_SUPERVISION.healthTimeoutMs;
-    this.stopGraceMs = options.stopGraceMs ?? DEFAULT_SUPERVISION.stopGraceMs;
-    this.logBufferLines = options.logBufferLines ?? DEFAULT_SUPERVISION.logBufferLines;
     this.logDir = path.join(options.paths.dataDir, "logs");
     fs.mkdirSync(this.logDir, { recursive: true });
     this.ledger = new ProcessLedger(ledgerPath(options.paths.dataDir));
     this.supervisor = new ReplicaSupervisor({
-      ...options,
+      ...this.settings,
       runner: {
         launch: (r, cancelled) => this.launch(r, cancelled),
         started: (r, proc) => {
@@ -148,7 +145,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
       leftovers.map(async (l) => ({
         leftover: l,
         spec: adoptableSpec(l),
-        healthy: await answersHealth(l.replica?.endpoint, Math.min(this.healthTimeoutMs, 1000)),
+        healthy: await answersHealth(l.replica?.endpoint, Math.min(this.settings.healthTimeoutMs, 1000)),
       })),
     );
     const adopted: string[] = [];
@@ -161,7 +158,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
         rejected.push(leftover);
       }
     }
-    const stopped = await stopProcessGroups(rejected, this.stopGraceMs);
+    const stopped = await stopProcessGroups(rejected, this.settings.stopGraceMs);
     for (const l of rejected) this.ledger.forget(l.replicaId);
     if (adopted.length > 0) this.options.logger.info({ replicas: adopted }, "adopted healthy replicas left running by a previous container-manager");
     if (stopped.length > 0)
@@ -172,7 +169,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
   start(spec: ReplicaSpec): Replica {
     return this.supervisor.start(spec, (id) => {
       const logFile = this.logFile(spec, id);
-      return { file: new RotatingLogFile(logFile, this.logFileMaxBytes), output: outputFilesFor(logFile) };
+      return { file: new RotatingLogFile(logFile, this.settings.logFileMaxBytes), output: outputFilesFor(logFile) };
     });
   }
 
@@ -223,7 +220,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
       {
         id: l.replicaId,
         spec,
-        own: { file: new RotatingLogFile(logFile, this.logFileMaxBytes), output: outputFilesFor(logFile) },
+        own: { file: new RotatingLogFile(logFile, this.settings.logFileMaxBytes), output: outputFilesFor(logFile) },
         endpoint: recorded.endpoint,
         ...(recorded.metricsEndpoint === undefined ? {} : { metricsEndpoint: recorded.metricsEndpoint }),
         startedAtMs: recorded.startedAtMs,
@@ -231,7 +228,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
         message: `adopted from a previous container-manager (pid ${l.pid})`,
         note: `adopted by container-manager pid ${process.pid}: process ${l.pid} on ${recorded.endpoint} still runs and is healthy`,
         // What GetLogs showed before the previous manager died, then what the replica wrote since (its output files).
-        history: readLogFileTail(logFile, this.logBufferLines),
+        history: readLogFileTail(logFile, this.settings.logBufferLines),
       },
       (r) => {
         r.own.tail = this.followOutput(r);
@@ -246,7 +243,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
     return new OutputTail(r.own.output, (stream, text) => this.supervisor.log(r, stream, text), {
       maxLineChars: MAX_LOG_LINE_CHARS,
       truncateAtBytes: OUTPUT_TRUNCATE_BYTES,
-      pollIntervalMs: this.healthIntervalMs,
+      pollIntervalMs: this.settings.healthIntervalMs,
     });
   }
 
@@ -271,7 +268,7 @@ export class LocalProcessBackend extends SupervisedBackend<ReplicaProcess, Local
 
   /** Why a replica above the memory limit must be killed (its exit then restarts it), or undefined. */
   private overMemoryLimit(r: LocalReplica, proc: ReplicaProcess): string | undefined {
-    const limit = this.memoryLimitBytes;
+    const limit = this.settings.memoryLimitBytes;
     if (limit <= 0 || proc.pid === undefined) return undefined;
     const rss = residentBytes(proc.pid);
     if (rss === undefined || rss <= limit) return undefined;

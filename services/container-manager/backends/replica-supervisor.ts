@@ -167,17 +167,7 @@ export class ReplicaSupervisor<Run, Own> {
   private readonly probe: (endpoint: string) => HealthProbe;
 
   constructor(private readonly options: ReplicaSupervisorOptions<Run, Own>) {
-    this.settings = {
-      restartPolicy: options.restartPolicy ?? DEFAULT_SUPERVISION.restartPolicy,
-      healthIntervalMs: options.healthIntervalMs ?? DEFAULT_SUPERVISION.healthIntervalMs,
-      healthTimeoutMs: options.healthTimeoutMs ?? DEFAULT_SUPERVISION.healthTimeoutMs,
-      unhealthyAfterChecks: options.unhealthyAfterChecks ?? DEFAULT_SUPERVISION.unhealthyAfterChecks,
-      restartAfterChecks: options.restartAfterChecks ?? DEFAULT_SUPERVISION.restartAfterChecks,
-      startTimeoutMs: options.startTimeoutMs ?? DEFAULT_SUPERVISION.startTimeoutMs,
-      stopGraceMs: options.stopGraceMs ?? DEFAULT_SUPERVISION.stopGraceMs,
-      logBufferLines: options.logBufferLines ?? DEFAULT_SUPERVISION.logBufferLines,
-      failureLogLines: options.failureLogLines ?? DEFAULT_SUPERVISION.failureLogLines,
-    };
+    this.settings = { ...DEFAULT_SUPERVISION, ...options };
     this.runner = options.runner;
     this.probe = options.healthProbe ?? grpcHealthProbe;
   }
