@@ -117,12 +117,16 @@ export class ContainerManagerMetrics {
     this.unsubscribe();
   }
 
-  /** The file_sd entries: one per launched replica that is not stopping. */
+  /**
+   * The file_sd entries: one per launched replica that is neither stopping nor FAILED. A FAILED replica has no
+   * process to scrape (the container-manager gave up on it): ClipperReplicaFailed says so, and its target would
+   * only add ClipperReplicaMetricsDown for the same replica.
+   */
   targets(): FileSdTarget[] {
     const out: FileSdTarget[] = [];
     for (const r of this.options.backend.replicas()) {
       const endpoint = this.options.backend.metricsEndpoint(r.id);
-      if (endpoint === undefined || r.state === ReplicaState.STOPPING) continue;
+      if (endpoint === undefined || r.state === ReplicaState.STOPPING || r.state === ReplicaState.FAILED) continue;
       out.push({ targets: [endpoint], labels: { job: "clipper-replica", model: r.modelName, version: r.modelVersion, replica: r.id } });
     }
     return out;
