@@ -8,9 +8,10 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../test/system.js";
 import { type CliEnvironment, runCli } from "./cli.js";
-import { DEFAULT_PORTS, readClusterRecord } from "./clusters.js";
+import { DEFAULT_PORTS, readClusterRecord, writeClusterRecord } from "./clusters.js";
+import { up } from "./lifecycle.js";
 import type { Output } from "./output.js";
-import { isRunning, readServicesFile, type ServicesFile, stopServices } from "./supervisor.js";
+import { isRunning, readServicesFile, type ServicesFile, stopServices, writeServicesFile } from "./supervisor.js";
 
 const run = promisify(execFile);
 const cli = path.join(repoRoot, "cli", "clipper.mjs");
@@ -100,6 +101,27 @@ describe("clipper up --cluster NAME", () => {
     expect(stderr.text).toBe(
       `error: cluster "idle" is not running (no registry in ${path.join(dataDir("idle"), "run", "services.json")}); \`clipper up --cluster idle\` starts it\n`,
     );
+  });
+
+  it("refuses to start one cluster from another's data directory", async () => {
+    const taken = path.join(home, "taken");
+    writeClusterRecord(taken, { version: 1, name: "a", ports: DEFAULT_PORTS });
+    const stderr = new Capture();
+    const cliEnv: CliEnvironment = { stdout: new Capture(), stderr, env: { CLIPPER_HOME: home }, cwd: home, repoRoot };
+    expect(await runCli(["up", "--cluster", "b", "--data-dir", taken], cliEnv)).toBe(1);
+    expect(stderr.text).toBe(`error: ${taken} is cluster "a"'s data directory, not "b"'s: pass --cluster a, or another --data-dir\n`);
+    // Services of the default cluster running there (this process stands in for one): not another cluster's to start over.
+    const running = path.join(home, "running");
+    writeServicesFile({
+      version: 1,
+      dataDir: running,
+      host: "127.0.0.1",
+      services: [{ name: "registry", pid: process.pid, startTicks: null, host: "127.0.0.1", port: 1, metricsPort: null, argv: [], log: "", startedAtMs: 0 }],
+    });
+    const err = await up({ cluster: "b", dataDir: running, host: "127.0.0.1", launches: [], healthTimeoutMs: 1000, portFlags: {} }, new Capture()).catch(
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toBe(`cluster "default" runs from ${running}: pass --cluster default, or another --data-dir`);
   });
 
   it("runs two systems side by side, each found by name, and `down` of one leaves the other serving", async () => {

@@ -173,6 +173,10 @@ function untilSignal(): Promise<string> {
  */
 export async function up(input: UpInput, out: Output): Promise<ServicesFile | undefined> {
   const existing = readServicesFile(input.dataDir);
+  const recordedCluster = existing?.cluster ?? DEFAULT_CLUSTER;
+  if (existing?.services.some(isRunning) && recordedCluster !== (input.cluster ?? DEFAULT_CLUSTER)) {
+    throw new CliError(`cluster "${recordedCluster}" runs from ${input.dataDir}: pass --cluster ${recordedCluster}, or another --data-dir`);
+  }
   if (existing !== undefined) {
     const running = existing.services.filter(isRunning);
     const exited = existing.services.filter((s) => !isRunning(s));
