@@ -58,8 +58,11 @@ class ApplicationCard {
   private readonly numbers = h("div", { class: "numbers" });
   private readonly charts: LineChart[] = [];
   private readonly chartBox = h("div", { class: "charts" });
-  /** The policy's chart, rebuilt when the policy or the linked models change (its lines are the models). */
-  private policyChart: { key: string; chart: LineChart; box: HTMLElement } | undefined;
+  /**
+   * A learning policy's charts, its numbers and each model's feedback loss, rebuilt when the policy or the linked
+   * models change (their lines are the models).
+   */
+  private policyCharts: { key: string; charts: Array<{ chart: LineChart; box: HTMLElement }> } | undefined;
   private shown = "";
 
   constructor(
@@ -216,32 +219,43 @@ class ApplicationCard {
   private renderPolicyChart(app: ApplicationJson): void {
     const title = POLICY_MEASURES[app.policy.kind];
     const key = JSON.stringify([app.policy.kind, app.linkedModels]);
-    if (this.policyChart?.key === key) return;
-    if (this.policyChart !== undefined) {
-      this.policyChart.chart.destroy();
-      this.policyChart.box.remove();
-      this.policyChart = undefined;
+    if (this.policyCharts?.key === key) return;
+    for (const { chart, box } of this.policyCharts?.charts ?? []) {
+      chart.destroy();
+      box.remove();
     }
+    this.policyCharts = undefined;
     if (title === undefined || app.linkedModels.length === 0) return;
-    const box = h("div", { class: "chart", "data-testid": "policy-chart" });
-    this.chartBox.append(box);
-    const lines = app.linkedModels.map((model, i) => ({
-      label: model,
-      color: MODEL_COLORS[i % MODEL_COLORS.length] ?? "#58a6ff",
-      pick: (f: MetricsFrame) => f.policies?.[app.name]?.[model],
-    }));
-    const chart = new LineChart(box, { title, lines, format: (v) => v.toFixed(2), minMax: 1 });
-    chart.update(this.page.frames());
-    this.policyChart = { key, chart, box };
+    const modelLines = (pick: (f: MetricsFrame, model: string) => number | null | undefined) =>
+      app.linkedModels.map((model, i) => ({
+        label: model,
+        color: MODEL_COLORS[i % MODEL_COLORS.length] ?? "#58a6ff",
+        pick: (f: MetricsFrame) => pick(f, model),
+      }));
+    const specs = [
+      { testId: "policy-chart", title, lines: modelLines((f, model) => f.policies?.[app.name]?.[model]) },
+      // The mean since the router started: a line from the first feedback on (the last window's mean has a gap
+      // whenever no feedback comes, which is most of the time for most applications).
+      { testId: "loss-chart", title: "Feedback loss (mean)", lines: modelLines((f, model) => f.feedbackLoss?.[app.name]?.[model]?.overall) },
+    ];
+    const charts = specs.map(({ testId, ...spec }) => {
+      const box = h("div", { class: "chart", "data-testid": testId });
+      this.chartBox.append(box);
+      const chart = new LineChart(box, { ...spec, format: (v) => v.toFixed(2), minMax: 1 });
+      chart.update(this.page.frames());
+      return { chart, box };
+    });
+    this.policyCharts = { key, charts };
   }
 
   frame(frames: readonly MetricsFrame[]): void {
     const latest = frames.at(-1)?.applications[this.app.name];
     const weights = frames.at(-1)?.policies?.[this.app.name] ?? {};
-    const number = (label: string, id: string, value: number | null | undefined, text: string, bad = false) =>
+    const losses = frames.at(-1)?.feedbackLoss?.[this.app.name] ?? {};
+    const number = (label: string, id: string, value: number | null | undefined, text: string, bad = false, title: string | undefined = undefined) =>
       h(
         "div",
-        { class: `number${bad ? " bad" : ""}`, "data-testid": `${this.app.name}-${id}`, "data-value": value ?? "" },
+        { class: `number${bad ? " bad" : ""}`, "data-testid": `${this.app.name}-${id}`, "data-value": value ?? "", title },
         h("b", {}, text),
         h("span", {}, label),
       );
@@ -254,16 +268,25 @@ class ApplicationCard {
       number("defaults", "default-rate", latest?.defaultRate, formatPercent(latest?.defaultRate), (latest?.defaultRate ?? 0) > 0.01),
       number("errors", "error-rate", latest?.errorRate, formatPercent(latest?.errorRate), (latest?.errorRate ?? 0) > 0.01),
       ...Object.entries(weights).map(([model, w]) => number(`policy: ${model}`, `policy-${model}`, w, w.toFixed(2))),
+      ...Object.entries(losses).map(([model, loss]) =>
+        number(
+          `loss: ${model} (${loss.count} judged)`,
+          `loss-${model}`,
+          loss.overall,
+          loss.overall === null ? "–" : loss.overall.toFixed(2),
+          (loss.overall ?? 0) > 0.5,
+          `mean loss of the outputs judged in the last window: ${loss.recent === null ? "none judged" : loss.recent.toFixed(2)}`,
+        ),
+      ),
     );
-    for (const chart of this.policyChart === undefined ? this.charts : [...this.charts, this.policyChart.chart]) {
+    for (const chart of [...this.charts, ...(this.policyCharts?.charts ?? []).map((c) => c.chart)]) {
       chart.resize();
       chart.update(frames);
     }
   }
 
   destroy(): void {
-    for (const chart of this.charts) chart.destroy();
-    this.policyChart?.chart.destroy();
+    for (const chart of [...this.charts, ...(this.policyCharts?.charts ?? []).map((c) => c.chart)]) chart.destroy();
     this.root.remove();
   }
 }

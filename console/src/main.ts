@@ -2,6 +2,7 @@
 import type { ConsoleState, MetricsFrame, SessionInfo } from "../../services/console/console-api.js";
 import { ApiFailure, ConsoleApi, storeToken, takeToken } from "./api.js";
 import { ApplicationsView, createApplicationForm } from "./applications-view.js";
+import { DeploysView } from "./deploys-view.js";
 import { fill, h } from "./dom.js";
 import { formatPercent } from "./format.js";
 import { ModelsView } from "./models-view.js";
@@ -50,6 +51,7 @@ const page: PageContext = {
 
 const applications = new ApplicationsView(page);
 const models = new ModelsView(page);
+const deploys = new DeploysView();
 
 function applyState(next: ConsoleState): void {
   // A mutation's answer and the stream may cross: never go back to an older revision.
@@ -58,6 +60,7 @@ function applyState(next: ConsoleState): void {
   connection.textContent = next.registryConnected ? `registry: live (revision ${next.revision})` : "registry: unreachable (last known state)";
   connection.className = `pill ${next.registryConnected ? "good" : "bad"}`;
   applications.render(next.applications);
+  deploys.render(next.models);
   models.render(next.models);
 }
 
@@ -121,7 +124,17 @@ function layout(): void {
     ),
     banner,
     status,
-    h("main", {}, h("h2", {}, "Applications"), createSlot, applications.root, h("h2", {}, "Models"), models.root),
+    h(
+      "main",
+      {},
+      h("h2", {}, "Deploys in progress"),
+      deploys.root,
+      h("h2", {}, "Applications"),
+      createSlot,
+      applications.root,
+      h("h2", {}, "Models"),
+      models.root,
+    ),
   );
 }
 

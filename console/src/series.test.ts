@@ -10,6 +10,7 @@ const frame = (atMs: number, throughput: number, p99: number | null): MetricsFra
   models: {},
   cacheHitRatio: null,
   policies: {},
+  feedbackLoss: {},
   targets: [],
 });
 

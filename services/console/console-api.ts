@@ -104,6 +104,16 @@ export interface ModelFrame {
   inFlightBatches: Record<string, number>;
 }
 
+/** A model's loss on the feedback (labels) its application received: 0 right, 1 wrong, by the application's loss function. */
+export interface FeedbackLossJson {
+  /** Mean loss of the outputs judged within the last window; null when no feedback came. */
+  recent: number | null;
+  /** Mean loss of every output judged since the router started; null before any. */
+  overall: number | null;
+  /** Outputs judged since the router started. */
+  count: number;
+}
+
 /** One scrape's worth of computed numbers (SSE "frame"). */
 export interface MetricsFrame {
   atMs: number;
@@ -115,6 +125,8 @@ export interface MetricsFrame {
   cacheHitRatio: number | null;
   /** By application with a learning policy, then linked model: its probability, weight or mean reward (policy-weights.ts). */
   policies: Record<string, Record<string, number>>;
+  /** By application, then model (all its versions): the router's clipper_router_feedback_loss. */
+  feedbackLoss: Record<string, Record<string, FeedbackLossJson>>;
   targets: TargetStatus[];
 }
 

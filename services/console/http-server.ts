@@ -7,6 +7,7 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import path from "node:path";
 import { bearerToken, Code, ConnectError, type Logger, type prom, type TokenAuthenticator } from "../shared/index.js";
 import type { ApiError, ConsoleState, HelloEvent, MetricsFrame, SessionInfo } from "./console-api.js";
@@ -16,6 +17,8 @@ import { BadRequest, type OperatorCalls } from "./mutations.js";
 export interface ConsoleHttpOptions {
   host: string;
   port: number;
+  /** Serve HTTPS with this certificate (as the gateway's public port does: browsers present no client certificate). */
+  tls: { cert: Buffer; key: Buffer } | undefined;
   /** The built page (dist/console-ui): index.html and its assets. */
   uiDir: string;
   /** Undefined: the console checks no tokens (the registry may still). */
@@ -288,7 +291,7 @@ export async function startConsoleHttp(options: ConsoleHttpOptions): Promise<Run
     return "static";
   };
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.socket.setNoDelay(true);
     handle(req, res).then(
       (route) => options.requests.inc({ route, status: String(res.statusCode) }),
@@ -303,7 +306,8 @@ export async function startConsoleHttp(options: ConsoleHttpOptions): Promise<Run
         json(res, status, body);
       },
     );
-  });
+  };
+  const server = options.tls === undefined ? http.createServer(onRequest) : https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest);
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -84,6 +84,7 @@ async function main(): Promise<void> {
   const server = await startConsoleHttp({
     host: config.host,
     port: config.port,
+    tls: tls === undefined ? undefined : { cert: tls.cert, key: tls.key },
     uiDir: config.uiDir,
     authenticator,
     calls: new OperatorCalls({
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
       registry: config.registry,
       targets: config.metricsTargets.map((t) => t.name),
       auth: authenticator !== undefined,
+      tls: tls !== undefined,
       ownToken: config.token !== "",
     },
     "listening",

@@ -108,3 +108,33 @@ describe("computeFrame", () => {
     expect(frame.models["m:1"]?.meanBatchSize).toBeNull();
   });
 });
+
+describe("feedback loss", () => {
+  const scrape = (sum: number, count: number, atMs: number) =>
+    digestScrape(
+      parseMetricsText(
+        [
+          `clipper_router_feedback_loss_sum{application="app",model="a",version="1"} ${sum}`,
+          `clipper_router_feedback_loss_count{application="app",model="a",version="1"} ${count}`,
+          // Two versions of one model add up: the page shows a model's loss.
+          'clipper_router_feedback_loss_sum{application="app",model="b",version="1"} 1',
+          'clipper_router_feedback_loss_count{application="app",model="b",version="1"} 4',
+          'clipper_router_feedback_loss_sum{application="app",model="b",version="2"} 3',
+          'clipper_router_feedback_loss_count{application="app",model="b",version="2"} 4',
+        ].join("\n"),
+        100,
+      ),
+      atMs,
+    );
+
+  it("is the mean loss per model over the window and since the router started", () => {
+    const frame = computeFrame(scrape(2, 10, 0), scrape(5, 14, 5000), []);
+    expect(frame.feedbackLoss.app?.a).toEqual({ recent: 0.75, overall: 5 / 14, count: 14 });
+    expect(frame.feedbackLoss.app?.b).toEqual({ recent: null, overall: 0.5, count: 8 });
+  });
+
+  it("has no recent loss on the first scrape, and takes a restarted router's counters whole", () => {
+    expect(computeFrame(undefined, scrape(2, 10, 0), []).feedbackLoss.app?.a).toEqual({ recent: null, overall: 0.2, count: 10 });
+    expect(computeFrame(scrape(5, 14, 0), scrape(1, 2, 5000), []).feedbackLoss.app?.a).toEqual({ recent: 0.5, overall: 0.5, count: 2 });
+  });
+});

@@ -5,7 +5,7 @@
  * earlier (rates, fractions, histogram quantiles as PromQL computes them).
  * Pure: no clock, no I/O.
  */
-import type { ApplicationFrame, MetricsFrame, ModelFrame, TargetStatus } from "./console-api.js";
+import type { ApplicationFrame, FeedbackLossJson, MetricsFrame, ModelFrame, TargetStatus } from "./console-api.js";
 import type { Sample } from "./prometheus-text.js";
 
 interface Totals {
@@ -29,6 +29,8 @@ export interface ScrapeDigest {
   inFlight: Map<string, Map<string, number>>;
   /** hits (part) of lookups (total); undefined when no target has a cache. */
   cache: Totals | undefined;
+  /** Feedback loss by application then model: sum of losses (total) and outputs judged (part). */
+  feedbackLoss: Map<string, Map<string, Totals>>;
 }
 
 const modelKeyOf = (labels: Readonly<Record<string, string>>) => `${labels.model ?? "none"}:${labels.version ?? "none"}`;
@@ -50,6 +52,13 @@ export function digestScrape(samples: readonly Sample[], atMs: number): ScrapeDi
     queueDepth: new Map(),
     inFlight: new Map(),
     cache: undefined,
+    feedbackLoss: new Map(),
+  };
+  const lossOf = (labels: Readonly<Record<string, string>>) => {
+    const app = labels.application ?? "unknown";
+    const models = d.feedbackLoss.get(app) ?? new Map<string, Totals>();
+    d.feedbackLoss.set(app, models);
+    return models;
   };
   let hits: number | undefined;
   let misses: number | undefined;
@@ -88,6 +97,12 @@ export function digestScrape(samples: readonly Sample[], atMs: number): ScrapeDi
         d.inFlight.set(key, replicas);
         break;
       }
+      case "clipper_router_feedback_loss_sum":
+        add(lossOf(l), l.model ?? "none", s.value, 0);
+        break;
+      case "clipper_router_feedback_loss_count":
+        add(lossOf(l), l.model ?? "none", 0, s.value);
+        break;
       case "clipper_router_cache_hits_total":
         hits = (hits ?? 0) + s.value;
         break;
@@ -148,6 +163,21 @@ export function bucketIncrease(before: ReadonlyMap<number, number> | undefined, 
 }
 
 const fraction = (t: Totals): number | null => (t.total > 0 ? t.part / t.total : null);
+/** Sum of losses (total) over outputs judged (part). */
+const meanLoss = (t: Totals): number | null => (t.part > 0 ? t.total / t.part : null);
+
+function feedbackLossFrame(older: ScrapeDigest | undefined, newer: ScrapeDigest): MetricsFrame["feedbackLoss"] {
+  const out: MetricsFrame["feedbackLoss"] = {};
+  for (const [app, models] of newer.feedbackLoss) {
+    const byModel: Record<string, FeedbackLossJson> = {};
+    for (const [model, now] of models) {
+      const grown = older === undefined ? undefined : totalsIncrease(older.feedbackLoss.get(app)?.get(model), now);
+      byModel[model] = { recent: grown === undefined ? null : meanLoss(grown), overall: meanLoss(now), count: now.part };
+    }
+    out[app] = byModel;
+  }
+  return out;
+}
 
 /**
  * The frame between two digests. Without `older` (the first scrape) every
@@ -193,5 +223,5 @@ export function computeFrame(
   }
   let cacheHitRatio: number | null = null;
   if (newer.cache !== undefined && older !== undefined) cacheHitRatio = fraction(totalsIncrease(older.cache, newer.cache));
-  return { atMs: newer.atMs, applications, models, cacheHitRatio, policies, targets: [...targets] };
+  return { atMs: newer.atMs, applications, models, cacheHitRatio, policies, feedbackLoss: feedbackLossFrame(older, newer), targets: [...targets] };
 }

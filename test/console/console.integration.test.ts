@@ -42,7 +42,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     admin: createTokenInFile(tokensFile, "admin", "ops"),
     reader: createTokenInFile(tokensFile, "read-only", "dashboard"),
     console: createTokenInFile(tokensFile, "read-only", "console"),
-    router: createTokenInFile(tokensFile, "read-only", "router"),
+    // Admin, not read-only: learning from feedback writes the policy's state (UpdatePolicyState), which neither the
+    // read-only nor the service role may call today (docs/security.md says routers need only read-only).
+    router: createTokenInFile(tokensFile, "admin", "router"),
     manager: createTokenInFile(tokensFile, "service", "container-manager"),
   };
   const system = new TestSystem({
@@ -195,13 +197,19 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     const model = page.getByTestId("model-sum-model-1");
     await model.waitFor({ timeout: 20_000 });
     await model.getByTestId("scale-input").fill("2");
+    // The deploy's progress shows while the second replica starts (set up before the click: it lasts a second or two).
+    const progress = page.getByTestId("deploy-sum-model-1");
+    const progressSeen = progress.waitFor({ timeout: 30_000 }).then(async () => (await progress.getByTestId("deploy-counts").textContent()) ?? "");
     await model.getByTestId("scale-button").click();
+    expect(await progressSeen).toMatch(/^[01]\/2 ready/);
     await expect.poll(() => page.getByTestId("status").textContent()).toBe("sum-model:1 scaled to 2");
     const desired = async () => (await registry.getModel({ name: "sum-model", version: "1" })).model?.desiredReplicas;
     expect(await desired()).toBe(2);
     await waitFor("two ready replicas in the registry", async () => ((await readyReplicas(registry)).length === 2 ? true : undefined), 90_000);
     await expect.poll(() => model.getByTestId("replica-count").textContent(), { timeout: 20_000 }).toBe("2/2 ready");
     expect(await model.getByTestId("replica").count()).toBe(2);
+    // Done: nothing in flight any more.
+    await page.getByTestId("no-deploys").waitFor({ timeout: 10_000 });
     await model.screenshot({ path: path.join(SCREENSHOTS, "model.png") });
     await page.close();
     expect(pageErrors).toEqual([]);
@@ -221,6 +229,41 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     expect(await app.getByTestId("policy-chart").textContent()).toContain("Selection probability (exp3)");
     // One linked model: exp3 draws it every time.
     await expect.poll(async () => Number(await app.getByTestId("hello-policy-sum-model").getAttribute("data-value")), { timeout: 10_000 }).toBe(1);
+
+    // Feedback: the router judges sum-model's outputs against the labels (0/1 loss), and the page shows the mean.
+    const post = (route: string, body: unknown) =>
+      fetch(`${system.gatewayUrl}/hello/${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const feedback = async (input: number[], label: string) => {
+      expect((await post("predict", { input })).status).toBe(200);
+      expect((await post("update", { input, label })).status).toBe(200);
+    };
+    // The router's own count of judged outputs (it keeps outputs to judge only once it has heard of exp3).
+    const judged = async () => {
+      const text = await (await fetch(`${system.gatewayUrl}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith("clipper_router_feedback_loss_count{") && l.includes('application="hello",model="sum-model"'));
+      return Number(line?.split(" ").at(-1) ?? "0");
+    };
+    // Right answers (6 for 6) until the router judges one, then as many wrong ones (3 for 5): a mean of exactly 0.5.
+    const right = await waitFor(
+      "a judged output",
+      async () => {
+        await feedback([1, 2, 3], "6");
+        const n = await judged();
+        return n > 0 ? n : undefined;
+      },
+      15_000,
+    );
+    for (let i = 0; i < right; i++) await feedback([1, 1, 1], "5");
+    expect(await judged()).toBe(2 * right);
+    const loss = app.getByTestId("hello-loss-sum-model");
+    await expect.poll(() => loss.getAttribute("data-value"), { timeout: 10_000 }).toBe("0.5");
+    expect(await loss.textContent()).toBe(`0.50loss: sum-model (${2 * right} judged)`);
+    await app.getByTestId("loss-chart").waitFor({ timeout: 10_000 });
+    expect(await app.getByTestId("loss-chart").textContent()).toContain("Feedback loss (mean)");
+    expect(await loss.getAttribute("title")).toMatch(/^mean loss of the outputs judged in the last window: (0\.50|none judged)$/);
+    // A few frames more, so that the screenshot's chart has a line.
+    await page.waitForTimeout(2000);
+    await app.screenshot({ path: path.join(SCREENSHOTS, "feedback-loss.png") });
     await page.close();
     expect(pageErrors).toEqual([]);
   }, 60_000);
@@ -278,6 +321,45 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     const row = model.locator(`[data-testid=replica]:has-text("${victimId}")`);
     await expect.poll(() => row.getAttribute("data-state"), { timeout: 60_000 }).toBe("ready");
     expect(await row.locator("td").nth(4).textContent()).toBe("1");
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it("shows a deploy in flight and why it failed: a new version whose process exits before it is ever ready", async () => {
+    const page = await openPage(tokens.admin);
+    await page.getByTestId("no-deploys").waitFor({ timeout: 20_000 });
+    const manager = createClient(ContainerManagerService, transport(system.address("container-manager"), tokens.admin));
+    const broken = {
+      name: "sum-model",
+      version: "2",
+      inputType: InputType.DOUBLES,
+      desiredReplicas: 1,
+      runtime: {
+        kind: {
+          case: "command" as const,
+          value: { argv: [process.execPath, "-e", "console.error('no weights here'); process.exit(3)"], env: {}, workingDir: "" },
+        },
+      },
+    };
+    const deploy = (async () => {
+      for await (const _progress of manager.deployModel({ model: broken, setCurrent: true, timeoutSeconds: 60 })) {
+        // until it fails
+      }
+    })();
+    const row = page.getByTestId("deploy-sum-model-2");
+    await row.waitFor({ timeout: 20_000 });
+    // Version 1 keeps serving while version 2 tries, and after it failed.
+    expect(await row.textContent()).toContain("not current: version 1 serves");
+    await expect(deploy).rejects.toThrow();
+    await expect.poll(() => row.getAttribute("data-phase"), { timeout: 30_000 }).toBe("failed");
+    expect(await row.getByTestId("deploy-counts").textContent()).toBe("0/1 ready, 1 failed");
+    // The reason is the replica's last message from the container-manager.
+    const { replicaSets } = await registry.listReplicas({ modelName: "sum-model", modelVersion: "2" });
+    const message = replicaSets.flatMap((s) => s.replicas)[0]?.message ?? "";
+    expect(message).not.toBe("");
+    await expect.poll(() => row.getByTestId("deploy-reason").textContent(), { timeout: 10_000 }).toBe(message);
+    await page.getByTestId("deploys").screenshot({ path: path.join(SCREENSHOTS, "deploy-failed.png") });
+    expect((await registry.getModel({ name: "sum-model", version: "1" })).model?.name).toBe("sum-model");
     await page.close();
     expect(pageErrors).toEqual([]);
   }, 120_000);
