@@ -22,6 +22,7 @@ def clipper_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "clipper-home"
     monkeypatch.setenv("CLIPPER_HOME", str(home))
     monkeypatch.delenv("CLIPPER_DATA_DIR", raising=False)
+    monkeypatch.delenv("CLIPPER_CLUSTER", raising=False)
     return home
 
 
@@ -59,6 +60,17 @@ def test_a_named_cluster_has_its_own_data_dir_and_its_recorded_ports(clipper_hom
     pinned = LocalContainerManager(cluster_name="team-a", gateway_port=8080, cli_path="/x/clipper.mjs")
     assert pinned.query_address == "127.0.0.1:8080"
     assert pinned.up_command()[2:] == ["up", "--cluster", "team-a", "--gateway-port", "8080"]
+
+
+def test_clipper_cluster_in_the_environment_names_the_cluster_as_for_the_cli(clipper_home, monkeypatch):
+    monkeypatch.setenv("CLIPPER_CLUSTER", "team-c")
+    assert LocalContainerManager(cli_path="/x/clipper.mjs").up_command()[2:] == ["up", "--cluster", "team-c"]
+    # Named here, "default" too is passed on, so the CLI does not take the environment's instead.
+    assert LocalContainerManager(cluster_name="default", cli_path="/x/c.mjs").down_command()[2:] == [
+        "down",
+        "--cluster",
+        "default",
+    ]
 
 
 def test_the_default_cluster_keeps_its_paths_and_ports(clipper_home):

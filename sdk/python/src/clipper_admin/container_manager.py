@@ -171,10 +171,11 @@ class LocalContainerManager(ContainerManager):
     the models' replicas start again. `stop_all(remove_data=True)` starts the
     next run clean.
 
-    `cluster_name` (Clipper's argument) picks one of several systems on this
-    machine: "default" is the one above, on ports 1337-1341; any other name
-    (a DNS label) is `clipper up --cluster NAME`, with its own data directory
-    ($CLIPPER_HOME or ~/.clipper, then clusters/NAME) and its own ports, picked
+    `cluster_name` (Clipper's argument; default $CLIPPER_CLUSTER, else
+    "default") picks one of several systems on this machine: "default" is
+    the one above, on ports 1337-1341; any other name (a DNS label) is
+    `clipper up --cluster NAME`, with its own data directory ($CLIPPER_HOME
+    or ~/.clipper, then clusters/NAME) and its own ports, picked
     free by its first start and found again by name: connect() and stop_all()
     reach that system only. A port given here wins over the recorded one."""
 
@@ -189,7 +190,7 @@ class LocalContainerManager(ContainerManager):
         cli_path: str | os.PathLike[str] | None = None,
         node: str = "node",
         timeout_seconds: float = 180.0,
-        cluster_name: str = DEFAULT_CLUSTER,
+        cluster_name: str | None = None,
     ) -> None:
         super().__init__(
             host,
@@ -198,7 +199,9 @@ class LocalContainerManager(ContainerManager):
             DEFAULT_ROUTER_PORT if router_port is None else router_port,
             DEFAULT_CONTAINER_MANAGER_PORT if container_manager_port is None else container_manager_port,
         )
-        self.cluster_name = validate_cluster_name(cluster_name)
+        self.cluster_name = validate_cluster_name(
+            cluster_name if cluster_name is not None else os.environ.get("CLIPPER_CLUSTER") or DEFAULT_CLUSTER
+        )
         # The ports given here, by `clipper up` flag; the others come from what `clipper up` recorded.
         self._given_ports = {
             flag: int(port)
@@ -255,7 +258,9 @@ class LocalContainerManager(ContainerManager):
 
     def _system_flags(self) -> list[str]:
         """Which system: the cluster (when named) and the data directory (when given)."""
-        cluster = ["--cluster", self.cluster_name] if self.cluster_name != DEFAULT_CLUSTER else []
+        # Also "default" when $CLIPPER_CLUSTER names another, which the CLI would take.
+        named = self.cluster_name != DEFAULT_CLUSTER or os.environ.get("CLIPPER_CLUSTER")
+        cluster = ["--cluster", self.cluster_name] if named else []
         return [*cluster, *(["--data-dir", self.data_dir] if self.data_dir is not None else [])]
 
     def up_command(self) -> list[str]:

@@ -37,7 +37,7 @@ class DockerContainerManager(LocalContainerManager):
         memory_limit_bytes: int = 0,
         cpus: float = 0.0,
         pids_limit: int = 1024,
-        cluster_name: str = "default",
+        cluster_name: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         gateway_port: int | None = None,
         registry_port: int | None = None,
