@@ -63,4 +63,31 @@ describe("RouterMetrics", () => {
     expect(await seriesValue(registry, `clipper_router_feedback_loss_bucket{le="0",${labels}}`)).toBe(1);
     expect(await seriesValue(registry, 'clipper_router_feedback_total{application="learns"}')).toBe(3);
   });
+
+  it("creates the series a later change calls for: a cache turned on, a learning policy set", async () => {
+    const registry = new prom.Registry();
+    const metrics = new RouterMetrics(registry);
+    const plain = (cacheEnabled: boolean, learning: boolean) =>
+      viewFromSnapshot(
+        create(ConfigSnapshotSchema, {
+          applications: [
+            {
+              name: "later",
+              inputType: InputType.DOUBLES,
+              linkedModels: ["m"],
+              cacheEnabled,
+              ...(learning ? { policy: { kind: { case: "thompson", value: {} } } } : {}),
+            },
+          ],
+          currentVersions: [{ modelName: "m", version: "1" }],
+        }),
+      );
+    const labels = 'application="later",model="m",version="1"';
+    metrics.follow(plain(false, false));
+    expect(await seriesValue(registry, `clipper_router_queries_total{${labels},outcome="answered",reason="cached"}`)).toBeUndefined();
+    expect(await seriesValue(registry, `clipper_router_feedback_loss_count{${labels}}`)).toBeUndefined();
+    metrics.follow(plain(true, true));
+    expect(await seriesValue(registry, `clipper_router_queries_total{${labels},outcome="answered",reason="cached"}`)).toBe(0);
+    expect(await seriesValue(registry, `clipper_router_feedback_loss_count{${labels}}`)).toBe(0);
+  });
 });

@@ -88,6 +88,8 @@ export class RouterMetrics implements QueryObserver {
    */
   private readonly queryHistogramsExist = new Set<string>();
   private readonly lossHistogramsExist = new Set<string>();
+  /** What follow() created series for already (it runs on every configuration change: replica reports included). */
+  private readonly followed = new Set<string>();
   /** Children of the per-query series by their label values: prom-client hashes a label object on every call otherwise. */
   private readonly queryChildren = new Map<string, { duration: prom.Histogram.Internal<string>; wait: prom.Histogram.Internal<string> }>();
   private readonly outcomeChildren = new Map<string, prom.Counter.Internal>();
@@ -293,7 +295,6 @@ export class RouterMetrics implements QueryObserver {
   follow(view: ConfigView): void {
     for (const app of view.applications.values()) {
       const application = app.name;
-      this.feedback.inc({ application }, 0);
       const keys: Array<string | undefined> = [];
       for (const model of app.linkedModels) {
         const version = view.currentVersions.get(model);
@@ -301,6 +302,11 @@ export class RouterMetrics implements QueryObserver {
       }
       if (keys.length === 0) keys.push(undefined);
       for (const key of keys) {
+        // What decides the series: the pair, whether the application caches, and its policy (whether it learns).
+        const seen = `${application}\u0000${key ?? (app.linkedModels.length === 0 ? "no_model" : "no_version")}\u0000${app.cacheEnabled}\u0000${app.policy?.kind.case ?? ""}`;
+        if (this.followed.has(seen)) continue;
+        this.followed.add(seen);
+        this.feedback.inc({ application }, 0);
         const labels = { application, ...modelLabels(key) };
         if (key === undefined) {
           this.queries.inc({ ...labels, outcome: "default", reason: app.linkedModels.length === 0 ? "no_model" : "no_version" }, 0);
