@@ -1,0 +1,279 @@
+// The gateway's gRPC edge against its REST edge, each driven by an independent client, alternating
+// within every round so that both see the same machine (its speed moves 1.5x within minutes here):
+//   node --import tsx bench/grpc-edge.ts [--rounds 3] [--duration 10] [--concurrency 64] [--clients wrk,ghz,python,java]
+// wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client), python (grpcio, bench/grpc_edge_client.py),
+// java (grpc-java, bench/java-client). Every client's answers are checked before timing. Per round and client:
+// requests/s, p99, and the gateway's CPU time per request (from /proc). CLIPPER_CPU_PROF_DIR profiles the services.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { TestSystem } from "../test/system.js";
+import { benchDir, nodeModel, systemPython } from "./deploy.js";
+import { ghzPath, ghzPredictArgs, parseGhzSummary } from "./loadgen/ghz.js";
+import { waitForQuiet } from "./loadgen/machine-load.js";
+import { cpuMs } from "./loadgen/processes.js";
+
+const CLIENTS = ["wrk", "ghz", "python", "java"] as const;
+type Client = (typeof CLIENTS)[number];
+
+interface Options {
+  rounds: number;
+  durationS: number;
+  concurrency: number;
+  clients: Client[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const known = new Set(["--rounds", "--duration", "--concurrency", "--clients"]);
+  for (const arg of argv) if (arg.startsWith("--") && !known.has(arg)) throw new Error(`unknown flag ${arg}; known: ${[...known].join(" ")}`);
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const bounded = (name: string, fallback: number, max: number) => {
+    const text = flag(name);
+    const value = text === undefined ? fallback : Number(text);
+    if (!(Number.isInteger(value) && value > 0 && value <= max)) throw new Error(`${name} must be an integer in [1, ${max}], got ${text}`);
+    return value;
+  };
+  const clients = (flag("--clients") ?? "wrk,ghz").split(",");
+  for (const c of clients) if (!(CLIENTS as readonly string[]).includes(c)) throw new Error(`--clients: ${c} is not one of ${CLIENTS.join(",")}`);
+  return {
+    rounds: bounded("--rounds", 3, 20),
+    durationS: bounded("--duration", 10, 120),
+    concurrency: bounded("--concurrency", 64, 1024),
+    clients: clients as Client[],
+  };
+}
+
+/** A round starts once fewer cores than this are busy with others' work, or after QUIET_WAIT_MS anyway. */
+const QUIET_BUSY_CORES = 0.5;
+const QUIET_WAIT_MS = 30_000;
+const APP = "edge-noop";
+const MODEL = "edge-noop-node";
+const INPUT = [1.1, 2.2, 3.3];
+const javaJar = join(benchDir, "java-client", "target", "grpc-edge-client.jar");
+
+interface Measured {
+  rps: number;
+  p99Ms: number;
+  requests: number;
+  errors: number;
+}
+
+/** The last CPU time (ms) seen of the client processes run: each is sampled while it runs (at most 100 ms missed). */
+let lastClientCpuMs = 0;
+
+/** Runs a client to completion (bounded: its own duration plus a margin), returning its stdout. */
+function run(command: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    lastClientCpuMs = 0;
+    const sampler = setInterval(() => {
+      try {
+        lastClientCpuMs = treeCpuMs(child.pid ?? 0);
+      } catch {
+        // exited between two samples
+      }
+    }, 100);
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      if (out.length < 1_000_000) out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      if (err.length < 100_000) err += d.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      clearInterval(sampler);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} exited with ${code}:\n${err.slice(-2000)}${out.slice(-2000)}`));
+    });
+  });
+}
+
+/** CPU time (ms) of a process, its threads and its children already reaped (the Python client's worker processes). */
+function treeCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
+}
+
+/** wrk's latency in its own units (us, ms, s) as milliseconds. */
+function wrkMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (m === null) throw new Error(`wrk latency "${text}" not understood`);
+  const factor = m[2] === "us" ? 0.001 : m[2] === "ms" ? 1 : 1000;
+  return Number(m[1]) * factor;
+}
+
+class EdgeBench {
+  private readonly tmp = mkdtempSync(join(tmpdir(), "grpc-edge-"));
+  private readonly body = JSON.stringify({ input: INPUT });
+  private readonly grpcRequest = JSON.stringify({ application: APP, input: { doubles: { values: INPUT } } });
+
+  constructor(
+    private readonly gateway: string,
+    private readonly options: Options,
+  ) {
+    writeFileSync(
+      join(this.tmp, "post.lua"),
+      `wrk.method = "POST"\nwrk.body = '${this.body}'\nwrk.headers["Content-Type"] = "application/json"\n` +
+        // A request answered with anything but 200 is an error: the figure counts answers, not refusals.
+        "response = function(status, headers, body) if status ~= 200 then wrk.thread:set('bad', (wrk.thread:get('bad') or 0) + 1) end end\n",
+    );
+  }
+
+  close(): void {
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  /** One request per client, its answer checked, before any timing. */
+  async check(client: Client): Promise<void> {
+    const expectOutput = (text: string) => {
+      if (!/"output":\s*"0"/.test(text)) throw new Error(`${client} got an unexpected answer: ${text.slice(0, 500)}`);
+    };
+    switch (client) {
+      case "wrk": {
+        const res = await fetch(`http://${this.gateway}/${APP}/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: this.body });
+        const text = await res.text();
+        if (res.status !== 200 || !/"output":0\b/.test(text)) throw new Error(`REST got ${res.status}: ${text}`);
+        return;
+      }
+      case "ghz": {
+        const out = await run(ghzPath, [...ghzPredictArgs(this.gateway, this.grpcRequest, 1), "-n", "1"], 30_000);
+        if (!/\[OK\]\s+1 responses/.test(out)) throw new Error(`ghz's one call did not answer OK:\n${out}`);
+        return;
+      }
+      case "python":
+        expectOutput(await run(systemPython, [join(benchDir, "grpc_edge_client.py"), "--target", this.gateway, "--application", APP, "--check"], 30_000));
+        return;
+      case "java":
+        expectOutput(await run("java", ["-jar", javaJar, "--target", this.gateway, "--application", APP, "--check"], 60_000));
+        return;
+    }
+  }
+
+  async measure(client: Client): Promise<Measured> {
+    const { durationS, concurrency } = this.options;
+    const timeoutMs = (durationS + 60) * 1000;
+    switch (client) {
+      case "wrk": {
+        const threads = String(Math.min(2, concurrency));
+        const out = await run(
+          "wrk",
+          [
+            "-t",
+            threads,
+            "-c",
+            String(concurrency),
+            "-d",
+            `${durationS}s`,
+            "--latency",
+            "-s",
+            join(this.tmp, "post.lua"),
+            `http://${this.gateway}/${APP}/predict`,
+          ],
+          timeoutMs,
+        );
+        const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
+        const p99 = /\s99%\s+(\S+)/.exec(out)?.[1];
+        const total = /(\d+) requests in/.exec(out)?.[1];
+        const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? "0";
+        const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+        if (rps === undefined || p99 === undefined || total === undefined) throw new Error(`wrk output not understood:\n${out}`);
+        const errors = Number(non2xx) + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
+        return { rps: Number(rps), p99Ms: wrkMs(p99), requests: Number(total), errors };
+      }
+      case "ghz": {
+        const out = await run(ghzPath, [...ghzPredictArgs(this.gateway, this.grpcRequest, concurrency), "-z", `${durationS}s`], timeoutMs);
+        const summary = parseGhzSummary(out);
+        for (const e of summary.errors) console.error(`ghz: ${e.count} x ${e.message}`);
+        return { rps: summary.rps, p99Ms: summary.p99Ms, requests: summary.ok, errors: summary.errors.reduce((n, e) => n + e.count, 0) };
+      }
+      case "python":
+      case "java": {
+        const command = client === "python" ? systemPython : "java";
+        const args = client === "python" ? [join(benchDir, "grpc_edge_client.py")] : ["-XX:+UseParallelGC", "-jar", javaJar];
+        const out = await run(
+          command,
+          [...args, "--target", this.gateway, "--application", APP, "--concurrency", String(concurrency), "--duration", String(durationS)],
+          timeoutMs,
+        );
+        const report = JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as { requests: number; errors: number; rps: number; p99_ms: number; cpu_s: number };
+        // The client's own count of its CPU (its worker processes exit before a sample could see them).
+        lastClientCpuMs = report.cpu_s * 1000;
+        return { rps: report.rps, p99Ms: report.p99_ms, requests: report.requests, errors: report.errors };
+      }
+    }
+  }
+}
+
+function label(client: Client): string {
+  return { wrk: "REST (wrk)", ghz: "gRPC (ghz)", python: "gRPC (Python grpcio)", java: "gRPC (Java grpc-java)" }[client];
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  if (options.clients.includes("ghz") && !existsSync(ghzPath)) {
+    throw new Error(`${ghzPath} is missing: GOBIN=$PWD/.tools/bin go install github.com/bojand/ghz/cmd/ghz@latest`);
+  }
+  if (options.clients.includes("java") && !existsSync(javaJar)) throw new Error(`${javaJar} is missing: (cd bench/java-client && mvn -q package)`);
+  const system = new TestSystem({ routerInProcess: true });
+  // Stopped on Ctrl-C or a timeout's SIGTERM too: its services are child processes that would outlive the bench.
+  const stopOnSignal = () => void system.stop().finally(() => process.exit(130));
+  process.once("SIGINT", stopOnSignal);
+  process.once("SIGTERM", stopOnSignal);
+  await system.start();
+  const bench = new EdgeBench(system.address("gateway"), options);
+  try {
+    await system.deployApp(APP, nodeModel(MODEL, "noop.ts"));
+    for (const client of options.clients) await bench.check(client);
+    const gatewayPid = system.pid("gateway") ?? 0;
+    // BENCH_COMMIT names the tree when it is an export without .git (as bench/run.sh --at makes).
+    const commit =
+      process.env.BENCH_COMMIT ??
+      execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: join(benchDir, "..") })
+        .toString()
+        .trim();
+    console.log(`# gRPC edge against REST: ${new Date().toISOString()}, commit ${commit} (working tree), ${cpus().length} cores`);
+    console.log(
+      `# ${options.rounds} rounds x ${options.durationS} s per client, ${options.concurrency} callers, clients alternating: ${options.clients.join(", ")}`,
+    );
+    console.log("| round | client | req/s | p99 ms | errors | gateway CPU µs/req | client CPU µs/req | / REST |");
+    console.log("| ----- | ------ | ----- | ------ | ------ | ------------------ | ----------------- | ------ |");
+    for (let round = 1; round <= options.rounds; round++) {
+      // Every other round the order is reversed, so that no client always runs first after a pause.
+      const order = round % 2 === 1 ? options.clients : [...options.clients].reverse();
+      // Other people's work on this shared machine: wait (bounded) for it to calm down, and say how busy it was.
+      const busy = await waitForQuiet(cpus().length, QUIET_BUSY_CORES, QUIET_WAIT_MS);
+      console.log(`# round ${round}: ${busy === undefined ? "?" : busy.toFixed(1)} of ${cpus().length} cores busy before it (others' work)`);
+      const results = new Map<Client, Measured & { cpuUsPerRequest: number; clientCpuUsPerRequest: number }>();
+      for (const client of order) {
+        const cpuBefore = cpuMs(gatewayPid);
+        const m = await bench.measure(client);
+        const cpuUsPerRequest = ((cpuMs(gatewayPid) - cpuBefore) * 1000) / Math.max(1, m.requests);
+        const clientCpuUsPerRequest = (lastClientCpuMs * 1000) / Math.max(1, m.requests);
+        results.set(client, { ...m, cpuUsPerRequest, clientCpuUsPerRequest });
+      }
+      const rest = results.get("wrk")?.rps;
+      for (const client of options.clients) {
+        const r = results.get(client);
+        if (r === undefined) continue;
+        const ratio = rest === undefined ? "" : (r.rps / rest).toFixed(2);
+        console.log(
+          `| ${round} | ${label(client)} | ${Math.round(r.rps)} | ${r.p99Ms.toFixed(1)} | ${r.errors} | ${Math.round(r.cpuUsPerRequest)} | ${Math.round(r.clientCpuUsPerRequest)} | ${ratio} |`,
+        );
+      }
+    }
+  } finally {
+    bench.close();
+    await system.stop();
+  }
+}
+
+await main();
