@@ -1,4 +1,6 @@
-"""Serves a cloudpickled closure: `python -m clipper_runtime.closure_runner`.
+"""Serves a Python model artifact (clipper_runtime.artifact: a cloudpickled
+closure, or a framework model loaded by clipper_runtime.loaders):
+`python -m clipper_runtime.closure_runner`.
 
 Environment: CLIPPER_ARTIFACT (path of the artifact, required),
 CLIPPER_MODEL_PORT, CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION,
@@ -6,7 +8,7 @@ CLIPPER_INPUT_TYPE (doubles|floats|ints|bytes|strings), CLIPPER_MODEL_HOST.
 
 Exit status: 0 after SIGTERM, 2 for a configuration error, 3
 (EXIT_ENVIRONMENT) when this interpreter cannot load the runtime or the
-closure (the last line on stderr names the missing module), 1 otherwise.
+model (the last line on stderr names the missing module), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -59,12 +61,13 @@ def main() -> int:
     try:
         model = load_closure()
     except Exception as error:
-        log.error("cannot load the closure from %s", artifact_path, exc_info=True)
+        described = metadata.model_description()
+        log.error("cannot load %s from %s", described, artifact_path, exc_info=True)
         # The last line of the replica's log, which a failed deploy quotes.
-        print(f"closure_runner: {closure_load_problem(error, metadata.packages)}", file=sys.stderr)
+        print(f"closure_runner: {closure_load_problem(error, metadata.packages, described)}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     if metadata.packages:
-        log.info("closure recorded packages: %s", ", ".join(metadata.packages))
+        log.info("%s recorded packages: %s", metadata.model_description(), ", ".join(metadata.packages))
     return serve_until_stopped(
         "closure_runner",
         model,

@@ -70,18 +70,19 @@ def runtime_problem() -> str | None:
     return None
 
 
-def closure_load_problem(error: BaseException, packages: list[str]) -> str:
-    """One line on why a closure could not be loaded here, naming the missing module and what to do."""
-    recorded = f"; the closure records the packages {', '.join(packages)}" if packages else ""
+def closure_load_problem(error: BaseException, packages: list[str], model: str = "the closure") -> str:
+    """One line on why a model (a closure, or a framework model: `model` says
+    which) could not be loaded here, naming the missing module and what to do."""
+    recorded = f"; {model} records the packages {', '.join(packages)}" if packages else ""
     if isinstance(error, ModuleNotFoundError) and error.name:
         return (
-            f"cannot load the closure: it needs the module '{error.name}', which the interpreter "
+            f"cannot load {model}: it needs the module '{error.name}', which the interpreter "
             f"{interpreter_description()} cannot import{recorded}. Run the model where that module is installed: "
             "deploy it from the environment it was written in (replicas run with the deploying interpreter when "
             "that exists on the container-manager's machine), or install the module into this interpreter"
         )
     return (
-        f"cannot load the closure with the interpreter {interpreter_description()}: "
-        f"{type(error).__name__}: {error}{recorded}. A closure loads where the packages it was pickled with "
+        f"cannot load {model} with the interpreter {interpreter_description()}: "
+        f"{type(error).__name__}: {error}{recorded}. A model loads where the packages it was saved with "
         "are installed, at versions that can read it"
     )
