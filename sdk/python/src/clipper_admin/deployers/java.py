@@ -7,11 +7,14 @@ import logging
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from clipper.v1 import resources_pb2
 
 from ..connection import ClipperConnection
 from ..exceptions import ClipperException
+from ._deployment import ReplicaOptions
+from ._deployment import create_endpoint as create_app_endpoint
 
 log = logging.getLogger("clipper_admin")
 
@@ -75,17 +78,8 @@ def deploy_java_model(
     digest = clipper_conn.upload_artifact(data)
     log.info("jar %s for %s:%s uploaded (%d bytes, class %s)", jar_path, name, version, len(data), class_name)
     runtime = resources_pb2.JavaClassRuntime(jar_digest=digest, class_name=class_name, jvm_options=options)
-    clipper_conn.deploy_model(
-        name,
-        version,
-        input_type,
-        runtime,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
-        set_current=set_current,
-        timeout_seconds=timeout_seconds,
-    )
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 
 def create_endpoint(
@@ -97,24 +91,16 @@ def create_endpoint(
     default_output: str = "None",
     version: str | int = 1,
     slo_micros: int = 3000000,
-    jvm_options: list[str] | None = None,
-    labels: dict[str, str] | None = None,
-    num_replicas: int = 1,
-    batch_size: int = -1,
+    **deploy_options: Any,
 ) -> None:
     """Registers an application `name`, deploys `class_name` from the jar as model
-    `name` (see deploy_java_model) and links them, as Clipper's create_endpoint."""
-    clipper_conn.register_application(name, input_type, default_output, slo_micros)
-    deploy_java_model(
+    `name` and links them, as Clipper's create_endpoint; `deploy_options` are
+    deploy_java_model's keyword arguments (jvm_options, labels, num_replicas, ...)."""
+    create_app_endpoint(
         clipper_conn,
         name,
-        version,
         input_type,
-        jar_path,
-        class_name,
-        jvm_options=jvm_options,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
+        default_output,
+        slo_micros,
+        lambda: deploy_java_model(clipper_conn, name, version, input_type, jar_path, class_name, **deploy_options),
     )
-    clipper_conn.link_model_to_app(name, name)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
-from clipper.v1 import resources_pb2
 from clipper_runtime.artifact import current_python_version, dump_artifact
 
 from ..connection import ClipperConnection
 from ..exceptions import ClipperException
+from ._deployment import ReplicaOptions, chosen_interpreter, python_runtime
+from ._deployment import create_endpoint as create_app_endpoint
 from .closure_dependencies import local_modules, merge_packages, required_packages
 
 log = logging.getLogger("clipper_admin")
@@ -55,13 +54,6 @@ def serialize_closure(func: Any, pkgs_to_install: list[str] | None = None) -> Se
     return SerializedClosure(data=data, python_version=current_python_version(), packages=packages)
 
 
-def deploying_interpreter() -> str:
-    """The absolute path of this process's interpreter, by which the container-manager
-    runs its closures (kept as given: a venv's bin/python is a symbolic link that must
-    not be resolved, or it would no longer be that venv); empty when Python does not know it."""
-    return os.path.abspath(sys.executable) if sys.executable else ""
-
-
 def deploy_python_closure(
     clipper_conn: ClipperConnection,
     name: str,
@@ -95,9 +87,7 @@ def deploy_python_closure(
     """
     if base_image != "default" or registry is not None:
         log.info("base_image and registry are ignored: closures run as local processes")
-    chosen = deploying_interpreter() if interpreter is None else interpreter
-    if chosen and not os.path.isabs(chosen):
-        raise ClipperException(f"interpreter must be an absolute path (or empty), got {chosen!r}")
+    chosen = chosen_interpreter(interpreter)
     closure = serialize_closure(func, pkgs_to_install)
     log.info(
         "closure for %s:%s pickled (%d bytes, Python %s, packages: %s; runs with %s)",
@@ -108,24 +98,9 @@ def deploy_python_closure(
         ", ".join(closure.packages) or "none",
         chosen or "the container-manager's default Python",
     )
-    digest = clipper_conn.upload_artifact(closure.data)
-    runtime = resources_pb2.PythonClosureRuntime(
-        artifact_digest=digest,
-        python_version=closure.python_version,
-        packages=closure.packages,
-        interpreter=chosen,
-    )
-    clipper_conn.deploy_model(
-        name,
-        version,
-        input_type,
-        runtime,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
-        set_current=set_current,
-        timeout_seconds=timeout_seconds,
-    )
+    runtime = python_runtime(clipper_conn, closure.data, closure.packages, chosen)
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 
 def create_endpoint(
@@ -146,19 +121,24 @@ def create_endpoint(
 ) -> None:
     """Registers an application `name`, deploys `func` as model `name` (see
     deploy_python_closure for `interpreter`) and links them."""
-    clipper_conn.register_application(name, input_type, default_output, slo_micros)
-    deploy_python_closure(
+    create_app_endpoint(
         clipper_conn,
         name,
-        version,
         input_type,
-        func,
-        base_image,
-        labels,
-        registry,
-        num_replicas,
-        batch_size,
-        pkgs_to_install,
-        interpreter=interpreter,
+        default_output,
+        slo_micros,
+        lambda: deploy_python_closure(
+            clipper_conn,
+            name,
+            version,
+            input_type,
+            func,
+            base_image,
+            labels,
+            registry,
+            num_replicas,
+            batch_size,
+            pkgs_to_install,
+            interpreter=interpreter,
+        ),
     )
-    clipper_conn.link_model_to_app(name, name)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from clipper.v1 import resources_pb2
 
 from ..connection import ClipperConnection
 from ..exceptions import ClipperException
+from ._deployment import ReplicaOptions
+from ._deployment import create_endpoint as create_app_endpoint
 
 log = logging.getLogger("clipper_admin")
 
@@ -69,17 +72,8 @@ def deploy_r_model(
     digest = clipper_conn.upload_artifact(data)
     log.info("R model %s for %s:%s uploaded (%d bytes, %s)", model_path, name, version, len(data), model_format)
     runtime = resources_pb2.RFunctionRuntime(artifact_digest=digest, format=model_format, packages=list(packages or []))
-    clipper_conn.deploy_model(
-        name,
-        version,
-        input_type,
-        runtime,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
-        set_current=set_current,
-        timeout_seconds=timeout_seconds,
-    )
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 
 def create_endpoint(
@@ -90,23 +84,16 @@ def create_endpoint(
     default_output: str = "None",
     version: str | int = 1,
     slo_micros: int = 3000000,
-    packages: list[str] | None = None,
-    labels: dict[str, str] | None = None,
-    num_replicas: int = 1,
-    batch_size: int = -1,
+    **deploy_options: Any,
 ) -> None:
-    """Registers an application `name`, deploys the R model as model `name` (see
-    deploy_r_model) and links them, as Clipper's create_endpoint."""
-    clipper_conn.register_application(name, input_type, default_output, slo_micros)
-    deploy_r_model(
+    """Registers an application `name`, deploys the R model as model `name` and
+    links them, as Clipper's create_endpoint; `deploy_options` are
+    deploy_r_model's keyword arguments (packages, labels, num_replicas, ...)."""
+    create_app_endpoint(
         clipper_conn,
         name,
-        version,
         input_type,
-        model_path,
-        packages=packages,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
+        default_output,
+        slo_micros,
+        lambda: deploy_r_model(clipper_conn, name, version, input_type, model_path, **deploy_options),
     )
-    clipper_conn.link_model_to_app(name, name)
