@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -42,6 +45,29 @@ def free_ports(count: int) -> list[int]:
             if len(chosen) == count:
                 return chosen
     raise RuntimeError("no free ports")
+
+
+@contextlib.contextmanager
+def local_clipper(data_dir: Path) -> Iterator[Any]:
+    """A ClipperConnection to the real system started on free loopback ports
+    with its data in `data_dir`, stopped (every service and replica) on exit."""
+    from clipper_admin import ClipperConnection, LocalContainerManager
+
+    gateway, registry, router, container_manager = free_ports(4)
+    connection = ClipperConnection(
+        LocalContainerManager(
+            data_dir=data_dir,
+            gateway_port=gateway,
+            registry_port=registry,
+            router_port=router,
+            container_manager_port=container_manager,
+        )
+    )
+    connection.start_clipper()
+    try:
+        yield connection
+    finally:
+        connection.stop_all()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import free_ports
+from conftest import local_clipper
 from test_e2e_quickstart import query, query_until_answered
 
 from clipper.v1 import resources_pb2
-from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager
+from clipper_admin import ClipperException
 from clipper_admin.deployers import java as java_deployer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -51,21 +51,8 @@ jars = pytest.mark.skipif(
 @pytest.fixture
 def conn(tmp_path):
     assert not MISSING, f"the jars of `cd sdk/java && mvn install` are missing: {', '.join(MISSING)}"
-    gateway, registry, router, container_manager = free_ports(4)
-    connection = ClipperConnection(
-        LocalContainerManager(
-            data_dir=tmp_path / "clipper-data",
-            gateway_port=gateway,
-            registry_port=registry,
-            router_port=router,
-            container_manager_port=container_manager,
-        )
-    )
-    connection.start_clipper()
-    try:
+    with local_clipper(tmp_path / "clipper-data") as connection:
         yield connection
-    finally:
-        connection.stop_all()
 
 
 @e2e

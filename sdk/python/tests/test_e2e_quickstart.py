@@ -14,9 +14,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.environ.get("CLIPPER_E2E") != "1", reason="set CLIPPER_E2E=1 to run")
 
-from conftest import free_ports  # noqa: E402
+from conftest import local_clipper  # noqa: E402
 
-from clipper_admin import ClipperConnection, LocalContainerManager  # noqa: E402
 from clipper_admin.deployers import python as python_deployer  # noqa: E402
 
 QUERY_DEADLINE_SECONDS = 30.0
@@ -55,21 +54,8 @@ def query_until_answered(addr: str, app: str, value) -> dict:
 
 @pytest.fixture
 def conn(tmp_path):
-    gateway, registry, router, container_manager = free_ports(4)
-    connection = ClipperConnection(
-        LocalContainerManager(
-            data_dir=tmp_path / "clipper-data",
-            gateway_port=gateway,
-            registry_port=registry,
-            router_port=router,
-            container_manager_port=container_manager,
-        )
-    )
-    connection.start_clipper()
-    try:
+    with local_clipper(tmp_path / "clipper-data") as connection:
         yield connection
-    finally:
-        connection.stop_all()
 
 
 def test_quickstart(conn):
