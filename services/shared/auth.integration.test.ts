@@ -68,13 +68,16 @@ describe("tokens file", () => {
     expect(bearerToken(new Headers())).toBeUndefined();
   });
 
-  it("lets read-only call Get/List/Watch only, service also ReportReplicas, and model writes only on an admin's behalf", () => {
+  it("lets read-only call Get/List/Watch only, service also ReportReplicas and UpdatePolicyState, and model writes only on an admin's behalf", () => {
     expect(roleAllows("admin", method("CreateApplication"))).toBe(true);
     expect(roleAllows("read-only", method("ListApplications"))).toBe(true);
     expect(roleAllows("read-only", method("WatchConfig"))).toBe(true);
     expect(roleAllows("read-only", method("CreateApplication"))).toBe(false);
     expect(roleAllows("read-only", method("ReportReplicas"))).toBe(false);
     expect(roleAllows("service", method("ReportReplicas"))).toBe(true);
+    // A router learns from feedback: it writes the policy state, which a read-only token may not.
+    expect(roleAllows("service", method("UpdatePolicyState"))).toBe(true);
+    expect(roleAllows("read-only", method("UpdatePolicyState"))).toBe(false);
     expect(roleAllows("service", method("DeleteApplication"))).toBe(false);
     for (const write of ["CreateModel", "UpdateModel", "SetModelVersion"]) {
       expect(roleAllows("service", method(write))).toBe(false);

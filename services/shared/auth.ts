@@ -105,8 +105,12 @@ export function bearerToken(headers: Headers, header = "authorization"): string 
 
 const READ_METHOD = /^(Get|List|Watch)/;
 const management = (m: string) => `clipper.v1.ManagementService/${m}`;
-/** What the service role (the container-manager's token) may write on its own: reporting the replicas it runs. */
-const SERVICE_WRITES = new Set(["ReportReplicas"].map(management));
+/**
+ * What the service role may write on its own: the container-manager reports
+ * the replicas it runs; a router (or a gateway with the router in its
+ * process) writes the learned state of a selection policy from feedback.
+ */
+const SERVICE_WRITES = new Set(["ReportReplicas", "UpdatePolicyState"].map(management));
 /**
  * What the service role may write only on an admin's behalf (the admin's
  * token in ON_BEHALF_OF_HEADER): registering a model version (every runtime
@@ -127,7 +131,7 @@ export const ON_BEHALF_OF_HEADER = "clipper-on-behalf-of";
 
 /**
  * Whether a role may call a method. read-only: Get*, List*, Watch*; service:
- * those, ReportReplicas, and SERVICE_DELEGATED_WRITES when `onBehalfOf` (the
+ * those, ReportReplicas, UpdatePolicyState, and SERVICE_DELEGATED_WRITES when `onBehalfOf` (the
  * role of the forwarded caller) is admin; admin: everything.
  */
 export function roleAllows(role: Role, method: DescMethod, onBehalfOf?: Role): boolean {

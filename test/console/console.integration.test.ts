@@ -42,9 +42,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))("the operator's console in a browser",
     admin: createTokenInFile(tokensFile, "admin", "ops"),
     reader: createTokenInFile(tokensFile, "read-only", "dashboard"),
     console: createTokenInFile(tokensFile, "read-only", "console"),
-    // Admin, not read-only: learning from feedback writes the policy's state (UpdatePolicyState), which neither the
-    // read-only nor the service role may call today (docs/security.md says routers need only read-only).
-    router: createTokenInFile(tokensFile, "admin", "router"),
+    // Service, not read-only: learning from feedback writes the policy's state (UpdatePolicyState).
+    router: createTokenInFile(tokensFile, "service", "router"),
     manager: createTokenInFile(tokensFile, "service", "container-manager"),
   };
   const system = new TestSystem({
