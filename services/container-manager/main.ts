@@ -22,7 +22,7 @@ import {
   startTracing,
 } from "../shared/index.js";
 import { ContainerEngineBackend } from "./backends/container-engine-backend.js";
-import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend } from "./backends/kubernetes-backend.js";
+import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend, parseNodeSelector, parseTolerations } from "./backends/kubernetes-backend.js";
 import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
 import { startContainerManager } from "./manager.js";
 import { DEFAULT_PYTHON_ENVIRONMENTS } from "./python-environments.js";
@@ -207,6 +207,20 @@ const spec = {
     parse: parse.string,
     help: "--backend kubernetes or docker: the model runtime image",
   },
+  modelNodeSelector: {
+    flag: "model-node-selector",
+    env: "CLIPPER_MODEL_NODE_SELECTOR",
+    default: {} as Record<string, string>,
+    parse: parseNodeSelector,
+    help: "--backend kubernetes: the model pods' nodeSelector, key=value,... (the nodes set aside for models); empty: any node",
+  },
+  modelTolerations: {
+    flag: "model-tolerations",
+    env: "CLIPPER_MODEL_TOLERATIONS",
+    default: [] as ReturnType<typeof parseTolerations>,
+    parse: parseTolerations,
+    help: "--backend kubernetes: taints the model pods tolerate, key=value:Effect,key:Effect,... (kubectl taint's syntax); empty: none",
+  },
   latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   serviceToken: securityOptions.serviceToken(),
@@ -306,12 +320,30 @@ async function main(): Promise<void> {
   );
 }
 
-async function startKubernetesBackend(config: { kubeconfig: string; namespace: string; clusterName: string; image: string }, logger: Logger) {
+async function startKubernetesBackend(
+  config: {
+    kubeconfig: string;
+    namespace: string;
+    clusterName: string;
+    image: string;
+    modelNodeSelector: Record<string, string>;
+    modelTolerations: ReturnType<typeof parseTolerations>;
+  },
+  logger: Logger,
+) {
   const kubeConfig = new KubeConfig();
   if (config.kubeconfig !== "") kubeConfig.loadFromFile(config.kubeconfig);
   else kubeConfig.loadFromDefault();
   const namespace = config.namespace !== "" ? config.namespace : (kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? "default");
-  const backend = new KubernetesBackend({ kubeConfig, namespace, clusterName: config.clusterName, image: config.image, logger });
+  const backend = new KubernetesBackend({
+    kubeConfig,
+    namespace,
+    clusterName: config.clusterName,
+    image: config.image,
+    nodeSelector: config.modelNodeSelector,
+    tolerations: config.modelTolerations,
+    logger,
+  });
   // Adopts the Deployments this cluster name's labels mark, then watches their pods.
   await backend.startWatching();
   logger.info({ namespace, cluster: config.clusterName, server: kubeConfig.getCurrentCluster()?.server }, "kubernetes backend watching");
