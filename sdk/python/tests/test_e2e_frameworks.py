@@ -109,7 +109,11 @@ def test_pytorch_module(conn, iris):
     module = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).eval()
     with torch.inference_mode():
         local = each_row(lambda row: module(torch.from_numpy(row).float()).numpy(), features[ASKED])
-    pytorch_deployer.create_endpoint(conn, "iris-torch", "doubles", module, default_output="-1", slo_micros=SLO_MICROS)
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(module, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},))
+    pytorch_deployer.create_endpoint(
+        conn, "iris-torch", "doubles", exported, default_output="-1", slo_micros=SLO_MICROS
+    )
     assert answers(conn, "iris-torch", features[ASKED]) == local
 
 

@@ -259,7 +259,7 @@ def test_pytorch_without_torch_here_or_in_the_replica(tmp_path, runners):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (see sdk/python/requirements-frameworks.txt)")
-def test_pytorch_module_scripted_and_traced(tmp_path, runners, channel_to):
+def test_pytorch_module_scripted_traced_and_exported(tmp_path, runners, channel_to):
     import torch
 
     torch.manual_seed(0)
@@ -267,14 +267,23 @@ def test_pytorch_module_scripted_and_traced(tmp_path, runners, channel_to):
     rows = np.random.default_rng(0).normal(size=(16, 4))
     with torch.inference_mode():
         local = module(torch.from_numpy(rows).float()).numpy().tolist()
-    _, stub = serve_saved(pytorch_deployer.save_pytorch_model(module), tmp_path, runners, channel_to)
-    assert [json.loads(v) for v in values(predict(stub, rows))] == local
-    traced = torch.jit.trace(module, torch.zeros(1, 4))
-    _, stub = serve_saved(pytorch_deployer.save_pytorch_model(traced), tmp_path, runners, channel_to)
-    assert [json.loads(v) for v in values(predict(stub, rows))] == local
+    example = torch.zeros(2, 4)
+    exported = torch.export.export(module, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    for model, saved_as in [
+        (module, "torchscript"),
+        (torch.jit.trace(module, example), "torchscript"),
+        (exported, "export"),
+    ]:
+        saved = pytorch_deployer.save_pytorch_model(model)
+        assert saved.options == {"dtype": "float32", "format": saved_as}
+        _, stub = serve_saved(saved, tmp_path, runners, channel_to)
+        assert [json.loads(v) for v in values(predict(stub, rows))] == local
+
+    with pytest.raises(ClipperException, match=r"takes batches of exactly 2 rows: export it with a dynamic batch"):
+        pytorch_deployer.save_pytorch_model(torch.export.export(module, (example,)))
     with pytest.raises(ClipperException, match=r"dtype must be one of float32, float64, int64, got 'half'"):
         pytorch_deployer.save_pytorch_model(module, dtype="half")
-    with pytest.raises(ClipperException, match=r"must be a torch.nn.Module or a TorchScript module"):
+    with pytest.raises(ClipperException, match=r"must be a torch.nn.Module, a TorchScript module or a torch.export"):
         pytorch_deployer.save_pytorch_model(LogisticRegression())
 
 

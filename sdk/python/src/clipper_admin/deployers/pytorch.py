@@ -1,11 +1,14 @@
-"""Deploying a PyTorch module saved as TorchScript (self-contained: a replica
-needs torch, not the module's Python class), run by the runtime on the CPU in
-eval mode without autograd (clipper_runtime.loaders.pytorch).
+"""Deploying a PyTorch module saved as TorchScript or as a torch.export
+program (self-contained either way: a replica needs torch, not the module's
+Python class), run by the runtime on the CPU without autograd
+(clipper_runtime.loaders.pytorch).
 
-`model` is a ScriptModule (from torch.jit.script or torch.jit.trace) or an
-nn.Module, which is scripted here. The batch is one tensor of `dtype`
-(float32 by default), a row per input; replicas answer the module's output,
-one value or row (a JSON list) per input.
+`model` is a torch.export ExportedProgram (torch.export.export with a dynamic
+batch dimension, the format torch now recommends), a ScriptModule (from
+torch.jit.script or torch.jit.trace, deprecated since torch 2.15), or an
+nn.Module, which is scripted here (in eval mode). The batch is one tensor of
+`dtype` (float32 by default), a row per input; replicas answer the module's
+output, one value or row (a JSON list) per input.
 
 PyPI's torch wheel is CUDA-enabled and pulls about 2.8 GB of wheels (CUDA,
 cuDNN, NCCL, triton); the CPU-only wheels are not on PyPI. CI does not
@@ -16,6 +19,7 @@ sdk/python/tests/test_e2e_frameworks.py).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from ..connection import ClipperConnection
@@ -33,34 +37,64 @@ from ._deployment import (
 REQUIREMENT = "torch"
 
 
+def _saved(save: Callable[[Any, io.BytesIO], None], model: Any) -> bytes:
+    buffer = io.BytesIO()
+    save(model, buffer)
+    return buffer.getvalue()
+
+
+def _scripted(model: Any, torch: Any) -> Any:
+    if isinstance(model, torch.jit.ScriptModule):
+        return model
+    if not isinstance(model, torch.nn.Module):
+        raise ClipperException(
+            "model must be a torch.nn.Module, a TorchScript module or a torch.export ExportedProgram, "
+            f"got {type(model).__module__}.{type(model).__name__}"
+        )
+    try:
+        return torch.jit.script(model)
+    except Exception as error:  # TorchScript's frontend errors name the unsupported construct
+        raise ClipperException(
+            f"cannot script the {type(model).__name__} ({type(error).__name__}: {error}); export it yourself "
+            "with torch.export.export(model, (example_batch,), dynamic_shapes=({0: torch.export.Dim('batch')},)) "
+            "and deploy what that returns"
+        ) from error
+
+
+def _check_dynamic_batch(program: Any) -> None:
+    """A program exported with a static first dimension takes only batches of
+    that many rows: refused here rather than failing each other batch."""
+    first_input = program.graph_signature.user_inputs[0]
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name == first_input:
+            rows = node.meta["val"].shape[0]
+            if isinstance(rows, int):
+                raise ClipperException(
+                    f"the exported program takes batches of exactly {rows} rows: export it with a dynamic batch "
+                    "dimension, dynamic_shapes=({0: torch.export.Dim('batch')},)"
+                )
+            return
+
+
 def save_pytorch_model(model: Any, dtype: str = "float32", pkgs_to_install: list[str] | None = None) -> SavedModel:
-    """The module saved as TorchScript, after checking its kind and `dtype`."""
+    """The module saved as a torch.export program or as TorchScript, after
+    checking its kind and `dtype`."""
     torch = import_framework("torch", REQUIREMENT, "pytorch")
     from clipper_runtime.loaders import pytorch as loader
 
     if dtype not in loader.DTYPES:
         raise ClipperException(f"dtype must be one of {', '.join(loader.DTYPES)}, got {dtype!r}")
-    if isinstance(model, torch.jit.ScriptModule):
-        scripted = model
-    elif isinstance(model, torch.nn.Module):
-        try:
-            scripted = torch.jit.script(model)
-        except Exception as error:  # TorchScript's frontend errors name the unsupported construct
-            raise ClipperException(
-                f"cannot script the {type(model).__name__} ({type(error).__name__}: {error}); trace it yourself "
-                "with torch.jit.trace(model, example_batch) and deploy what that returns"
-            ) from error
+    if isinstance(model, torch.export.ExportedProgram):
+        _check_dynamic_batch(model)
+        files = {loader.EXPORTED_FILE: _saved(torch.export.save, model)}
+        saved_as = "export"
     else:
-        raise ClipperException(
-            "model must be a torch.nn.Module or a TorchScript module, "
-            f"got {type(model).__module__}.{type(model).__name__}"
-        )
-    buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer)
+        files = {loader.MODEL_FILE: _saved(torch.jit.save, _scripted(model, torch))}
+        saved_as = "torchscript"
     return SavedModel(
         framework="pytorch",
-        files={loader.MODEL_FILE: buffer.getvalue()},
-        options={"dtype": dtype},
+        files=files,
+        options={"dtype": dtype, "format": saved_as},
         packages=framework_packages([REQUIREMENT, "numpy"], None, pkgs_to_install),
     )
 
