@@ -6,7 +6,6 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../test/system.js";
 import { type CliEnvironment, runCli } from "./cli.js";
 import { DEFAULT_PORTS, readClusterRecord, writeClusterRecord } from "./clusters.js";
 import { up } from "./lifecycle.js";
@@ -14,6 +13,7 @@ import type { Output } from "./output.js";
 import { isRunning, readServicesFile, type ServicesFile, stopServices, writeServicesFile } from "./supervisor.js";
 
 const run = promisify(execFile);
+const repoRoot = path.resolve(import.meta.dirname, "..");
 const cli = path.join(repoRoot, "cli", "clipper.mjs");
 const sumModel = path.join(repoRoot, "sdk", "typescript", "examples", "sum-model.ts");
 

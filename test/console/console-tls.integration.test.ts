@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServices, serviceNodeArgs } from "../../services/build.js";
-import type { ConsoleState } from "../../services/console/console-api.js";
+import type { ConsoleState } from "../../services/console/index.js";
 import { type CertFiles, createTestPki, type TestPki } from "../../services/shared/testing/test-pki.js";
 import { repoRoot, TestSystem, waitFor, waitForListening } from "../system.js";
 
