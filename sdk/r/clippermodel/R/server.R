@@ -9,10 +9,11 @@ model_app <- function(predict, input_type, name = "model", version = "1", max_me
   if (!is.function(predict)) stop("predict must be a function(inputs) returning one string per input", call. = FALSE)
   code <- input_type_code(input_type)
   # serving: FALSE once stopping, so that health says NOT_SERVING while the last batches finish.
-  meta <- list(name = name, version = version, input_type = code, state = new.env())
+  meta <- list(name = name, version = version, input_type = code, state = new.env(), metrics = model_metrics(name, version))
   meta$state$serving <- TRUE
   list(
     state = meta$state,
+    metrics = meta$metrics,
     # A body far over the limit is refused before it is read. httpuv then closes the connection, and a
     # client still writing may lose the answer to the reset, so one up to 4x the limit is read first and
     # refused after (below), cleanly: memory stays bounded by that.
@@ -57,7 +58,7 @@ answer <- function(req, predict, meta, max_message_bytes) {
         stop(rpc_error("resource_exhausted", sprintf("the request is %d bytes; this model container takes at most %.0f", length(body), max_message_bytes)))
       }
       reply <- switch(procedure,
-        Predict = predict_batch(body, predict, meta$input_type),
+        Predict = predict_batch(body, predict, meta$input_type, meta$metrics),
         GetMetadata = RProtoBuf::new(message_type("clipper.model.v1.GetMetadataResponse"),
           model_name = meta$name, model_version = meta$version, input_type = meta$input_type,
           runtime = sprintf("R %s.%s", R.version$major, R.version$minor), max_batch_size = 0
@@ -87,12 +88,20 @@ parse_timeout <- function(raw) {
   as.numeric(raw)
 }
 
-# The PredictResponse's bytes for a batch.
-predict_batch <- function(body, predict, input_type) {
+# The PredictResponse's bytes for a batch, recorded in `metrics` however it ends (an R error
+# escaping here is answered as invalid input: what is left to fail is reading the request).
+predict_batch <- function(body, predict, input_type, metrics) {
+  started <- proc.time()[["elapsed"]]
+  outcome <- "invalid_input"
+  batch_size <- NA_integer_
+  output_errors <- 0
+  on.exit(observe_batch(metrics, outcome, proc.time()[["elapsed"]] - started, batch_size, output_errors))
   framing <- check_predict_request(body)
   if (!is.null(framing$problem)) stop(rpc_error("invalid_argument", sprintf("the body is not a clipper.model.v1.PredictRequest: %s", framing$problem)))
   request <- RProtoBuf::read(message_type("clipper.model.v1.PredictRequest"), body)
   inputs <- unpack_inputs(request$inputs, input_type)
+  batch_size <- length(inputs)
+  outcome <- "ok"
   if (length(inputs) == 0) return(raw(0))
   # An R string cannot hold a NUL: such inputs are answered with an error, the others go to the model.
   refused <- framing$nul_strings
@@ -103,24 +112,36 @@ predict_batch <- function(body, predict, input_type) {
     filled$value[to_model] <- ran$value
     filled$error[to_model] <- ran$error
     filled$first_error <- ran$first_error
+    if (ran$raised) outcome <- "model_error"
   }
   filled$error[refused] <- sprintf("input %d holds a NUL character, which an R string cannot", refused - 1)
+  output_errors <- sum(!is.na(filled$error))
   if (!is.null(filled$first_error)) message(sprintf("batch %s: %s", format(request$batch_id), filled$first_error))
   encode_outputs(filled)
 }
 
 run_model <- function(predict, inputs) {
   result <- tryCatch(predict(inputs), error = function(e) structure(conditionMessage(e), class = "model_failure"))
-  if (!inherits(result, "model_failure")) return(fill_outputs(result, length(inputs)))
+  if (!inherits(result, "model_failure")) return(c(fill_outputs(result, length(inputs)), raised = FALSE))
   message <- sprintf("model raised an error: %s", unclass(result))
-  list(value = rep(NA_character_, length(inputs)), error = rep(message, length(inputs)), first_error = message)
+  list(value = rep(NA_character_, length(inputs)), error = rep(message, length(inputs)), first_error = message, raised = TRUE)
 }
 
 #' Serves `predict` on host:port until `stop_file` exists or an interrupt
 #' (Ctrl-C) comes, then answers what it has received and returns. Blocks.
+#' With `metrics_port`, Prometheus text is served at
+#' http://host:metrics_port/metrics by the same loop.
 serve_model <- function(predict, input_type, name = "model", version = "1", host = "127.0.0.1", port = 7000,
-                        max_message_bytes = 64 * 1024^2, drain_ms = 4000, stop_file = Sys.getenv("CLIPPER_STOP_FILE")) {
+                        max_message_bytes = 64 * 1024^2, drain_ms = 4000, stop_file = Sys.getenv("CLIPPER_STOP_FILE"),
+                        metrics_port = NULL) {
   app <- model_app(predict, input_type, name = name, version = version, max_message_bytes = max_message_bytes)
+  # The metrics port opens first: the model port opening is what says "loaded", and a scrape may follow at once.
+  metrics_note <- ""
+  if (!is.null(metrics_port)) {
+    metrics_server <- httpuv::startServer(host, metrics_port, metrics_app(app$metrics))
+    on.exit(httpuv::stopServer(metrics_server), add = TRUE)
+    metrics_note <- sprintf("; metrics on %s:%d", host, metrics_port)
+  }
   # A stop is asked for by creating `stop_file` (the runner script does on SIGTERM: R has no SIGTERM
   # handler, and its interrupts reach into a running batch) or by an interrupt (Ctrl-C in a session).
   # Both are taken between batches.
@@ -134,7 +155,7 @@ serve_model <- function(predict, input_type, name = "model", version = "1", host
   }
   server <- httpuv::startServer(host, port, app)
   on.exit(httpuv::stopServer(server), add = TRUE)
-  message(sprintf("clippermodel: serving %s:%s (%s) over the Connect protocol on %s:%d", name, version, input_type_name(input_type_code(input_type)), host, port))
+  message(sprintf("clippermodel: serving %s:%s (%s) over the Connect protocol on %s:%d%s", name, version, input_type_name(input_type_code(input_type)), host, port, metrics_note))
   stop_asked <- function() nzchar(stop_file) && file.exists(stop_file)
   interrupted <- FALSE
   while (!interrupted && !stop_asked()) {
