@@ -1,8 +1,9 @@
 // R models end to end: `clipper model deploy --r FILE` into the real services (test/system.ts), linked
 // to an application and queried over REST: the container-manager runs the R SDK's runner, the replica
-// serves the Connect protocol (http:// endpoint), and the router sends it unary Predict calls.
+// serves the Connect protocol (http:// endpoint), and the router sends it unary Predict calls. And from R:
+// clippermodel::deploy_r_function, the replica's metrics scraped as Prometheus finds them (file_sd).
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -10,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { postJson, repoRoot, TestSystem, waitFor } from "../system.js";
 
-const rLibrary = join(repoRoot, ".tools", "r-library");
+// The library the container-manager gives R replicas: CLIPPER_R_LIBRARY, as it reads it, else its default.
+const rLibrary = process.env.CLIPPER_R_LIBRARY || join(repoRoot, ".tools", "r-library");
 const missing = [
   ...(existsSync(join(rLibrary, "clippermodel", "DESCRIPTION")) ? [] : [`${rLibrary}/clippermodel (R CMD INSTALL -l ${rLibrary} sdk/r/clippermodel)`]),
   ...(existsSync("/usr/bin/Rscript") ? [] : ["Rscript (apt-get install r-base-core)"]),
@@ -106,6 +108,48 @@ describe.skipIf(skip)("R models deployed with --r", () => {
     expect(failed.json).toMatchObject({ default: true });
     expect(String(failed.json.default_explanation)).toContain("no boom");
   }, 180_000);
+
+  it("deploys from R with clippermodel::deploy_r_function, links the app, and the replica's metrics are scraped from file_sd", async () => {
+    await system.management().createApplication({ name: "scaled-r", inputType: InputType.DOUBLES, defaultOutput: "-1", sloMicros: 5_000_000n });
+    // A top-level function using a global (saved with it) and a package of the list, as an R user writes it.
+    const script = join(dir, "deploy.R");
+    const cli = [process.execPath, join(repoRoot, "cli", "clipper.mjs")];
+    const options = ["--registry", system.address("registry"), "--container-manager", system.address("container-manager")];
+    const rVector = (values: string[]) => `c(${values.map((v) => JSON.stringify(v)).join(", ")})`;
+    writeFileSync(
+      script,
+      [
+        "scale <- 10",
+        'predict <- function(inputs) vapply(inputs, function(x) format(stats::median(x) * scale), "")',
+        `deployed <- clippermodel::deploy_r_function("scaled-r", 1, "doubles", predict, packages = "stats", app = "scaled-r",`,
+        `  clipper = ${rVector(cli)}, timeout_seconds = 90, cli_options = ${rVector(options)})`,
+        'cat(deployed$output, sep = "\\n")',
+      ].join("\n"),
+    );
+    const run = await execFileAsync("Rscript", [script], { env: { ...process.env, R_LIBS: rLibrary }, timeout: 150_000 });
+    expect(run.stdout).toContain("deployed scaled-r:1: 1/1 replicas ready");
+    const answered = await waitFor("a model answer", async () => {
+      const r = await postJson(`${system.gatewayUrl}/scaled-r/predict`, { input: [1, 2, 4] });
+      return r.json.default === false ? r : undefined;
+    });
+    expect(answered.json).toMatchObject({ output: 20, default: false, models: ["scaled-r:1"] });
+    const model = await system.management().getModel({ name: "scaled-r", version: "1" });
+    expect(model.model?.runtime?.kind).toMatchObject({ case: "rFunction", value: { format: "rds" } });
+
+    // Prometheus finds the replica in the container-manager's file_sd file; its /metrics counts the batch.
+    type Target = { targets: string[]; labels: Record<string, string> };
+    const targetsFile = join(system.dataDir, "run", "replica-targets.json");
+    const target = await waitFor("the replica in file_sd", () => {
+      const entries = existsSync(targetsFile) ? (JSON.parse(readFileSync(targetsFile, "utf8")) as Target[]) : [];
+      return entries.find((e) => e.labels.model === "scaled-r");
+    });
+    expect(target.labels).toMatchObject({ job: "clipper-replica", version: "1" });
+    const text = await (await fetch(`http://${target.targets[0]}/metrics`)).text();
+    const ok = /^clipper_model_requests_total\{model="scaled-r",version="1",outcome="ok"\} (\d+)$/m.exec(text);
+    expect(Number(ok?.[1]), text).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^clipper_model_predict_duration_seconds_count\{model="scaled-r",version="1"\} [1-9]/m);
+    expect(text).toMatch(/^process_resident_memory_bytes [1-9]/m);
+  }, 240_000);
 
   it("refuses a file that is neither .rds nor .R before uploading anything", async () => {
     const res = await deploy(system, "bad-r", join(dir, "model.txt"));
