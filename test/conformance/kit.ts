@@ -34,6 +34,7 @@ options:
                           the checks that need PredictStream or Watch are skipped
   --no-nul-strings        sample strings hold no NUL character (for runtimes whose strings cannot: R)
   --only LIST, --skip LIST  check ids to run or leave out (--list shows them)
+  --require LIST          check ids that must pass: a skip of one fails (--require metrics for a runtime that serves them)
   --json FILE             also write the results as JSON
   --list                  list the checks and exit`;
 
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
         "no-nul-strings": { type: "boolean" },
         only: { type: "string" },
         skip: { type: "string" },
+        require: { type: "string" },
         json: { type: "string" },
         list: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -111,7 +113,8 @@ async function main(): Promise<void> {
   const known = new Set(CHECK_LIST.map((c) => c.id));
   const only = list(values.only);
   const skip = list(values.skip);
-  for (const id of [...(only ?? []), ...(skip ?? [])]) if (!known.has(id)) fail(`unknown check "${id}" (--list shows them)`);
+  const required = list(values.require);
+  for (const id of [...(only ?? []), ...(skip ?? []), ...(required ?? [])]) if (!known.has(id)) fail(`unknown check "${id}" (--list shows them)`);
   const cwd = values.cwd !== undefined ? path.resolve(values.cwd) : process.cwd();
   const protocol = values.protocol ?? "grpc";
   if (protocol !== "grpc" && protocol !== "connect") fail(`--protocol is grpc or connect, got "${protocol}"`);
@@ -124,6 +127,7 @@ async function main(): Promise<void> {
     ...(inputTypes !== undefined ? { inputTypes } : {}),
     ...(only !== undefined ? { only } : {}),
     ...(skip !== undefined ? { skip } : {}),
+    ...(required !== undefined ? { require: required } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
     ...(values.version !== undefined ? { version: values.version } : {}),
     ...definedNumbers({

@@ -26,6 +26,8 @@ export interface KitOptions extends Partial<KitSettings> {
   /** Check ids to run (default all); "start", "readiness" and "sigterm" are ids too. */
   only?: readonly string[];
   skip?: readonly string[];
+  /** Check ids that must pass: a skip of one is a failure (the optional metrics, for a runtime that serves them). */
+  require?: readonly string[];
   /** Longest time one check may take. */
   checkTimeoutMs?: number;
   /** How the container is spoken to: gRPC (default), or the Connect protocol on HTTP/1.1 (unary calls, for R). */
@@ -87,7 +89,10 @@ export async function runConformance(options: KitOptions): Promise<CheckResult[]
   const wanted = (id: string) => (options.only === undefined || options.only.includes(id)) && !(options.skip ?? []).includes(id);
   const checkTimeoutMs = options.checkTimeoutMs ?? 120_000;
   const results: CheckResult[] = [];
-  const report = (r: CheckResult) => {
+  const required = new Set(options.require ?? []);
+  const report = (result: CheckResult) => {
+    const r: CheckResult =
+      result.outcome === "skip" && required.has(result.id) ? { ...result, outcome: "fail", detail: `required, but skipped: ${result.detail}` } : result;
     results.push(r);
     options.onResult?.(r);
   };
