@@ -7,7 +7,7 @@ import {
   type ModelInferResponseSchema,
   type ModelStreamInferResponseSchema,
 } from "../../../gen/inference/grpc_predict_v2_pb.js";
-import { ConnectError, invalidArgument } from "../../shared/index.js";
+import { ConnectError, cancelSignalOf, invalidArgument } from "../../shared/index.js";
 import { presentedKey } from "../app-keys.js";
 import type { Readiness } from "../readiness.js";
 import type { InferAnswer, OipInference } from "./infer.js";
@@ -36,7 +36,8 @@ export function createInferenceServiceImpl(options: OipGrpcOptions): ServiceImpl
       .infer(req.modelName, () => inferCallFromGrpc(req), {
         protocol: "oip-grpc",
         key: presentedKey(ctx.requestHeader),
-        signal: ctx.signal,
+        // A unary call's cheap Cancellation (not an AbortController per call); a stream's own signal.
+        signal: cancelSignalOf(ctx),
         transportTimeoutMs: ctx.timeoutMs(),
         receivedAt,
       })
