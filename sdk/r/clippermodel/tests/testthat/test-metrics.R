@@ -11,6 +11,12 @@ sample_value <- function(text, series) {
   as.numeric(sub("^.* ", "", hit))
 }
 
+# The batches counted by outcome and the inputs by output, for the model `labels` ('model="m",version="1"').
+expect_counts <- function(text, labels, requests, inputs) {
+  for (outcome in names(requests)) expect_equal(sample_value(text, sprintf('clipper_model_requests_total{%s,outcome="%s"}', labels, outcome)), requests[[outcome]], label = outcome)
+  for (outcome in names(inputs)) expect_equal(sample_value(text, sprintf('clipper_model_inputs_total{%s,outcome="%s"}', labels, outcome)), inputs[[outcome]], label = outcome)
+}
+
 test_that("every line is a comment of the format or a sample, and every family is typed before its samples", {
   text <- metrics_text(model_metrics("sum", "3"))
   expect_true(endsWith(text, "\n"))
@@ -34,10 +40,7 @@ test_that("every line is a comment of the format or a sample, and every family i
 
 test_that("every series starts at 0, with the Python runtime's labels and bucket bounds", {
   text <- metrics_text(model_metrics("sum", "3"))
-  for (outcome in c("ok", "model_error", "invalid_input")) {
-    expect_equal(sample_value(text, sprintf('clipper_model_requests_total{model="sum",version="3",outcome="%s"}', outcome)), 0)
-  }
-  expect_equal(sample_value(text, 'clipper_model_inputs_total{model="sum",version="3",outcome="error"}'), 0)
+  expect_counts(text, 'model="sum",version="3"', requests = c(ok = 0, model_error = 0, invalid_input = 0), inputs = c(ok = 0, error = 0))
   expect_equal(sample_value(text, 'clipper_model_batch_size_bucket{model="sum",version="3",le="1.0"}'), 0)
   expect_equal(sample_value(text, 'clipper_model_batch_size_bucket{model="sum",version="3",le="1024.0"}'), 0)
   expect_equal(sample_value(text, 'clipper_model_predict_duration_seconds_bucket{model="sum",version="3",le="0.0005"}'), 0)
@@ -56,11 +59,7 @@ test_that("batches are counted by outcome, their inputs by output, into cumulati
   observe_batch(metrics, "invalid_input", 0.0002)
   text <- metrics_text(metrics)
   value <- function(series) sample_value(text, series)
-  expect_equal(value('clipper_model_requests_total{model="m",version="1",outcome="ok"}'), 2)
-  expect_equal(value('clipper_model_requests_total{model="m",version="1",outcome="model_error"}'), 1)
-  expect_equal(value('clipper_model_requests_total{model="m",version="1",outcome="invalid_input"}'), 1)
-  expect_equal(value('clipper_model_inputs_total{model="m",version="1",outcome="ok"}'), 66)
-  expect_equal(value('clipper_model_inputs_total{model="m",version="1",outcome="error"}'), 3)
+  expect_counts(text, 'model="m",version="1"', requests = c(ok = 2, model_error = 1, invalid_input = 1), inputs = c(ok = 66, error = 3))
   # An invalid batch has no size: three sizes (3, 64, 2), four durations.
   expect_equal(value('clipper_model_batch_size_bucket{model="m",version="1",le="2.0"}'), 1)
   expect_equal(value('clipper_model_batch_size_bucket{model="m",version="1",le="4.0"}'), 2)
@@ -109,11 +108,7 @@ test_that("the model app's Predict calls are recorded: ok, model_error, invalid_
   app$call(request(body(list())))
   text <- metrics_text(app$metrics)
   value <- function(series) sample_value(text, series)
-  expect_equal(value('clipper_model_requests_total{model="m",version="2",outcome="ok"}'), 2)
-  expect_equal(value('clipper_model_requests_total{model="m",version="2",outcome="model_error"}'), 1)
-  expect_equal(value('clipper_model_requests_total{model="m",version="2",outcome="invalid_input"}'), 1)
-  expect_equal(value('clipper_model_inputs_total{model="m",version="2",outcome="ok"}'), 2)
-  expect_equal(value('clipper_model_inputs_total{model="m",version="2",outcome="error"}'), 3)
+  expect_counts(text, 'model="m",version="2"', requests = c(ok = 2, model_error = 1, invalid_input = 1), inputs = c(ok = 2, error = 3))
   expect_equal(value('clipper_model_batch_size_sum{model="m",version="2"}'), 5)
   expect_equal(value('clipper_model_predict_duration_seconds_count{model="m",version="2"}'), 4)
   # Metadata and health are not batches.
