@@ -1,7 +1,7 @@
 // The gateway's gRPC edge against its REST edge, each driven by an independent client, alternating
 // within every round so that both see the same machine (its speed moves 1.5x within minutes here):
-//   node --import tsx bench/grpc-edge.ts [--rounds 3] [--duration 10] [--concurrency 64] [--clients wrk,ghz,python,java]
-// wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client), python (grpcio, bench/grpc_edge_client.py),
+//   node --import tsx bench/grpc-edge.ts [--rounds 3] [--duration 10] [--concurrency 64] [--clients wrk,ghz,ghz-oip,python,java]
+// wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client; ghz-oip: OIP ModelInfer of the same input), python (grpcio, bench/grpc_edge_client.py),
 // java (grpc-java, bench/java-client). Every client's answers are checked before timing. Per round and client:
 // requests/s, p99, and the gateway's CPU time per request (from /proc). CLIPPER_CPU_PROF_DIR profiles the services.
 import { execFileSync, spawn } from "node:child_process";
@@ -10,11 +10,11 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSystem } from "../test/system.js";
 import { benchDir, nodeModel, systemPython } from "./deploy.js";
-import { ghzPath, ghzPredictArgs, parseGhzSummary } from "./loadgen/ghz.js";
+import { ghzArgs, ghzPath, parseGhzSummary } from "./loadgen/ghz.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { cpuMs } from "./loadgen/processes.js";
 
-const CLIENTS = ["wrk", "ghz", "python", "java"] as const;
+const CLIENTS = ["wrk", "ghz", "ghz-oip", "python", "java"] as const;
 type Client = (typeof CLIENTS)[number];
 
 interface Options {
@@ -115,6 +115,17 @@ class EdgeBench {
   private readonly tmp = mkdtempSync(join(tmpdir(), "grpc-edge-"));
   private readonly body = JSON.stringify({ input: INPUT });
   private readonly grpcRequest = JSON.stringify({ application: APP, input: { doubles: { values: INPUT } } });
+  /** OIP ModelInfer of the same input: one FP64 tensor of shape [1, 3] (a batch of one) for the application. */
+  private readonly oipRequest = JSON.stringify({
+    model_name: APP,
+    inputs: [{ name: "input", datatype: "FP64", shape: [1, INPUT.length], contents: { fp64_contents: INPUT } }],
+  });
+
+  private ghz(client: "ghz" | "ghz-oip", concurrency: number): string[] {
+    return client === "ghz"
+      ? ghzArgs(this.gateway, "predict", this.grpcRequest, concurrency)
+      : ghzArgs(this.gateway, "oipModelInfer", this.oipRequest, concurrency);
+  }
 
   constructor(
     private readonly gateway: string,
@@ -144,8 +155,9 @@ class EdgeBench {
         if (res.status !== 200 || !/"output":0\b/.test(text)) throw new Error(`REST got ${res.status}: ${text}`);
         return;
       }
-      case "ghz": {
-        const out = await run(ghzPath, [...ghzPredictArgs(this.gateway, this.grpcRequest, 1), "-n", "1"], 30_000);
+      case "ghz":
+      case "ghz-oip": {
+        const out = await run(ghzPath, [...this.ghz(client, 1), "-n", "1"], 30_000);
         if (!/\[OK\]\s+1 responses/.test(out)) throw new Error(`ghz's one call did not answer OK:\n${out}`);
         return;
       }
@@ -189,8 +201,9 @@ class EdgeBench {
         const errors = Number(non2xx) + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
         return { rps: Number(rps), p99Ms: wrkMs(p99), requests: Number(total), errors };
       }
-      case "ghz": {
-        const out = await run(ghzPath, [...ghzPredictArgs(this.gateway, this.grpcRequest, concurrency), "-z", `${durationS}s`], timeoutMs);
+      case "ghz":
+      case "ghz-oip": {
+        const out = await run(ghzPath, [...this.ghz(client, concurrency), "-z", `${durationS}s`], timeoutMs);
         const summary = parseGhzSummary(out);
         for (const e of summary.errors) console.error(`ghz: ${e.count} x ${e.message}`);
         return { rps: summary.rps, p99Ms: summary.p99Ms, requests: summary.ok, errors: summary.errors.reduce((n, e) => n + e.count, 0) };
@@ -214,12 +227,12 @@ class EdgeBench {
 }
 
 function label(client: Client): string {
-  return { wrk: "REST (wrk)", ghz: "gRPC (ghz)", python: "gRPC (Python grpcio)", java: "gRPC (Java grpc-java)" }[client];
+  return { wrk: "REST (wrk)", ghz: "gRPC (ghz)", "ghz-oip": "OIP ModelInfer (ghz)", python: "gRPC (Python grpcio)", java: "gRPC (Java grpc-java)" }[client];
 }
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  if (options.clients.includes("ghz") && !existsSync(ghzPath)) {
+  if (options.clients.some((c) => c.startsWith("ghz")) && !existsSync(ghzPath)) {
     throw new Error(`${ghzPath} is missing: GOBIN=$PWD/.tools/bin go install github.com/bojand/ghz/cmd/ghz@latest`);
   }
   if (options.clients.includes("java") && !existsSync(javaJar)) throw new Error(`${javaJar} is missing: (cd bench/java-client && mvn -q package)`);

@@ -1,22 +1,28 @@
-// ghz (github.com/bojand/ghz, a Go gRPC load generator) against clipper.v1.PredictionService/Predict:
-// its arguments and its summary text. Installed at .tools/bin/ghz:
+// ghz (github.com/bojand/ghz, a Go gRPC load generator): its arguments for the methods the benchmarks
+// drive, and its summary text. Installed at .tools/bin/ghz:
 //   GOBIN=$PWD/.tools/bin go install github.com/bojand/ghz/cmd/ghz@latest
 import { join } from "node:path";
 import { repoRoot } from "../../test/system.js";
 
 export const ghzPath = join(repoRoot, ".tools", "bin", "ghz");
 
-/** A closed loop of `concurrency` callers sending `request` (JSON of a PredictRequest) to target; add -n or -z. */
-export function ghzPredictArgs(target: string, request: string, concurrency: number): string[] {
+/** The gRPC methods the benchmarks drive with ghz: the .proto file (under proto/) and the full method name. */
+export const GHZ_CALLS = {
+  predict: { proto: "clipper/v1/prediction_service.proto", call: "clipper.v1.PredictionService/Predict" },
+  oipModelInfer: { proto: "inference/grpc_predict_v2.proto", call: "inference.GRPCInferenceService/ModelInfer" },
+} as const;
+
+/** A closed loop of `concurrency` callers sending `request` (the method's request message as JSON) to target; add -n or -z. */
+export function ghzArgs(target: string, method: keyof typeof GHZ_CALLS, request: string, concurrency: number): string[] {
   const proto = join(repoRoot, "proto");
   return [
     "--insecure",
     "--proto",
-    join(proto, "clipper", "v1", "prediction_service.proto"),
+    join(proto, GHZ_CALLS[method].proto),
     "--import-paths",
     proto,
     "--call",
-    "clipper.v1.PredictionService/Predict",
+    GHZ_CALLS[method].call,
     "-d",
     request,
     "-c",
