@@ -6,15 +6,13 @@
  * Deployment without a duplicate; the registry dropping the model deletes it. kwok's pods run
  * nothing: no prediction goes through them (docs/kubernetes.md).
  */
-import { join } from "node:path";
-import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
-import { repoRoot, TestSystem, waitFor } from "../system.js";
+import { TestSystem, waitFor } from "../system.js";
+import { namespaceUnderContainerManagerRole } from "./container-manager-role.js";
 import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from "./loopback-cluster.js";
-
-const RBAC_MANIFEST = join(repoRoot, "deploy", "kubernetes", "base", "container-manager-rbac.yaml");
 
 describe.skipIf(skipKubernetesTests())("the container-manager process with --backend kubernetes", () => {
   let cluster: LoopbackCluster;
@@ -25,14 +23,10 @@ describe.skipIf(skipKubernetesTests())("the container-manager process with --bac
 
   beforeAll(async () => {
     cluster = await startLoopbackCluster();
-    namespace = await cluster.createNamespace("sys");
-    const applied = await cluster.kubectl(["apply", "-n", namespace, "-f", RBAC_MANIFEST]);
-    expect(applied.code, applied.stderr).toBe(0);
-    const token = await cluster.createServiceAccountToken(namespace, "clipper-container-manager");
     // The namespace comes from the kubeconfig's context (no --namespace).
-    const kubeconfig = cluster.writeKubeconfig({ token, namespace });
-    const admin = new KubeConfig();
-    admin.loadFromFile(cluster.kubeconfigPath);
+    const role = await namespaceUnderContainerManagerRole(cluster, "sys");
+    namespace = role.namespace;
+    const { admin, kubeconfigPath: kubeconfig } = role;
     apps = admin.makeApiClient(AppsV1Api);
     core = admin.makeApiClient(CoreV1Api);
     system = new TestSystem({

@@ -58,7 +58,7 @@ function specFor(modelName: string, modelVersion: string): ReplicaSpec {
     modelVersion,
     inputType: InputType.DOUBLES,
     runtime: create(ModelRuntimeSchema, {
-      kind: { case: "command", value: create(CommandRuntimeSchema, { argv: ["/bin/model-server", "--flag"], env: { EXTRA: "1" } }) },
+      kind: { case: "command", value: create(CommandRuntimeSchema, { argv: ["/bin/model-server", "--flag"], env: { EXTRA: "1" }, workingDir: "/srv/model" }) },
     }),
   };
 }
@@ -101,6 +101,9 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     image: "registry.invalid/clipper/model-runtime:test",
     resources: (spec) =>
       spec.modelName === "huge" ? { requests: { cpu: "1000" } } : { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+    // kwok's nodes carry type=kwok; the toleration is of a taint no node has (it must reach the pod spec and change nothing).
+    nodeSelector: { type: "kwok" },
+    tolerations: [{ key: "clipper.ai/models", operator: "Exists", effect: "NoSchedule" }],
     startTimeoutMs: 60_000,
     watchBackoffInitialMs: 100,
     watchBackoffMaxMs: 1000,
@@ -161,7 +164,7 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     expect((await cluster.request("GET", `/apis/apps/v1/namespaces/${namespace}/deployments/x`, undefined, { token })).status).toBe(403);
   });
 
-  it("deploy: one Deployment per model version with the labels, replicas, probe, env and resources; its pods are reported READY", async () => {
+  it("deploy: one Deployment per model version with the labels, replicas, probe, the spec's args, env and working dir, resources, nodeSelector and tolerations; its pods are reported READY", async () => {
     const t0 = Date.now();
     const first = backend.start(specFor("sum", "v1"));
     expect(first.state).toBe(ReplicaState.STARTING);
@@ -188,6 +191,9 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     expect(c?.command).toEqual(["/bin/model-server"]);
     expect(c?.args).toEqual(["--flag"]);
     expect(c?.readinessProbe?.grpc?.port).toBe(7000);
+    expect(c?.workingDir).toBe("/srv/model");
+    expect(d.spec?.template.spec?.nodeSelector).toEqual({ type: "kwok" });
+    expect(d.spec?.template.spec?.tolerations).toEqual([{ key: "clipper.ai/models", operator: "Exists", effect: "NoSchedule" }]);
     expect(c?.resources?.requests).toEqual({ cpu: "100m", memory: "64Mi" });
     const env = Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value]));
     expect(env).toMatchObject({
