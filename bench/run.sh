@@ -3,6 +3,8 @@
 # matplotlib) on first use, then runs bench/run.ts with the given flags.
 #   bench/run.sh [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
 #   bench/run.sh --at REV [flags]   measures commit REV (a clean `git archive` export, with this bench/)
+#   bench/run.sh --mlserver [--mlserver-workers N] --triton [--rounds N]   adds the peers (bench/peers.ts),
+#     installed on first use into bench/.venv-peers (about 210 MB downloaded, 690 MB on disk).
 set -euo pipefail
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$bench_dir/.." && pwd)"
@@ -11,6 +13,26 @@ if [[ ! -x "$bench_dir/.venv/bin/python" ]]; then
   python3 -m venv "$bench_dir/.venv"
   "$bench_dir/.venv/bin/pip" install --quiet "ray[serve]" scikit-learn matplotlib numpy
 fi
+# The peers' versions as measured; uvloop 0.22 breaks MLServer 1.7.1's parallel workers
+# ("There is no current event loop", SeldonIO/MLServer#2286).
+peer_packages=("mlserver==1.7.1" "mlserver-sklearn==1.7.1" "nvidia-pytriton==0.7.0" "uvloop<0.22" scikit-learn numpy)
+peers_venv="$bench_dir/.venv-peers"
+for arg in "$@"; do
+  if [[ "$arg" == "--mlserver" || "$arg" == "--triton" ]] && [[ ! -f "$peers_venv/.installed" ]]; then
+    rm -rf "$peers_venv"
+    python3 -m venv "$peers_venv"
+    echo '*' >"$peers_venv/.gitignore"
+    wheels="$(mktemp -d)"
+    started=$SECONDS
+    "$peers_venv/bin/pip" download --quiet --dest "$wheels" "${peer_packages[@]}"
+    downloaded=$SECONDS
+    "$peers_venv/bin/pip" install --quiet --no-index --find-links "$wheels" "${peer_packages[@]}"
+    echo "bench: peers installed: $(du -sm "$wheels" | cut -f1) MB downloaded in $((downloaded - started)) s, installed in $((SECONDS - downloaded)) s, $(du -sm "$peers_venv" | cut -f1) MB on disk" >&2
+    rm -rf "$wheels"
+    touch "$peers_venv/.installed"
+    break
+  fi
+done
 if [[ ! -x "$repo/.venv/bin/python" ]]; then
   echo "bench: $repo/.venv (the model runtime's venv: grpcio, grpcio-health-checking, numpy, scikit-learn) is missing" >&2
   exit 2
@@ -27,10 +49,11 @@ if [[ "${1:-}" == "--at" ]]; then
   git -C "$repo" archive "$commit" | tar -x -C "$tree"
   rm -rf "$tree/bench"
   mkdir -p "$tree/bench"
-  (cd "$bench_dir" && tar -c --exclude=./out --exclude=./.venv .) | tar -x -C "$tree/bench"
+  (cd "$bench_dir" && tar -c --exclude=./out --exclude=./.venv --exclude=./.venv-peers .) | tar -x -C "$tree/bench"
   ln -s "$repo/node_modules" "$tree/node_modules"
   ln -s "$repo/.venv" "$tree/.venv"
   ln -s "$bench_dir/.venv" "$tree/bench/.venv"
+  if [[ -d "$peers_venv" ]]; then ln -s "$peers_venv" "$tree/bench/.venv-peers"; fi
   cd "$tree"
   BENCH_COMMIT="$commit" BENCH_COMMAND="bench/run.sh --at $rev $*" node --import tsx bench/run.ts --out "$bench_dir/out" "$@"
 else

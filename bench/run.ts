@@ -2,18 +2,30 @@
 // benchmark models, measures every scenario and baseline in one run, and writes
 // bench/out/results.json, bench/out/summary.md and PNG plots.
 //   node --import tsx bench/run.ts [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
+//     [--mlserver] [--mlserver-workers N] [--triton] [--rounds N]   (peers: bench/peers.ts)
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
 import { join } from "node:path";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
-import { repoRoot, TestSystem, waitFor, waitForListening } from "../test/system.js";
+import { repoRoot, TestSystem, waitFor } from "../test/system.js";
 import { benchDir, type ModelSpec, modelsDir, nodeModel, pythonModel, systemPython } from "./deploy.js";
+import { freePort, Helper } from "./helper-process.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
+import {
+  checkAnswers,
+  measurePeers,
+  type OipServer,
+  type PeerModel,
+  type PeerOptions,
+  peerRatios,
+  peersVenvPython,
+  renderPeerTable,
+  startPeers,
+} from "./peers.js";
 import { evaluateTargets, type Point, renderSummary } from "./report.js";
 
 const benchPython = join(benchDir, ".venv", "bin", "python");
@@ -28,6 +40,9 @@ interface BenchOptions {
   only: RegExp | undefined;
   outDir: string;
   httpClient: "raw" | "node-http";
+  peers: PeerOptions;
+  /** Rounds of the peer comparison, every system measured once per point in each. */
+  rounds: number;
 }
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -35,7 +50,19 @@ function parseArgs(argv: string[]): BenchOptions {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const known = new Set(["--quick", "--no-ray", "--only", "--duration", "--warmup", "--out", "--http-client"]);
+  const known = new Set([
+    "--quick",
+    "--no-ray",
+    "--only",
+    "--duration",
+    "--warmup",
+    "--out",
+    "--http-client",
+    "--mlserver",
+    "--mlserver-workers",
+    "--triton",
+    "--rounds",
+  ]);
   for (const arg of argv) if (arg.startsWith("--") && !known.has(arg)) throw new Error(`unknown flag ${arg}; known: ${[...known].join(" ")}`);
   const quick = argv.includes("--quick");
   const seconds = (name: string, fallback: number) => {
@@ -47,6 +74,12 @@ function parseArgs(argv: string[]): BenchOptions {
   const only = flag("--only");
   const httpClient = flag("--http-client") ?? "raw";
   if (httpClient !== "raw" && httpClient !== "node-http") throw new Error(`--http-client is raw or node-http, got ${httpClient}`);
+  const count = (name: string, fallback: number, max: number) => {
+    const text = flag(name);
+    const value = text === undefined ? fallback : Number(text);
+    if (!(Number.isInteger(value) && value >= 1 && value <= max)) throw new Error(`${name} must be an integer in [1, ${max}], got ${text}`);
+    return value;
+  };
   return {
     quick,
     durationMs: seconds("--duration", quick ? 2 : 5),
@@ -57,6 +90,8 @@ function parseArgs(argv: string[]): BenchOptions {
     only: only === undefined ? undefined : new RegExp(only),
     outDir: flag("--out") ?? join(benchDir, "out"),
     httpClient: httpClient === "node-http" ? "node-http" : "raw",
+    peers: { mlserver: argv.includes("--mlserver"), mlserverWorkers: count("--mlserver-workers", cpus().length, 64), triton: argv.includes("--triton") },
+    rounds: count("--rounds", 2, 10),
   };
 }
 
@@ -71,97 +106,14 @@ interface AppSpec {
   cache?: boolean;
 }
 
-/** A process started for a baseline (its own process group, so helpers it spawns stop with it). */
-class Helper {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(what: string, command: string, args: string[], timeoutMs: number): Promise<Helper> {
-    const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const port = await waitForListening(child, what, [], timeoutMs).catch(async (err: unknown) => {
-      await new Helper(child, 0).stop();
-      throw err;
-    });
-    return new Helper(child, port);
-  }
-
-  /** SIGTERM to the group, SIGKILL after 20 s; then SIGKILL to every descendant seen before (Ray's workers leave the group). */
-  async stop(): Promise<void> {
-    const pid = this.child.pid;
-    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const family = descendants(pid);
-    const exited = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
-    const signalGroup = (signal: NodeJS.Signals) => {
-      try {
-        process.kill(-pid, signal);
-      } catch {
-        // already gone
-      }
-    };
-    signalGroup("SIGTERM");
-    const timer = setTimeout(() => signalGroup("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(timer);
-    signalGroup("SIGKILL");
-    for (const child of family) {
-      try {
-        process.kill(child, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
-/** Every process below `root`, from /proc (Linux); empty elsewhere. */
-function descendants(root: number): number[] {
-  const childrenOf = new Map<number, number[]>();
-  let entries: string[] = [];
-  try {
-    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return [];
-  }
-  for (const entry of entries) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // Fields after the command name, which may itself contain spaces and parentheses: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const siblings = childrenOf.get(ppid) ?? [];
-      siblings.push(Number(entry));
-      childrenOf.set(ppid, siblings);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  const found: number[] = [];
-  const queue = [root];
-  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-    for (const child of childrenOf.get(next) ?? []) {
-      found.push(child);
-      queue.push(child);
-    }
-  }
-  return found;
-}
-
-/** A port free right now (Ray Serve must be told its HTTP port up front). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Cores busy on an idle benchmark above which the machine counts as shared with other work. */
 const QUIET_CORES = 0.25;
 
 class Bench {
   readonly points: Point[] = [];
   readonly notes: string[] = [];
+  /** The OIP servers of the peer comparison, ours first, once started. */
+  readonly peerServers: OipServer[] = [];
 
   constructor(readonly options: BenchOptions) {}
 
@@ -169,14 +121,15 @@ class Bench {
     return this.options.only === undefined || this.options.only.test(scenario);
   }
 
-  /** One closed-loop point per concurrency, each with fresh connections. */
+  /** One closed-loop point per concurrency (the run's, unless given), each with fresh connections. */
   async closed(
     scenario: string,
     labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
     makeTarget: (connections: number) => Target,
+    concurrencies = this.options.concurrencies,
   ): Promise<void> {
     if (!this.selected(scenario)) return;
-    for (const concurrency of this.options.concurrencies) {
+    for (const concurrency of concurrencies) {
       const target = makeTarget(concurrency);
       try {
         await this.measure(scenario, labels, () =>
@@ -226,6 +179,47 @@ class Bench {
         `  bg ${backgroundCpuCores?.toFixed(2) ?? "?"} cores  default ${(point.defaultRate * 100).toFixed(1)}% err ${(point.errorRate * 100).toFixed(1)}%${point.firstError ? ` (${point.firstError.slice(0, 80)})` : ""}`,
     );
   }
+}
+
+/**
+ * Ours (the gateway's OIP endpoint: noop, sklearn and fixed-batched) against MLServer and Triton,
+ * each peer started only now, checked, then measured in alternation with us (bench/peers.ts).
+ */
+async function comparePeers(
+  bench: Bench,
+  helpers: Helper[],
+  ours: { restBase: string; grpcAddress: string; mixes: Record<PeerModel, InputMix>; digits: number[][]; small: number[] },
+): Promise<void> {
+  const { options } = bench;
+  const python = peersVenvPython(benchDir);
+  if (!existsSync(python)) {
+    bench.notes.push("Peers not measured: bench/.venv-peers is missing (bench/run.sh --mlserver/--triton creates it).");
+    return;
+  }
+  const clipper: OipServer = {
+    name: "clipper",
+    family: "clipper",
+    restBase: ours.restBase,
+    grpcAddress: ours.grpcAddress,
+    models: { noop: "noop", sklearn: "sklearn", fixed: "fixed-batched" },
+  };
+  const peers = await startPeers(options.peers, python, benchDir, options.outDir, helpers);
+  const servers = [clipper, ...peers];
+  await checkAnswers(clipper, peers, { noop: [ours.small, ours.small], sklearn: ours.digits, fixed: [ours.small, ours.small] });
+  console.log(`answers checked: ${servers.map((s) => s.name).join(", ")} agree on every model, over REST and gRPC`);
+  bench.peerServers.push(...servers);
+  bench.notes.push(
+    `Peers: ${peers.map((p) => p.name).join(", ")} (mlserver-batched: parallel_workers=${options.peers.mlserverWorkers}, adaptive batching; ` +
+      `triton: dynamic batching), ${options.rounds} rounds alternating systems; all over OIP with FP64 [1, k] JSON/fp64_contents.`,
+  );
+  await measurePeers({
+    servers,
+    rounds: options.rounds,
+    concurrencies: options.concurrencies,
+    mixes: ours.mixes,
+    httpClient: options.httpClient,
+    measure: (scenario, labels, makeTarget, concurrency) => bench.closed(scenario, labels, makeTarget, [concurrency]),
+  });
 }
 
 const digitSamples = (): number[][] => {
@@ -417,16 +411,32 @@ async function main(): Promise<void> {
       );
       await ray.stop();
     }
+
+    if (options.peers.mlserver || options.peers.triton) {
+      await comparePeers(bench, helpers, {
+        restBase: gw,
+        grpcAddress: gateway,
+        mixes: { noop: unique, sklearn: uniqueDigits, fixed: unique },
+        digits,
+        small,
+      });
+    }
   } finally {
     await stopAll();
   }
 
   const targets = evaluateTargets(bench.points, BATCHING_SLO_MS);
-  const results = { meta, options: { ...options, only: options.only?.source ?? null }, notes: bench.notes, targets, points: bench.points };
+  const peers = bench.peerServers.length > 0 ? peerRatios(bench.points, bench.peerServers, options.rounds) : [];
+  const results = { meta, options: { ...options, only: options.only?.source ?? null }, notes: bench.notes, targets, peers, points: bench.points };
   writeFileSync(join(options.outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   const summary = renderSummary(results);
   writeFileSync(join(options.outDir, "summary.md"), summary);
   console.log(`\n${summary}`);
+  if (peers.length > 0) {
+    const table = renderPeerTable(peers);
+    writeFileSync(join(options.outDir, "peers.md"), table);
+    console.log(`\nOurs against each peer's best setting (OIP, means over ${options.rounds} rounds):\n${table}`);
+  }
   if (existsSync(benchPython)) {
     try {
       execFileSync(benchPython, [join(benchDir, "plot.py"), join(options.outDir, "results.json"), join(options.outDir, "plots")], {

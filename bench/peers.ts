@@ -1,0 +1,227 @@
+// Peers measured in the same run as us: Seldon MLServer (its default setting, and adaptive batching
+// with parallel workers) and NVIDIA Triton through pytriton (dynamic batching), serving the same
+// three models (bench/models/: no-op, scikit-learn digits, fixed cost), all driven over the Open
+// Inference Protocol, REST and gRPC, by the same load generator at the same concurrencies,
+// alternating systems within each round. Their servers live in bench/.venv-peers (bench/run.sh).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { freePort, Helper } from "./helper-process.js";
+import type { InputMix } from "./loadgen/inputs.js";
+import { oipGrpcTarget, oipRestAnswers, oipRestTarget } from "./loadgen/oip.js";
+import type { Target } from "./loadgen/targets.js";
+import type { Point } from "./report.js";
+
+export const peersVenvPython = (benchDir: string) => join(benchDir, ".venv-peers", "bin", "python");
+
+export const PEER_MODELS = ["noop", "sklearn", "fixed"] as const;
+export type PeerModel = (typeof PEER_MODELS)[number];
+export const PEER_TRANSPORTS = ["rest", "grpc"] as const;
+
+/** A server speaking OIP, and its name for each benchmark model. */
+export interface OipServer {
+  /** clipper, mlserver, mlserver-batched, triton. */
+  name: string;
+  /** The system it is a setting of (clipper, mlserver, triton): ratios compare a system's best setting. */
+  family: string;
+  restBase: string;
+  grpcAddress: string;
+  models: Record<PeerModel, string>;
+}
+
+export interface PeerOptions {
+  mlserver: boolean;
+  /** parallel_workers in MLServer's tuned setting (the machine's cores by default). */
+  mlserverWorkers: number;
+  triton: boolean;
+}
+
+const PEER_START_TIMEOUT_MS = 180_000;
+const samePeerModels: Record<PeerModel, string> = { noop: "noop", sklearn: "sklearn", fixed: "fixed" };
+
+/** Starts the chosen peers, each setting its own server; pushed into `helpers` as they come up, so the caller stops them. */
+export async function startPeers(options: PeerOptions, python: string, benchDir: string, outDir: string, helpers: Helper[]): Promise<OipServer[]> {
+  const servers: OipServer[] = [];
+  const mlserverSettings: Array<[string, string[]]> = [
+    ["mlserver", []],
+    ["mlserver-batched", ["--workers", String(options.mlserverWorkers), "--adaptive-batching"]],
+  ];
+  for (const [name, flags] of options.mlserver ? mlserverSettings : []) {
+    const [httpPort, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const repo = join(outDir, "peers", name);
+    mkdirSync(repo, { recursive: true });
+    console.log(`starting MLServer (${name}) ...`);
+    const args = [join(benchDir, "peers", "mlserver_serve.py"), "--repo", repo, ...portArgs(httpPort, grpcPort, metricsPort), ...flags];
+    helpers.push(await Helper.start(`MLServer (${name})`, python, args, PEER_START_TIMEOUT_MS));
+    servers.push({ name, family: "mlserver", restBase: `http://127.0.0.1:${httpPort}`, grpcAddress: `127.0.0.1:${grpcPort}`, models: samePeerModels });
+  }
+  if (options.triton) {
+    const [httpPort, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    console.log("starting Triton (pytriton) ...");
+    const args = [join(benchDir, "peers", "triton_serve.py"), ...portArgs(httpPort, grpcPort, metricsPort)];
+    helpers.push(await Helper.start("Triton (pytriton)", python, args, PEER_START_TIMEOUT_MS));
+    servers.push({ name: "triton", family: "triton", restBase: `http://127.0.0.1:${httpPort}`, grpcAddress: `127.0.0.1:${grpcPort}`, models: samePeerModels });
+  }
+  return servers;
+}
+
+const portArgs = (http: number, grpc: number, metrics: number) => ["--http-port", String(http), "--grpc-port", String(grpc), "--metrics-port", String(metrics)];
+
+/**
+ * Every server's answers to the same inputs, over REST and gRPC, must equal ours (the digits model's
+ * labels; the no-op's and fixed-cost model's "0"), or nothing is timed.
+ */
+export async function checkAnswers(ours: OipServer, peers: OipServer[], inputs: Record<PeerModel, number[][]>): Promise<void> {
+  for (const model of PEER_MODELS) {
+    const expected = await oipRestAnswers(ours.restBase, ours.models[model], inputs[model]);
+    for (const server of [ours, ...peers]) {
+      const grpc = oipGrpcTarget(server.grpcAddress, server.models[model], { name: "check", distinct: null, values: () => [], restBody: () => "" });
+      try {
+        const answers = {
+          rest: await oipRestAnswers(server.restBase, server.models[model], inputs[model]),
+          grpc: await grpc.infer(inputs[model]),
+        };
+        for (const [transport, got] of Object.entries(answers)) {
+          if (got.length !== expected.length || got.some((v, i) => v !== expected[i])) {
+            throw new Error(`${server.name} ${model} over ${transport} answered [${got.join(",")}], ours [${expected.join(",")}]`);
+          }
+        }
+      } finally {
+        grpc.close();
+      }
+    }
+  }
+}
+
+/** What the comparison needs of the benchmark: one closed-loop point at one concurrency. */
+export type MeasureClosed = (
+  scenario: string,
+  labels: Pick<Point, "system" | "model" | "transport" | "mix">,
+  makeTarget: (connections: number) => Target,
+  concurrency: number,
+) => Promise<void>;
+
+export const peerScenario = (round: number, server: string, model: PeerModel, transport: string) => `peers/r${round}/${server}/${model}/${transport}`;
+
+/** Rounds × models × transports × concurrencies, every server in turn at each point (rotated by round, so none is always first). */
+export async function measurePeers(params: {
+  servers: OipServer[];
+  rounds: number;
+  concurrencies: number[];
+  mixes: Record<PeerModel, InputMix>;
+  httpClient: "raw" | "node-http";
+  measure: MeasureClosed;
+}): Promise<void> {
+  const { servers } = params;
+  for (let round = 1; round <= params.rounds; round++) {
+    for (const model of PEER_MODELS) {
+      for (const transport of PEER_TRANSPORTS) {
+        for (const concurrency of params.concurrencies) {
+          for (let i = 0; i < servers.length; i++) {
+            const server = servers[(i + round - 1) % servers.length] as OipServer;
+            const mix = params.mixes[model];
+            const name = server.models[model];
+            const makeTarget =
+              transport === "rest"
+                ? (connections: number) => oipRestTarget({ baseUrl: server.restBase, model: name, mix, connections, client: params.httpClient })
+                : () => oipGrpcTarget(server.grpcAddress, name, mix);
+            await params.measure(
+              peerScenario(round, server.name, model, transport),
+              { system: server.name, model, transport: `oip-${transport}`, mix: mix.name },
+              makeTarget,
+              concurrency,
+            );
+          }
+        }
+      }
+    }
+  }
+}
+
+export interface PeerRatio {
+  model: PeerModel;
+  transport: string;
+  concurrency: number;
+  peer: string;
+  /** The peer's setting with the highest mean throughput here. */
+  bestSetting: string;
+  oursThroughput: number;
+  peerThroughput: number;
+  /** ours / peer, from the means over rounds. */
+  ratio: number;
+  /** The smallest and largest ratio of a single round (the noise). */
+  roundRatios: number[];
+  oursP99Ms: number;
+  peerP99Ms: number;
+  /** Errors or defaults seen at the point, either side. */
+  errorRate: number;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Ours against each peer system's best setting, per model, transport and concurrency. */
+export function peerRatios(points: Point[], servers: OipServer[], rounds: number): PeerRatio[] {
+  const at = (server: string, model: PeerModel, transport: string, concurrency: number) =>
+    Array.from({ length: rounds }, (_, r) =>
+      points.find((p) => p.scenario === peerScenario(r + 1, server, model, transport) && p.concurrency === concurrency),
+    ).filter((p): p is Point => p !== undefined);
+  const ours = servers.find((s) => s.family === "clipper");
+  if (ours === undefined) return [];
+  const families = [...new Set(servers.filter((s) => s.family !== "clipper").map((s) => s.family))];
+  const concurrencies = [...new Set(points.flatMap((p) => (p.scenario.startsWith("peers/") && p.concurrency !== null ? [p.concurrency] : [])))].sort(
+    (a, b) => a - b,
+  );
+  const ratios: PeerRatio[] = [];
+  for (const model of PEER_MODELS) {
+    for (const transport of PEER_TRANSPORTS) {
+      for (const concurrency of concurrencies) {
+        const oursPoints = at(ours.name, model, transport, concurrency);
+        if (oursPoints.length === 0) continue;
+        for (const family of families) {
+          const settings = servers
+            .filter((s) => s.family === family)
+            .map((s) => ({ name: s.name, points: at(s.name, model, transport, concurrency) }))
+            .filter((s) => s.points.length > 0)
+            .sort((a, b) => mean(b.points.map((p) => p.throughput)) - mean(a.points.map((p) => p.throughput)));
+          const best = settings[0];
+          if (best === undefined) continue;
+          const oursThroughput = mean(oursPoints.map((p) => p.throughput));
+          const peerThroughput = mean(best.points.map((p) => p.throughput));
+          const roundRatios = oursPoints.flatMap((p, i) => {
+            const peer = best.points[i];
+            return peer === undefined ? [] : [p.throughput / peer.throughput];
+          });
+          ratios.push({
+            model,
+            transport,
+            concurrency,
+            peer: family,
+            bestSetting: best.name,
+            oursThroughput,
+            peerThroughput,
+            ratio: oursThroughput / peerThroughput,
+            roundRatios,
+            oursP99Ms: mean(oursPoints.map((p) => p.p99Ms)),
+            peerP99Ms: mean(best.points.map((p) => p.p99Ms)),
+            errorRate: Math.max(...[...oursPoints, ...best.points].map((p) => p.errorRate + p.defaultRate)),
+          });
+        }
+      }
+    }
+  }
+  return ratios;
+}
+
+export function renderPeerTable(ratios: PeerRatio[]): string {
+  const lines = [
+    "| model | transport | clients | peer (best setting) | ours/s | peer/s | ours/peer (rounds) | p99 ours / peer ms | errors |",
+    "| --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: |",
+  ];
+  for (const r of ratios) {
+    const rounds = r.roundRatios.map((x) => x.toFixed(1)).join(", ");
+    lines.push(
+      `| ${r.model} | ${r.transport} | ${r.concurrency} | ${r.peer} (${r.bestSetting}) | ${r.oursThroughput.toFixed(0)} | ${r.peerThroughput.toFixed(0)} | ` +
+        `**${r.ratio.toFixed(1)}×** (${rounds}) | ${r.oursP99Ms.toFixed(1)} / ${r.peerP99Ms.toFixed(1)} | ${(r.errorRate * 100).toFixed(1)}% |`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
