@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   AppsV1Api,
   CoreV1Api,
@@ -136,6 +136,11 @@ interface Version {
   created: Promise<void> | undefined;
   /** Serializes writes to this Deployment. */
   chain: Promise<void>;
+  /**
+   * spec.replicas as this backend last created or patched it: a version's replicas start one by one, and the patches
+   * queued behind the create would otherwise each write the same count again (one request per replica).
+   */
+  written: number | undefined;
 }
 
 /**
@@ -155,6 +160,10 @@ export class KubernetesBackend implements ReplicaBackend {
   /** Reasons found for pods past the start timeout (with their events), by pod name. */
   private readonly failures = new Map<string, string>();
   private readonly failureLookups = new Set<string>();
+  /** A READY pod's replica by the informer's pod object (which an update replaces), so a refresh does not rebuild it. */
+  private readonly readySnapshots = new WeakMap<V1Pod, Replica>();
+  /** A refresh asked for by informer events and not run yet: a burst of events costs one pass over the pods, not one each. */
+  private refreshPending: NodeJS.Immediate | undefined;
   private informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
   private deploymentInformer: (Informer<V1Deployment> & ObjectCache<V1Deployment>) | undefined;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
@@ -196,6 +205,7 @@ export class KubernetesBackend implements ReplicaBackend {
         placeholders: [],
         created: Promise.resolve(),
         chain: Promise.resolve(),
+        written: d.spec?.replicas,
       });
       this.o.logger.info({ deployment: name, model: modelName, version: modelVersion, replicas: d.spec?.replicas ?? 0 }, "adopted deployment");
     }
@@ -224,7 +234,7 @@ export class KubernetesBackend implements ReplicaBackend {
     list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
   ): Informer<T> & ObjectCache<T> {
     const informer = makeInformer<T>(this.o.kubeConfig, path, list as never, this.selector);
-    const changed = () => this.refresh();
+    const changed = () => this.scheduleRefresh();
     informer.on("add", changed);
     informer.on("update", changed);
     informer.on("delete", changed);
@@ -268,6 +278,7 @@ export class KubernetesBackend implements ReplicaBackend {
     v.desired = 0;
     v.placeholders = [];
     v.created = undefined;
+    v.written = undefined;
     this.refresh();
   }
 
@@ -284,6 +295,7 @@ export class KubernetesBackend implements ReplicaBackend {
         placeholders: [],
         created: undefined,
         chain: Promise.resolve(),
+        written: undefined,
       };
       this.versions.set(key, v);
     }
@@ -301,7 +313,7 @@ export class KubernetesBackend implements ReplicaBackend {
       }
     });
     this.refresh();
-    return clone(ReplicaSchema, this.reported.get(id) ?? this.placeholder(version, id));
+    return copyReplica(this.reported.get(id) ?? this.placeholder(version, id));
   }
 
   async stop(id: string): Promise<void> {
@@ -337,7 +349,7 @@ export class KubernetesBackend implements ReplicaBackend {
   }
 
   replicas(): Replica[] {
-    return [...this.reported.values()].map((r) => clone(ReplicaSchema, r));
+    return [...this.reported.values()].map(copyReplica);
   }
 
   onChange(listener: ReplicaListener): () => void {
@@ -381,6 +393,7 @@ export class KubernetesBackend implements ReplicaBackend {
     this.closed = true;
     for (const t of this.restartTimers) clearTimeout(t);
     clearInterval(this.timeoutTimer);
+    clearImmediate(this.refreshPending);
     await Promise.allSettled([...this.versions.values()].map((v) => v.chain));
     await this.informer?.stop();
     await this.deploymentInformer?.stop();
@@ -399,8 +412,10 @@ export class KubernetesBackend implements ReplicaBackend {
 
   private async ensureDeployment(v: Version, spec: ReplicaSpec): Promise<void> {
     try {
-      await this.apps.createNamespacedDeployment({ namespace: this.o.namespace, body: this.deploymentFor(v, spec) });
-      this.o.logger.info({ deployment: v.name, replicas: v.desired }, "created deployment");
+      const body = this.deploymentFor(v, spec);
+      await this.apps.createNamespacedDeployment({ namespace: this.o.namespace, body });
+      v.written = body.spec?.replicas;
+      this.o.logger.info({ deployment: v.name, replicas: v.written }, "created deployment");
     } catch (err) {
       if (statusOf(err) !== 409) {
         v.created = undefined;
@@ -410,10 +425,15 @@ export class KubernetesBackend implements ReplicaBackend {
     }
   }
 
-  private scale(v: Version): Promise<void> {
-    return this.apps
-      .patchNamespacedDeployment({ name: v.name, namespace: this.o.namespace, body: [{ op: "replace", path: "/spec/replicas", value: v.desired }] })
-      .then(() => {});
+  private async scale(v: Version): Promise<void> {
+    const replicas = v.desired;
+    if (v.written === replicas) return;
+    await this.apps.patchNamespacedDeployment({
+      name: v.name,
+      namespace: this.o.namespace,
+      body: [{ op: "replace", path: "/spec/replicas", value: replicas }],
+    });
+    v.written = replicas;
   }
 
   private async scaleOrDelete(v: Version): Promise<void> {
@@ -423,6 +443,7 @@ export class KubernetesBackend implements ReplicaBackend {
     }
     await this.apps.deleteNamespacedDeployment({ name: v.name, namespace: this.o.namespace, propagationPolicy: "Background" }).catch(ignoreNotFound);
     v.created = undefined;
+    v.written = undefined;
     this.o.logger.info({ deployment: v.name }, "deleted deployment");
   }
 
@@ -484,6 +505,15 @@ export class KubernetesBackend implements ReplicaBackend {
     return create(ReplicaSchema, { id, modelName: v.modelName, modelVersion: v.modelVersion, state: ReplicaState.STARTING, message: "pod not created yet" });
   }
 
+  /** One refresh after the informer events of this turn of the event loop (a refresh walks every pod). */
+  private scheduleRefresh(): void {
+    if (this.refreshPending !== undefined || this.closed) return;
+    this.refreshPending = setImmediate(() => {
+      this.refreshPending = undefined;
+      this.refresh();
+    });
+  }
+
   /** Recomputes every replica from the informer's pods and the placeholders; reports what changed. */
   private refresh(): void {
     if (this.closed) return;
@@ -541,6 +571,9 @@ export class KubernetesBackend implements ReplicaBackend {
 
   private snapshot(pod: V1Pod, v: Version, now: number): Replica {
     const name = pod.metadata?.name ?? "";
+    // The same pod object was READY and is not being stopped since: the same replica (a pod being deleted is a new object).
+    const ready = this.readySnapshots.get(pod);
+    if (ready !== undefined && !this.stopping.has(name)) return ready;
     const status = pod.status;
     const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : now;
     const restarts = (status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
@@ -549,8 +582,11 @@ export class KubernetesBackend implements ReplicaBackend {
     if (pod.metadata?.deletionTimestamp !== undefined || this.stopping.has(name)) {
       return create(ReplicaSchema, { ...base, state: ReplicaState.STOPPING, message: "pod is being deleted" });
     }
-    const ready = (status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
-    if (status?.phase === "Running" && ready) return create(ReplicaSchema, { ...base, state: ReplicaState.READY, message: "" });
+    if (status?.phase === "Running" && (status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True")) {
+      const replica = create(ReplicaSchema, { ...base, state: ReplicaState.READY, message: "" });
+      this.readySnapshots.set(pod, replica);
+      return replica;
+    }
     const problem = podProblem(pod);
     if (problem !== undefined) return create(ReplicaSchema, { ...base, state: ReplicaState.FAILED, message: this.withEvents(name, problem) });
     if (now - created > this.o.startTimeoutMs) {
@@ -595,7 +631,7 @@ export class KubernetesBackend implements ReplicaBackend {
   private emit(r: Replica, removed: boolean): void {
     for (const listener of this.listeners) {
       try {
-        listener(clone(ReplicaSchema, r), removed);
+        listener(copyReplica(r), removed);
       } catch (err) {
         this.o.logger.error({ err }, "replica listener failed");
       }
@@ -685,6 +721,14 @@ function podSummary(pod: V1Pod): string {
   for (const c of pod.status?.conditions ?? []) if (c.status !== "True") parts.push(`${c.type} ${c.status}${c.reason ? ` (${c.reason})` : ""}`);
   for (const c of pod.status?.containerStatuses ?? []) if (c.state?.waiting?.reason) parts.push(`${c.name} waiting: ${c.state.waiting.reason}`);
   return parts.join(", ");
+}
+
+/**
+ * A Replica holds only scalars, so a spread is a whole copy, many times cheaper than clone() (which walks the schema):
+ * replicas() runs over every pod on each registry change, replica report and rollout step.
+ */
+function copyReplica(r: Replica): Replica {
+  return { ...r };
 }
 
 function sameReplica(a: Replica, b: Replica): boolean {
