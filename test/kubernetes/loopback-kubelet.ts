@@ -384,11 +384,12 @@ interface PodRun {
   writes: Promise<void>;
 }
 
-/** Kills the listed process groups if the test process dies without close() (a crash, SIGKILL). */
+/** Kills the listed process groups and removes the agent's dir if the test process dies without close() (a crash, SIGKILL). */
 const ORPHAN_WATCHDOG = `
-parent="$1"; groups="$2"
+parent="$1"; dir="$2"
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-for g in $(cat "$groups" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done
+for g in $(cat "$dir/groups" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done
+rm -rf "$dir"
 `;
 
 export class LoopbackKubelet {
@@ -433,7 +434,7 @@ export class LoopbackKubelet {
   /** Registers the node, waits until it is Ready and its taints are only the given ones, and starts watching its pods. */
   async start(): Promise<void> {
     process.once("exit", this.onExit);
-    this.watchdog = spawn("bash", ["-c", ORPHAN_WATCHDOG, "watchdog", String(process.pid), join(this.dir, "groups")], { detached: true, stdio: "ignore" });
+    this.watchdog = spawn("bash", ["-c", ORPHAN_WATCHDOG, "watchdog", String(process.pid), this.dir], { detached: true, stdio: "ignore" });
     this.watchdog.unref();
     await this.core.createNode({
       body: {
