@@ -19,7 +19,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
@@ -27,6 +27,9 @@ import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 import { ClusterBinariesMissing, type LoopbackCluster, startLoopbackCluster } from "../services/container-manager/testing/loopback-cluster.js";
 import { repoRoot, TestSystem } from "../test/system.js";
+
+/** Stops what is running now (the scenario's services, the cluster), for a signal. */
+const running = new Set<() => Promise<void>>();
 
 const RBAC_MANIFEST = join(repoRoot, "deploy", "kubernetes", "base", "container-manager-rbac.yaml");
 const SERVICE_ACCOUNT = "clipper-container-manager";
@@ -267,6 +270,8 @@ async function runScenario(cluster: LoopbackCluster, core: CoreV1Api, auditLog: 
       ],
     },
   });
+  const stopSystem = () => system.stop();
+  running.add(stopSystem);
   const apiserverPid = cluster.processes().findLast((p) => p.name === "kube-apiserver")?.pid;
   const loads: number[] = [];
   try {
@@ -379,6 +384,7 @@ async function runScenario(cluster: LoopbackCluster, core: CoreV1Api, auditLog: 
     };
   } finally {
     // SIGTERM: the container-manager releases its watches and leaves the Deployments; the namespace goes with them.
+    running.delete(stopSystem);
     await system.stop();
     await cluster.request("DELETE", `/api/v1/namespaces/${s.namespace}`).catch(() => undefined);
   }
@@ -415,7 +421,7 @@ function table(results: ScenarioResult[]): string {
     ],
     ["killed pods: container-manager CPU per kill (ms)", (r) => (r.kill.cpuMs / r.kills.length).toFixed(0)],
     ["killed pods: requests per kill", (r) => (r.kill.requests.total / r.kills.length).toFixed(1)],
-    ["killed pods: requests by verb", (r) => kinds(r.kill.requests)],
+    ["killed pods: requests by verb", (r) => kinds(r.kill.requests) || "none"],
     [`idle ${options.idleMs / 1000} s: container-manager CPU (ms)`, (r) => r.idle.cpuMs.toFixed(0)],
     [`idle ${options.idleMs / 1000} s: requests`, (r) => kinds(r.idle.requests) || "0"],
     ["startup: requests by verb", (r) => kinds(r.startup.requests)],
@@ -449,6 +455,7 @@ async function main(): Promise<void> {
   const policy = join(auditDir, "policy.yaml");
   rmSync(auditDir, { recursive: true, force: true });
   mkdirSync(auditDir, { recursive: true });
+  running.add(async () => rmSync(auditDir, { recursive: true, force: true }));
   writeFileSync(
     policy,
     [
@@ -468,33 +475,50 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(1))
         .join(" ")}`,
   );
-  const cluster = await startLoopbackCluster({
-    nodes,
-    nodeCapacity: { cpu: "32", memory: "128Gi", pods: String(PODS_PER_NODE) },
-    startTimeoutMs: 300_000,
-    extraArgs: {
-      "kube-apiserver": [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`],
-      // The controller-manager's client defaults (20 QPS, burst 30) would make the ReplicaSet controller's pod creates
-      // the whole story at 1000 pods; a production control plane raises them too.
-      "kube-controller-manager": ["--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-replicaset-syncs=10", "--concurrent-deployment-syncs=10"],
-    },
-    log: (line) => console.log(`[cluster] ${line}`),
-  });
   const results: ScenarioResult[] = [];
+  let cluster: LoopbackCluster | undefined;
   try {
+    cluster = await startLoopbackCluster({
+      nodes,
+      nodeCapacity: { cpu: "32", memory: "128Gi", pods: String(PODS_PER_NODE) },
+      startTimeoutMs: 300_000,
+      extraArgs: {
+        "kube-apiserver": [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`],
+        // The controller-manager's client defaults (20 QPS, burst 30) would make the ReplicaSet controller's pod creates
+        // the whole story at 1000 pods; a production control plane raises them too.
+        "kube-controller-manager": ["--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-replicaset-syncs=10", "--concurrent-deployment-syncs=10"],
+      },
+      log: (line) => console.log(`[cluster] ${line}`),
+    });
+    const stopCluster = cluster.stop.bind(cluster);
+    running.add(stopCluster);
     const admin = new KubeConfig();
     admin.loadFromFile(cluster.kubeconfigPath);
     const core = admin.makeApiClient(CoreV1Api);
     console.log(`cluster ready after ${cluster.timings.ready ?? "?"} ms`);
     for (const s of scenarios) results.push(await runScenario(cluster, core, auditLog, s));
   } finally {
-    await cluster.stop();
+    await cluster?.stop();
     rmSync(auditDir, { recursive: true, force: true });
+    // The scenarios done so far, even when a later one failed.
+    if (results.length > 0) console.log(`\n${table(results)}\n`);
   }
-  const markdown = table(results);
-  console.log(`\n${markdown}\n`);
+  mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(options.out, `${JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, options, results }, null, 2)}\n`);
   console.log(`results in ${options.out}`);
+}
+
+// Ctrl-C or a kill: the running scenario's services and the cluster are stopped before exiting (the cluster's own
+// watchdog would kill its processes, but not the registry and container-manager).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.error(`${signal}: stopping the services and the cluster`);
+    // The newest first: the services, then the cluster, then its audit log.
+    void (async () => {
+      for (const stop of [...running].reverse()) await stop().catch(() => undefined);
+      process.exit(130);
+    })();
+  });
 }
 
 main().catch((err: unknown) => {
