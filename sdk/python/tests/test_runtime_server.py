@@ -234,3 +234,52 @@ def test_predict_stream_refuses_a_batch_past_the_open_bound_and_answers_the_rest
     assert len(codes) == MAX_OPEN_BATCHES + 1
     assert codes[MAX_OPEN_BATCHES + 1] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
     assert sum(1 for c in codes.values() if c == 0) == MAX_OPEN_BATCHES
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_stop_ends_an_idle_stream_at_once_and_a_busy_one_after_its_answer(channel_to, concurrency):
+    """A router keeps its PredictStream open: stop must not wait its whole grace for it, nor cut a batch."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def model(xs):
+        if xs[0][0] == 2.0:
+            started.set()
+            time.sleep(1.0)
+        return [str(x[0]) for x in xs]
+
+    server = ModelServer(model, name="m", version="1", input_type="doubles", port=0, concurrency=concurrency)
+    port = server.start()
+    stub = model_service_pb2_grpc.ModelServiceStub(channel_to(port))
+    release_idle = threading.Event()
+    release_busy = threading.Event()
+
+    def requests(first: float, release: threading.Event):
+        yield model_service_pb2.PredictStreamRequest(
+            batch_id=1, inputs=pack_inputs([[first]], data_pb2.INPUT_TYPE_DOUBLES)
+        )
+        release.wait(30)  # the client sends nothing more: the stream stays open, as a router's does
+
+    idle_answers = stub.PredictStream(requests(1.0, release_idle), timeout=30)
+    assert next(idle_answers).outputs[0].value == "1.0"
+    busy_answers = stub.PredictStream(requests(2.0, release_busy), timeout=30)
+    assert started.wait(10)
+    began = time.monotonic()
+    stopping = threading.Thread(target=server.stop, kwargs={"grace": 5.0})
+    stopping.start()
+    # The busy stream's batch is answered, then the stream ends.
+    answer = next(busy_answers)
+    assert answer.error_code == 0 and answer.outputs[0].value == "2.0"
+    stopping.join(10)
+    took = time.monotonic() - began
+    release_idle.set()
+    release_busy.set()
+    assert not stopping.is_alive()
+    assert took < 3.0, f"stop took {took:.1f} s with grace 5 s: it waited for streams with nothing in flight"
+    for stream in (idle_answers, busy_answers):
+        try:
+            assert list(stream) == []
+        except grpc.RpcError as error:  # an idle stream is cancelled: it had nothing in flight to lose
+            assert error.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)

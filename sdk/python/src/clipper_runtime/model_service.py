@@ -92,6 +92,46 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         # Clipper's containers ran one batch at a time; models need not be thread-safe.
         self._slots = threading.BoundedSemaphore(concurrency)
         self._concurrency = concurrency
+        # The open PredictStreams and their batches in flight, for drain(): a router keeps its stream
+        # open, so without ending the idle ones a stop would wait its whole grace for nothing.
+        self._streams_lock = threading.Lock()
+        self._streams: dict[Any, _OpenStream] = {}
+        self._draining = False
+
+    def drain(self) -> None:
+        """Ends every PredictStream once its batches in flight are answered: an
+        idle one at once (cancelled: it has nothing to lose), a busy one after
+        its last answer. New batches are refused by the server's stop."""
+        with self._streams_lock:
+            self._draining = True
+            idle = [stream for stream in self._streams.values() if stream.batches == 0]
+            busy = [stream for stream in self._streams.values() if stream.batches > 0]
+        for stream in idle:
+            stream.end()
+        for stream in busy:
+            stream.ending = True
+
+    def _open_stream(self, context, end: Callable[[], None]) -> _OpenStream:
+        stream = _OpenStream(end)
+        with self._streams_lock:
+            self._streams[context] = stream
+            if self._draining:
+                stream.ending = True
+        return stream
+
+    def _close_stream(self, context) -> None:
+        with self._streams_lock:
+            self._streams.pop(context, None)
+
+    def _batch_started(self, stream: _OpenStream) -> None:
+        with self._streams_lock:
+            stream.batches += 1
+
+    def _batch_answered(self, stream: _OpenStream) -> bool:
+        """Whether the stream should end now: draining, and nothing left in flight."""
+        with self._streams_lock:
+            stream.batches -= 1
+            return (stream.ending or self._draining) and stream.batches == 0
 
     def Predict(self, request, context):
         carrier = lambda: {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}  # noqa: E731
@@ -106,11 +146,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         slot the batches run one after the other in this handler's thread (no
         hand-off between threads); with more, each runs on the stream's own
         pool and is answered when done, in any order."""
-        if self._concurrency == 1:
-            for request in request_iterator:
-                yield self._stream_answer(request)
+        if self._concurrency != 1:
+            yield from self._concurrent_answers(request_iterator, context)
             return
-        yield from self._concurrent_answers(request_iterator, context)
+        stream = self._open_stream(context, context.cancel)
+        try:
+            for request in request_iterator:
+                self._batch_started(stream)
+                answer = self._stream_answer(request)
+                last = self._batch_answered(stream)
+                yield answer
+                if last:
+                    return
+        finally:
+            self._close_stream(context)
 
     def _stream_answer(self, request) -> model_service_pb2.PredictStreamResponse:
         carrier = lambda: {"traceparent": request.traceparent, "tracestate": request.tracestate}  # noqa: E731
@@ -143,13 +192,21 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                             )
                         )
                         continue
+                    self._batch_started(stream)
                     future = pool.submit(self._stream_answer, request)
-                    future.add_done_callback(lambda f: answers.put(f.result()))
+                    future.add_done_callback(answered)
                     pending.append(future)
             except grpc.RpcError:
                 pass  # the caller went away; nothing more to read
             finally:
                 futures.wait(pending)
+                answers.put(done)
+
+        stream = self._open_stream(context, lambda: answers.put(done))
+
+        def answered(future: futures.Future) -> None:
+            answers.put(future.result())
+            if self._batch_answered(stream):
                 answers.put(done)
 
         reader = threading.Thread(target=read, name="predict-stream-reader", daemon=True)
@@ -161,6 +218,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                     return
                 yield answer
         finally:
+            self._close_stream(context)
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _predict_batch(self, inputs, batch_id: int, carrier, outputs) -> str | None:
@@ -201,3 +259,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def CheckReadiness(self, request, context):
         return model_service_pb2.CheckReadinessResponse(ready=True)
+
+
+class _OpenStream:
+    """One PredictStream as drain() sees it: its batches in flight, and how to end it."""
+
+    __slots__ = ("batches", "end", "ending")
+
+    def __init__(self, end: Callable[[], None]) -> None:
+        self.batches = 0
+        self.end = end
+        self.ending = False

@@ -99,12 +99,16 @@ class ModelServer:
         return port
 
     def stop(self, grace: float | None = 5.0) -> None:
-        """Reports NOT_SERVING, lets calls in flight finish within `grace`, stops."""
+        """Reports NOT_SERVING, lets calls in flight finish within `grace`, ends
+        the PredictStreams as soon as their batches are answered, stops."""
         server, self._server = self._server, None
         if server is None:
             return
         self._health.enter_graceful_shutdown()
-        server.stop(grace).wait()
+        stopped = server.stop(grace)
+        # New calls are refused from here on; streams end as soon as their batches are answered.
+        self._servicer.drain()
+        stopped.wait()
         self._observer.stop_metrics()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
