@@ -325,6 +325,8 @@ export const COMMANDS: CommandDef[] = [
       command: { type: "string", value: "ARGV", help: "any program serving clipper.model.v1.ModelService on $CLIPPER_MODEL_PORT (split like a shell)" },
       replicas: { type: "string", value: "N", help: "replicas to run (default 1)" },
       "batch-size": { type: "string", value: "N", help: "largest batch sent to one replica (default 0: no limit)" },
+      requests: { type: "string", value: "RES=QTY,...", help: "what one replica asks for on Kubernetes (cpu=500m,memory=256Mi)" },
+      limits: { type: "string", value: "RES=QTY,...", help: "what one replica may use on Kubernetes (memory=512Mi,nvidia.com/gpu=1)" },
       "set-current": { type: "boolean", help: "make this version current once ready (a model's first version always is)" },
       timeout: { type: "string", value: "SECONDS", help: "how long to wait for readiness (default: the container-manager's)" },
     },

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { type Model, type ModelRuntime, ModelRuntimeSchema, ModelSchema, type Replica } from "../gen/clipper/v1/resources_pb.js";
+import { type Model, ModelResourcesSchema, type ModelRuntime, ModelRuntimeSchema, ModelSchema, type Replica } from "../gen/clipper/v1/resources_pb.js";
 import { CliError } from "./cli-error.js";
 import { type Invocation, inputTypeFlag, intFlag, positional, requiredString, stringFlag, UsageError } from "./invocation.js";
 import { type ContainerManagerClient, replicaWaitDeadlineMs } from "./management-commands.js";
@@ -44,9 +44,32 @@ export async function runDeploy(inv: Invocation): Promise<number> {
   const desiredReplicas = intFlag(inv, "replicas", 1, 0, 1000);
   const maxBatchSize = intFlag(inv, "batch-size", 0, 0, 1_000_000);
   const timeoutSeconds = intFlag(inv, "timeout", 0, 0, 86_400);
-  const model = create(ModelSchema, { name, version, inputType, runtime: await deployRuntime(inv, runtime), desiredReplicas, maxBatchSize });
+  const [requests, limits] = [resourceList(inv, "requests"), resourceList(inv, "limits")];
+  const declared = Object.keys(requests).length + Object.keys(limits).length > 0;
+  const model = create(ModelSchema, {
+    name,
+    version,
+    inputType,
+    runtime: await deployRuntime(inv, runtime),
+    desiredReplicas,
+    maxBatchSize,
+    ...(declared ? { resources: create(ModelResourcesSchema, { requests, limits }) } : {}),
+  });
   await modelDeploy(inv.containerManager(), { model, setCurrent: inv.values["set-current"] === true, timeoutSeconds }, inv.env.stdout, inv.env.progress);
   return 0;
+}
+
+/** --requests / --limits as `name=quantity,...` (the registry checks names and quantities). */
+function resourceList(inv: Invocation, flag: "requests" | "limits"): Record<string, string> {
+  const value = stringFlag(inv, flag);
+  const list: Record<string, string> = {};
+  if (value === undefined) return list;
+  for (const item of value.split(",")) {
+    const eq = item.indexOf("=");
+    if (eq <= 0 || eq === item.length - 1) throw new UsageError(`--${flag} takes RESOURCE=QUANTITY,... (cpu=500m,memory=256Mi), got "${item}"`, inv.command);
+    list[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+  }
+  return list;
 }
 
 /**

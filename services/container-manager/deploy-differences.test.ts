@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import { ModelSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { ModelResourcesSchema, ModelSchema } from "../../gen/clipper/v1/resources_pb.js";
 import { deployDifferences } from "./deploy-differences.js";
 
 const closure = (value: { artifactDigest?: string; interpreter?: string; pythonVersion?: string; packages?: string[] }, inputType = InputType.DOUBLES) =>
@@ -15,6 +15,14 @@ const closure = (value: { artifactDigest?: string; interpreter?: string; pythonV
 describe("deployDifferences", () => {
   it("finds none for the same version deployed again (a re-run script), whatever its replica count", () => {
     expect(deployDifferences(closure({}), { ...closure({}), desiredReplicas: 3 })).toEqual([]);
+  });
+
+  it("names resources that differ, an empty declaration being none", () => {
+    const withResources = (requests: Record<string, string>) => ({ ...closure({}), resources: create(ModelResourcesSchema, { requests }) });
+    expect(deployDifferences(closure({}), withResources({}))).toEqual([]);
+    expect(deployDifferences(withResources({ cpu: "1" }), withResources({ cpu: "2" }))).toEqual([
+      "resources are requests [cpu=1] limits [], requested requests [cpu=2] limits []",
+    ]);
   });
 
   it("names each field of a closure that differs", () => {

@@ -1,10 +1,10 @@
-import { equals } from "@bufbuild/protobuf";
-import { type Model, ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
+import { create, equals } from "@bufbuild/protobuf";
+import { type Model, ModelResourcesSchema, ModelRuntimeSchema } from "../../gen/clipper/v1/resources_pb.js";
 import { inputTypeName } from "../shared/index.js";
 
 /**
  * How a registered version differs from a redeploy of it, in what a redeploy
- * may not change (its input type and runtime); empty: the same version.
+ * may not change (its input type, runtime and resources); empty: the same version.
  */
 export function deployDifferences(existing: Model, requested: Model): string[] {
   const differences: string[] = [];
@@ -41,5 +41,17 @@ export function deployDifferences(existing: Model, requested: Model): string[] {
   ) {
     differences.push(`its ${now?.case ?? "runtime"} runtime differs`);
   }
+  const none = create(ModelResourcesSchema);
+  if (!equals(ModelResourcesSchema, existing.resources ?? none, requested.resources ?? none)) {
+    differences.push(`resources are ${describeResources(existing)}, requested ${describeResources(requested)}`);
+  }
   return differences;
+}
+
+function describeResources(model: Model): string {
+  const list = (entries: Record<string, string> | undefined) =>
+    Object.entries(entries ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+  return `requests [${list(model.resources?.requests)}] limits [${list(model.resources?.limits)}]`;
 }

@@ -20,7 +20,7 @@ export function desiredFromModels(models: Iterable<Model>): Map<string, DesiredR
   for (const m of models) {
     if (m.runtime === undefined || m.runtime.kind.case === undefined) continue;
     desired.set(replicaKey(m.name, m.version), {
-      spec: { modelName: m.name, modelVersion: m.version, inputType: m.inputType, runtime: m.runtime },
+      spec: { modelName: m.name, modelVersion: m.version, inputType: m.inputType, runtime: m.runtime, ...(m.resources ? { resources: m.resources } : {}) },
       count: m.desiredReplicas,
     });
   }

@@ -7,7 +7,7 @@ import {
   UpdateApplicationRequestSchema,
   UpdateModelRequestSchema,
 } from "../../gen/clipper/v1/management_service_pb.js";
-import { type ConfigChange, ReplicaSetSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
+import { type ConfigChange, ModelResourcesSchema, ReplicaSetSchema, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { Code, type ConnectError } from "../shared/index.js";
 import { rejection } from "../shared/testing/rejection.js";
 import { MemoryStore } from "./memory-store.js";
@@ -162,6 +162,30 @@ describe("Registry models and current versions", () => {
     expect((await rejection(() => r.getModel("m", "9"))).rawMessage).toBe('model "m" has no version "9"');
     expect((await rejection(() => r.getModel("nope", ""))).code).toBe(Code.NotFound);
     expect((await rejection(r.setModelVersion("m", "9"))).code).toBe(Code.NotFound);
+  });
+
+  it("keeps a model's requests and limits, and refuses names, quantities and limits Kubernetes would refuse", async () => {
+    const r = await open();
+    const withResources = (version: string, resources: { requests?: Record<string, string>; limits?: Record<string, string> }) => {
+      const req = modelRequest("m", version);
+      if (req.model) req.model.resources = create(ModelResourcesSchema, resources);
+      return req;
+    };
+    const good = { requests: { cpu: "500m", memory: "256Mi", "nvidia.com/gpu": "1" }, limits: { memory: "1Gi", cpu: "1.5", "nvidia.com/gpu": "1" } };
+    await r.createModel(withResources("1", good));
+    expect(r.getModel("m", "1").model.resources).toMatchObject(good);
+    expect((await rejection(r.createModel(withResources("2", { requests: { "Bad Name": "1" } })))).rawMessage).toMatch(
+      /model.resources.requests names "Bad Name", which is not a resource name/,
+    );
+    expect((await rejection(r.createModel(withResources("2", { limits: { memory: "lots" } })))).rawMessage).toBe(
+      'model.resources.limits["memory"] is "lots", which is not a Kubernetes quantity (such as 500m, 2, 256Mi or 1Gi)',
+    );
+    expect((await rejection(r.createModel(withResources("2", { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } })))).rawMessage).toBe(
+      'model.resources.limits["memory"] 512Mi is below its request 1Gi: Kubernetes refuses such a pod',
+    );
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`example.com/r${i}`, "1"]));
+    expect((await rejection(r.createModel(withResources("2", { limits: many })))).rawMessage).toMatch(/limits has 17 entries; the limit is 16/);
+    await r.createModel(withResources("2", { requests: { cpu: "2" }, limits: { cpu: "2000m" } }));
   });
 
   it("updates replicas, batch size and labels (merged or replaced)", async () => {

@@ -1,6 +1,6 @@
 import { isAbsolute } from "node:path";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
-import type { BatchingConfig, Model, ModelRuntime, ReplicaSet, SelectionPolicy } from "../../gen/clipper/v1/resources_pb.js";
+import type { BatchingConfig, Model, ModelResources, ModelRuntime, ReplicaSet, SelectionPolicy } from "../../gen/clipper/v1/resources_pb.js";
 import { LossKind } from "../../gen/clipper/v1/resources_pb.js";
 import { invalidArgument, validateName, validateVersion } from "../shared/index.js";
 
@@ -140,6 +140,71 @@ export function validateNewModel(model: Model | undefined, maxDesiredReplicas: n
   validateLabels(model.labels, "model.labels");
   validateDesiredReplicas(model.desiredReplicas, "model.desired_replicas", maxDesiredReplicas);
   if (model.batching !== undefined) validateBatching(model.batching, model.maxBatchSize, "model.batching");
+  if (model.resources !== undefined) validateResources(model.resources, "model.resources");
+}
+
+/** A resource name as Kubernetes takes it: a DNS-1123 name with an optional DNS-subdomain prefix ("cpu", "nvidia.com/gpu"). */
+const RESOURCE_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+/** A Kubernetes quantity: a decimal number with an optional binary (Ki..Ei), decimal (n, u, m, k, M..E) or exponent suffix. */
+const QUANTITY = /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
+/** Resource names per requests or limits: Kubernetes has a handful; more is a mistake. */
+const MAX_RESOURCES = 16;
+
+/** Requests and limits: known shapes of names and quantities, and no limit below its request where both are plain numbers. */
+export function validateResources(resources: ModelResources, field = "resources"): void {
+  for (const [kind, entries] of [
+    ["requests", resources.requests],
+    ["limits", resources.limits],
+  ] as const) {
+    const names = Object.keys(entries);
+    if (names.length > MAX_RESOURCES) throw invalidArgument(`${field}.${kind} has ${names.length} entries; the limit is ${MAX_RESOURCES}`);
+    for (const [name, quantity] of Object.entries(entries)) {
+      if (name.length > 253 || !RESOURCE_NAME.test(name)) {
+        throw invalidArgument(`${field}.${kind} names "${name.slice(0, 80)}", which is not a resource name (such as cpu, memory or nvidia.com/gpu)`);
+      }
+      if (quantity.length > 64 || !QUANTITY.test(quantity)) {
+        throw invalidArgument(`${field}.${kind}["${name}"] is "${quantity.slice(0, 80)}", which is not a Kubernetes quantity (such as 500m, 2, 256Mi or 1Gi)`);
+      }
+    }
+  }
+  for (const [name, limit] of Object.entries(resources.limits)) {
+    const request = resources.requests[name];
+    if (request === undefined) continue;
+    const [r, l] = [quantityValue(request), quantityValue(limit)];
+    if (r !== undefined && l !== undefined && l < r) {
+      throw invalidArgument(`${field}.limits["${name}"] ${limit} is below its request ${request}: Kubernetes refuses such a pod`);
+    }
+  }
+}
+
+const SUFFIX: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+};
+
+/** A quantity as a number, for comparing a limit with its request (validated already). */
+function quantityValue(q: string): number | undefined {
+  const m = /^([\d.]+)([eE][-+]?\d+|[A-Za-z]+)?$/.exec(q);
+  if (m === null) return undefined;
+  const base = Number(m[1]);
+  const suffix = m[2];
+  if (suffix === undefined) return base;
+  if (/^[eE]/.test(suffix)) return base * 10 ** Number(suffix.slice(1));
+  const factor = SUFFIX[suffix];
+  return factor === undefined ? undefined : base * factor;
 }
 
 /** Batching knobs; `maxBatchSize` is the one the model will have (undefined: unchanged, not checked here). */

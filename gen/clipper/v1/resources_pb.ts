@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file clipper/v1/resources.proto.
  */
 export const file_clipper_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKGAgoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgSKwoGcG9saWN5GAkgASgLMhsuY2xpcHBlci52MS5TZWxlY3Rpb25Qb2xpY3ki4gIKD1NlbGVjdGlvblBvbGljeRIqCgZzaW5nbGUYASABKAsyGC5jbGlwcGVyLnYxLlNpbmdsZVBvbGljeUgAEigKBXNwbGl0GAIgASgLMhcuY2xpcHBlci52MS5TcGxpdFBvbGljeUgAEiYKBGV4cDMYAyABKAsyFi5jbGlwcGVyLnYxLkV4cDNQb2xpY3lIABImCgRleHA0GAQgASgLMhYuY2xpcHBlci52MS5FeHA0UG9saWN5SAASOQoOZXBzaWxvbl9ncmVlZHkYBSABKAsyHy5jbGlwcGVyLnYxLkVwc2lsb25HcmVlZHlQb2xpY3lIABIuCgh0aG9tcHNvbhgGIAEoCzIaLmNsaXBwZXIudjEuVGhvbXBzb25Qb2xpY3lIABIiCgRsb3NzGAcgASgOMhQuY2xpcHBlci52MS5Mb3NzS2luZBISCgpsb3NzX3NjYWxlGAggASgBQgYKBGtpbmQiDgoMU2luZ2xlUG9saWN5InQKC1NwbGl0UG9saWN5EjUKB3dlaWdodHMYASADKAsyJC5jbGlwcGVyLnYxLlNwbGl0UG9saWN5LldlaWdodHNFbnRyeRouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASIbCgpFeHAzUG9saWN5Eg0KBWdhbW1hGAEgASgBIhkKCkV4cDRQb2xpY3kSCwoDZXRhGAEgASgBIiYKE0Vwc2lsb25HcmVlZHlQb2xpY3kSDwoHZXBzaWxvbhgBIAEoASIQCg5UaG9tcHNvblBvbGljeSLYAgoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDEiwKCGJhdGNoaW5nGAkgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpMBCg5CYXRjaGluZ0NvbmZpZxIcCg9tYXhfd2FpdF9taWNyb3MYASABKA1IAIgBARIhChltYXhfaW5fZmxpZ2h0X3Blcl9yZXBsaWNhGAIgASgNEhIKCmZpeGVkX3NpemUYAyABKAgSGAoQbWF4X3F1ZXVlX2xlbmd0aBgEIAEoDUISChBfbWF4X3dhaXRfbWljcm9zIp8CCgxNb2RlbFJ1bnRpbWUSOgoOcHl0aG9uX2Nsb3N1cmUYASABKAsyIC5jbGlwcGVyLnYxLlB5dGhvbkNsb3N1cmVSdW50aW1lSAASLQoHY29tbWFuZBgCIAEoCzIaLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWVIABI0Cgtub2RlX21vZHVsZRgDIAEoCzIdLmNsaXBwZXIudjEuTm9kZU1vZHVsZVJ1bnRpbWVIABIyCgpqYXZhX2NsYXNzGAQgASgLMhwuY2xpcHBlci52MS5KYXZhQ2xhc3NSdW50aW1lSAASMgoKcl9mdW5jdGlvbhgFIAEoCzIcLmNsaXBwZXIudjEuUkZ1bmN0aW9uUnVudGltZUgAQgYKBGtpbmQibgoUUHl0aG9uQ2xvc3VyZVJ1bnRpbWUSFwoPYXJ0aWZhY3RfZGlnZXN0GAEgASgJEhYKDnB5dGhvbl92ZXJzaW9uGAIgASgJEhAKCHBhY2thZ2VzGAMgAygJEhMKC2ludGVycHJldGVyGAQgASgJIpEBCg5Db21tYW5kUnVudGltZRIMCgRhcmd2GAEgAygJEjAKA2VudhgCIAMoCzIjLmNsaXBwZXIudjEuQ29tbWFuZFJ1bnRpbWUuRW52RW50cnkSEwoLd29ya2luZ19kaXIYAyABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIoChFOb2RlTW9kdWxlUnVudGltZRITCgttb2R1bGVfcGF0aBgBIAEoCSJPChBKYXZhQ2xhc3NSdW50aW1lEhIKCmphcl9kaWdlc3QYASABKAkSEgoKY2xhc3NfbmFtZRgCIAEoCRITCgtqdm1fb3B0aW9ucxgDIAMoCSJNChBSRnVuY3Rpb25SdW50aW1lEhcKD2FydGlmYWN0X2RpZ2VzdBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSEAoIcGFja2FnZXMYAyADKAkiNQoOQ3VycmVudFZlcnNpb24SEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIrUBCgdSZXBsaWNhEgoKAmlkGAEgASgJEhIKCm1vZGVsX25hbWUYAiABKAkSFQoNbW9kZWxfdmVyc2lvbhgDIAEoCRIQCghlbmRwb2ludBgEIAEoCRInCgVzdGF0ZRgFIAEoDjIYLmNsaXBwZXIudjEuUmVwbGljYVN0YXRlEhAKCHJlc3RhcnRzGAYgASgNEg8KB21lc3NhZ2UYByABKAkSFQoNc3RhcnRlZF9hdF9tcxgIIAEoAyJeCgpSZXBsaWNhU2V0EhIKCm1vZGVsX25hbWUYASABKAkSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIlCghyZXBsaWNhcxgDIAMoCzITLmNsaXBwZXIudjEuUmVwbGljYSLYAQoOQ29uZmlnU25hcHNob3QSEAoIcmV2aXNpb24YASABKAQSLQoMYXBwbGljYXRpb25zGAIgAygLMhcuY2xpcHBlci52MS5BcHBsaWNhdGlvbhIhCgZtb2RlbHMYAyADKAsyES5jbGlwcGVyLnYxLk1vZGVsEjQKEGN1cnJlbnRfdmVyc2lvbnMYBCADKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uEiwKDHJlcGxpY2Ffc2V0cxgFIAMoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldCI2Cg9Nb2RlbFZlcnNpb25LZXkSEgoKbW9kZWxfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIvgCCgxDb25maWdDaGFuZ2USEAoIcmV2aXNpb24YASABKAQSNwoUYXBwbGljYXRpb25fdXBzZXJ0ZWQYAiABKAsyFy5jbGlwcGVyLnYxLkFwcGxpY2F0aW9uSAASHQoTYXBwbGljYXRpb25fZGVsZXRlZBgDIAEoCUgAEisKDm1vZGVsX3Vwc2VydGVkGAQgASgLMhEuY2xpcHBlci52MS5Nb2RlbEgAEjQKDW1vZGVsX2RlbGV0ZWQYBSABKAsyGy5jbGlwcGVyLnYxLk1vZGVsVmVyc2lvbktleUgAEjkKE2N1cnJlbnRfdmVyc2lvbl9zZXQYBiABKAsyGi5jbGlwcGVyLnYxLkN1cnJlbnRWZXJzaW9uSAASIQoXY3VycmVudF92ZXJzaW9uX2NsZWFyZWQYByABKAlIABIzChFyZXBsaWNhc19yZXBvcnRlZBgIIAEoCzIWLmNsaXBwZXIudjEuUmVwbGljYVNldEgAQggKBmNoYW5nZSpsCghMb3NzS2luZBIZChVMT1NTX0tJTkRfVU5TUEVDSUZJRUQQABIWChJMT1NTX0tJTkRfWkVST19PTkUQARIVChFMT1NTX0tJTkRfU1FVQVJFRBACEhYKEkxPU1NfS0lORF9BQlNPTFVURRADKrUBCgxSZXBsaWNhU3RhdGUSHQoZUkVQTElDQV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFlJFUExJQ0FfU1RBVEVfU1RBUlRJTkcQARIXChNSRVBMSUNBX1NUQVRFX1JFQURZEAISGwoXUkVQTElDQV9TVEFURV9VTkhFQUxUSFkQAxIYChRSRVBMSUNBX1NUQVRFX0ZBSUxFRBAEEhoKFlJFUExJQ0FfU1RBVEVfU1RPUFBJTkcQBWIGcHJvdG8z", [file_clipper_common_v1_data]);
+  fileDesc("ChpjbGlwcGVyL3YxL3Jlc291cmNlcy5wcm90bxIKY2xpcHBlci52MSKGAgoLQXBwbGljYXRpb24SDAoEbmFtZRgBIAEoCRIwCgppbnB1dF90eXBlGAIgASgOMhwuY2xpcHBlci5jb21tb24udjEuSW5wdXRUeXBlEhYKDmRlZmF1bHRfb3V0cHV0GAMgASgJEhIKCnNsb19taWNyb3MYBCABKAMSFQoNbGlua2VkX21vZGVscxgFIAMoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIVCg1jYWNoZV9lbmFibGVkGAcgASgIEhsKE2RlZmF1bHRfb25fb3ZlcmxvYWQYCCABKAgSKwoGcG9saWN5GAkgASgLMhsuY2xpcHBlci52MS5TZWxlY3Rpb25Qb2xpY3ki4gIKD1NlbGVjdGlvblBvbGljeRIqCgZzaW5nbGUYASABKAsyGC5jbGlwcGVyLnYxLlNpbmdsZVBvbGljeUgAEigKBXNwbGl0GAIgASgLMhcuY2xpcHBlci52MS5TcGxpdFBvbGljeUgAEiYKBGV4cDMYAyABKAsyFi5jbGlwcGVyLnYxLkV4cDNQb2xpY3lIABImCgRleHA0GAQgASgLMhYuY2xpcHBlci52MS5FeHA0UG9saWN5SAASOQoOZXBzaWxvbl9ncmVlZHkYBSABKAsyHy5jbGlwcGVyLnYxLkVwc2lsb25HcmVlZHlQb2xpY3lIABIuCgh0aG9tcHNvbhgGIAEoCzIaLmNsaXBwZXIudjEuVGhvbXBzb25Qb2xpY3lIABIiCgRsb3NzGAcgASgOMhQuY2xpcHBlci52MS5Mb3NzS2luZBISCgpsb3NzX3NjYWxlGAggASgBQgYKBGtpbmQiDgoMU2luZ2xlUG9saWN5InQKC1NwbGl0UG9saWN5EjUKB3dlaWdodHMYASADKAsyJC5jbGlwcGVyLnYxLlNwbGl0UG9saWN5LldlaWdodHNFbnRyeRouCgxXZWlnaHRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASIbCgpFeHAzUG9saWN5Eg0KBWdhbW1hGAEgASgBIhkKCkV4cDRQb2xpY3kSCwoDZXRhGAEgASgBIiYKE0Vwc2lsb25HcmVlZHlQb2xpY3kSDwoHZXBzaWxvbhgBIAEoASIQCg5UaG9tcHNvblBvbGljeSKHAwoFTW9kZWwSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjAKCmlucHV0X3R5cGUYAyABKA4yHC5jbGlwcGVyLmNvbW1vbi52MS5JbnB1dFR5cGUSKQoHcnVudGltZRgEIAEoCzIYLmNsaXBwZXIudjEuTW9kZWxSdW50aW1lEhYKDm1heF9iYXRjaF9zaXplGAUgASgNEi0KBmxhYmVscxgGIAMoCzIdLmNsaXBwZXIudjEuTW9kZWwuTGFiZWxzRW50cnkSGAoQZGVzaXJlZF9yZXBsaWNhcxgHIAEoDRIVCg1jcmVhdGVkX2F0X21zGAggASgDEiwKCGJhdGNoaW5nGAkgASgLMhouY2xpcHBlci52MS5CYXRjaGluZ0NvbmZpZxItCglyZXNvdXJjZXMYCiABKAsyGi5jbGlwcGVyLnYxLk1vZGVsUmVzb3VyY2VzGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi5AEKDk1vZGVsUmVzb3VyY2VzEjoKCHJlcXVlc3RzGAEgAygLMiguY2xpcHBlci52MS5Nb2RlbFJlc291cmNlcy5SZXF1ZXN0c0VudHJ5EjYKBmxpbWl0cxgCIAMoCzImLmNsaXBwZXIudjEuTW9kZWxSZXNvdXJjZXMuTGltaXRzRW50cnkaLwoNUmVxdWVzdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC0xpbWl0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikwEKDkJhdGNoaW5nQ29uZmlnEhwKD21heF93YWl0X21pY3JvcxgBIAEoDUgAiAEBEiEKGW1heF9pbl9mbGlnaHRfcGVyX3JlcGxpY2EYAiABKA0SEgoKZml4ZWRfc2l6ZRgDIAEoCBIYChBtYXhfcXVldWVfbGVuZ3RoGAQgASgNQhIKEF9tYXhfd2FpdF9taWNyb3MinwIKDE1vZGVsUnVudGltZRI6Cg5weXRob25fY2xvc3VyZRgBIAEoCzIgLmNsaXBwZXIudjEuUHl0aG9uQ2xvc3VyZVJ1bnRpbWVIABItCgdjb21tYW5kGAIgASgLMhouY2xpcHBlci52MS5Db21tYW5kUnVudGltZUgAEjQKC25vZGVfbW9kdWxlGAMgASgLMh0uY2xpcHBlci52MS5Ob2RlTW9kdWxlUnVudGltZUgAEjIKCmphdmFfY2xhc3MYBCABKAsyHC5jbGlwcGVyLnYxLkphdmFDbGFzc1J1bnRpbWVIABIyCgpyX2Z1bmN0aW9uGAUgASgLMhwuY2xpcHBlci52MS5SRnVuY3Rpb25SdW50aW1lSABCBgoEa2luZCJuChRQeXRob25DbG9zdXJlUnVudGltZRIXCg9hcnRpZmFjdF9kaWdlc3QYASABKAkSFgoOcHl0aG9uX3ZlcnNpb24YAiABKAkSEAoIcGFja2FnZXMYAyADKAkSEwoLaW50ZXJwcmV0ZXIYBCABKAkikQEKDkNvbW1hbmRSdW50aW1lEgwKBGFyZ3YYASADKAkSMAoDZW52GAIgAygLMiMuY2xpcHBlci52MS5Db21tYW5kUnVudGltZS5FbnZFbnRyeRITCgt3b3JraW5nX2RpchgDIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIigKEU5vZGVNb2R1bGVSdW50aW1lEhMKC21vZHVsZV9wYXRoGAEgASgJIk8KEEphdmFDbGFzc1J1bnRpbWUSEgoKamFyX2RpZ2VzdBgBIAEoCRISCgpjbGFzc19uYW1lGAIgASgJEhMKC2p2bV9vcHRpb25zGAMgAygJIk0KEFJGdW5jdGlvblJ1bnRpbWUSFwoPYXJ0aWZhY3RfZGlnZXN0GAEgASgJEg4KBmZvcm1hdBgCIAEoCRIQCghwYWNrYWdlcxgDIAMoCSI1Cg5DdXJyZW50VmVyc2lvbhISCgptb2RlbF9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkitQEKB1JlcGxpY2ESCgoCaWQYASABKAkSEgoKbW9kZWxfbmFtZRgCIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAMgASgJEhAKCGVuZHBvaW50GAQgASgJEicKBXN0YXRlGAUgASgOMhguY2xpcHBlci52MS5SZXBsaWNhU3RhdGUSEAoIcmVzdGFydHMYBiABKA0SDwoHbWVzc2FnZRgHIAEoCRIVCg1zdGFydGVkX2F0X21zGAggASgDIl4KClJlcGxpY2FTZXQSEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEiUKCHJlcGxpY2FzGAMgAygLMhMuY2xpcHBlci52MS5SZXBsaWNhItgBCg5Db25maWdTbmFwc2hvdBIQCghyZXZpc2lvbhgBIAEoBBItCgxhcHBsaWNhdGlvbnMYAiADKAsyFy5jbGlwcGVyLnYxLkFwcGxpY2F0aW9uEiEKBm1vZGVscxgDIAMoCzIRLmNsaXBwZXIudjEuTW9kZWwSNAoQY3VycmVudF92ZXJzaW9ucxgEIAMoCzIaLmNsaXBwZXIudjEuQ3VycmVudFZlcnNpb24SLAoMcmVwbGljYV9zZXRzGAUgAygLMhYuY2xpcHBlci52MS5SZXBsaWNhU2V0IjYKD01vZGVsVmVyc2lvbktleRISCgptb2RlbF9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAki+AIKDENvbmZpZ0NoYW5nZRIQCghyZXZpc2lvbhgBIAEoBBI3ChRhcHBsaWNhdGlvbl91cHNlcnRlZBgCIAEoCzIXLmNsaXBwZXIudjEuQXBwbGljYXRpb25IABIdChNhcHBsaWNhdGlvbl9kZWxldGVkGAMgASgJSAASKwoObW9kZWxfdXBzZXJ0ZWQYBCABKAsyES5jbGlwcGVyLnYxLk1vZGVsSAASNAoNbW9kZWxfZGVsZXRlZBgFIAEoCzIbLmNsaXBwZXIudjEuTW9kZWxWZXJzaW9uS2V5SAASOQoTY3VycmVudF92ZXJzaW9uX3NldBgGIAEoCzIaLmNsaXBwZXIudjEuQ3VycmVudFZlcnNpb25IABIhChdjdXJyZW50X3ZlcnNpb25fY2xlYXJlZBgHIAEoCUgAEjMKEXJlcGxpY2FzX3JlcG9ydGVkGAggASgLMhYuY2xpcHBlci52MS5SZXBsaWNhU2V0SABCCAoGY2hhbmdlKmwKCExvc3NLaW5kEhkKFUxPU1NfS0lORF9VTlNQRUNJRklFRBAAEhYKEkxPU1NfS0lORF9aRVJPX09ORRABEhUKEUxPU1NfS0lORF9TUVVBUkVEEAISFgoSTE9TU19LSU5EX0FCU09MVVRFEAMqtQEKDFJlcGxpY2FTdGF0ZRIdChlSRVBMSUNBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQV9TVEFURV9TVEFSVElORxABEhcKE1JFUExJQ0FfU1RBVEVfUkVBRFkQAhIbChdSRVBMSUNBX1NUQVRFX1VOSEVBTFRIWRADEhgKFFJFUExJQ0FfU1RBVEVfRkFJTEVEEAQSGgoWUkVQTElDQV9TVEFURV9TVE9QUElORxAFYgZwcm90bzM", [file_clipper_common_v1_data]);
 
 /**
  * An application: a named prediction endpoint with a latency objective.
@@ -343,6 +343,15 @@ export type Model = Message<"clipper.v1.Model"> & {
    * @generated from field: clipper.v1.BatchingConfig batching = 9;
    */
   batching?: BatchingConfig | undefined;
+
+  /**
+   * What one replica asks for and may use (Kubernetes' requests and limits of
+   * its container). Honoured by the Kubernetes backend; the local and
+   * container backends use their own flags.
+   *
+   * @generated from field: clipper.v1.ModelResources resources = 10;
+   */
+  resources?: ModelResources | undefined;
 };
 
 /**
@@ -351,6 +360,32 @@ export type Model = Message<"clipper.v1.Model"> & {
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
   messageDesc(file_clipper_v1_resources, 8);
+
+/**
+ * Resources of one replica, as Kubernetes names them: "cpu", "memory",
+ * "ephemeral-storage", or an extended resource such as "nvidia.com/gpu", each
+ * to a Kubernetes quantity ("500m", "1.5", "256Mi", "1").
+ *
+ * @generated from message clipper.v1.ModelResources
+ */
+export type ModelResources = Message<"clipper.v1.ModelResources"> & {
+  /**
+   * @generated from field: map<string, string> requests = 1;
+   */
+  requests: { [key: string]: string };
+
+  /**
+   * @generated from field: map<string, string> limits = 2;
+   */
+  limits: { [key: string]: string };
+};
+
+/**
+ * Describes the message clipper.v1.ModelResources.
+ * Use `create(ModelResourcesSchema)` to create a new message.
+ */
+export const ModelResourcesSchema: GenMessage<ModelResources> = /*@__PURE__*/
+  messageDesc(file_clipper_v1_resources, 9);
 
 /**
  * Per-model batching knobs (Triton's dynamic batcher, Ray Serve's
@@ -396,7 +431,7 @@ export type BatchingConfig = Message<"clipper.v1.BatchingConfig"> & {
  * Use `create(BatchingConfigSchema)` to create a new message.
  */
 export const BatchingConfigSchema: GenMessage<BatchingConfig> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 9);
+  messageDesc(file_clipper_v1_resources, 10);
 
 /**
  * How the container-manager starts a replica of a model version.
@@ -445,7 +480,7 @@ export type ModelRuntime = Message<"clipper.v1.ModelRuntime"> & {
  * Use `create(ModelRuntimeSchema)` to create a new message.
  */
 export const ModelRuntimeSchema: GenMessage<ModelRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 10);
+  messageDesc(file_clipper_v1_resources, 11);
 
 /**
  * A pickled Python closure run by the Python SDK's runner.
@@ -491,7 +526,7 @@ export type PythonClosureRuntime = Message<"clipper.v1.PythonClosureRuntime"> & 
  * Use `create(PythonClosureRuntimeSchema)` to create a new message.
  */
 export const PythonClosureRuntimeSchema: GenMessage<PythonClosureRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 11);
+  messageDesc(file_clipper_v1_resources, 12);
 
 /**
  * Any program that serves clipper.model.v1.ModelService on the port given in
@@ -521,7 +556,7 @@ export type CommandRuntime = Message<"clipper.v1.CommandRuntime"> & {
  * Use `create(CommandRuntimeSchema)` to create a new message.
  */
 export const CommandRuntimeSchema: GenMessage<CommandRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 12);
+  messageDesc(file_clipper_v1_resources, 13);
 
 /**
  * A Node module whose default export is a model for the TypeScript SDK.
@@ -542,7 +577,7 @@ export type NodeModuleRuntime = Message<"clipper.v1.NodeModuleRuntime"> & {
  * Use `create(NodeModuleRuntimeSchema)` to create a new message.
  */
 export const NodeModuleRuntimeSchema: GenMessage<NodeModuleRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 13);
+  messageDesc(file_clipper_v1_resources, 14);
 
 /**
  * A class implementing the Java SDK's ai.clipper.Model, in a jar uploaded to
@@ -579,7 +614,7 @@ export type JavaClassRuntime = Message<"clipper.v1.JavaClassRuntime"> & {
  * Use `create(JavaClassRuntimeSchema)` to create a new message.
  */
 export const JavaClassRuntimeSchema: GenMessage<JavaClassRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 14);
+  messageDesc(file_clipper_v1_resources, 15);
 
 /**
  * An R model in the artifact store, served by the R SDK (sdk/r, package
@@ -619,7 +654,7 @@ export type RFunctionRuntime = Message<"clipper.v1.RFunctionRuntime"> & {
  * Use `create(RFunctionRuntimeSchema)` to create a new message.
  */
 export const RFunctionRuntimeSchema: GenMessage<RFunctionRuntime> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 15);
+  messageDesc(file_clipper_v1_resources, 16);
 
 /**
  * Which version of a model applications use.
@@ -643,7 +678,7 @@ export type CurrentVersion = Message<"clipper.v1.CurrentVersion"> & {
  * Use `create(CurrentVersionSchema)` to create a new message.
  */
 export const CurrentVersionSchema: GenMessage<CurrentVersion> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 16);
+  messageDesc(file_clipper_v1_resources, 17);
 
 /**
  * One running (or failed) replica, as observed by the container-manager.
@@ -701,7 +736,7 @@ export type Replica = Message<"clipper.v1.Replica"> & {
  * Use `create(ReplicaSchema)` to create a new message.
  */
 export const ReplicaSchema: GenMessage<Replica> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 17);
+  messageDesc(file_clipper_v1_resources, 18);
 
 /**
  * The observed replicas of one model version.
@@ -730,7 +765,7 @@ export type ReplicaSet = Message<"clipper.v1.ReplicaSet"> & {
  * Use `create(ReplicaSetSchema)` to create a new message.
  */
 export const ReplicaSetSchema: GenMessage<ReplicaSet> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 18);
+  messageDesc(file_clipper_v1_resources, 19);
 
 /**
  * All configuration at one revision.
@@ -769,7 +804,7 @@ export type ConfigSnapshot = Message<"clipper.v1.ConfigSnapshot"> & {
  * Use `create(ConfigSnapshotSchema)` to create a new message.
  */
 export const ConfigSnapshotSchema: GenMessage<ConfigSnapshot> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 19);
+  messageDesc(file_clipper_v1_resources, 20);
 
 /**
  * Identifies one model version.
@@ -793,7 +828,7 @@ export type ModelVersionKey = Message<"clipper.v1.ModelVersionKey"> & {
  * Use `create(ModelVersionKeySchema)` to create a new message.
  */
 export const ModelVersionKeySchema: GenMessage<ModelVersionKey> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 20);
+  messageDesc(file_clipper_v1_resources, 21);
 
 /**
  * One change to the configuration.
@@ -861,7 +896,7 @@ export type ConfigChange = Message<"clipper.v1.ConfigChange"> & {
  * Use `create(ConfigChangeSchema)` to create a new message.
  */
 export const ConfigChangeSchema: GenMessage<ConfigChange> = /*@__PURE__*/
-  messageDesc(file_clipper_v1_resources, 21);
+  messageDesc(file_clipper_v1_resources, 22);
 
 /**
  * @generated from enum clipper.v1.LossKind

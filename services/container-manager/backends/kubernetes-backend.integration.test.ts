@@ -17,7 +17,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ContainerManagerService } from "../../../gen/clipper/v1/container_manager_service_pb.js";
-import { CommandRuntimeSchema, ModelRuntimeSchema, type Replica, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
+import { CommandRuntimeSchema, ModelResourcesSchema, ModelRuntimeSchema, type Replica, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import { Code, type ConnectError, createGrpcTransport } from "../../shared/index.js";
 import { startContainerManager } from "../manager.js";
 import { FakeRegistry } from "../testing/fake-registry.js";
@@ -52,6 +52,9 @@ async function eventually<T>(what: string, timeoutMs: number, probe: () => Promi
   }
 }
 
+/** More CPU than any node has: a model declaring it cannot be scheduled (1k: the apiserver writes quantities in canonical form). */
+const HUGE = { requests: { cpu: "1k", "example.com/accelerator": "1" }, limits: { cpu: "1k", "example.com/accelerator": "1" } };
+
 function specFor(modelName: string, modelVersion: string): ReplicaSpec {
   return {
     modelName,
@@ -60,6 +63,7 @@ function specFor(modelName: string, modelVersion: string): ReplicaSpec {
     runtime: create(ModelRuntimeSchema, {
       kind: { case: "command", value: create(CommandRuntimeSchema, { argv: ["/bin/model-server", "--flag"], env: { EXTRA: "1" }, workingDir: "/srv/model" }) },
     }),
+    ...(modelName === "huge" ? { resources: create(ModelResourcesSchema, HUGE) } : {}),
   };
 }
 
@@ -99,8 +103,8 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     clusterName: CLUSTER,
     logger,
     image: "registry.invalid/clipper/model-runtime:test",
-    resources: (spec) =>
-      spec.modelName === "huge" ? { requests: { cpu: "1000" } } : { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+    // For models that declare none; "huge" declares its own (Model.resources), which win.
+    resources: () => ({ requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } }),
     // kwok's nodes carry type=kwok; the toleration is of a taint no node has (it must reach the pod spec and change nothing).
     nodeSelector: { type: "kwok" },
     tolerations: [{ key: "clipper.ai/models", operator: "Exists", effect: "NoSchedule" }],
@@ -266,6 +270,9 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     );
     console.log(`unschedulable reported in ${Date.now() - t0} ms: ${failed.message}`);
     expect(failed.message).toMatch(/unschedulable: .*Insufficient cpu/);
+    // The model's own requests and limits, extended resources included, are the container's.
+    const huge = (await clipperDeployments()).find((d) => d.metadata?.labels?.[LABELS.model] === "huge");
+    expect(huge?.spec?.template.spec?.containers[0]?.resources).toEqual(HUGE);
     expect(failed.message).toMatch(/FailedScheduling/);
     await backend.stop(failed.id);
     await eventually("huge's Deployment deleted with its last replica", 20_000, async () =>
@@ -407,7 +414,10 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
 
       const t1 = Date.now();
       const err = (await (async () => {
-        for await (const _ of client.deployModel({ model: { name: "huge", version: "1", inputType: InputType.DOUBLES, runtime, desiredReplicas: 1 } })) void _;
+        for await (const _ of client.deployModel({
+          model: { name: "huge", version: "1", inputType: InputType.DOUBLES, runtime, desiredReplicas: 1, resources: HUGE },
+        }))
+          void _;
       })().catch((e: unknown) => e)) as ConnectError;
       console.log(`the unschedulable deploy failed in ${Date.now() - t1} ms: ${err.rawMessage}`);
       expect(Code[err.code]).toBe("FailedPrecondition");

@@ -49,7 +49,7 @@ export interface KubernetesBackendOptions {
   imagePaths?: LaunchPaths;
   /** The container's command, args, env and working directory; default: what the local launch runs (launch.ts) with imagePaths. */
   command?: (spec: ReplicaSpec, port: number) => PodCommand;
-  /** Requests/limits per model version (the model spec carries none yet); default: none. */
+  /** Requests/limits of a model version that declares none in its spec (Model.resources); default: none. */
   resources?: (spec: ReplicaSpec) => V1ResourceRequirements | undefined;
   /** The model pods' nodeSelector: the nodes set aside for models (a pool with GPUs, say); default: none, any node. */
   nodeSelector?: Record<string, string>;
@@ -460,7 +460,7 @@ export class KubernetesBackend implements ReplicaBackend {
     const annotations = { [ANNOTATION_MODEL]: spec.modelName, [ANNOTATION_VERSION]: spec.modelVersion };
     // The runtimes bind 127.0.0.1 by default: in a pod the kubelet's probe and the router come from outside it.
     const env: V1EnvVar[] = Object.entries({ CLIPPER_MODEL_HOST: "0.0.0.0", ...run.env }).map(([name, value]) => ({ name, value }));
-    const resources = this.o.resources?.(spec);
+    const resources = declaredResources(spec) ?? this.o.resources?.(spec);
     return {
       apiVersion: "apps/v1",
       kind: "Deployment",
@@ -758,4 +758,12 @@ function describeError(err: unknown): string {
   const e = err as { code?: unknown; body?: unknown; message?: unknown };
   if (typeof e?.code === "number") return `HTTP ${e.code}: ${typeof e.body === "string" ? e.body.slice(0, 500) : String(e.message)}`;
   return String(err);
+}
+
+/** The model spec's own requests and limits, or undefined when it declares none. */
+export function declaredResources(spec: ReplicaSpec): V1ResourceRequirements | undefined {
+  const requests = { ...(spec.resources?.requests ?? {}) };
+  const limits = { ...(spec.resources?.limits ?? {}) };
+  if (Object.keys(requests).length === 0 && Object.keys(limits).length === 0) return undefined;
+  return { ...(Object.keys(requests).length > 0 ? { requests } : {}), ...(Object.keys(limits).length > 0 ? { limits } : {}) };
 }

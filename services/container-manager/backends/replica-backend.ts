@@ -1,5 +1,5 @@
 import type { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
-import type { ModelRuntime, Replica } from "../../../gen/clipper/v1/resources_pb.js";
+import type { ModelResources, ModelRuntime, Replica } from "../../../gen/clipper/v1/resources_pb.js";
 
 /** Everything needed to start one replica of a model version. */
 export interface ReplicaSpec {
@@ -7,6 +7,8 @@ export interface ReplicaSpec {
   modelVersion: string;
   inputType: InputType;
   runtime: ModelRuntime;
+  /** What one replica asks for and may use; the Kubernetes backend makes them the container's requests and limits. */
+  resources?: ModelResources;
 }
 
 export type LogStream = "stdout" | "stderr" | "manager";

@@ -116,7 +116,7 @@ class ThompsonPolicy(_message.Message):
     def __init__(self) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "version", "input_type", "runtime", "max_batch_size", "labels", "desired_replicas", "created_at_ms", "batching")
+    __slots__ = ("name", "version", "input_type", "runtime", "max_batch_size", "labels", "desired_replicas", "created_at_ms", "batching", "resources")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class Model(_message.Message):
     DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     input_type: _data_pb2.InputType
@@ -142,7 +143,30 @@ class Model(_message.Message):
     desired_replicas: int
     created_at_ms: int
     batching: BatchingConfig
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., runtime: _Optional[_Union[ModelRuntime, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_replicas: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ...) -> None: ...
+    resources: ModelResources
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., input_type: _Optional[_Union[_data_pb2.InputType, str]] = ..., runtime: _Optional[_Union[ModelRuntime, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., desired_replicas: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ..., resources: _Optional[_Union[ModelResources, _Mapping]] = ...) -> None: ...
+
+class ModelResources(_message.Message):
+    __slots__ = ("requests", "limits")
+    class RequestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.ScalarMap[str, str]
+    limits: _containers.ScalarMap[str, str]
+    def __init__(self, requests: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class BatchingConfig(_message.Message):
     __slots__ = ("max_wait_micros", "max_in_flight_per_replica", "fixed_size", "max_queue_length")
