@@ -3,8 +3,10 @@
 // three models (bench/models/: no-op, scikit-learn digits, fixed cost), all driven over the Open
 // Inference Protocol, REST and gRPC, by the same load generator at the same concurrencies,
 // alternating systems within each round. Their servers live in bench/.venv-peers (bench/run.sh).
+import { execFile } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { freePort, Helper } from "./helper-process.js";
 import type { InputMix } from "./loadgen/inputs.js";
 import { oipGrpcTarget, oipRestAnswers, oipRestTarget } from "./loadgen/oip.js";
@@ -35,6 +37,7 @@ export interface PeerOptions {
   triton: boolean;
 }
 
+const execFileAsync = promisify(execFile);
 const PEER_START_TIMEOUT_MS = 180_000;
 const samePeerModels: Record<PeerModel, string> = { noop: "noop", sklearn: "sklearn", fixed: "fixed" };
 
@@ -223,5 +226,61 @@ export function renderPeerTable(ratios: PeerRatio[]): string {
         `**${r.ratio.toFixed(1)}×** (${rounds}) | ${r.oursP99Ms.toFixed(1)} / ${r.peerP99Ms.toFixed(1)} | ${(r.errorRate * 100).toFixed(1)}% |`,
     );
   }
+  return `${lines.join("\n")}\n`;
+}
+
+export interface PerfAnalyzerRun {
+  server: string;
+  model: PeerModel;
+  protocol: "http" | "grpc";
+  concurrency: number;
+  throughput: number;
+  /** perf_analyzer's p99 latency (ms); NaN when it printed none. */
+  p99Ms: number;
+}
+
+/** Values per input of each benchmark model (the digits model's 8x8 images). */
+const INPUT_WIDTH: Record<PeerModel, number> = { noop: 8, sklearn: 64, fixed: 8 };
+
+/**
+ * Triton's own load generator (perf_analyzer, installed by .ci/run) against our OIP endpoint and
+ * Triton's, one short run each: it reads each server's ModelMetadata and ModelConfig and sends
+ * random FP64 inputs of one row. Ours declares no batch dimension (shape [-1, -1]), Triton's
+ * models one (max_batch_size 256), hence the two --shape forms of the same [1, k] tensor.
+ */
+export async function perfAnalyzerRuns(params: {
+  binary: string;
+  libs: string;
+  servers: OipServer[];
+  concurrency: number;
+  measurementMs: number;
+}): Promise<PerfAnalyzerRun[]> {
+  const runs: PerfAnalyzerRun[] = [];
+  for (const model of PEER_MODELS) {
+    for (const protocol of ["http", "grpc"] as const) {
+      for (const server of params.servers) {
+        const url = protocol === "http" ? server.restBase.replace(/^http:\/\//, "") : server.grpcAddress;
+        const shape = server.family === "clipper" ? `input:1,${INPUT_WIDTH[model]}` : `input:${INPUT_WIDTH[model]}`;
+        const args = ["-m", server.models[model], "-u", url, "-i", protocol, "--shape", shape, "-b", "1"];
+        args.push("--concurrency-range", `${params.concurrency}:${params.concurrency}`, "--measurement-interval", String(params.measurementMs));
+        // On a shared machine the run rarely stabilises (it then exits 1): any spread between windows is accepted.
+        args.push("--max-trials", "3", "-s", "1000");
+        const env = { ...process.env, LD_LIBRARY_PATH: [params.libs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") };
+        const { stdout } = await execFileAsync(params.binary, args, { env, timeout: 120_000, maxBuffer: 1 << 20 });
+        const summary = /Concurrency: (\d+), throughput: ([\d.]+) infer\/sec/.exec(stdout);
+        if (summary === null) throw new Error(`perf_analyzer against ${server.name} ${model} over ${protocol}: no summary in\n${stdout.slice(-2000)}`);
+        const p99 = [...stdout.matchAll(/p99 latency: (\d+) usec/g)].at(-1)?.[1];
+        const run = { server: server.name, model, protocol, concurrency: Number(summary[1]), throughput: Number(summary[2]), p99Ms: Number(p99) / 1000 };
+        console.log(`perf_analyzer ${server.name}/${model}/${protocol} c=${run.concurrency}: ${run.throughput.toFixed(0)}/s p99 ${run.p99Ms.toFixed(2)} ms`);
+        runs.push(run);
+      }
+    }
+  }
+  return runs;
+}
+
+export function renderPerfAnalyzerTable(runs: PerfAnalyzerRun[]): string {
+  const lines = ["| model | protocol | clients | server | infer/s | p99 ms |", "| --- | --- | ---: | --- | ---: | ---: |"];
+  for (const r of runs) lines.push(`| ${r.model} | ${r.protocol} | ${r.concurrency} | ${r.server} | ${r.throughput.toFixed(0)} | ${r.p99Ms.toFixed(1)} |`);
   return `${lines.join("\n")}\n`;
 }

@@ -21,9 +21,12 @@ import {
   type OipServer,
   type PeerModel,
   type PeerOptions,
+  type PerfAnalyzerRun,
   peerRatios,
   peersVenvPython,
+  perfAnalyzerRuns,
   renderPeerTable,
+  renderPerfAnalyzerTable,
   startPeers,
 } from "./peers.js";
 import { evaluateTargets, type Point, renderSummary } from "./report.js";
@@ -114,6 +117,8 @@ class Bench {
   readonly notes: string[] = [];
   /** The OIP servers of the peer comparison, ours first, once started. */
   readonly peerServers: OipServer[] = [];
+  /** perf_analyzer's runs against our OIP endpoint and Triton's (with --triton and CLIPPER_PERF_ANALYZER). */
+  readonly perfAnalyzer: PerfAnalyzerRun[] = [];
 
   constructor(readonly options: BenchOptions) {}
 
@@ -220,6 +225,22 @@ async function comparePeers(
     httpClient: options.httpClient,
     measure: (scenario, labels, makeTarget, concurrency) => bench.closed(scenario, labels, makeTarget, [concurrency]),
   });
+  const perfAnalyzer = process.env.CLIPPER_PERF_ANALYZER;
+  const triton = servers.filter((s) => s.family === "triton");
+  if (perfAnalyzer === undefined || triton.length === 0 || !(options.only === undefined || options.only.test("perf-analyzer"))) return;
+  // After the comparison's points: a failing perf_analyzer is reported, and the points are kept.
+  try {
+    const runs = await perfAnalyzerRuns({
+      binary: perfAnalyzer,
+      libs: process.env.CLIPPER_PERF_ANALYZER_LIBS ?? "",
+      servers: [clipper, ...triton],
+      concurrency: 64,
+      measurementMs: options.durationMs,
+    });
+    bench.perfAnalyzer.push(...runs);
+  } catch (err) {
+    bench.notes.push(`perf_analyzer failed: ${String(err).slice(0, 500)}`);
+  }
 }
 
 const digitSamples = (): number[][] => {
@@ -427,13 +448,23 @@ async function main(): Promise<void> {
 
   const targets = evaluateTargets(bench.points, BATCHING_SLO_MS);
   const peers = bench.peerServers.length > 0 ? peerRatios(bench.points, bench.peerServers, options.rounds) : [];
-  const results = { meta, options: { ...options, only: options.only?.source ?? null }, notes: bench.notes, targets, peers, points: bench.points };
+  const results = {
+    meta,
+    options: { ...options, only: options.only?.source ?? null },
+    notes: bench.notes,
+    targets,
+    peers,
+    perfAnalyzer: bench.perfAnalyzer,
+    points: bench.points,
+  };
   writeFileSync(join(options.outDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   const summary = renderSummary(results);
   writeFileSync(join(options.outDir, "summary.md"), summary);
   console.log(`\n${summary}`);
-  if (peers.length > 0) {
-    const table = renderPeerTable(peers);
+  if (peers.length > 0 || bench.perfAnalyzer.length > 0) {
+    const perf =
+      bench.perfAnalyzer.length > 0 ? `\nperf_analyzer against our OIP endpoint and Triton's:\n\n${renderPerfAnalyzerTable(bench.perfAnalyzer)}` : "";
+    const table = renderPeerTable(peers) + perf;
     writeFileSync(join(options.outDir, "peers.md"), table);
     console.log(`\nOurs against each peer's best setting (OIP, means over ${options.rounds} rounds):\n${table}`);
   }
