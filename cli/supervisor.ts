@@ -486,9 +486,17 @@ export async function stopService(service: RecordedService, options: StopOptions
   const forced = isRunning(service);
   if (forced) options.onProgress?.(`${service.name} did not stop within ${options.graceMs / 1000} s; killing it`);
   killGroup(service.pid);
-  // SIGKILL cannot be ignored; this wait only lets the kernel (and our reaper) catch up.
+  // SIGKILL cannot be ignored; this wait only lets the kernel and the process's parent (the supervisor)
+  // catch up: a dead service stays a zombie until reaped, and `down` returns once it is gone.
   const killDeadline = Date.now() + 2000;
-  while (isRunning(service) && Date.now() < killDeadline) await sleep(20);
+  while (isPresent(service) && Date.now() < killDeadline) await sleep(20);
+}
+
+/** Whether the service's process still exists, as a zombie too (the same process: its start time matches). */
+function isPresent(service: Pick<RecordedService, "pid" | "startTicks">): boolean {
+  if (!pidExists(service.pid)) return false;
+  const stat = procStat(service.pid);
+  return stat === undefined || service.startTicks === null || stat.startTicks === service.startTicks;
 }
 
 export function pidExists(pid: number): boolean {
