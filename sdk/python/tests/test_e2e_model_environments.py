@@ -14,10 +14,10 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.environ.get("CLIPPER_E2E") != "1", reason="set CLIPPER_E2E=1 to run")
 
-from conftest import free_ports  # noqa: E402
+from conftest import local_clipper  # noqa: E402
 from test_e2e_quickstart import query_until_answered  # noqa: E402
 
-from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager  # noqa: E402
+from clipper_admin import ClipperException  # noqa: E402
 from clipper_admin.deployers import python as python_deployer  # noqa: E402
 
 OLD_PACKAGING = "23.2"
@@ -32,21 +32,8 @@ def packaging_version(xs):
 
 @pytest.fixture
 def conn(tmp_path):
-    gateway, registry, router, container_manager = free_ports(4)
-    connection = ClipperConnection(
-        LocalContainerManager(
-            data_dir=tmp_path / "clipper-data",
-            gateway_port=gateway,
-            registry_port=registry,
-            router_port=router,
-            container_manager_port=container_manager,
-        )
-    )
-    connection.start_clipper()
-    try:
+    with local_clipper(tmp_path / "clipper-data") as connection:
         yield connection
-    finally:
-        connection.stop_all()
 
 
 def test_a_pinned_package_runs_in_its_own_environment_and_an_unknown_one_fails_the_deploy(conn):

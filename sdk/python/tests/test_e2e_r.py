@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import free_ports
+from conftest import local_clipper
 from test_e2e_quickstart import query_until_answered
 
-from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager
+from clipper_admin import ClipperException
 from clipper_admin.deployers import r as r_deployer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,22 +62,9 @@ def test_deploy_r_model_saved_with_save_model(tmp_path):
     rds = tmp_path / "sum.rds"
     save = f'clippermodel::save_model(function(inputs) vapply(inputs, function(x) format(sum(x)), ""), "{rds}")'
     subprocess.run(["Rscript", "-e", save], check=True, env={**os.environ, "R_LIBS": str(R_LIBRARY)}, timeout=60)
-    gateway, registry, router, container_manager = free_ports(4)
-    conn = ClipperConnection(
-        LocalContainerManager(
-            data_dir=tmp_path / "clipper-data",
-            gateway_port=gateway,
-            registry_port=registry,
-            router_port=router,
-            container_manager_port=container_manager,
-        )
-    )
-    conn.start_clipper()
-    try:
+    with local_clipper(tmp_path / "clipper-data") as conn:
         r_deployer.create_endpoint(conn, "sum-r", "doubles", rds, default_output="-1", slo_micros=5000000)
         assert conn.get_linked_models("sum-r") == ["sum-r"]
         answer = query_until_answered(conn.get_query_addr(), "sum-r", [1.5, 2.25, 3.0])
         assert answer["output"] == 6.75
         assert answer["models"] == ["sum-r:1"]
-    finally:
-        conn.stop_all()
