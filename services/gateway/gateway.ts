@@ -36,6 +36,11 @@ export interface GatewayOptions {
   queryTimeoutMs: number;
   /** Queries answered at once; more are shed with RESOURCE_EXHAUSTED / HTTP 429. */
   maxInFlight: number;
+  /**
+   * The listening socket's accept queue (DEFAULT_LISTEN_BACKLOG; the kernel caps it at net.core.somaxconn): a connection
+   * dropped past it costs its client a SYN retry, 1 s, then 3 s, ...
+   */
+  listenBacklog?: number;
   /** On close, how long requests already being answered get to finish before their connections are cut (default 5000). */
   drainMs?: number;
   logger: Logger;
@@ -56,6 +61,9 @@ export interface RunningGateway {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/** Node's own default, 511, overflows when thousands of clients connect at once (see GatewayOptions.listenBacklog). */
+export const DEFAULT_LISTEN_BACKLOG = 4096;
 
 const SERVICE_PREFIX = `/${PredictionService.typeName}/`;
 /** Requests of one OIP ModelStreamInfer stream answered at once (the Predictor's --max-in-flight bounds them all). */
@@ -143,7 +151,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
-    listener.listen(options.port, options.host, () => {
+    listener.listen(options.port, options.host, options.listenBacklog ?? DEFAULT_LISTEN_BACKLOG, () => {
       listener.off("error", reject);
       resolve();
     });

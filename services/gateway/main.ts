@@ -25,7 +25,7 @@ import {
   watchConfig,
 } from "../shared/index.js";
 import { AppKeys } from "./app-keys.js";
-import { startGateway } from "./gateway.js";
+import { DEFAULT_LISTEN_BACKLOG, startGateway } from "./gateway.js";
 import { connectRouter, ROUTER_CALLS, type RouterCalls, type RouterLink } from "./router-link.js";
 import { clusterMetricsText, superviseWorkers } from "./workers.js";
 
@@ -63,6 +63,13 @@ const spec = {
     default: 4096,
     parse: parse.int(1, 1_000_000),
     help: "queries answered at once (all protocols); more are refused with 429 / RESOURCE_EXHAUSTED",
+  },
+  listenBacklog: {
+    flag: "listen-backlog",
+    env: "CLIPPER_GATEWAY_LISTEN_BACKLOG",
+    default: DEFAULT_LISTEN_BACKLOG,
+    parse: parse.int(1, 65_535),
+    help: "connections the kernel holds for the gateway before it accepts them (capped by net.core.somaxconn); past it, new connections wait a SYN retry (1 s, 3 s, ...)",
   },
   workers: {
     flag: "workers",
