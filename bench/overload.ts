@@ -1,11 +1,18 @@
 // Overload: what the system answers when more arrives than its model can serve
-// within the SLO. The seed's hello-world (the Python sum model, a 100 ms SLO)
-// behind `clipper up`'s layout (the router in the gateway's process). First the
-// capacity (model answers/s, closed loop at 200 clients), then open loop at 1x,
-// 2x, 5x and 10x that rate and closed loop at 200, 1,000 and 6,000 clients. For
-// each: goodput against capacity, the share and latency of model answers,
-// defaults and 429s, the gateway's event-loop lag and memory.
-//   node --import tsx bench/overload.ts [--seconds S] [--slo-ms MS] [--generator vegeta|node] [--out FILE]
+// within the SLO. The seed's hello-world (a 100 ms SLO) behind `clipper up`'s
+// layout (the router in the gateway's process), with one of two models:
+//   sum          the seed's Python sum model: so cheap that the capacity is the
+//                host's CPU (gateway, generator and model share two cores);
+//   accelerator  bench/models/accelerator.py, 20 ms + 0.5 ms per input slept,
+//                batches of at most 16: the capacity (~570/s) is the model's, as
+//                with a model on a GPU, and 10x of it is a load the cores can offer.
+// First the capacity (model answers/s, closed loop at 200 clients), then open
+// loop at 1x, 2x, 5x and 10x that rate and closed loop at 200, 1,000 and 6,000
+// clients. For each: goodput against capacity, the share and latency of model
+// answers, defaults and 429s, the gateway's event-loop lag and memory, CPU per
+// request, and the connections the kernel dropped from the accept queue.
+//   node --import tsx bench/overload.ts [--model sum|accelerator] [--seconds S] [--slo-ms MS]
+//     [--generator vegeta|node] [--phases REGEX] [--out FILE]
 // The load comes from vegeta (bench/loadgen/vegeta.ts) when it is installed,
 // else from the Node generator, which cannot offer more than ~6-8k/s here.
 // Everything runs on 127.0.0.1; every phase is bounded in time and requests.
@@ -26,12 +33,35 @@ const seconds = Number(arg("--seconds") ?? 8);
 if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds must be in (0, 60]");
 const sloMs = Number(arg("--slo-ms") ?? 100);
 if (!(sloMs >= 10 && sloMs <= 10_000)) throw new Error("--slo-ms must be in [10, 10000]");
-const outFile = arg("--out") ?? join(repoRoot, "bench", "out", "overload.json");
+const modelName = arg("--model") ?? "sum";
+const MODELS: Record<string, { file: string; maxBatchSize?: number; describe: string }> = {
+  sum: { file: join(repoRoot, "examples", "sum_model.py"), describe: "the Python sum model" },
+  accelerator: {
+    file: join(repoRoot, "bench", "models", "accelerator.py"),
+    maxBatchSize: 16,
+    describe: "bench/models/accelerator.py (20 ms + 0.5 ms per input, batches <= 16)",
+  },
+};
+const model = MODELS[modelName];
+if (model === undefined) throw new Error(`--model must be one of ${Object.keys(MODELS).join(", ")}`);
+const phases = new RegExp(arg("--phases") ?? ".");
+const outFile = arg("--out") ?? join(repoRoot, "bench", "out", `overload-${modelName}.json`);
 const vegeta = vegetaPath(repoRoot);
 const generator = arg("--generator") ?? (vegeta ? "vegeta" : "node");
 if (generator !== "vegeta" && generator !== "node") throw new Error("--generator must be vegeta or node");
 if (generator === "vegeta" && vegeta === undefined)
   throw new Error("vegeta not found: GOBIN=$PWD/.tools/bin go install github.com/tsenart/vegeta/v12@v12.12.0, or set CLIPPER_VEGETA");
+/** Connections dropped machine-wide because a listener's accept queue was full (/proc/net/netstat, TcpExt ListenDrops). */
+function listenDrops(): number {
+  const lines = fs
+    .readFileSync("/proc/net/netstat", "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("TcpExt:"));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  const at = names?.indexOf("ListenDrops") ?? -1;
+  return at < 0 || values === undefined ? Number.NaN : Number(values[at]);
+}
+
 /** Bounds every phase whatever the rate. */
 const MAX_REQUESTS = 2_000_000;
 
@@ -71,6 +101,8 @@ interface PhaseResult {
   loopLagMaxMs: number;
   gatewayRssPeakMiB: number;
   gatewayRssAfter5sMiB: number;
+  /** Connections the kernel dropped because the gateway's accept queue was full (TcpExtListenDrops, the whole machine's). */
+  listenDrops: number;
   /** CPU time per request sent (µs), warm-up included: the load generator's (vegeta only), the gateway's, the model replica's. */
   cpuMicrosPerRequest: { generator: number; gateway: number; model: number };
 }
@@ -79,10 +111,14 @@ const system = new TestSystem({ routerInProcess: true });
 const results: PhaseResult[] = [];
 try {
   await system.start();
-  await system.deployApp("hello-world", pythonFileModel("sum-model", join(repoRoot, "examples", "sum_model.py")), {
-    sloMicros: BigInt(sloMs * 1000),
-    timeoutSeconds: 120,
-  });
+  await system.deployApp(
+    "hello-world",
+    { ...pythonFileModel("sum-model", model.file), ...(model.maxBatchSize ? { maxBatchSize: model.maxBatchSize } : {}) },
+    {
+      sloMicros: BigInt(sloMs * 1000),
+      timeoutSeconds: 120,
+    },
+  );
   const gatewayPid = system.pid("gateway") ?? 0;
   const modelPid = replicaPid("sum-model");
   const port = Number(new URL(system.gatewayUrl).port);
@@ -191,6 +227,7 @@ try {
       // Resets the event-loop histogram (prom-client resets it on every scrape).
       await gatewayMetrics();
       const cpuBefore = { gateway: cpuMs(gatewayPid), model: cpuMs(modelPid) };
+      const dropsBefore = listenDrops();
       const { elapsedS, sent, generatorCpuMs } = await offer(load);
       const perRequest = (ms: number) => (sent === 0 ? 0 : (ms * 1000) / sent);
       const cpuMicrosPerRequest = {
@@ -198,6 +235,7 @@ try {
         gateway: perRequest(cpuMs(gatewayPid) - cpuBefore.gateway),
         model: perRequest(cpuMs(modelPid) - cpuBefore.model),
       };
+      const drops = listenDrops() - dropsBefore;
       const text = await gatewayMetrics();
       const total = Object.values(tally.counts).reduce((a, b) => a + b, 0);
       const share = Object.fromEntries(Object.entries(tally.counts).map(([k, n]) => [k, total === 0 ? 0 : n / total])) as Record<Kind, number>;
@@ -218,6 +256,7 @@ try {
         loopLagMaxMs: gauge(text, "nodejs_eventloop_lag_max_seconds") * 1000,
         gatewayRssPeakMiB: peak,
         gatewayRssAfter5sMiB: rssMiB(),
+        listenDrops: drops,
         cpuMicrosPerRequest,
       };
       results.push(result);
@@ -234,27 +273,29 @@ try {
   const capacity = (await phase("capacity: closed loop, 200 clients", { clients: 200 }, 0)).goodputPerS;
   for (const factor of [1, 2, 5, 10]) {
     const rate = capacity * factor;
-    await phase(`open loop, ${factor}x capacity (${Math.round(rate)}/s)`, { ratePerSecond: rate }, capacity);
+    const name = `open loop, ${factor}x capacity (${Math.round(rate)}/s)`;
+    if (phases.test(name)) await phase(name, { ratePerSecond: rate }, capacity);
   }
   for (const clients of [200, 1000, 6000]) {
-    await phase(`closed loop, ${clients} clients`, { clients }, capacity);
+    const name = `closed loop, ${clients} clients`;
+    if (phases.test(name)) await phase(name, { clients }, capacity);
   }
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const ms = (x: number) => x.toFixed(1);
   const lines = [
-    `hello-world (Python sum model, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
-    "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB | CPU µs per request: generator / gateway / model |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    `hello-world (${model.describe}, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
+    "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB | CPU µs per request: generator / gateway / model | accept-queue drops |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...results
       .slice(1)
       .map(
         (r) =>
-          `| ${r.phase} | ${r.offeredPerS.toFixed(0)} | ${r.goodputPerS.toFixed(0)} | ${pct(r.goodputOfCapacity)} | ${pct(r.share.model)} / ${pct(r.share.default)} / ${pct(r.share.shed)} / ${pct(r.share.error)} | ${ms(r.p99Ms.model)} / ${ms(r.p99Ms.default)} / ${ms(r.p99Ms.shed)} | ${ms(r.p99AllMs)} | ${ms(r.maxAllMs)} | ${ms(r.loopLagP99Ms)} / ${ms(r.loopLagMaxMs)} | ${r.gatewayRssPeakMiB.toFixed(0)} / ${r.gatewayRssAfter5sMiB.toFixed(0)} | ${r.cpuMicrosPerRequest.generator.toFixed(0)} / ${r.cpuMicrosPerRequest.gateway.toFixed(0)} / ${r.cpuMicrosPerRequest.model.toFixed(0)} |`,
+          `| ${r.phase} | ${r.offeredPerS.toFixed(0)} | ${r.goodputPerS.toFixed(0)} | ${pct(r.goodputOfCapacity)} | ${pct(r.share.model)} / ${pct(r.share.default)} / ${pct(r.share.shed)} / ${pct(r.share.error)} | ${ms(r.p99Ms.model)} / ${ms(r.p99Ms.default)} / ${ms(r.p99Ms.shed)} | ${ms(r.p99AllMs)} | ${ms(r.maxAllMs)} | ${ms(r.loopLagP99Ms)} / ${ms(r.loopLagMaxMs)} | ${r.gatewayRssPeakMiB.toFixed(0)} / ${r.gatewayRssAfter5sMiB.toFixed(0)} | ${r.cpuMicrosPerRequest.generator.toFixed(0)} / ${r.cpuMicrosPerRequest.gateway.toFixed(0)} / ${r.cpuMicrosPerRequest.model.toFixed(0)} | ${r.listenDrops} |`,
       ),
   ];
   console.log(lines.join("\n"));
   fs.mkdirSync(join(repoRoot, "bench", "out"), { recursive: true });
-  fs.writeFileSync(outFile, JSON.stringify({ sloMs, seconds, capacity, baselineRss, results }, null, 2));
+  fs.writeFileSync(outFile, JSON.stringify({ model: modelName, sloMs, seconds, capacity, baselineRss, results }, null, 2));
 } finally {
   await system.stop();
 }
