@@ -39,7 +39,7 @@ describe("expandVariables", () => {
 describe("readinessCheck", () => {
   it("fills Kubernetes' defaults and takes the pod's values", () => {
     expect(readinessCheck(undefined)).toEqual({
-      grpc: undefined,
+      action: undefined,
       periodMs: 10_000,
       timeoutMs: 1_000,
       failureThreshold: 3,
@@ -47,13 +47,22 @@ describe("readinessCheck", () => {
       initialDelayMs: 0,
     });
     expect(readinessCheck({ grpc: { port: 7000 }, periodSeconds: 2, failureThreshold: 3 })).toMatchObject({
-      grpc: { port: 7000, service: "" },
+      action: { kind: "grpc", port: 7000, service: "" },
       periodMs: 2_000,
       failureThreshold: 3,
     });
   });
+  it("runs HTTP and TCP probes, their named ports looked up in the container's", () => {
+    const ports = [{ name: "http", containerPort: 1337 }];
+    expect(readinessCheck({ httpGet: { port: "http", path: "/readyz" } }, ports)).toMatchObject({ action: { kind: "http", port: 1337, path: "/readyz" } });
+    expect(readinessCheck({ tcpSocket: { port: 6379 } })).toMatchObject({ action: { kind: "tcp", port: 6379 } });
+    expect(readinessCheck({ tcpSocket: { port: "redis" } }, ports)).toBe('the probe\'s port "redis" is no port of the container');
+  });
   it("names a probe kind it does not run", () => {
-    expect(readinessCheck({ httpGet: { port: 80, path: "/" } })).toBe("the loopback kubelet runs only gRPC readiness probes");
+    expect(readinessCheck({ exec: { command: ["redis-cli", "ping"] } })).toBe(
+      "the loopback kubelet runs gRPC, HTTP and TCP readiness probes (no exec: there is no image to run it in)",
+    );
+    expect(readinessCheck({ httpGet: { port: 443, scheme: "HTTPS" } })).toBe("the loopback kubelet runs HTTP probes, not HTTPS");
   });
 });
 
@@ -91,25 +100,67 @@ describe("localProcess", () => {
       POD: "m-1-abc",
       IP: "127.9.9.2",
     });
-    expect(p.readiness.grpc).toEqual({ port: 7000, service: "" });
+    expect(p.readiness.action).toEqual({ kind: "grpc", port: 7000, service: "" });
   });
 
   it("says why a pod cannot run here", () => {
     expect(localProcess(pod({}), "127.0.0.2", options)).toBe("container model has no command: the loopback kubelet knows no image's entrypoint");
     const two: V1Pod = { spec: { containers: [{ name: "a" }, { name: "b" }] } };
     expect(localProcess(two, "127.0.0.2", options)).toBe("the loopback kubelet runs pods of exactly one container, this one has 2");
-    expect(localProcess(pod({ command: ["x"], env: [{ name: "S", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }), "127.0.0.2", options)).toMatch(
-      /^container model: env S: the loopback kubelet resolves only fieldRef of metadata.name, /,
+    expect(localProcess(pod({ command: ["x"], env: [{ name: "S", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }), "127.0.0.2", options)).toBe(
+      'container model: env S: key "k" of "s" not found',
     );
+    expect(
+      localProcess(pod({ command: ["x"], env: [{ name: "S", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }] }), "127.0.0.2", options),
+    ).toMatch(/^container model: env S: the loopback kubelet resolves only fieldRef of metadata.name, .*, configMapKeyRef and secretKeyRef$/);
     expect(localProcess(pod({ command: ["x"], envFrom: [{ configMapRef: { name: "c" } }] }), "127.0.0.2", options)).toBe(
-      "container model: the loopback kubelet resolves no envFrom",
+      'container model: envFrom configmap "c" not found',
     );
-    expect(localProcess(pod({ command: ["x"], readinessProbe: { tcpSocket: { port: 1 } } }), "127.0.0.2", options)).toBe(
-      "container model: the loopback kubelet runs only gRPC readiness probes",
+    expect(localProcess(pod({ command: ["x"], readinessProbe: { exec: { command: ["true"] } } }), "127.0.0.2", options)).toMatch(
+      /^container model: the loopback kubelet runs gRPC, HTTP and TCP readiness probes/,
     );
     expect(localProcess(pod({ command: ["x"] }, { initContainers: [{ name: "i" }] }), "127.0.0.2", options)).toBe(
       "the loopback kubelet runs no init containers",
     );
+  });
+});
+
+describe("localProcess of a service's pod", () => {
+  it("reads envFrom and key refs, binds 0.0.0.0 to the pod's address, resolves Service names, and gives the ServiceAccount's kubeconfig", () => {
+    const p = localProcess(
+      pod({
+        command: ["node", "/opt/clipper/dist/gateway/main.mjs"],
+        args: ["--host", "0.0.0.0", "--router", "clipper-router:1339", "--registry", "clipper-registry.ns1.svc:1338", "--name", "clipper-router"],
+        envFrom: [{ configMapRef: { name: "settings" } }],
+        env: [
+          { name: "URL", valueFrom: { secretKeyRef: { name: "creds", key: "url" } } },
+          { name: "OVER", value: "env wins" },
+        ],
+      }),
+      "127.9.9.3",
+      {
+        ...options,
+        sources: {
+          configMaps: { settings: { STORE: "redis://clipper-redis:6379", OVER: "configmap" } },
+          secrets: { creds: { url: "redis://u:p@elsewhere:6379" } },
+        },
+        resolveHost: (host) => ({ "clipper-router": "127.5.5.1", "clipper-registry.ns1.svc": "127.5.5.2", "clipper-redis": "127.5.5.3" })[host],
+        serviceAccountKubeconfig: "/tmp/sa.kubeconfig",
+      },
+    );
+    if (typeof p === "string") throw new Error(p);
+    expect(p.args).toEqual([
+      "/home/me/clipper/dist/gateway/main.mjs",
+      "--host",
+      "127.9.9.3",
+      "--router",
+      "127.5.5.1:1339",
+      "--registry",
+      "127.5.5.2:1338",
+      "--name",
+      "clipper-router",
+    ]);
+    expect(p.env).toMatchObject({ STORE: "redis://127.5.5.3:6379", OVER: "env wins", URL: "redis://u:p@elsewhere:6379", KUBECONFIG: "/tmp/sa.kubeconfig" });
   });
 });
 

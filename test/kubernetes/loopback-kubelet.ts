@@ -16,7 +16,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +29,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1Container,
+  type V1ContainerPort,
   type V1ContainerStatus,
   V1MicroTime,
   type V1Pod,
@@ -66,6 +67,12 @@ export interface LoopbackKubeletOptions {
   restartBackoffMaxMs?: number;
   /** Lines of output kept per pod (for logs() and a crashed container's termination message). */
   logLines?: number;
+  /**
+   * Cluster DNS's stand-in: the address a Service's name (`name`, `name.ns`, `name.ns.svc[.cluster.local]`) in a pod
+   * of `namespace` resolves to, or undefined (the name stays as written). Applied to `host:port` in command, args and env
+   * (a LoopbackServiceProxy's resolve(): each Service's loopback address, forwarded to its ready endpoints).
+   */
+  resolveHost?: (namespace: string, host: string) => string | undefined;
   /** Progress and problems, one line each (default: none). */
   log?: (line: string) => void;
 }
@@ -112,10 +119,13 @@ export function expandVariables(value: string, env: Record<string, string>): str
   });
 }
 
+/** What a readiness probe does, its named port resolved: a grpc.health.v1 Check, an HTTP GET (200-399 is ready), a TCP connect. */
+export type ProbeAction = { kind: "grpc"; port: number; service: string } | { kind: "http"; port: number; path: string } | { kind: "tcp"; port: number };
+
 /** What the readiness check does, with Kubernetes' defaults filled in. */
 export interface ReadinessCheck {
   /** undefined: no readinessProbe, the container is ready once running. */
-  grpc: { port: number; service: string } | undefined;
+  action: ProbeAction | undefined;
   periodMs: number;
   timeoutMs: number;
   failureThreshold: number;
@@ -123,8 +133,8 @@ export interface ReadinessCheck {
   initialDelayMs: number;
 }
 
-/** The readiness check of a container, or the reason it cannot be run here. */
-export function readinessCheck(probe: V1Probe | undefined): ReadinessCheck | string {
+/** The readiness check of a container (named ports looked up in `ports`), or the reason it cannot be run here. */
+export function readinessCheck(probe: V1Probe | undefined, ports: readonly V1ContainerPort[] = []): ReadinessCheck | string {
   const d = LOOPBACK_KUBELET_DEFAULTS.probe;
   const timing = {
     periodMs: (probe?.periodSeconds ?? d.periodSeconds) * 1000,
@@ -133,9 +143,61 @@ export function readinessCheck(probe: V1Probe | undefined): ReadinessCheck | str
     successThreshold: probe?.successThreshold ?? d.successThreshold,
     initialDelayMs: (probe?.initialDelaySeconds ?? d.initialDelaySeconds) * 1000,
   };
-  if (probe === undefined) return { grpc: undefined, ...timing };
-  if (probe.grpc === undefined) return "the loopback kubelet runs only gRPC readiness probes";
-  return { grpc: { port: probe.grpc.port, service: probe.grpc.service ?? "" }, ...timing };
+  if (probe === undefined) return { action: undefined, ...timing };
+  const port = (p: number | string): number | string => {
+    if (typeof p === "number") return p;
+    return ports.find((c) => c.name === p)?.containerPort ?? `the probe's port "${p}" is no port of the container`;
+  };
+  const action = (): ProbeAction | string => {
+    if (probe.grpc !== undefined) return { kind: "grpc", port: probe.grpc.port, service: probe.grpc.service ?? "" };
+    if (probe.httpGet !== undefined) {
+      if ((probe.httpGet.scheme ?? "HTTP") !== "HTTP") return "the loopback kubelet runs HTTP probes, not HTTPS";
+      const p = port(probe.httpGet.port);
+      return typeof p === "string" ? p : { kind: "http", port: p, path: probe.httpGet.path ?? "/" };
+    }
+    if (probe.tcpSocket !== undefined) {
+      const p = port(probe.tcpSocket.port);
+      return typeof p === "string" ? p : { kind: "tcp", port: p };
+    }
+    return "the loopback kubelet runs gRPC, HTTP and TCP readiness probes (no exec: there is no image to run it in)";
+  };
+  const a = action();
+  return typeof a === "string" ? a : { action: a, ...timing };
+}
+
+/** ConfigMaps' and Secrets' data (Secrets decoded) in the pod's namespace, for its envFrom and valueFrom. */
+export interface EnvSources {
+  configMaps: Record<string, Record<string, string>>;
+  secrets: Record<string, Record<string, string>>;
+}
+
+/** The names of the ConfigMaps and Secrets a container's env reads. */
+export function envSourceNames(c: V1Container): { configMaps: string[]; secrets: string[] } {
+  const configMaps = new Set<string>();
+  const secrets = new Set<string>();
+  for (const e of c.envFrom ?? []) {
+    if (e.configMapRef?.name !== undefined) configMaps.add(e.configMapRef.name);
+    if (e.secretRef?.name !== undefined) secrets.add(e.secretRef.name);
+  }
+  for (const e of c.env ?? []) {
+    if (e.valueFrom?.configMapKeyRef?.name !== undefined) configMaps.add(e.valueFrom.configMapKeyRef.name);
+    if (e.valueFrom?.secretKeyRef?.name !== undefined) secrets.add(e.valueFrom.secretKeyRef.name);
+  }
+  return { configMaps: [...configMaps], secrets: [...secrets] };
+}
+
+/**
+ * What a pod's network namespace and cluster DNS give a process, on loopback: a wildcard bind (`0.0.0.0`) is the pod's
+ * own address, and a Service's name before `:port` (in `host:port`, `scheme://host:port`, `user@host:port`) is the
+ * address `resolveHost` gives it.
+ */
+export function mapHosts(value: string, address: string, resolveHost: ((host: string) => string | undefined) | undefined): string {
+  if (value === "0.0.0.0") return address;
+  if (resolveHost === undefined) return value;
+  return value.replace(/(^|\/\/|@)([a-z0-9][-a-z0-9.]*)(?=:\d)/g, (match, before: string, host: string) => {
+    const resolved = resolveHost(host);
+    return resolved === undefined ? match : `${before}${resolved}`;
+  });
 }
 
 /** How the container runs here. */
@@ -156,14 +218,23 @@ export interface LocalProcess {
 export function localProcess(
   pod: V1Pod,
   address: string,
-  options: Pick<LoopbackKubeletOptions, "pathMap" | "commandMap"> & { baseEnv: Record<string, string>; nodeName: string },
+  options: Pick<LoopbackKubeletOptions, "pathMap" | "commandMap"> & {
+    baseEnv: Record<string, string>;
+    nodeName: string;
+    /** The data of the ConfigMaps and Secrets its env reads (a missing one: the pod cannot start, as with the kubelet). */
+    sources?: EnvSources | undefined;
+    /** Cluster DNS in the pod's namespace (LoopbackKubeletOptions.resolveHost). */
+    resolveHost?: ((host: string) => string | undefined) | undefined;
+    /** A kubeconfig for the pod's ServiceAccount token: KUBECONFIG, in place of the in-cluster mount (the clients read fixed paths). */
+    serviceAccountKubeconfig?: string | undefined;
+  },
 ): LocalProcess | string {
   const containers = pod.spec?.containers ?? [];
   if (containers.length !== 1) return `the loopback kubelet runs pods of exactly one container, this one has ${containers.length}`;
   if ((pod.spec?.initContainers ?? []).length > 0) return "the loopback kubelet runs no init containers";
   const c = containers[0] as V1Container;
   if ((c.command ?? []).length === 0) return `container ${c.name} has no command: the loopback kubelet knows no image's entrypoint`;
-  const readiness = readinessCheck(c.readinessProbe);
+  const readiness = readinessCheck(c.readinessProbe, c.ports);
   if (typeof readiness === "string") return `container ${c.name}: ${readiness}`;
   const fields: Record<string, string | undefined> = {
     "metadata.name": pod.metadata?.name,
@@ -174,20 +245,33 @@ export function localProcess(
     "status.hostIP": "127.0.0.1",
   };
   const env: Record<string, string> = { ...options.baseEnv };
+  if (options.serviceAccountKubeconfig !== undefined) env.KUBECONFIG = options.serviceAccountKubeconfig;
+  const sources = options.sources ?? { configMaps: {}, secrets: {} };
+  for (const e of c.envFrom ?? []) {
+    const [kind, name] = e.configMapRef !== undefined ? ["configmap", e.configMapRef.name ?? ""] : ["secret", e.secretRef?.name ?? ""];
+    const data = (kind === "configmap" ? sources.configMaps : sources.secrets)[name];
+    if (data === undefined) return `container ${c.name}: envFrom ${kind} "${name}" not found`;
+    for (const [key, value] of Object.entries(data)) env[`${e.prefix ?? ""}${key}`] = value;
+  }
   for (const e of c.env ?? []) {
     if (e.valueFrom !== undefined) {
       const path = e.valueFrom.fieldRef?.fieldPath;
-      const value = path !== undefined ? fields[path] : undefined;
-      if (value === undefined) return `container ${c.name}: env ${e.name}: the loopback kubelet resolves only fieldRef of ${Object.keys(fields).join(", ")}`;
+      const ref = e.valueFrom.configMapKeyRef ?? e.valueFrom.secretKeyRef;
+      const store = e.valueFrom.configMapKeyRef !== undefined ? sources.configMaps : sources.secrets;
+      const value = path !== undefined ? fields[path] : ref !== undefined ? store[ref.name ?? ""]?.[ref.key] : undefined;
+      if (value === undefined && ref !== undefined) return `container ${c.name}: env ${e.name}: key "${ref.key}" of "${ref.name}" not found`;
+      if (value === undefined) {
+        return `container ${c.name}: env ${e.name}: the loopback kubelet resolves only fieldRef of ${Object.keys(fields).join(", ")}, configMapKeyRef and secretKeyRef`;
+      }
       env[e.name] = value;
     } else {
       env[e.name] = mapPaths(expandVariables(e.value ?? "", env), options.pathMap);
     }
   }
-  if ((c.envFrom ?? []).length > 0) return `container ${c.name}: the loopback kubelet resolves no envFrom`;
+  for (const [key, value] of Object.entries(env)) env[key] = mapHosts(value, address, options.resolveHost);
   // The runtimes bind CLIPPER_MODEL_HOST: the pod's own address, as a pod's network namespace would give it.
   env.CLIPPER_MODEL_HOST = address;
-  const expand = (v: string) => mapPaths(expandVariables(v, env), options.pathMap);
+  const expand = (v: string) => mapHosts(mapPaths(expandVariables(v, env), options.pathMap), address, options.resolveHost);
   const [first, ...rest] = [...(c.command ?? []), ...(c.args ?? [])].map(expand);
   const command = options.commandMap?.[first ?? ""] ?? first ?? "";
   return { command, args: rest, env, cwd: c.workingDir !== undefined ? expand(c.workingDir) : undefined, readiness };
@@ -415,6 +499,7 @@ export class LoopbackKubelet {
       labels: {},
       taints: [],
       commandMap: {},
+      resolveHost: () => undefined,
       baseEnv,
       maxPods: d.maxPods,
       maxGraceMs: d.maxGraceMs,
@@ -619,7 +704,25 @@ export class LoopbackKubelet {
       await this.report(run);
       return;
     }
-    const spec = localProcess(pod, run.address, { ...this.o, nodeName: this.nodeName });
+    const namespace = pod.metadata?.namespace ?? "";
+    const container = pod.spec?.containers[0];
+    const prepared = await Promise.all([
+      container === undefined ? undefined : this.envSources(namespace, container),
+      pod.spec?.automountServiceAccountToken === false ? undefined : this.serviceAccountKubeconfig(pod),
+    ]).catch((err: unknown) => `cannot prepare the pod's environment: ${String(err)}`);
+    if (typeof prepared === "string") {
+      run.container = { kind: "config-error", message: prepared };
+      await this.report(run);
+      return;
+    }
+    const [sources, serviceAccountKubeconfig] = prepared;
+    const spec = localProcess(pod, run.address, {
+      ...this.o,
+      nodeName: this.nodeName,
+      sources,
+      resolveHost: (host) => this.o.resolveHost(namespace, host),
+      serviceAccountKubeconfig,
+    });
     if (typeof spec === "string") {
       run.container = { kind: "config-error", message: spec };
       this.o.log(`pod ${pod.metadata?.name}: ${spec}`);
@@ -628,6 +731,57 @@ export class LoopbackKubelet {
     }
     run.spec = spec;
     this.launch(run);
+  }
+
+  /** The ConfigMaps and Secrets the container's env reads (one not found is left out: localProcess then names it). */
+  private async envSources(namespace: string, container: V1Container): Promise<EnvSources> {
+    const names = envSourceNames(container);
+    const notFound = (err: unknown) => {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    };
+    const configMaps = await Promise.all(names.configMaps.map((name) => this.core.readNamespacedConfigMap({ name, namespace }).catch(notFound)));
+    const secrets = await Promise.all(names.secrets.map((name) => this.core.readNamespacedSecret({ name, namespace }).catch(notFound)));
+    const decode = (data: Record<string, string> | undefined) =>
+      Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+    return {
+      configMaps: Object.fromEntries(configMaps.flatMap((c) => (c?.metadata?.name === undefined ? [] : [[c.metadata.name, c.data ?? {}]]))),
+      secrets: Object.fromEntries(secrets.flatMap((s) => (s?.metadata?.name === undefined ? [] : [[s.metadata.name, decode(s.data)]]))),
+    };
+  }
+
+  /**
+   * A token of the pod's ServiceAccount bound to the pod (a TokenRequest, as the kubelet's projected token), in a kubeconfig
+   * for this apiserver: the stand-in for /var/run/secrets/kubernetes.io/serviceaccount, which the clients read at a fixed path.
+   */
+  private async serviceAccountKubeconfig(pod: V1Pod): Promise<string> {
+    const namespace = pod.metadata?.namespace ?? "";
+    const serviceAccount = pod.spec?.serviceAccountName ?? "default";
+    const boundObjectRef = { apiVersion: "v1", kind: "Pod", name: pod.metadata?.name ?? "", uid: pod.metadata?.uid ?? "" };
+    const request = await this.core.createNamespacedServiceAccountToken({
+      name: serviceAccount,
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef } },
+    });
+    const cluster = this.o.kubeConfig.getCurrentCluster();
+    if (cluster === null) throw new Error("the loopback kubelet's kubeconfig has no current cluster");
+    const ca =
+      cluster.caData !== undefined
+        ? { "certificate-authority-data": cluster.caData }
+        : cluster.caFile !== undefined
+          ? { "certificate-authority": cluster.caFile }
+          : {};
+    const kubeconfig = {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "in-cluster", cluster: { server: cluster.server, ...ca } }],
+      users: [{ name: serviceAccount, user: { token: request.status?.token ?? "" } }],
+      contexts: [{ name: "in-cluster", context: { cluster: "in-cluster", user: serviceAccount, namespace } }],
+      "current-context": "in-cluster",
+    };
+    const path = join(this.dir, `${pod.metadata?.uid ?? "pod"}.kubeconfig`);
+    writeFileSync(path, JSON.stringify(kubeconfig), { mode: 0o600 });
+    return path;
   }
 
   private launch(run: PodRun): void {
@@ -682,15 +836,12 @@ export class LoopbackKubelet {
       t.unref();
       run.probeTimer = t;
     };
-    const grpc = check.grpc;
-    if (grpc === undefined) {
+    const action = check.action;
+    if (action === undefined) {
       this.setReady(run, true);
       return;
     }
-    run.health ??= createGrpcTransport({ address: `${run.address}:${grpc.port}` });
-    createClient(Health, run.health)
-      .check({ service: grpc.service }, { timeoutMs: check.timeoutMs })
-      .then((res) => res.status === HealthCheckResponse_ServingStatus.SERVING)
+    this.check(run, action, check.timeoutMs)
       .catch(() => false)
       .then((ok) => {
         if (run.child !== child) return;
@@ -705,6 +856,33 @@ export class LoopbackKubelet {
         }
         next();
       });
+  }
+
+  /** One probe of the pod's address: true when it answers as ready within the timeout. */
+  private check(run: PodRun, action: ProbeAction, timeoutMs: number): Promise<boolean> {
+    const address = run.address ?? "";
+    if (action.kind === "grpc") {
+      run.health ??= createGrpcTransport({ address: `${address}:${action.port}` });
+      return createClient(Health, run.health)
+        .check({ service: action.service }, { timeoutMs })
+        .then((res) => res.status === HealthCheckResponse_ServingStatus.SERVING);
+    }
+    if (action.kind === "http") {
+      return fetch(`http://${address}:${action.port}${action.path}`, { signal: AbortSignal.timeout(timeoutMs) }).then(async (res) => {
+        await res.body?.cancel();
+        return res.status >= 200 && res.status < 400;
+      });
+    }
+    return new Promise((resolve) => {
+      const socket = connect({ host: address, port: action.port, timeout: timeoutMs });
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.once("connect", () => done(true));
+      socket.once("timeout", () => done(false));
+      socket.once("error", () => done(false));
+    });
   }
 
   private setReady(run: PodRun, ready: boolean): void {
@@ -759,8 +937,8 @@ export class LoopbackKubelet {
       .deleteNamespacedPod({
         name: pod.metadata?.name ?? "",
         namespace: pod.metadata?.namespace ?? "",
-        gracePeriodSeconds: 0,
-        body: { preconditions: { uid: pod.metadata?.uid ?? "" } },
+        // In the body: the apiserver reads DeleteOptions from the body when there is one, and the query's grace is then ignored.
+        body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid ?? "" } },
       })
       .catch((err: unknown) => {
         const code = (err as { code?: number }).code;
