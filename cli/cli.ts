@@ -11,11 +11,15 @@ import { CliError } from "./cli-error.js";
 import { parseCommandLine } from "./command-line.js";
 import { commandHelp, overviewHelp } from "./help-text.js";
 import { type CliEnvironment, UsageError, wrapUsage } from "./invocation.js";
+import { KubernetesSystem, kubernetesTarget } from "./kubernetes-system.js";
 import type { ContainerManagerClient, ManagementClient } from "./management-commands.js";
 import { cliClientSecurity } from "./security.js";
 import { resolveAddresses, resolveCluster } from "./service-addresses.js";
 
 export type { CliEnvironment } from "./invocation.js";
+
+/** Commands that start, stop or read the processes of a system on this machine: refused with --kubeconfig. */
+const LOCAL_ONLY_COMMANDS = new Set(["up", "down", "restart", "clusters", "top"]);
 
 /** Runs the CLI and returns its exit status; never throws. */
 export async function runCli(argv: string[], env: CliEnvironment): Promise<number> {
@@ -32,7 +36,18 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
     }
     const { command, values, positionals } = line;
     const cluster = wrapUsage(command, () => resolveCluster(values, env));
-    const addresses = resolveAddresses(values, cluster);
+    const target = wrapUsage(command, () => kubernetesTarget(values, env.env, cluster.name));
+    if (target !== undefined && LOCAL_ONLY_COMMANDS.has(command.name)) {
+      throw new CliError(
+        `\`clipper ${command.name}\` acts on a system on this machine; on Kubernetes, see docs/kubernetes.md (kubectl, or Python's KubernetesContainerManager)`,
+      );
+    }
+    const kubernetes = target === undefined ? undefined : new KubernetesSystem(target);
+    const flag = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+    const addresses =
+      kubernetes === undefined
+        ? resolveAddresses(values, cluster)
+        : await kubernetes.addresses({ registry: flag("registry"), containerManager: flag("container-manager"), gateway: flag("gateway") });
     const security = wrapUsage(command, () =>
       cliClientSecurity((flag, envName) => {
         const v = values[flag];
@@ -54,6 +69,7 @@ export async function runCli(argv: string[], env: CliEnvironment): Promise<numbe
       cluster: cluster.name,
       dataDir: cluster.dataDir,
       addresses,
+      kubernetes,
       management: () => (management ??= createClient(ManagementService, transport(addresses.registry))),
       containerManager: () => (containerManager ??= createClient(ContainerManagerService, transport(addresses.containerManager))),
     });

@@ -59,6 +59,12 @@ export const GLOBAL_OPTIONS: Record<string, OptionDef> = {
   "tls-ca": { type: "string", value: "FILE", help: "CA of the services' certificates: talk TLS to them (env CLIPPER_TLS_CA)" },
   "tls-cert": { type: "string", value: "FILE", help: "client certificate for mutual TLS (env CLIPPER_TLS_CERT)" },
   "tls-key": { type: "string", value: "FILE", help: "key of --tls-cert (env CLIPPER_TLS_KEY)" },
+  kubeconfig: {
+    type: "string",
+    value: "FILE",
+    help: "a system on Kubernetes (env CLIPPER_KUBECONFIG): its services are found in --namespace by their Services' ready pods; --cluster is its cluster name there (docs/kubernetes.md)",
+  },
+  namespace: { type: "string", value: "NS", help: "with --kubeconfig: the namespace Clipper runs in (env CLIPPER_NAMESPACE, default clipper)" },
   help: { type: "boolean", help: "show this help" },
 };
 
@@ -162,9 +168,10 @@ export const COMMANDS: CommandDef[] = [
     synopsis: "",
     positionals: { required: [] },
     options: {},
-    examples: ["clipper status", "clipper --cluster staging status"],
+    examples: ["clipper status", "clipper --cluster staging status", "clipper --kubeconfig ~/.kube/config --namespace clipper status"],
     run: async (inv) => {
-      servicesStatus(inv.dataDir, inv.env.stdout, inv.cluster);
+      if (inv.kubernetes !== undefined) await inv.kubernetes.writeStatus(inv.env.stdout);
+      else servicesStatus(inv.dataDir, inv.env.stdout, inv.cluster);
       await deploymentStatus(inv.management(), inv.env.stdout);
       return 0;
     },

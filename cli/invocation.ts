@@ -5,6 +5,7 @@
  */
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { parseInputType } from "../services/shared/index.js";
+import type { KubernetesSystem } from "./kubernetes-system.js";
 import type { ContainerManagerClient, ManagementClient } from "./management-commands.js";
 import type { Output } from "./output.js";
 import type { ProgressOptions } from "./progress.js";
@@ -61,6 +62,8 @@ export interface Invocation {
   cluster: string;
   dataDir: string;
   addresses: ServiceAddresses;
+  /** The system on Kubernetes, when --kubeconfig names one (kubernetes-system.ts); undefined: a system on this machine. */
+  kubernetes: KubernetesSystem | undefined;
   management(): ManagementClient;
   containerManager(): ContainerManagerClient;
 }

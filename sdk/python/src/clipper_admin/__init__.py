@@ -4,11 +4,13 @@ from .connection import ClipperConnection
 from .container_manager import ContainerManager, LocalContainerManager
 from .docker_container_manager import DockerContainerManager
 from .exceptions import ClipperException
+from .kubernetes_container_manager import KubernetesContainerManager
 
 __all__ = [
     "ClipperConnection",
     "ContainerManager",
     "LocalContainerManager",
     "DockerContainerManager",
+    "KubernetesContainerManager",
     "ClipperException",
 ]

@@ -1,0 +1,369 @@
+"""Clipper on a Kubernetes cluster: the system from deploy/kubernetes, the model replicas as Deployments.
+
+Everything goes through kubectl (>= 1.27, kustomize built in), found on PATH or given as `kubectl=`.
+docs/kubernetes.md, "From Python and the CLI", says how the services are reached and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .container_manager import ContainerManager, find_repo_root, validate_cluster_name
+from .exceptions import ClipperException
+
+log = logging.getLogger("clipper_admin")
+
+# The label that marks what start_clipper applied for a cluster name; the container-manager's model Deployments
+# carry the same label (services/container-manager/backends/kubernetes-backend.ts, LABELS.cluster).
+CLUSTER_LABEL = "clipper.ai/cluster"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+# The Services of deploy/kubernetes and the port each client uses: (Service, port name).
+GATEWAY_SERVICE = ("clipper-gateway", "http")
+REGISTRY_SERVICE = ("clipper-registry", "grpc")
+CONTAINER_MANAGER_SERVICE = ("clipper-container-manager", "grpc")
+SYSTEM_DEPLOYMENTS = ("clipper-registry", "clipper-router", "clipper-gateway", "clipper-container-manager")
+
+# Where --cluster-name sits in the container-manager's args in deploy/kubernetes/base/container-manager.yaml (the
+# overlay's patch tests it before replacing the value, so a changed manifest fails the apply instead of being misread).
+_CLUSTER_NAME_ARG_INDEX = 12
+
+# A namespace's name is a DNS label (RFC 1123).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+# The kinds start_clipper applies (deploy/kubernetes), deleted by label on stop_all.
+_SYSTEM_KINDS = (
+    "deployments.apps,statefulsets.apps,services,configmaps,secrets,serviceaccounts,"
+    "roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,"
+    "poddisruptionbudgets.policy,networkpolicies.networking.k8s.io"
+)
+
+
+class KubernetesContainerManager(ContainerManager):
+    """Clipper in namespace `namespace` of a Kubernetes cluster (Clipper's
+    KubernetesContainerManager, on today's APIs).
+
+    `start_clipper()` applies deploy/kubernetes (kustomize) into `namespace`,
+    with the container-manager's `--cluster-name` set to `cluster_name` and
+    every object labelled `clipper.ai/cluster=<cluster_name>`, and waits until
+    the registry, router, gateway and container-manager are rolled out;
+    `connect()` reaches a system already there. `stop_all()` deletes what
+    start_clipper applied (by that label: the Namespace too when start_clipper
+    created it) and the model Deployments of `cluster_name`, nothing else.
+
+    The cluster: `kubeconfig` (default: kubectl's, $KUBECONFIG or
+    ~/.kube/config) and `kubernetes_api_ip` (an apiserver address,
+    `host:port` or a URL, in place of the kubeconfig's). `redis_url`: the
+    registry's store is that Redis (components/external-redis) instead of
+    the manifests' Redis StatefulSet, which needs a PersistentVolume.
+    `images`: image name -> new name (`clipper/services`,
+    `clipper/model-runtime`), as kustomize's `images:`.
+
+    The services are ClusterIP Services: by default they are reached at the
+    ready endpoints of their EndpointSlices (pod IPs, reachable from inside
+    the cluster's network); from outside it, give `gateway_address`,
+    `registry_address` and `container_manager_address` (a LoadBalancer, or
+    `kubectl port-forward`)."""
+
+    def __init__(
+        self,
+        kubernetes_api_ip: str | None = None,
+        namespace: str = "clipper",
+        kubeconfig: str | os.PathLike[str] | None = None,
+        cluster_name: str = "default",
+        kubectl: str | None = None,
+        manifests: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
+        images: dict[str, str] | None = None,
+        gateway_address: str | None = None,
+        registry_address: str | None = None,
+        container_manager_address: str | None = None,
+        timeout_seconds: float = 180.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(namespace, str) or _DNS_LABEL.fullmatch(namespace) is None:
+            raise ClipperException(
+                f"namespace {namespace!r} is not valid: use 1 to 63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit (a DNS label)"
+            )
+        self.namespace = namespace
+        self.cluster_name = validate_cluster_name(cluster_name)
+        self.kubeconfig = str(kubeconfig) if kubeconfig is not None else None
+        self.kubernetes_api_ip = kubernetes_api_ip
+        self._kubectl = kubectl
+        self._manifests = Path(manifests) if manifests is not None else None
+        self.redis_url = redis_url
+        self.images = dict(images or {})
+        self._given = {
+            GATEWAY_SERVICE[0]: gateway_address,
+            REGISTRY_SERVICE[0]: registry_address,
+            CONTAINER_MANAGER_SERVICE[0]: container_manager_address,
+        }
+        self.timeout_seconds = timeout_seconds
+
+    # -- kubectl ---------------------------------------------------------
+
+    def kubectl_command(self) -> list[str]:
+        """kubectl with this cluster's kubeconfig and server, before its subcommand."""
+        kubectl = self._kubectl or shutil.which("kubectl")
+        if kubectl is None:
+            raise ClipperException(
+                "kubectl is not on PATH: install kubectl >= 1.27 or pass KubernetesContainerManager(kubectl=<path>)"
+            )
+        command = [kubectl]
+        if self.kubeconfig is not None:
+            command += ["--kubeconfig", self.kubeconfig]
+        if self.kubernetes_api_ip:
+            server = self.kubernetes_api_ip
+            command += ["--server", server if "://" in server else f"https://{server}"]
+        return command
+
+    def _kubectl_run(self, args: list[str], what: str, timeout: float | None = None, check: bool = True) -> str:
+        command = [*self.kubectl_command(), *args]
+        log.debug("running %s", " ".join(command))
+        try:
+            completed = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout or self.timeout_seconds,
+            )
+        except FileNotFoundError as error:
+            raise ClipperException(f"cannot run {command[0]!r} to {what}: {error}") from error
+        except subprocess.TimeoutExpired as error:
+            raise ClipperException(f"kubectl did not {what} within {timeout or self.timeout_seconds:g} s") from error
+        if check and completed.returncode != 0:
+            message = completed.stderr.strip() or completed.stdout.strip()
+            raise ClipperException(f"kubectl failed to {what} (exit code {completed.returncode}): {message}")
+        return completed.stdout
+
+    def _kubectl_json(self, args: list[str], what: str) -> Any:
+        return json.loads(self._kubectl_run([*args, "-o", "json"], what, timeout=30.0) or "{}")
+
+    # -- addresses -------------------------------------------------------
+
+    def service_endpoints(self, service: str, port_name: str) -> list[str]:
+        """host:port of each ready endpoint of a Service's port: the ready pods its selector
+        matches (not being deleted), at the port's targetPort. This is what the EndpointSlice
+        controller computes; it is read from the pods because EndpointSlices refuse loopback
+        addresses, which the loopback cluster's pods have (docs/kubernetes.md)."""
+        spec = self._kubectl_json(
+            ["-n", self.namespace, "get", "service", service, "--ignore-not-found"], f"read Service {service}"
+        ).get("spec", {})
+        selector = spec.get("selector") or {}
+        port = next((p for p in spec.get("ports") or [] if p.get("name", "") == port_name), None)
+        if not selector or port is None:
+            return []
+        target = port.get("targetPort", port.get("port"))
+        pods = self._kubectl_json(
+            ["-n", self.namespace, "get", "pods", "-l", ",".join(f"{k}={v}" for k, v in sorted(selector.items()))],
+            f"list the pods of Service {service}",
+        )
+        endpoints: list[str] = []
+        for pod in pods.get("items", []):
+            status = pod.get("status", {})
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+            if not ready or not status.get("podIP") or pod.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            number = (
+                target
+                if isinstance(target, int)
+                else next(
+                    (
+                        p.get("containerPort")
+                        for c in pod.get("spec", {}).get("containers", [])
+                        for p in c.get("ports") or []
+                        if p.get("name") == target
+                    ),
+                    None,
+                )
+            )
+            if number is not None:
+                host = status["podIP"]
+                endpoints.append(f"[{host}]:{number}" if ":" in host else f"{host}:{number}")
+        return sorted(endpoints)
+
+    def _address(self, service: tuple[str, str]) -> str:
+        given = self._given[service[0]]
+        if given:
+            return given
+        ready = self.service_endpoints(*service)
+        if not ready:
+            raise ClipperException(
+                f"Service {service[0]} in namespace {self.namespace} has no ready endpoint: is Clipper running there "
+                "(start_clipper())? From outside the cluster's network, pass its address "
+                f"(a LoadBalancer, or kubectl -n {self.namespace} port-forward service/{service[0]} ...)"
+            )
+        return ready[0]
+
+    @property
+    def registry_address(self) -> str:
+        return self._address(REGISTRY_SERVICE)
+
+    @property
+    def container_manager_address(self) -> str:
+        return self._address(CONTAINER_MANAGER_SERVICE)
+
+    @property
+    def query_address(self) -> str:
+        return self._address(GATEWAY_SERVICE)
+
+    # -- start and stop --------------------------------------------------
+
+    def manifests_dir(self) -> Path:
+        """deploy/kubernetes: `manifests`, else the checkout's (find_repo_root)."""
+        root = self._manifests if self._manifests is not None else find_repo_root() / "deploy" / "kubernetes"
+        if not (root / "base" / "kustomization.yaml").is_file():
+            raise ClipperException(
+                f"{root} holds no base/kustomization.yaml: pass manifests=<a copy of deploy/kubernetes>"
+            )
+        return root
+
+    def _namespace_exists(self) -> bool:
+        out = self._kubectl_run(
+            ["get", "namespace", self.namespace, "--ignore-not-found", "-o", "name"], "read the namespace", 30.0
+        )
+        return bool(out.strip())
+
+    def overlay(self, create_namespace: bool) -> dict[str, Any]:
+        """The kustomization start_clipper applies over deploy/kubernetes's base (JSON is YAML to kustomize)."""
+        patches: list[dict[str, Any]] = [
+            {
+                "target": {"kind": "Deployment", "name": "clipper-container-manager"},
+                "patch": json.dumps(
+                    [
+                        {
+                            "op": "test",
+                            "path": f"/spec/template/spec/containers/0/args/{_CLUSTER_NAME_ARG_INDEX}",
+                            "value": "--cluster-name",
+                        },
+                        {
+                            "op": "replace",
+                            "path": f"/spec/template/spec/containers/0/args/{_CLUSTER_NAME_ARG_INDEX + 1}",
+                            "value": self.cluster_name,
+                        },
+                    ]
+                ),
+            }
+        ]
+        if not create_namespace:
+            # The namespace is someone's already: not ours to label, nor to delete on stop_all.
+            patches.append(
+                {
+                    "patch": json.dumps(
+                        {"$patch": "delete", "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "clipper"}}
+                    )
+                }
+            )
+        overlay: dict[str, Any] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["../manifests/base"],
+            "namespace": self.namespace,
+            "labels": [
+                {"pairs": {CLUSTER_LABEL: self.cluster_name}, "includeSelectors": False, "includeTemplates": True}
+            ],
+            "patches": patches,
+        }
+        if self.redis_url is not None:
+            overlay["components"] = ["../manifests/components/external-redis"]
+            overlay["secretGenerator"] = [{"name": "clipper-external-redis", "literals": [f"url={self.redis_url}"]}]
+        if self.images:
+            overlay["images"] = [{"name": name, "newName": new} for name, new in self.images.items()]
+        return overlay
+
+    def start_clipper(self) -> None:
+        """Applies deploy/kubernetes for this cluster name and namespace, and returns once the
+        system's Deployments are rolled out and the registry, container-manager and gateway
+        have ready endpoints."""
+        deadline = time.monotonic() + self.timeout_seconds
+        create_namespace = not self._namespace_exists()
+        with tempfile.TemporaryDirectory(prefix="clipper-kustomize-") as tmp:
+            shutil.copytree(self.manifests_dir(), Path(tmp) / "manifests")
+            overlay_dir = Path(tmp) / "overlay"
+            overlay_dir.mkdir()
+            (overlay_dir / "kustomization.yaml").write_text(json.dumps(self.overlay(create_namespace), indent=2))
+            self._kubectl_run(
+                ["apply", "-k", str(overlay_dir)], f"apply deploy/kubernetes to namespace {self.namespace}"
+            )
+        log.info("applied deploy/kubernetes to namespace %s (cluster %s)", self.namespace, self.cluster_name)
+        for deployment in SYSTEM_DEPLOYMENTS:
+            remaining = max(1.0, deadline - time.monotonic())
+            self._kubectl_run(
+                ["-n", self.namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={int(remaining)}s"],
+                f"roll out deployment/{deployment} in namespace {self.namespace}",
+                timeout=remaining + 10,
+            )
+        for service in (REGISTRY_SERVICE, CONTAINER_MANAGER_SERVICE, GATEWAY_SERVICE):
+            while not self._given[service[0]] and not self.service_endpoints(*service):
+                if time.monotonic() > deadline:
+                    raise ClipperException(
+                        f"Service {service[0]} has no ready endpoint {self.timeout_seconds:g} s after the apply"
+                    )
+                time.sleep(0.5)
+
+    def _wait_pods_gone(self, selector: str) -> None:
+        self._kubectl_run(
+            [
+                "-n",
+                self.namespace,
+                "wait",
+                "--for=delete",
+                "pods",
+                "-l",
+                selector,
+                f"--timeout={int(self.timeout_seconds)}s",
+            ],
+            f"see the pods of {selector} gone",
+            timeout=self.timeout_seconds + 10,
+        )
+
+    def stop_all(self, remove_data: bool = False) -> None:
+        """Deletes what start_clipper applied for this cluster name (by its label; the Namespace
+        only when start_clipper created it) and the model Deployments of this cluster name,
+        and waits until their pods are gone. `remove_data`: the Redis StatefulSet's volume claim too."""
+        ns = ["-n", self.namespace]
+        label = f"{CLUSTER_LABEL}={self.cluster_name}"
+        timeout = f"--timeout={int(self.timeout_seconds)}s"
+        # The container-manager first, and its pod gone: running, it would recreate the model Deployments deleted below.
+        container_manager = f"app.kubernetes.io/name=clipper-container-manager,{label}"
+        self._kubectl_run(
+            [*ns, "delete", "deployments.apps", "-l", container_manager, "--ignore-not-found"],
+            "delete the container-manager",
+        )
+        self._wait_pods_gone(container_manager)
+        # The model Deployments carry the cluster's label too.
+        self._kubectl_run(
+            [*ns, "delete", _SYSTEM_KINDS, "-l", label, "--ignore-not-found"],
+            f"delete the objects of cluster {self.cluster_name}",
+        )
+        if remove_data:
+            self._kubectl_run(
+                [*ns, "delete", "pvc", "data-clipper-redis-0", "--ignore-not-found"], "delete Redis's volume claim"
+            )
+        self._wait_pods_gone(label)
+        self._kubectl_run(
+            [
+                "delete",
+                "namespace",
+                "-l",
+                label,
+                "--field-selector",
+                f"metadata.name={self.namespace}",
+                "--wait=true",
+                timeout,
+            ],
+            f"delete namespace {self.namespace}",
+        )
+        log.info("deleted Clipper cluster %s from namespace %s", self.cluster_name, self.namespace)

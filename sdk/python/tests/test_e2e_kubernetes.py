@@ -1,0 +1,208 @@
+"""Clipper's quickstart with KubernetesContainerManager, against the real loopback
+cluster (kube-apiserver, controller-manager, scheduler, etcd) where the loopback
+kubelet runs every pod for real: the system's own (start_clipper applies
+deploy/kubernetes) and the model's (docs/kubernetes.md, "From Python and the CLI").
+Runs with CLIPPER_K8S_TESTS=1 (as .ci/run sets it), skipped otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_e2e_quickstart import feature_sum, query_until_answered
+
+from clipper.v1 import management_service_pb2 as mgmt_pb2
+from clipper.v1 import resources_pb2
+from clipper_admin import ClipperConnection, ClipperException, KubernetesContainerManager
+from clipper_admin.deployers import python as python_deployer
+
+REPO = Path(__file__).resolve().parents[3]
+NAMESPACE = "clipper-e2e"
+CLUSTER = "pyk8s"
+
+requires_cluster = pytest.mark.skipif(
+    os.environ.get("CLIPPER_K8S_TESTS") != "1",
+    reason="the loopback cluster's tests run with CLIPPER_K8S_TESTS=1 (scripts/kubernetes/build-cluster-binaries.sh)",
+)
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    """test/kubernetes/serve-system-pods-on-loopback.ts: the cluster, the loopback kubelet and its Service proxy for
+    NAMESPACE, and a redis-server; stopped when its stdin closes."""
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"clipper-e2e-kubernetes-{os.getpid()}.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        serve = subprocess.Popen(
+            [
+                "node",
+                "--import",
+                "tsx",
+                "test/kubernetes/serve-system-pods-on-loopback.ts",
+                "--namespace",
+                NAMESPACE,
+                "--verbose",
+            ],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            line = serve.stdout.readline() if serve.stdout else ""
+            if not line:
+                serve.wait(timeout=30)
+                raise AssertionError(f"the loopback cluster did not start:\n{log_path.read_text()[-4000:]}")
+            yield json.loads(line)
+        finally:
+            if serve.stdin:
+                serve.stdin.close()
+            try:
+                serve.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.wait()
+            print(f"loopback cluster log: {log_path}")
+
+
+def kubectl(loopback, *args: str) -> str:
+    return subprocess.run(
+        [loopback["kubectl"], "--kubeconfig", loopback["kubeconfig"], *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+
+def manager(loopback, **extra) -> KubernetesContainerManager:
+    return KubernetesContainerManager(
+        namespace=NAMESPACE,
+        kubeconfig=loopback["kubeconfig"],
+        cluster_name=CLUSTER,
+        kubectl=loopback["kubectl"],
+        redis_url=loopback["redisUrl"],
+        timeout_seconds=120,
+        **extra,
+    )
+
+
+def registry_replicas(conn: ClipperConnection, model: str) -> list[resources_pb2.Replica]:
+    response = conn._registry().ListReplicas(mgmt_pb2.ListReplicasRequest(model_name=model), timeout=10)
+    return [r for s in response.replica_sets for r in s.replicas]
+
+
+@requires_cluster
+def test_quickstart_on_kubernetes(loopback):
+    conn = ClipperConnection(manager(loopback))
+    t0 = time.monotonic()
+    conn.start_clipper()
+    print(f"start_clipper: {time.monotonic() - t0:.1f} s")
+    try:
+        # The objects are there, labelled with the cluster name, the container-manager named by it.
+        deployments = json.loads(kubectl(loopback, "-n", NAMESPACE, "get", "deployments", "-o", "json"))["items"]
+        assert sorted(d["metadata"]["name"] for d in deployments) == [
+            "clipper-container-manager",
+            "clipper-gateway",
+            "clipper-registry",
+            "clipper-router",
+        ]
+        assert all(d["metadata"]["labels"]["clipper.ai/cluster"] == CLUSTER for d in deployments)
+        cm_args = next(d for d in deployments if d["metadata"]["name"] == "clipper-container-manager")["spec"][
+            "template"
+        ]["spec"]["containers"][0]["args"]
+        assert cm_args[cm_args.index("--cluster-name") + 1] == CLUSTER
+        assert kubectl(loopback, "get", "statefulsets", "-n", NAMESPACE, "-o", "name").strip() == ""  # external Redis
+
+        conn.register_application(name="hello-world", input_type="doubles", default_output="-1.0", slo_micros=2_000_000)
+        t0 = time.monotonic()
+        python_deployer.deploy_python_closure(conn, name="sum-model", version=1, input_type="doubles", func=feature_sum)
+        print(f"deploy_python_closure: {time.monotonic() - t0:.1f} s")
+        conn.link_model_to_app(app_name="hello-world", model_name="sum-model")
+        addr = conn.get_query_addr()
+        pods = json.loads(kubectl(loopback, "-n", NAMESPACE, "get", "pods", "-o", "json"))["items"]
+        gateway_ips = {
+            p["status"].get("podIP")
+            for p in pods
+            if p["metadata"]["labels"].get("app.kubernetes.io/name") == "clipper-gateway"
+        }
+        assert addr.rsplit(":", 1)[0] in gateway_ips and addr.endswith(":1337")
+        answer = query_until_answered(addr, "hello-world", [1.1, 2.2, 3.3])
+        assert answer["default"] is False and float(answer["output"]) == pytest.approx(6.6)
+        assert answer["models"] == ["sum-model:1"]
+
+        t0 = time.monotonic()
+        conn.set_num_replicas("sum-model", 2)
+        print(f"set_num_replicas 2: {time.monotonic() - t0:.1f} s")
+        model_pods = json.loads(
+            kubectl(
+                loopback,
+                "-n",
+                NAMESPACE,
+                "get",
+                "pods",
+                "-l",
+                f"clipper.ai/cluster={CLUSTER},clipper.ai/model",
+                "-o",
+                "json",
+            )
+        )["items"]
+        running = [p for p in model_pods if not p["metadata"].get("deletionTimestamp")]
+        assert len(running) == 2, [p["metadata"]["name"] for p in model_pods]
+        ready = [r for r in registry_replicas(conn, "sum-model") if r.state == resources_pb2.REPLICA_STATE_READY]
+        assert sorted(r.endpoint for r in ready) == sorted(f"{p['status']['podIP']}:7000" for p in running)
+        assert query_until_answered(addr, "hello-world", [1.0, 2.0])["default"] is False
+
+        # A new connection finds the same system by namespace and cluster name.
+        again = ClipperConnection(manager(loopback))
+        again.connect()
+        assert again.get_all_apps() == ["hello-world"]
+        again.close()
+    finally:
+        conn.stop_all()
+
+    # Nothing of ours is left: start_clipper created the namespace, so it went too.
+    left = kubectl(loopback, "get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name").strip()
+    assert left == ""
+    assert (
+        kubectl(loopback, "get", "pods,deployments", "-A", "-l", f"clipper.ai/cluster={CLUSTER}", "-o", "name").strip()
+        == ""
+    )
+    with pytest.raises(ClipperException, match="has no ready endpoint|not found|NotFound"):
+        ClipperConnection(manager(loopback)).connect()
+
+
+@requires_cluster
+def test_stop_all_leaves_a_namespace_it_did_not_create_and_its_other_objects(loopback):
+    kubectl(loopback, "create", "namespace", NAMESPACE)
+    kubectl(loopback, "-n", NAMESPACE, "create", "configmap", "not-ours", "--from-literal=a=b")
+    try:
+        conn = ClipperConnection(manager(loopback))
+        conn.start_clipper()
+        conn.stop_all()
+        assert kubectl(loopback, "get", "namespace", NAMESPACE, "-o", "name").strip() == f"namespace/{NAMESPACE}"
+        assert (
+            kubectl(loopback, "-n", NAMESPACE, "get", "configmap", "not-ours", "-o", "name").strip()
+            == "configmap/not-ours"
+        )
+        assert (
+            kubectl(
+                loopback, "-n", NAMESPACE, "get", "deployments,services,roles,networkpolicies", "-o", "name"
+            ).strip()
+            == ""
+        )
+    finally:
+        kubectl(loopback, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ClipperException, match="cluster name 'Bad_Name' is not valid"):
+        KubernetesContainerManager(cluster_name="Bad_Name")
+    with pytest.raises(ClipperException, match="namespace 'Bad_NS' is not valid"):
+        KubernetesContainerManager(namespace="Bad_NS")
+    with pytest.raises(ClipperException, match="kubectl is not on PATH|cannot run"):
+        KubernetesContainerManager(kubectl="/nonexistent/kubectl").start_clipper()
