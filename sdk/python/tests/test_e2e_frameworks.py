@@ -1,13 +1,16 @@
 """The framework deployers against the real system (`clipper up`), run with
 CLIPPER_E2E=1: a small model of each framework trained here, deployed, and
 queried over REST; every answer equals the local model's prediction. The
-PyTorch case runs where torch is importable (CI's venv has no torch: see
-sdk/python/requirements-frameworks.txt)."""
+PyTorch case runs where torch is importable, and fails without it when
+CLIPPER_TORCH_TESTS=1 (.ci/run: scripts/python/torch-env.sh gives CI's venv
+PyPI's torch from a cache outside the checkout)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -97,11 +100,16 @@ def test_onnx_model_exported_from_sklearn(conn, iris):
     assert answers(conn, "iris-onnx", features[ASKED]) == local
 
 
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+TORCH_REQUIRED = os.environ.get("CLIPPER_TORCH_TESTS") == "1"
+
+
 @pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="torch is not installed (PyPI's torch needs 2.8 GB of CUDA wheels: sdk/python/requirements-frameworks.txt)",
+    not HAS_TORCH and not TORCH_REQUIRED,
+    reason="torch is not installed: scripts/python/torch-env.sh .venv (CLIPPER_TORCH_TESTS=1 makes this a failure)",
 )
 def test_pytorch_module(conn, iris):
+    assert HAS_TORCH, "CLIPPER_TORCH_TESTS=1, but torch is not importable here: run scripts/python/torch-env.sh .venv"
     import torch
 
     features, _ = iris
@@ -115,6 +123,11 @@ def test_pytorch_module(conn, iris):
         conn, "iris-torch", "doubles", exported, default_output="-1", slo_micros=SLO_MICROS
     )
     assert answers(conn, "iris-torch", features[ASKED]) == local
+    # Served by the deploying interpreter, which has the recorded torch: no 2.8 GB environment was built for it.
+    [lines] = conn.get_model_logs("iris-torch", 1).values()
+    recorded = f"python: {sys.executable}, the interpreter recorded with the model (it has every recorded package: "
+    pinned = f"torch=={importlib.metadata.version('torch')}"
+    assert any(recorded in line and pinned in line for line in lines), lines[-20:]
 
 
 def test_keras_model_on_jax(conn, iris, monkeypatch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import threading
 import types
@@ -14,6 +15,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 from fakes import FakeClipper
 from sklearn.datasets import load_iris
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -39,6 +41,8 @@ from clipper_runtime.loaders import format_outputs, load_model
 
 CLOSURE_RUNNER = ["-m", "clipper_runtime.closure_runner"]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+# .ci/run makes torch importable (scripts/python/torch-env.sh) and says so: there its absence fails the PyTorch cases.
+TORCH_REQUIRED = os.environ.get("CLIPPER_TORCH_TESTS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -243,23 +247,36 @@ def test_a_framework_missing_here_is_a_clear_error(monkeypatch):
         xgboost_deployer.save_xgboost_model(object())
 
 
-@pytest.mark.skipif(HAS_TORCH, reason="torch is installed here")
-def test_pytorch_without_torch_here_or_in_the_replica(tmp_path, runners):
+def test_pytorch_without_torch_here_or_in_the_replica(tmp_path, runners, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ClipperException, match=r"deployers.pytorch needs the package torch in this environment"):
         pytorch_deployer.save_pytorch_model(object())
     # A TorchScript model served by an interpreter without torch: the replica names the module and the packages.
+    # Where torch is installed, a `torch` package first on PYTHONPATH fails its import as a missing torch does.
+    hidden = tmp_path / "without-torch" / "torch"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
     saved = SavedModel("pytorch", {"model.pt": b"\x00"}, {"dtype": "float32"}, ["torch==2.15.0"])
     artifact = tmp_path / "torch.artifact"
     artifact.write_bytes(dump_framework_artifact(saved.framework, saved.files, saved.options, saved.packages))
-    runner = runners(CLOSURE_RUNNER, CLIPPER_ARTIFACT=str(artifact), CLIPPER_MODEL_PORT="0")
+    runner = runners(
+        CLOSURE_RUNNER,
+        CLIPPER_ARTIFACT=str(artifact),
+        CLIPPER_MODEL_PORT="0",
+        PYTHONPATH=os.pathsep.join([str(hidden.parent), subprocess_env()["PYTHONPATH"]]),
+    )
     assert runner.process.wait(timeout=60) == EXIT_ENVIRONMENT
     last = runner.stderr().strip().splitlines()[-1]
     assert last.startswith("closure_runner: cannot load the pytorch model: it needs the module 'torch'"), last
     assert "the pytorch model records the packages torch==2.15.0" in last
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (see sdk/python/requirements-frameworks.txt)")
+@pytest.mark.skipif(
+    not HAS_TORCH and not TORCH_REQUIRED,
+    reason="torch is not installed: scripts/python/torch-env.sh .venv (CLIPPER_TORCH_TESTS=1 makes this a failure)",
+)
 def test_pytorch_module_scripted_traced_and_exported(tmp_path, runners, channel_to):
+    assert HAS_TORCH, "CLIPPER_TORCH_TESTS=1, but torch is not importable here: run scripts/python/torch-env.sh .venv"
     import torch
 
     torch.manual_seed(0)

@@ -11,9 +11,11 @@ nn.Module, which is scripted here (in eval mode). The batch is one tensor of
 output, one value or row (a JSON list) per input.
 
 PyPI's torch wheel is CUDA-enabled and pulls about 2.8 GB of wheels (CUDA,
-cuDNN, NCCL, triton); the CPU-only wheels are not on PyPI. CI does not
-install it: this deployer is tested when torch is importable (see
-sdk/python/tests/test_e2e_frameworks.py).
+cuDNN, NCCL, triton), needed to import it even without a GPU; the CPU-only
+wheels are not on PyPI. CI takes them from a cache outside the checkout
+(scripts/python/torch-env.sh) and runs this deployer end to end
+(sdk/python/tests/test_e2e_frameworks.py); docs/model-containers.md says
+what a user needs.
 """
 
 from __future__ import annotations
