@@ -11,6 +11,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { CoreV1Api, type KubeConfig, ListWatch, type V1Pod, type V1Service, Watch } from "@kubernetes/client-node";
+import { readyEndpoints } from "../../cli/kubernetes-system.js";
 import { AddressPool } from "./loopback-kubelet.js";
 
 export interface LoopbackServiceProxyOptions {
@@ -131,32 +132,16 @@ export class LoopbackServiceProxy {
     return Promise.all(proxied.listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => {});
   }
 
-  /** The ready endpoints (address:port) of a Service's target port: its selector's ready pods, not being deleted. */
-  private endpoints(service: ProxiedService, targetPort: number | string): string[] {
-    const selector = Object.entries(service.selector);
-    if (selector.length === 0) return [];
-    const out: string[] = [];
-    for (const pod of this.pods.values()) {
-      const labels = pod.metadata?.labels ?? {};
-      if (!selector.every(([k, v]) => labels[k] === v) || pod.metadata?.deletionTimestamp !== undefined) continue;
-      if (pod.status?.podIP === undefined || !pod.status.conditions?.some((c) => c.type === "Ready" && c.status === "True")) continue;
-      const port =
-        typeof targetPort === "number" ? targetPort : pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === targetPort)?.containerPort;
-      if (port !== undefined) out.push(`${pod.status.podIP}:${port}`);
-    }
-    return out.sort();
-  }
-
   private forward(service: ProxiedService, targetPort: number | string, client: Socket): void {
-    const ready = this.endpoints(service, targetPort);
+    const ready = readyEndpoints(service.selector, targetPort, [...this.pods.values()]);
     const target = ready[service.turn++ % Math.max(1, ready.length)];
     if (target === undefined || this.sockets.size + 2 > this.o.maxConnections) {
       // No ready endpoint: refused, as kube-proxy rejects a Service without endpoints.
       client.destroy();
       return;
     }
-    const [host, port] = target.split(":") as [string, string];
-    const upstream = tcpConnect({ host, port: Number(port) });
+    const colon = target.lastIndexOf(":");
+    const upstream = tcpConnect({ host: target.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(target.slice(colon + 1)) });
     for (const s of [client, upstream]) {
       this.sockets.add(s);
       s.once("close", () => this.sockets.delete(s));

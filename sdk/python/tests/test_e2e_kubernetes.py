@@ -31,10 +31,10 @@ requires_cluster = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def loopback():
+def loopback(tmp_path_factory):
     """test/kubernetes/serve-system-pods-on-loopback.ts: the cluster, the loopback kubelet and its Service proxy for
     NAMESPACE, and a redis-server; stopped when its stdin closes."""
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"clipper-e2e-kubernetes-{os.getpid()}.log"
+    log_path = tmp_path_factory.mktemp("loopback") / "serve.log"
     with open(log_path, "w", encoding="utf-8") as log:
         serve = subprocess.Popen(
             [
@@ -197,6 +197,30 @@ def test_stop_all_leaves_a_namespace_it_did_not_create_and_its_other_objects(loo
         )
     finally:
         kubectl(loopback, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
+
+
+def test_the_overlay_over_deploy_kubernetes():
+    """What start_clipper applies; kubectl itself is what the e2e tests above run."""
+    cm = KubernetesContainerManager(namespace="team-a", cluster_name="prod", redis_url="redis://r:6379")
+    overlay = cm.overlay(create_namespace=True)
+    assert overlay["namespace"] == "team-a"
+    assert overlay["resources"] == ["../manifests/base"]
+    assert overlay["labels"] == [
+        {"pairs": {"clipper.ai/cluster": "prod"}, "includeSelectors": False, "includeTemplates": True}
+    ]
+    assert overlay["components"] == ["../manifests/components/external-redis"]
+    assert overlay["secretGenerator"] == [{"name": "clipper-external-redis", "literals": ["url=redis://r:6379"]}]
+    (patch,) = overlay["patches"]
+    assert json.loads(patch["patch"])[1]["value"] == "prod"
+    kept = KubernetesContainerManager(namespace="team-a", images={"clipper/services": "reg/s:1"}).overlay(False)
+    assert "components" not in kept
+    assert kept["images"] == [{"name": "clipper/services", "newName": "reg/s:1"}]
+    assert json.loads(kept["patches"][1]["patch"])["$patch"] == "delete"
+    # The arg the patch replaces is where the manifest has it.
+    manifest = (REPO / "deploy" / "kubernetes" / "base" / "container-manager.yaml").read_text()
+    args = manifest[manifest.index("args:") : manifest.index("env:")].split()
+    values = [a.strip('"') for a in args if a != "-" and a != "args:"]
+    assert values[12] == "--cluster-name"
 
 
 def test_bad_arguments_are_refused():
