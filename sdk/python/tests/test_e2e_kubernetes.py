@@ -157,8 +157,8 @@ def test_quickstart_on_kubernetes(loopback):
         assert sorted(r.endpoint for r in ready) == sorted(f"{p['status']['podIP']}:7000" for p in running)
         assert query_until_answered(addr, "hello-world", [1.0, 2.0])["default"] is False
 
-        # A new connection finds the same system by namespace and cluster name.
-        again = ClipperConnection(manager(loopback))
+        # A new connection finds the same system by namespace and cluster name (the apiserver given as an address too).
+        again = ClipperConnection(manager(loopback, kubernetes_api_ip=loopback["server"].removeprefix("https://")))
         again.connect()
         assert again.get_all_apps() == ["hello-world"]
         again.close()

@@ -69,9 +69,10 @@ class KubernetesContainerManager(ContainerManager):
     `images`: image name -> new name (`clipper/services`,
     `clipper/model-runtime`), as kustomize's `images:`.
 
-    The services are ClusterIP Services: by default they are reached at the
-    ready endpoints of their EndpointSlices (pod IPs, reachable from inside
-    the cluster's network); from outside it, give `gateway_address`,
+    The services are ClusterIP Services: by default they are reached at their
+    ready endpoints (the Ready pods their selectors match, at the target port:
+    pod IPs, reachable from inside the cluster's network; service_endpoints()
+    says why not from the EndpointSlices); from outside it, give `gateway_address`,
     `registry_address` and `container_manager_address` (a LoadBalancer, or
     `kubectl port-forward`)."""
 
