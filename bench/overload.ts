@@ -34,11 +34,17 @@ if (!(seconds > 0 && seconds <= 60)) throw new Error("--seconds must be in (0, 6
 const sloMs = Number(arg("--slo-ms") ?? 100);
 if (!(sloMs >= 10 && sloMs <= 10_000)) throw new Error("--slo-ms must be in [10, 10000]");
 const modelName = arg("--model") ?? "sum";
-const MODELS: Record<string, { file: string; maxBatchSize?: number; describe: string }> = {
-  sum: { file: join(repoRoot, "examples", "sum_model.py"), describe: "the Python sum model" },
+/**
+ * capacityClients: the closed loop that measures the capacity. By Little's law it must hold no more queries than the
+ * model answers within the SLO (answers/s x SLO), or the capacity phase is an overload itself: 200 suits the sum model
+ * (~7,500/s x 100 ms), 40 the accelerator (~570/s x 100 ms = 57).
+ */
+const MODELS: Record<string, { file: string; maxBatchSize?: number; capacityClients: number; describe: string }> = {
+  sum: { file: join(repoRoot, "examples", "sum_model.py"), capacityClients: 200, describe: "the Python sum model" },
   accelerator: {
     file: join(repoRoot, "bench", "models", "accelerator.py"),
     maxBatchSize: 16,
+    capacityClients: 40,
     describe: "bench/models/accelerator.py (20 ms + 0.5 ms per input, batches <= 16)",
   },
 };
@@ -270,20 +276,20 @@ try {
   // Warm the model and the router's latency model.
   await phase("warm-up, 64 clients", { clients: 64 }, 0);
   const baselineRss = rssMiB();
-  const capacity = (await phase("capacity: closed loop, 200 clients", { clients: 200 }, 0)).goodputPerS;
+  const capacity = (await phase(`capacity: closed loop, ${model.capacityClients} clients`, { clients: model.capacityClients }, 0)).goodputPerS;
   for (const factor of [1, 2, 5, 10]) {
     const rate = capacity * factor;
     const name = `open loop, ${factor}x capacity (${Math.round(rate)}/s)`;
     if (phases.test(name)) await phase(name, { ratePerSecond: rate }, capacity);
   }
-  for (const clients of [200, 1000, 6000]) {
+  for (const clients of [...new Set([model.capacityClients, 200, 1000, 6000])]) {
     const name = `closed loop, ${clients} clients`;
     if (phases.test(name)) await phase(name, { clients }, capacity);
   }
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const ms = (x: number) => x.toFixed(1);
   const lines = [
-    `hello-world (${model.describe}, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, 200 clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
+    `hello-world (${model.describe}, SLO ${sloMs} ms), router in the gateway's process, load from ${generator}; capacity ${capacity.toFixed(0)} model answers/s (closed loop, ${model.capacityClients} clients); ${seconds} s per phase after 1 s of warm-up; gateway RSS before the phases ${baselineRss.toFixed(0)} MiB`,
     "| phase | offered/s | goodput/s | of capacity | model / default / 429 / error | p99 ms model / default / 429 | p99 all ms | max ms | loop lag p99 / max ms | gateway RSS peak / +5 s MiB | CPU µs per request: generator / gateway / model | accept-queue drops |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...results
