@@ -103,6 +103,19 @@ describe("localProcess", () => {
     expect(p.readiness.action).toEqual({ kind: "grpc", port: 7000, service: "" });
   });
 
+  it("maps an emptyDir volume's mountPath to the pod's own directory, over pathMap", () => {
+    const withVolume: V1Pod = {
+      metadata: { name: "m-1-abc" },
+      spec: {
+        containers: [{ name: "model", command: ["python3"], workingDir: "/var/lib/clipper", volumeMounts: [{ name: "data", mountPath: "/var/lib/clipper" }] }],
+        volumes: [{ name: "data", emptyDir: {} }],
+      },
+    };
+    const p = localProcess(withVolume, "127.9.9.2", { ...options, emptyDirs: { data: "/tmp/kubelet/uid-volumes/data" } });
+    if (typeof p === "string") throw new Error(p);
+    expect(p.cwd).toBe("/tmp/kubelet/uid-volumes/data");
+  });
+
   it("says why a pod cannot run here", () => {
     expect(localProcess(pod({}), "127.0.0.2", options)).toBe("container model has no command: the loopback kubelet knows no image's entrypoint");
     const two: V1Pod = { spec: { containers: [{ name: "a" }, { name: "b" }] } };

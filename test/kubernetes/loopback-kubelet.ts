@@ -11,11 +11,12 @@
  *
  * What it does not do: images (the container's command runs on this machine, with the image's paths
  * mapped to directories here by `pathMap`), isolation (the process is the test's user, no cgroup, no
- * network namespace), volumes, init containers, more than one container per pod, probes other than
+ * network namespace), volumes other than emptyDir (each emptyDir is a directory of the pod's own here, its mountPath
+ * mapped to it as pathMap maps the image's paths), init containers, more than one container per pod, probes other than
  * gRPC, resource limits. Pods it cannot run get a clear status reason, never a silent wait.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -227,12 +228,20 @@ export function localProcess(
     resolveHost?: ((host: string) => string | undefined) | undefined;
     /** A kubeconfig for the pod's ServiceAccount token: KUBECONFIG, in place of the in-cluster mount (the clients read fixed paths). */
     serviceAccountKubeconfig?: string | undefined;
+    /** The pod's emptyDir volumes' directories here, by volume name: their mountPaths map to them. */
+    emptyDirs?: Record<string, string> | undefined;
   },
 ): LocalProcess | string {
   const containers = pod.spec?.containers ?? [];
   if (containers.length !== 1) return `the loopback kubelet runs pods of exactly one container, this one has ${containers.length}`;
   if ((pod.spec?.initContainers ?? []).length > 0) return "the loopback kubelet runs no init containers";
   const c = containers[0] as V1Container;
+  const mounts: Record<string, string> = {};
+  for (const m of c.volumeMounts ?? []) {
+    const dir = options.emptyDirs?.[m.name];
+    if (dir !== undefined) mounts[m.mountPath] = m.subPath ? join(dir, m.subPath) : dir;
+  }
+  const pathMap = { ...options.pathMap, ...mounts };
   if ((c.command ?? []).length === 0) return `container ${c.name} has no command: the loopback kubelet knows no image's entrypoint`;
   const readiness = readinessCheck(c.readinessProbe, c.ports);
   if (typeof readiness === "string") return `container ${c.name}: ${readiness}`;
@@ -265,13 +274,13 @@ export function localProcess(
       }
       env[e.name] = value;
     } else {
-      env[e.name] = mapPaths(expandVariables(e.value ?? "", env), options.pathMap);
+      env[e.name] = mapPaths(expandVariables(e.value ?? "", env), pathMap);
     }
   }
   for (const [key, value] of Object.entries(env)) env[key] = mapHosts(value, address, options.resolveHost);
   // The runtimes bind CLIPPER_MODEL_HOST: the pod's own address, as a pod's network namespace would give it.
   env.CLIPPER_MODEL_HOST = address;
-  const expand = (v: string) => mapHosts(mapPaths(expandVariables(v, env), options.pathMap), address, options.resolveHost);
+  const expand = (v: string) => mapHosts(mapPaths(expandVariables(v, env), pathMap), address, options.resolveHost);
   const [first, ...rest] = [...(c.command ?? []), ...(c.args ?? [])].map(expand);
   const command = options.commandMap?.[first ?? ""] ?? first ?? "";
   return { command, args: rest, env, cwd: c.workingDir !== undefined ? expand(c.workingDir) : undefined, readiness };
@@ -722,6 +731,7 @@ export class LoopbackKubelet {
       sources,
       resolveHost: (host) => this.o.resolveHost(namespace, host),
       serviceAccountKubeconfig,
+      emptyDirs: this.emptyDirs(pod),
     });
     if (typeof spec === "string") {
       run.container = { kind: "config-error", message: spec };
@@ -731,6 +741,17 @@ export class LoopbackKubelet {
     }
     run.spec = spec;
     this.launch(run);
+  }
+
+  /** A fresh directory per emptyDir volume of the pod, by volume name (removed with the pod). */
+  private emptyDirs(pod: V1Pod): Record<string, string> {
+    const dirs: Record<string, string> = {};
+    for (const v of pod.spec?.volumes ?? []) {
+      if (v.emptyDir === undefined) continue;
+      dirs[v.name] = join(this.dir, `${pod.metadata?.uid ?? "pod"}-volumes`, v.name);
+      mkdirSync(dirs[v.name] as string, { recursive: true });
+    }
+    return dirs;
   }
 
   /** The ConfigMaps and Secrets the container's env reads (one not found is left out: localProcess then names it). */
@@ -967,6 +988,7 @@ export class LoopbackKubelet {
     run.health?.close();
     if (run.address !== undefined) this.addresses.release(run.address);
     this.runs.delete(run.uid);
+    rmSync(join(this.dir, `${run.uid}-volumes`), { recursive: true, force: true });
     this.writeGroups();
   }
 
