@@ -11,16 +11,20 @@ import {
   createMetricsRegistry,
   defaults,
   exitOnStartupError,
+  isLoopbackHost,
   type Logger,
   latencyBucketsOption,
   loadServiceConfig,
+  loadTokensFile,
   onShutdownSignal,
   parse,
   securityOptions,
   serverSecurity,
   startMetricsServer,
   startTracing,
+  TokenAuthenticator,
 } from "../shared/index.js";
+import { DEFAULT_ARTIFACT_SERVER_OPTIONS, startArtifactServer } from "./artifact-server.js";
 import { ContainerEngineBackend } from "./backends/container-engine-backend.js";
 import { DEFAULT_KUBERNETES_OPTIONS, KubernetesBackend, parseNodeSelector, parseTolerations } from "./backends/kubernetes-backend.js";
 import { replicaUserCannotEnter, resolveReplicaUser } from "./backends/replica-user.js";
@@ -221,6 +225,34 @@ const spec = {
     parse: parseTolerations,
     help: "--backend kubernetes: taints the model pods tolerate, key=value:Effect,key:Effect,... (kubectl taint's syntax); empty: none",
   },
+  artifactsPort: {
+    flag: "artifacts-port",
+    env: "CLIPPER_CONTAINER_MANAGER_ARTIFACTS_PORT",
+    default: 1342,
+    parse: parse.int(0, 65_535),
+    help: "--backend kubernetes: HTTP port of the artifact server the model pods fetch their artifacts from (GET /artifacts/<sha256>); 0: any free port",
+  },
+  artifactsUrl: {
+    flag: "artifacts-url",
+    env: "CLIPPER_ARTIFACTS_URL",
+    default: "",
+    parse: parse.string,
+    help: "--backend kubernetes: the artifact server as the model pods reach it (in a cluster: the container-manager's Service, e.g. http://clipper-container-manager:1342); empty: http://<host>:<artifacts-port>",
+  },
+  artifactsTokenSecret: {
+    flag: "artifacts-token-secret",
+    env: "CLIPPER_ARTIFACTS_TOKEN_SECRET",
+    default: undefined as { name: string; key: string } | undefined,
+    parse: parseSecretKey,
+    help: "--backend kubernetes with --tokens-file: the Secret (name:key, key default token) holding the token the model pods send to the artifact server (read-only suffices)",
+  },
+  artifactsMaxConcurrentDownloads: {
+    flag: "artifacts-max-concurrent-downloads",
+    env: "CLIPPER_ARTIFACTS_MAX_CONCURRENT_DOWNLOADS",
+    default: DEFAULT_ARTIFACT_SERVER_OPTIONS.maxConcurrentDownloads as number,
+    parse: parse.int(1, 10_000),
+    help: "--backend kubernetes: artifact downloads served at once; past it a pod's fetch is told to retry (503)",
+  },
   latencyBuckets: latencyBucketsOption,
   tokensFile: securityOptions.tokensFile(),
   serviceToken: securityOptions.serviceToken(),
@@ -245,7 +277,28 @@ async function main(): Promise<void> {
   } else if (process.getuid?.() === 0) {
     logger.warn({}, "running as root: model replicas run as root too; --replica-user nobody (or another unprivileged user) runs them without it");
   }
-  const kubernetes = config.backend === "kubernetes" ? await startKubernetesBackend(config, logger) : undefined;
+  // The model pods do not share this data dir: they fetch their artifacts over HTTP (docs/kubernetes.md, "How artifacts reach the pods").
+  const artifactServer =
+    config.backend === "kubernetes"
+      ? await startArtifactServer({
+          dataDir: config.dataDir,
+          host: config.host,
+          port: config.artifactsPort,
+          authenticator: config.tokensFile !== "" ? new TokenAuthenticator(loadTokensFile(config.tokensFile)) : undefined,
+          maxConcurrentDownloads: config.artifactsMaxConcurrentDownloads,
+          logger,
+        })
+      : undefined;
+  if (artifactServer !== undefined && config.artifactsUrl === "" && !isLoopbackHost(config.host)) {
+    logger.warn({ host: config.host }, "no --artifacts-url: model pods are told to fetch from this --host, which they may not reach; give the Service's URL");
+  }
+  const kubernetes =
+    artifactServer !== undefined
+      ? await startKubernetesBackend(
+          { ...config, artifactsUrl: config.artifactsUrl !== "" ? config.artifactsUrl : `http://${config.host}:${artifactServer.port}` },
+          logger,
+        )
+      : undefined;
   const containers = config.backend === "docker" ? await startContainerEngineBackend(config, logger) : undefined;
   const replicaBackend = kubernetes ?? containers;
   const manager = await startContainerManager({
@@ -288,6 +341,7 @@ async function main(): Promise<void> {
     // On Kubernetes the replicas outlive the container-manager (a rolling update or drain must not delete the models): it
     // hands over to the next one, which adopts the Deployments. A model goes when the registry drops it.
     await manager.close(kubernetes !== undefined ? { handover: true } : {});
+    await artifactServer?.close();
     await metricsServer.close();
     await tracing?.shutdown();
   });
@@ -297,6 +351,7 @@ async function main(): Promise<void> {
     logger.info({}, "handing over: exiting with the replicas left running for the next container-manager");
     manager
       .close({ handover: true })
+      .then(() => artifactServer?.close())
       .then(() => metricsServer.close())
       .then(() => tracing?.shutdown())
       .then(
@@ -311,6 +366,7 @@ async function main(): Promise<void> {
     {
       port: manager.server.port,
       metricsPort: metricsServer.port,
+      artifactsPort: artifactServer?.port,
       registry: config.registry,
       dataDir: config.dataDir,
       replicaUser: replicaUser?.name,
@@ -328,6 +384,8 @@ async function startKubernetesBackend(
     image: string;
     modelNodeSelector: Record<string, string>;
     modelTolerations: ReturnType<typeof parseTolerations>;
+    artifactsUrl: string;
+    artifactsTokenSecret: { name: string; key: string } | undefined;
   },
   logger: Logger,
 ) {
@@ -342,11 +400,16 @@ async function startKubernetesBackend(
     image: config.image,
     nodeSelector: config.modelNodeSelector,
     tolerations: config.modelTolerations,
+    artifactsUrl: config.artifactsUrl,
+    artifactsTokenSecret: config.artifactsTokenSecret,
     logger,
   });
   // Adopts the Deployments this cluster name's labels mark, then watches their pods.
   await backend.startWatching();
-  logger.info({ namespace, cluster: config.clusterName, server: kubeConfig.getCurrentCluster()?.server }, "kubernetes backend watching");
+  logger.info(
+    { namespace, cluster: config.clusterName, server: kubeConfig.getCurrentCluster()?.server, artifactsUrl: config.artifactsUrl },
+    "kubernetes backend watching",
+  );
   return backend;
 }
 
@@ -380,6 +443,16 @@ async function startContainerEngineBackend(
     "container backend ready",
   );
   return backend;
+}
+
+/** `name:key` (key default `token`): a Secret's key, as --artifacts-token-secret names it. */
+function parseSecretKey(raw: string): { name: string; key: string } | undefined {
+  if (raw === "") return undefined;
+  const [name = "", key = "token", ...rest] = raw.split(":");
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name) || !/^[-._a-zA-Z0-9]{1,253}$/.test(key) || rest.length > 0) {
+    throw new Error(`expected a Secret's name:key (key default token), e.g. clipper-artifacts-token:token, got "${raw}"`);
+  }
+  return { name, key };
 }
 
 main().catch(exitOnStartupError);

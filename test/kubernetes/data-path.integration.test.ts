@@ -11,7 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
@@ -87,16 +87,20 @@ describe.skipIf(skipKubernetesTests())("predictions through pods the scheduler p
           `${POOL.label}=${POOL.value}`,
           "--model-tolerations",
           `${TAINT.key}=${TAINT.value}:${TAINT.effect}`,
+          // The artifact server the pods fetch from: any free port (its URL, http://127.0.0.1:<port>, is in their env).
+          "--artifacts-port",
+          "0",
         ],
       },
     });
-    // The image's paths, here: the runtime's sources are the checkout's; /var/lib/clipper is the container-manager's
-    // data dir, where the artifacts are (a stand-in for the artifact fetch a real pod needs, not built yet); the image's
-    // python3 is the repository's venv.
+    // The image's paths, here: the runtime's sources are the checkout's; the image's python3 is the repository's venv (its
+    // PATH first, as the image's). /var/lib/clipper is each pod's own emptyDir, where the pod fetches its artifact: nothing
+    // maps it to the container-manager's data dir.
     kubelet = new LoopbackKubelet({
       kubeConfig: admin,
-      pathMap: { "/opt/clipper": repoRoot, "/var/lib/clipper": system.dataDir },
+      pathMap: { "/opt/clipper": repoRoot },
       commandMap: { python3: venvPython },
+      baseEnv: { PATH: `${join(repoRoot, ".venv", "bin")}:${process.env.PATH ?? ""}`, HOME: process.env.HOME ?? "/tmp", LANG: process.env.LANG ?? "C.UTF-8" },
       labels: { [POOL.label]: POOL.value },
       taints: [TAINT],
       maxPods: 8,
@@ -196,8 +200,20 @@ describe.skipIf(skipKubernetesTests())("predictions through pods the scheduler p
     expect(served, `pid ${answer.pid} is one of the agent's processes: ${JSON.stringify(kubelet.pods())}`).toBeDefined();
     expect(answer.host).toBe(served?.address);
     expect(answer.raw.endsWith(" 6.0")).toBe(true);
-    // That process is the runtime the backend's pod spec names (python3 -m clipper_runtime.closure_runner).
-    expect(readFileSync(`/proc/${answer.pid}/cmdline`, "utf8").split("\0")).toEqual([venvPython, "-m", "clipper_runtime.closure_runner", ""]);
+    // That process is the runtime the backend's pod spec names (python3 -m clipper_runtime.closure_runner), exec'd by the
+    // artifact fetch after it downloaded the artifact into the pod's own emptyDir and verified its sha256.
+    expect(readFileSync(`/proc/${answer.pid}/cmdline`, "utf8").split("\0")).toEqual(["python3", "-m", "clipper_runtime.closure_runner", ""]);
+    const environ = Object.fromEntries(
+      readFileSync(`/proc/${answer.pid}/environ`, "utf8")
+        .split("\0")
+        .filter((kv) => kv.includes("="))
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
+    const fetched = environ.CLIPPER_ARTIFACT ?? "";
+    expect(fetched).toMatch(new RegExp(`-volumes/data/artifacts/sha256/${digest}$`));
+    expect(fetched.startsWith(system.dataDir)).toBe(false);
+    expect(createHash("sha256").update(readFileSync(fetched)).digest("hex")).toBe(digest);
+    expect(environ.CLIPPER_ARTIFACT_URL).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/artifacts/${digest}$`));
   }, 90_000);
 
   it("a pod whose health check fails (its process stopped) leaves the router's rotation, and comes back when it answers again", async () => {
@@ -314,4 +330,21 @@ describe.skipIf(skipKubernetesTests())("predictions through pods the scheduler p
     const answers = await burst(8, 2);
     expect(answers.every((a) => a.status === 200 && !a.isDefault && a.version === "v2")).toBe(true);
   }, 60_000);
+
+  it("an artifact whose bytes no longer match its digest (damaged at rest in the store) fails the deploy with the pod's reason", async () => {
+    const digest = await upload(closureArtifact("v9"));
+    writeFileSync(join(system.dataDir, "artifacts", "sha256", digest), "damaged");
+    const t0 = Date.now();
+    const failure = await system.deploy({ ...model("9", digest), desiredReplicas: 1 }, 60).then(
+      () => "deployed",
+      (err: unknown) => String(err),
+    );
+    console.log(`deploy of a damaged artifact failed in ${Date.now() - t0} ms: ${failure.slice(0, 400)}`);
+    expect(failure).toContain(`clipper artifact fetch: sha256 mismatch: expected ${digest}`);
+    expect(failure).toContain("refusing to load it");
+    expect(failure).toContain("CrashLoopBackOff");
+    // Version 2 still answers.
+    const answers = await burst(4, 2);
+    expect(answers.every((a) => a.status === 200 && a.version === "v2")).toBe(true);
+  }, 90_000);
 });

@@ -103,6 +103,8 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     clusterName: CLUSTER,
     logger,
     image: "registry.invalid/clipper/model-runtime:test",
+    // kwok's pods run nothing: no artifact is fetched (the data-path test fetches for real).
+    artifactsUrl: "http://127.0.0.1:1342",
     // For models that declare none; "huge" declares its own (Model.resources), which win.
     resources: () => ({ requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } }),
     // kwok's nodes carry type=kwok; the toleration is of a taint no node has (it must reach the pod spec and change nothing).
@@ -199,6 +201,10 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     expect(d.spec?.template.spec?.nodeSelector).toEqual({ type: "kwok" });
     expect(d.spec?.template.spec?.tolerations).toEqual([{ key: "clipper.ai/models", operator: "Exists", effect: "NoSchedule" }]);
     expect(c?.resources?.requests).toEqual({ cpu: "100m", memory: "64Mi" });
+    // The pod's own data dir (an emptyDir), nothing shared with the container-manager; a command runtime fetches no artifact.
+    expect(d.spec?.template.spec?.volumes).toEqual([{ name: "data", emptyDir: {} }]);
+    expect(c?.volumeMounts).toEqual([{ name: "data", mountPath: "/var/lib/clipper" }]);
+    expect(c?.terminationMessagePolicy).toBe("FallbackToLogsOnError");
     const env = Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value]));
     expect(env).toMatchObject({
       CLIPPER_MODEL_PORT: "7000",

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { InputType } from "../../../gen/clipper/common/v1/data_pb.js";
 import { ModelRuntimeSchema } from "../../../gen/clipper/v1/resources_pb.js";
 import {
+  artifactDigestOf,
   CRASH_LOOP_FAILED_AFTER_RESTARTS,
   DEFAULT_KUBERNETES_OPTIONS,
   defaultCommand,
@@ -12,6 +13,7 @@ import {
   parseNodeSelector,
   parseTolerations,
   podProblem,
+  withArtifactFetch,
 } from "./kubernetes-backend.js";
 
 describe("kubernetes backend naming", () => {
@@ -74,6 +76,27 @@ describe("podProblem", () => {
     expect(podProblem(crashed(CRASH_LOOP_FAILED_AFTER_RESTARTS - 1))).toBeUndefined();
     expect(podProblem(crashed(CRASH_LOOP_FAILED_AFTER_RESTARTS))).toBe("container model CrashLoopBackOff: back-off 10s (3 restarts)");
   });
+  it("a crash loop's reason carries the container's last words (a failed artifact fetch says why)", () => {
+    const last = "clipper artifact fetch: sha256 mismatch: expected aa, the downloaded content's is bb; refusing to load it";
+    expect(
+      podProblem(
+        pod({
+          phase: "Running",
+          containerStatuses: [
+            {
+              name: "model",
+              image: "x",
+              imageID: "",
+              ready: false,
+              restartCount: CRASH_LOOP_FAILED_AFTER_RESTARTS,
+              state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 4s" } },
+              lastState: { terminated: { exitCode: 1, reason: "Error", message: `${last}\n` } },
+            },
+          ],
+        }),
+      ),
+    ).toBe(`container model CrashLoopBackOff: back-off 4s (3 restarts); last exit 1: ${last}`);
+  });
   it("is undefined for a pod on its way", () => {
     expect(podProblem(pod({ phase: "Pending" }))).toBeUndefined();
     expect(
@@ -123,6 +146,39 @@ describe("the model spec's own command, args, env and working directory in the p
     );
     expect(java.args[0]).toBe("-Xmx256m");
     expect(java.args).toContain("com.example.M");
+  });
+});
+
+describe("the artifact fetch in front of the runtime", () => {
+  const paths = DEFAULT_KUBERNETES_OPTIONS.imagePaths;
+  const digest = "ab".repeat(32);
+  const spec = (runtime: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => ({
+    modelName: "m",
+    modelVersion: "1",
+    inputType: InputType.DOUBLES,
+    runtime: create(ModelRuntimeSchema, runtime),
+  });
+  const o = { artifactsUrl: "http://clipper-container-manager:1342/", imagePaths: paths };
+  it("a closure: the fetch program runs first, told the URL, digest and the path the runtime reads, then execs the runtime", () => {
+    const closure = spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest } } });
+    const run = withArtifactFetch(closure, defaultCommand(closure, 7000, paths), o);
+    expect(run.command).toEqual(["python3", "-m", "clipper_runtime.artifact_fetch", "--", "python3"]);
+    expect(run.args).toEqual(["-m", "clipper_runtime.closure_runner"]);
+    expect(run.env).toMatchObject({
+      CLIPPER_ARTIFACT_URL: `http://clipper-container-manager:1342/artifacts/${digest}`,
+      CLIPPER_ARTIFACT_SHA256: digest,
+      CLIPPER_ARTIFACT_PATH: `/var/lib/clipper/artifacts/sha256/${digest}`,
+      CLIPPER_ARTIFACT: `/var/lib/clipper/artifacts/sha256/${digest}`,
+      PYTHONPATH: "/opt/clipper/sdk/python/src",
+    });
+  });
+  it("a Java jar and an R model are fetched the same way; a command or Node module loads none", () => {
+    expect(artifactDigestOf(spec({ kind: { case: "javaClass", value: { jarDigest: digest, className: "M" } } }))).toBe(digest);
+    expect(artifactDigestOf(spec({ kind: { case: "rFunction", value: { artifactDigest: digest, format: "rds" } } }))).toBe(digest);
+    const command = spec({ kind: { case: "command", value: { argv: ["/srv/model"] } } });
+    expect(artifactDigestOf(command)).toBeUndefined();
+    const run = defaultCommand(command, 7000, paths);
+    expect(withArtifactFetch(command, run, o)).toBe(run);
   });
 });
 

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { posix } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import {
   AppsV1Api,
@@ -15,7 +16,7 @@ import {
 } from "@kubernetes/client-node";
 import { type Replica, ReplicaSchema, ReplicaState } from "../../../gen/clipper/v1/resources_pb.js";
 import type { Logger } from "../../shared/index.js";
-import { type LaunchPaths, launchCommand } from "./launch.js";
+import { artifactPath, type LaunchPaths, launchCommand } from "./launch.js";
 import { type LogLine, type ReplicaBackend, type ReplicaListener, type ReplicaSpec, replicaKey } from "./replica-backend.js";
 
 /** Labels and annotations on every object the backend makes (docs/kubernetes.md). */
@@ -33,6 +34,7 @@ const DELETION_COST = "controller.kubernetes.io/pod-deletion-cost";
 const MANAGED_BY = "clipper";
 const APP_NAME = "clipper-model";
 const CONTAINER_NAME = "model";
+const DATA_VOLUME = "data";
 
 export interface KubernetesBackendOptions {
   kubeConfig: KubeConfig;
@@ -40,6 +42,13 @@ export interface KubernetesBackendOptions {
   /** Names every object (Deployment names, the clipper.ai/cluster label): several systems share a namespace. */
   clusterName: string;
   logger: Logger;
+  /**
+   * The container-manager's artifact server as the model pods reach it (e.g. http://clipper-container-manager:1342):
+   * a pod fetches `<artifactsUrl>/artifacts/<sha256>` into its emptyDir and verifies it before the runtime starts.
+   */
+  artifactsUrl: string;
+  /** Tokens on: the Secret key whose value the pods send as their bearer token to the artifact server (CLIPPER_ARTIFACT_TOKEN). */
+  artifactsTokenSecret?: { name: string; key: string } | undefined;
   /** The runtime image (default DEFAULT_KUBERNETES_OPTIONS.image). */
   image?: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
@@ -151,7 +160,8 @@ interface Version {
 export class KubernetesBackend implements ReplicaBackend {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
-  private readonly o: Required<Omit<KubernetesBackendOptions, "command" | "resources">> & Pick<KubernetesBackendOptions, "command" | "resources">;
+  private readonly o: Required<Omit<KubernetesBackendOptions, "command" | "resources" | "artifactsTokenSecret">> &
+    Pick<KubernetesBackendOptions, "command" | "resources" | "artifactsTokenSecret">;
   private readonly versions = new Map<string, Version>();
   private readonly listeners = new Set<ReplicaListener>();
   /** The last snapshot reported per replica id (pods and placeholders). */
@@ -449,7 +459,7 @@ export class KubernetesBackend implements ReplicaBackend {
 
   private deploymentFor(v: Version, spec: ReplicaSpec): V1Deployment {
     const port = this.o.containerPort;
-    const run = this.o.command?.(spec, port) ?? defaultCommand(spec, port, this.o.imagePaths);
+    const run = withArtifactFetch(spec, this.o.command?.(spec, port) ?? defaultCommand(spec, port, this.o.imagePaths), this.o);
     const labels = {
       [LABELS.name]: APP_NAME,
       [LABELS.managedBy]: MANAGED_BY,
@@ -460,6 +470,10 @@ export class KubernetesBackend implements ReplicaBackend {
     const annotations = { [ANNOTATION_MODEL]: spec.modelName, [ANNOTATION_VERSION]: spec.modelVersion };
     // The runtimes bind 127.0.0.1 by default: in a pod the kubelet's probe and the router come from outside it.
     const env: V1EnvVar[] = Object.entries({ CLIPPER_MODEL_HOST: "0.0.0.0", ...run.env }).map(([name, value]) => ({ name, value }));
+    const tokenSecret = this.o.artifactsTokenSecret;
+    if (run.env.CLIPPER_ARTIFACT_URL !== undefined && tokenSecret !== undefined) {
+      env.push({ name: "CLIPPER_ARTIFACT_TOKEN", valueFrom: { secretKeyRef: { name: tokenSecret.name, key: tokenSecret.key } } });
+    }
     const resources = declaredResources(spec) ?? this.o.resources?.(spec);
     return {
       apiVersion: "apps/v1",
@@ -482,9 +496,14 @@ export class KubernetesBackend implements ReplicaBackend {
                 ...(run.workingDir !== undefined ? { workingDir: run.workingDir } : {}),
                 ports: [{ name: "grpc", containerPort: port, protocol: "TCP" }],
                 readinessProbe: { grpc: { port }, periodSeconds: 2, failureThreshold: 3 },
+                // A failed artifact fetch (or a runtime that dies at start) says why in the pod's status, and so in the deploy's error.
+                terminationMessagePolicy: "FallbackToLogsOnError",
+                // The pod's own data dir: the fetched artifact, the model's working directory; nothing shared with the container-manager.
+                volumeMounts: [{ name: DATA_VOLUME, mountPath: this.o.imagePaths.dataDir }],
                 ...(resources !== undefined ? { resources } : {}),
               },
             ],
+            volumes: [{ name: DATA_VOLUME, emptyDir: {} }],
             ...(Object.keys(this.o.nodeSelector).length > 0 ? { nodeSelector: { ...this.o.nodeSelector } } : {}),
             ...(this.o.tolerations.length > 0 ? { tolerations: this.o.tolerations.map((t) => ({ ...t })) } : {}),
           },
@@ -649,6 +668,35 @@ export function defaultCommand(spec: ReplicaSpec, port: number, paths: LaunchPat
   return { command: [launch.command], args: launch.args, env: launch.env, workingDir: launch.cwd };
 }
 
+/** The artifact a runtime loads (a closure, a jar, an R model), by digest; undefined for runtimes that load none. */
+export function artifactDigestOf(spec: ReplicaSpec): string | undefined {
+  const kind = spec.runtime.kind;
+  if (kind.case === "pythonClosure" || kind.case === "rFunction") return kind.value.artifactDigest;
+  if (kind.case === "javaClass") return kind.value.jarDigest;
+  return undefined;
+}
+
+/**
+ * The pod's command with the artifact fetch in front (sdk/python/src/clipper_runtime/artifact_fetch.py, from the model
+ * image): it downloads the artifact from the container-manager's artifact server to the path the runtime reads, checks
+ * its sha256, and execs the runtime; a mismatch or an unreachable store fails the container with the reason. One fetch
+ * program for every runtime, in the model container itself: the same image, no init container.
+ */
+export function withArtifactFetch(spec: ReplicaSpec, run: PodCommand, o: { artifactsUrl: string; imagePaths: LaunchPaths }): PodCommand {
+  const digest = artifactDigestOf(spec);
+  if (digest === undefined) return run;
+  const fetchEnv = {
+    CLIPPER_ARTIFACT_URL: `${o.artifactsUrl.replace(/\/+$/, "")}/artifacts/${digest}`,
+    CLIPPER_ARTIFACT_SHA256: digest,
+    CLIPPER_ARTIFACT_PATH: artifactPath(o.imagePaths.dataDir, digest),
+  };
+  return {
+    ...run,
+    command: [o.imagePaths.python, "-m", "clipper_runtime.artifact_fetch", "--", ...run.command],
+    env: { PYTHONPATH: posix.join(o.imagePaths.repoRoot, "sdk", "python", "src"), ...run.env, ...fetchEnv },
+  };
+}
+
 /**
  * `key=value,key2=value2` (the container-manager's --model-node-selector) as a nodeSelector; the error names what is
  * wrong. Keys and values as Kubernetes labels take them (a prefix/ name, a value of at most 63).
@@ -711,7 +759,10 @@ export function podProblem(pod: V1Pod): string | undefined {
     // The kubelet says CrashLoopBackOff from the first crash on (while it waits to restart the container): a model that
     // crashed once is restarted, as the local backend restarts it; one that keeps crashing is FAILED.
     if (waiting.reason === "CrashLoopBackOff" && (c.restartCount ?? 0) < CRASH_LOOP_FAILED_AFTER_RESTARTS) continue;
-    return `container ${c.name} ${waiting.reason}: ${waiting.message ?? ""}${waiting.reason === "CrashLoopBackOff" ? ` (${c.restartCount} restarts)` : ""}`.trim();
+    const crashLoop = waiting.reason === "CrashLoopBackOff";
+    // What the container said as it died (its termination message, or its last output: FallbackToLogsOnError).
+    const lastWords = crashLoop ? c.lastState?.terminated?.message?.trim() : undefined;
+    return `container ${c.name} ${waiting.reason}: ${waiting.message ?? ""}${crashLoop ? ` (${c.restartCount} restarts)` : ""}${lastWords ? `; last exit ${c.lastState?.terminated?.exitCode}: ${lastWords}` : ""}`.trim();
   }
   return undefined;
 }
