@@ -31,7 +31,18 @@ describe.skipIf(skipKubernetesTests())("the container-manager process with --bac
     core = admin.makeApiClient(CoreV1Api);
     system = new TestSystem({
       args: {
-        "container-manager": ["--backend", "kubernetes", "--kubeconfig", kubeconfig, "--cluster-name", "sys1", "--image", "registry.invalid/clipper/runtime:t"],
+        "container-manager": [
+          "--backend",
+          "kubernetes",
+          "--kubeconfig",
+          kubeconfig,
+          "--cluster-name",
+          "sys1",
+          "--image",
+          "registry.invalid/clipper/runtime:t",
+          "--artifacts-port",
+          "0",
+        ],
       },
     });
     await system.startService("registry");

@@ -16,6 +16,14 @@ import {
   withArtifactFetch,
 } from "./kubernetes-backend.js";
 
+/** A version of model "m" with this runtime. */
+const spec = (runtime: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => ({
+  modelName: "m",
+  modelVersion: "1",
+  inputType: InputType.DOUBLES,
+  runtime: create(ModelRuntimeSchema, runtime),
+});
+
 describe("kubernetes backend naming", () => {
   it("makes DNS-safe Deployment names, short enough for their pods' names, distinct for names that sanitize alike", () => {
     const a = deploymentName("prod", "My_Model", "v1.2");
@@ -112,12 +120,6 @@ describe("podProblem", () => {
 
 describe("the model spec's own command, args, env and working directory in the pod", () => {
   const paths = DEFAULT_KUBERNETES_OPTIONS.imagePaths;
-  const spec = (runtime: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => ({
-    modelName: "m",
-    modelVersion: "1",
-    inputType: InputType.DOUBLES,
-    runtime: create(ModelRuntimeSchema, runtime),
-  });
   it("a command runtime: its argv, env and working_dir; the CLIPPER_MODEL_* variables over its env; nothing of the container-manager's", () => {
     const run = defaultCommand(
       spec({
@@ -152,12 +154,6 @@ describe("the model spec's own command, args, env and working directory in the p
 describe("the artifact fetch in front of the runtime", () => {
   const paths = DEFAULT_KUBERNETES_OPTIONS.imagePaths;
   const digest = "ab".repeat(32);
-  const spec = (runtime: Parameters<typeof create<typeof ModelRuntimeSchema>>[1]) => ({
-    modelName: "m",
-    modelVersion: "1",
-    inputType: InputType.DOUBLES,
-    runtime: create(ModelRuntimeSchema, runtime),
-  });
   const o = { artifactsUrl: "http://clipper-container-manager:1342/", imagePaths: paths };
   it("a closure: the fetch program runs first, told the URL, digest and the path the runtime reads, then execs the runtime", () => {
     const closure = spec({ kind: { case: "pythonClosure", value: { artifactDigest: digest } } });
