@@ -4,15 +4,17 @@
 // wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client; ghz-oip: OIP ModelInfer of the same input), python (grpcio, bench/grpc_edge_client.py),
 // java (grpc-java, bench/java-client). Every client's answers are checked before timing. Per round and client:
 // requests/s, p99, and the gateway's CPU time per request (from /proc). CLIPPER_CPU_PROF_DIR profiles the services.
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { TestSystem } from "../test/system.js";
 import { benchDir, nodeModel, systemPython } from "./deploy.js";
-import { ghzArgs, ghzPath, parseGhzSummary } from "./loadgen/ghz.js";
+import { runClient } from "./loadgen/external-client.js";
+import { ghzArgs, ghzPath, runGhz } from "./loadgen/ghz.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { cpuMs } from "./loadgen/processes.js";
+import { runWrk, writeWrkPostScript } from "./loadgen/wrk.js";
 
 const CLIENTS = ["wrk", "ghz", "ghz-oip", "python", "java"] as const;
 type Client = (typeof CLIENTS)[number];
@@ -60,60 +62,14 @@ interface Measured {
   p99Ms: number;
   requests: number;
   errors: number;
-}
-
-/** The last CPU time (ms) seen of the client processes run: each is sampled while it runs (at most 100 ms missed). */
-let lastClientCpuMs = 0;
-
-/** Runs a client to completion (bounded: its own duration plus a margin), returning its stdout. */
-function run(command: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-    lastClientCpuMs = 0;
-    const sampler = setInterval(() => {
-      try {
-        lastClientCpuMs = treeCpuMs(child.pid ?? 0);
-      } catch {
-        // exited between two samples
-      }
-    }, 100);
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => {
-      if (out.length < 1_000_000) out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      if (err.length < 100_000) err += d.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      clearInterval(sampler);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} exited with ${code}:\n${err.slice(-2000)}${out.slice(-2000)}`));
-    });
-  });
-}
-
-/** CPU time (ms) of a process, its threads and its children already reaped (the Python client's worker processes). */
-function treeCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
-}
-
-/** wrk's latency in its own units (us, ms, s) as milliseconds. */
-function wrkMs(text: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
-  if (m === null) throw new Error(`wrk latency "${text}" not understood`);
-  const factor = m[2] === "us" ? 0.001 : m[2] === "ms" ? 1 : 1000;
-  return Number(m[1]) * factor;
+  /** The client's own CPU time over the run. */
+  clientCpuMs: number;
 }
 
 class EdgeBench {
   private readonly tmp = mkdtempSync(join(tmpdir(), "grpc-edge-"));
   private readonly body = JSON.stringify({ input: INPUT });
+  private readonly wrkScript = writeWrkPostScript(this.tmp, "post", { body: this.body });
   private readonly grpcRequest = JSON.stringify({ application: APP, input: { doubles: { values: INPUT } } });
   /** OIP ModelInfer of the same input: one FP64 tensor of shape [1, 3] (a batch of one) for the application. */
   private readonly oipRequest = JSON.stringify({
@@ -130,14 +86,7 @@ class EdgeBench {
   constructor(
     private readonly gateway: string,
     private readonly options: Options,
-  ) {
-    writeFileSync(
-      join(this.tmp, "post.lua"),
-      `wrk.method = "POST"\nwrk.body = '${this.body}'\nwrk.headers["Content-Type"] = "application/json"\n` +
-        // A request answered with anything but 200 is an error: the figure counts answers, not refusals.
-        "response = function(status, headers, body) if status ~= 200 then wrk.thread:set('bad', (wrk.thread:get('bad') or 0) + 1) end end\n",
-    );
-  }
+  ) {}
 
   close(): void {
     rmSync(this.tmp, { recursive: true, force: true });
@@ -157,15 +106,17 @@ class EdgeBench {
       }
       case "ghz":
       case "ghz-oip": {
-        const out = await run(ghzPath, [...this.ghz(client, 1), "-n", "1"], 30_000);
+        const { stdout: out } = await runClient(ghzPath, [...this.ghz(client, 1), "-n", "1"], 30_000);
         if (!/\[OK\]\s+1 responses/.test(out)) throw new Error(`ghz's one call did not answer OK:\n${out}`);
         return;
       }
       case "python":
-        expectOutput(await run(systemPython, [join(benchDir, "grpc_edge_client.py"), "--target", this.gateway, "--application", APP, "--check"], 30_000));
+        expectOutput(
+          (await runClient(systemPython, [join(benchDir, "grpc_edge_client.py"), "--target", this.gateway, "--application", APP, "--check"], 30_000)).stdout,
+        );
         return;
       case "java":
-        expectOutput(await run("java", ["-jar", javaJar, "--target", this.gateway, "--application", APP, "--check"], 60_000));
+        expectOutput((await runClient("java", ["-jar", javaJar, "--target", this.gateway, "--application", APP, "--check"], 60_000)).stdout);
         return;
     }
   }
@@ -175,52 +126,28 @@ class EdgeBench {
     const timeoutMs = (durationS + 60) * 1000;
     switch (client) {
       case "wrk": {
-        const threads = String(Math.min(2, concurrency));
-        const out = await run(
-          "wrk",
-          [
-            "-t",
-            threads,
-            "-c",
-            String(concurrency),
-            "-d",
-            `${durationS}s`,
-            "--latency",
-            "-s",
-            join(this.tmp, "post.lua"),
-            `http://${this.gateway}/${APP}/predict`,
-          ],
-          timeoutMs,
-        );
-        const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
-        const p99 = /\s99%\s+(\S+)/.exec(out)?.[1];
-        const total = /(\d+) requests in/.exec(out)?.[1];
-        const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? "0";
-        const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-        if (rps === undefined || p99 === undefined || total === undefined) throw new Error(`wrk output not understood:\n${out}`);
-        const errors = Number(non2xx) + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
-        return { rps: Number(rps), p99Ms: wrkMs(p99), requests: Number(total), errors };
+        const r = await runWrk({ url: `http://${this.gateway}/${APP}/predict`, scriptPath: this.wrkScript, concurrency, durationS });
+        return { rps: (r.requests - r.bad) / r.durationS, p99Ms: r.p99Ms, requests: r.requests, errors: r.bad + r.socketErrors, clientCpuMs: r.clientCpuMs };
       }
       case "ghz":
       case "ghz-oip": {
-        const out = await run(ghzPath, [...this.ghz(client, concurrency), "-z", `${durationS}s`], timeoutMs);
-        const summary = parseGhzSummary(out);
+        const summary = await runGhz(this.ghz(client, concurrency), durationS);
         for (const e of summary.errors) console.error(`ghz: ${e.count} x ${e.message}`);
-        return { rps: summary.rps, p99Ms: summary.p99Ms, requests: summary.ok, errors: summary.errors.reduce((n, e) => n + e.count, 0) };
+        const errors = summary.errors.reduce((n, e) => n + e.count, 0);
+        return { rps: summary.rps, p99Ms: summary.p99Ms, requests: summary.ok, errors, clientCpuMs: summary.clientCpuMs };
       }
       case "python":
       case "java": {
         const command = client === "python" ? systemPython : "java";
         const args = client === "python" ? [join(benchDir, "grpc_edge_client.py")] : ["-XX:+UseParallelGC", "-jar", javaJar];
-        const out = await run(
+        const { stdout } = await runClient(
           command,
           [...args, "--target", this.gateway, "--application", APP, "--concurrency", String(concurrency), "--duration", String(durationS)],
           timeoutMs,
         );
-        const report = JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as { requests: number; errors: number; rps: number; p99_ms: number; cpu_s: number };
+        const report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { requests: number; errors: number; rps: number; p99_ms: number; cpu_s: number };
         // The client's own count of its CPU (its worker processes exit before a sample could see them).
-        lastClientCpuMs = report.cpu_s * 1000;
-        return { rps: report.rps, p99Ms: report.p99_ms, requests: report.requests, errors: report.errors };
+        return { rps: report.rps, p99Ms: report.p99_ms, requests: report.requests, errors: report.errors, clientCpuMs: report.cpu_s * 1000 };
       }
     }
   }
@@ -270,7 +197,7 @@ async function main(): Promise<void> {
         const cpuBefore = cpuMs(gatewayPid);
         const m = await bench.measure(client);
         const cpuUsPerRequest = ((cpuMs(gatewayPid) - cpuBefore) * 1000) / Math.max(1, m.requests);
-        const clientCpuUsPerRequest = (lastClientCpuMs * 1000) / Math.max(1, m.requests);
+        const clientCpuUsPerRequest = (m.clientCpuMs * 1000) / Math.max(1, m.requests);
         results.set(client, { ...m, cpuUsPerRequest, clientCpuUsPerRequest });
       }
       const rest = results.get("wrk")?.rps;

@@ -13,7 +13,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { PredictionService } from "../gen/clipper/v1/prediction_service_pb.js";
 import { binaryCodec, registration, startGrpcServer } from "../services/shared/index.js";
-import { type GhzSummary, ghzArgs, ghzPath, parseGhzSummary } from "./loadgen/ghz.js";
+import { type GhzSummary, ghzArgs, runGhz } from "./loadgen/ghz.js";
 import { cpuMs } from "./loadgen/processes.js";
 
 const KINDS = ["grpc-js", "connect", "http2"] as const;
@@ -84,20 +84,7 @@ function listen(server: net.Server): Promise<number> {
 
 function ghz(port: number, concurrency: number, durationS: number): Promise<GhzSummary> {
   const request = JSON.stringify({ application: "a", input: { doubles: { values: [1.1, 2.2, 3.3] } } });
-  const args = [...ghzArgs(`127.0.0.1:${port}`, "predict", request, concurrency), "-z", `${durationS}s`];
-  return new Promise((resolve, reject) => {
-    const child = spawn(ghzPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      if (out.length < 100_000) out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), (durationS + 60) * 1000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`ghz exited with ${code}:\n${out}`));
-      else resolve(parseGhzSummary(out));
-    });
-  });
+  return runGhz(ghzArgs(`127.0.0.1:${port}`, "predict", request, concurrency), durationS);
 }
 
 async function main(): Promise<void> {

@@ -3,14 +3,20 @@
 // three models (bench/models/: no-op, scikit-learn digits, fixed cost), all driven over the Open
 // Inference Protocol, REST and gRPC, by the same load generator at the same concurrencies,
 // alternating systems within each round. Their servers live in bench/.venv-peers (bench/run.sh).
+// The load generators are wrk (REST) and ghz (gRPC), compiled clients that a server's speed here
+// cannot hide behind; --peer-loadgen node drives the same points with our Node clients instead.
 import { execFile } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort, Helper } from "./helper-process.js";
+import { ghzArgs, ghzLoadResult, runGhz } from "./loadgen/ghz.js";
 import type { InputMix } from "./loadgen/inputs.js";
-import { oipGrpcTarget, oipRestAnswers, oipRestTarget } from "./loadgen/oip.js";
+import type { LoadResult } from "./loadgen/loadgen.js";
+import { OIP_REST_DEFAULT_MARKER, oipGhzRequest, oipGrpcTarget, oipRestAnswers, oipRestBody, oipRestTarget } from "./loadgen/oip.js";
 import type { Target } from "./loadgen/targets.js";
+import { runWrk, writeWrkPostScript, wrkLoadResult } from "./loadgen/wrk.js";
 import type { Point } from "./report.js";
 
 export const peersVenvPython = (benchDir: string) => join(benchDir, ".venv-peers", "bin", "python");
@@ -95,15 +101,27 @@ export async function checkAnswers(ours: OipServer, peers: OipServer[], inputs: 
   }
 }
 
+/** Who drives the peers: wrk and ghz (the default), or our Node clients (bench/loadgen/raw-http.ts, grpc-js). */
+export const PEER_LOADGENS = ["wrk-ghz", "node"] as const;
+export type PeerLoadgen = (typeof PEER_LOADGENS)[number];
+
+/** A point's load: our Node clients' target, or an external client's run of a given length. */
+export type PeerDriver =
+  | { kind: "node"; makeTarget: (connections: number) => Target }
+  | { kind: "external"; run: (durationS: number) => Promise<LoadResult & { clientCpuMs: number }> };
+
 /** What the comparison needs of the benchmark: one closed-loop point at one concurrency. */
-export type MeasureClosed = (
+export type MeasurePoint = (
   scenario: string,
   labels: Pick<Point, "system" | "model" | "transport" | "mix">,
-  makeTarget: (connections: number) => Target,
   concurrency: number,
+  driver: PeerDriver,
 ) => Promise<void>;
 
 export const peerScenario = (round: number, server: string, model: PeerModel, transport: string) => `peers/r${round}/${server}/${model}/${transport}`;
+
+/** ghz's connections for `concurrency` callers: one each, as wrk opens one per caller, up to this many. */
+const MAX_GHZ_CONNECTIONS = 64;
 
 /** Rounds × models × transports × concurrencies, every server in turn at each point (rotated by round, so none is always first). */
 export async function measurePeers(params: {
@@ -111,33 +129,74 @@ export async function measurePeers(params: {
   rounds: number;
   concurrencies: number[];
   mixes: Record<PeerModel, InputMix>;
+  loadgen: PeerLoadgen;
   httpClient: "raw" | "node-http";
-  measure: MeasureClosed;
+  measure: MeasurePoint;
 }): Promise<void> {
   const { servers } = params;
-  for (let round = 1; round <= params.rounds; round++) {
-    for (const model of PEER_MODELS) {
-      for (const transport of PEER_TRANSPORTS) {
-        for (const concurrency of params.concurrencies) {
-          for (let i = 0; i < servers.length; i++) {
-            const server = servers[(i + round - 1) % servers.length] as OipServer;
-            const mix = params.mixes[model];
-            const name = server.models[model];
-            const makeTarget =
-              transport === "rest"
-                ? (connections: number) => oipRestTarget({ baseUrl: server.restBase, model: name, mix, connections, client: params.httpClient })
-                : () => oipGrpcTarget(server.grpcAddress, name, mix);
-            await params.measure(
-              peerScenario(round, server.name, model, transport),
-              { system: server.name, model, transport: `oip-${transport}`, mix: mix.name },
-              makeTarget,
-              concurrency,
-            );
+  const scripts = mkdtempSync(join(tmpdir(), "peers-wrk-"));
+  try {
+    for (let round = 1; round <= params.rounds; round++) {
+      for (const model of PEER_MODELS) {
+        for (const transport of PEER_TRANSPORTS) {
+          for (const concurrency of params.concurrencies) {
+            for (let i = 0; i < servers.length; i++) {
+              const server = servers[(i + round - 1) % servers.length] as OipServer;
+              const mix = params.mixes[model];
+              const driver = peerDriver({ server, model, transport, mix, concurrency, scripts, ...params });
+              await params.measure(
+                peerScenario(round, server.name, model, transport),
+                { system: server.name, model, transport: `oip-${transport}`, mix: params.loadgen === "node" ? mix.name : "same-body" },
+                concurrency,
+                driver,
+              );
+            }
           }
         }
       }
     }
+  } finally {
+    rmSync(scripts, { recursive: true, force: true });
   }
+}
+
+/** One point's driver. wrk and ghz send one body per model (the mix's first input): no model here caches. */
+function peerDriver(p: {
+  server: OipServer;
+  model: PeerModel;
+  transport: (typeof PEER_TRANSPORTS)[number];
+  mix: InputMix;
+  concurrency: number;
+  scripts: string;
+  loadgen: PeerLoadgen;
+  httpClient: "raw" | "node-http";
+}): PeerDriver {
+  const name = p.server.models[p.model];
+  if (p.loadgen === "node") {
+    return p.transport === "rest"
+      ? { kind: "node", makeTarget: (connections) => oipRestTarget({ baseUrl: p.server.restBase, model: name, mix: p.mix, connections, client: p.httpClient }) }
+      : { kind: "node", makeTarget: () => oipGrpcTarget(p.server.grpcAddress, name, p.mix) };
+  }
+  const values = p.mix.values(0);
+  if (p.transport === "rest") {
+    const scriptPath = writeWrkPostScript(p.scripts, `${p.server.name}-${p.model}`, { body: oipRestBody(values), defaultMarker: OIP_REST_DEFAULT_MARKER });
+    const url = `${p.server.restBase}/v2/models/${name}/infer`;
+    return {
+      kind: "external",
+      run: async (durationS) => {
+        const r = await runWrk({ url, scriptPath, concurrency: p.concurrency, durationS });
+        return { ...wrkLoadResult(r, p.concurrency), clientCpuMs: r.clientCpuMs };
+      },
+    };
+  }
+  const args = ghzArgs(p.server.grpcAddress, "oipModelInfer", oipGhzRequest(name, values), p.concurrency, Math.min(p.concurrency, MAX_GHZ_CONNECTIONS));
+  return {
+    kind: "external",
+    run: async (durationS) => {
+      const s = await runGhz(args, durationS);
+      return { ...ghzLoadResult(s, p.concurrency), clientCpuMs: s.clientCpuMs };
+    },
+  };
 }
 
 export interface PeerRatio {
@@ -237,6 +296,8 @@ export interface PerfAnalyzerRun {
   throughput: number;
   /** perf_analyzer's p99 latency (ms); NaN when it printed none. */
   p99Ms: number;
+  /** Why the run failed (its throughput and p99 are then NaN). */
+  error?: string;
 }
 
 /** Values per input of each benchmark model (the digits model's 8x8 images). */
@@ -266,13 +327,20 @@ export async function perfAnalyzerRuns(params: {
         // On a shared machine the run rarely stabilises (it then exits 1): any spread between windows is accepted.
         args.push("--max-trials", "3", "-s", "1000");
         const env = { ...process.env, LD_LIBRARY_PATH: [params.libs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") };
-        const { stdout } = await execFileAsync(params.binary, args, { env, timeout: 120_000, maxBuffer: 1 << 20 });
-        const summary = /Concurrency: (\d+), throughput: ([\d.]+) infer\/sec/.exec(stdout);
-        if (summary === null) throw new Error(`perf_analyzer against ${server.name} ${model} over ${protocol}: no summary in\n${stdout.slice(-2000)}`);
-        const p99 = [...stdout.matchAll(/p99 latency: (\d+) usec/g)].at(-1)?.[1];
-        const run = { server: server.name, model, protocol, concurrency: Number(summary[1]), throughput: Number(summary[2]), p99Ms: Number(p99) / 1000 };
-        console.log(`perf_analyzer ${server.name}/${model}/${protocol} c=${run.concurrency}: ${run.throughput.toFixed(0)}/s p99 ${run.p99Ms.toFixed(2)} ms`);
-        runs.push(run);
+        // A failing run is recorded with its error, and the others still run.
+        try {
+          const { stdout } = await execFileAsync(params.binary, args, { env, timeout: 120_000, maxBuffer: 1 << 20 });
+          const summary = /Concurrency: (\d+), throughput: ([\d.]+) infer\/sec/.exec(stdout);
+          if (summary === null) throw new Error(`no summary in\n${stdout.slice(-2000)}`);
+          const p99 = [...stdout.matchAll(/p99 latency: (\d+) usec/g)].at(-1)?.[1];
+          const run = { server: server.name, model, protocol, concurrency: Number(summary[1]), throughput: Number(summary[2]), p99Ms: Number(p99) / 1000 };
+          console.log(`perf_analyzer ${server.name}/${model}/${protocol} c=${run.concurrency}: ${run.throughput.toFixed(0)}/s p99 ${run.p99Ms.toFixed(2)} ms`);
+          runs.push(run);
+        } catch (err) {
+          const error = String(err).slice(0, 500);
+          console.error(`perf_analyzer ${server.name}/${model}/${protocol} failed: ${error}`);
+          runs.push({ server: server.name, model, protocol, concurrency: params.concurrency, throughput: Number.NaN, p99Ms: Number.NaN, error });
+        }
       }
     }
   }
@@ -281,6 +349,9 @@ export async function perfAnalyzerRuns(params: {
 
 export function renderPerfAnalyzerTable(runs: PerfAnalyzerRun[]): string {
   const lines = ["| model | protocol | clients | server | infer/s | p99 ms |", "| --- | --- | ---: | --- | ---: | ---: |"];
-  for (const r of runs) lines.push(`| ${r.model} | ${r.protocol} | ${r.concurrency} | ${r.server} | ${r.throughput.toFixed(0)} | ${r.p99Ms.toFixed(1)} |`);
+  for (const r of runs) {
+    const figures = r.error === undefined ? `${r.throughput.toFixed(0)} | ${r.p99Ms.toFixed(1)}` : `failed: ${r.error.split("\n")[0]} | —`;
+    lines.push(`| ${r.model} | ${r.protocol} | ${r.concurrency} | ${r.server} | ${figures} |`);
+  }
   return `${lines.join("\n")}\n`;
 }

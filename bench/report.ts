@@ -12,6 +12,8 @@ export interface Point extends LoadResult {
   loadgenCpuCores: number;
   /** Cores busy on the machine just before the point, with the benchmark idle: other people's work. */
   backgroundCpuCores: number | null;
+  /** The gateway's CPU time per answer (µs), where measured (our points of the peer comparison). */
+  serverCpuUsPerAnswer?: number;
 }
 
 export interface TargetVerdict {

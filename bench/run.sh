@@ -4,7 +4,9 @@
 #   bench/run.sh [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
 #   bench/run.sh --at REV [flags]   measures commit REV (a clean `git archive` export, with this bench/)
 #   bench/run.sh --mlserver [--mlserver-workers N] --triton [--rounds N]   adds the peers (bench/peers.ts),
-#     installed on first use into bench/.venv-peers (about 210 MB downloaded, 690 MB on disk).
+#     installed on first use into bench/.venv-peers (about 210 MB downloaded, 690 MB on disk), driven by
+#     wrk (REST) and .tools/bin/ghz (gRPC); --peer-loadgen node drives them with our Node clients instead.
+#     With CLIPPER_PERF_ANALYZER (and _LIBS) set as .ci/run sets them, perf_analyzer runs against ours and Triton.
 set -euo pipefail
 bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$bench_dir/.." && pwd)"

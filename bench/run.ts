@@ -2,7 +2,7 @@
 // benchmark models, measures every scenario and baseline in one run, and writes
 // bench/out/results.json, bench/out/summary.md and PNG plots.
 //   node --import tsx bench/run.ts [--quick] [--no-ray] [--only REGEX] [--duration S] [--warmup S]
-//     [--mlserver] [--mlserver-workers N] [--triton] [--rounds N]   (peers: bench/peers.ts)
+//     [--mlserver] [--mlserver-workers N] [--triton] [--rounds N] [--peer-loadgen wrk-ghz|node]   (peers: bench/peers.ts)
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, totalmem } from "node:os";
@@ -14,11 +14,15 @@ import { freePort, Helper } from "./helper-process.js";
 import { type InputMix, repeatingMix, uniqueMix } from "./loadgen/inputs.js";
 import { type LoadResult, runClosedLoop, runOpenLoop } from "./loadgen/loadgen.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
+import { cpuMs } from "./loadgen/processes.js";
 import { gatewayDefault, grpcGatewayTarget, modelDirectTarget, restTarget, type Target } from "./loadgen/targets.js";
 import {
   checkAnswers,
   measurePeers,
   type OipServer,
+  PEER_LOADGENS,
+  type PeerDriver,
+  type PeerLoadgen,
   type PeerModel,
   type PeerOptions,
   type PerfAnalyzerRun,
@@ -46,6 +50,7 @@ interface BenchOptions {
   peers: PeerOptions;
   /** Rounds of the peer comparison, every system measured once per point in each. */
   rounds: number;
+  peerLoadgen: PeerLoadgen;
 }
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -65,6 +70,7 @@ function parseArgs(argv: string[]): BenchOptions {
     "--mlserver-workers",
     "--triton",
     "--rounds",
+    "--peer-loadgen",
   ]);
   for (const arg of argv) if (arg.startsWith("--") && !known.has(arg)) throw new Error(`unknown flag ${arg}; known: ${[...known].join(" ")}`);
   const quick = argv.includes("--quick");
@@ -77,6 +83,8 @@ function parseArgs(argv: string[]): BenchOptions {
   const only = flag("--only");
   const httpClient = flag("--http-client") ?? "raw";
   if (httpClient !== "raw" && httpClient !== "node-http") throw new Error(`--http-client is raw or node-http, got ${httpClient}`);
+  const peerLoadgen = flag("--peer-loadgen") ?? "wrk-ghz";
+  if (!(PEER_LOADGENS as readonly string[]).includes(peerLoadgen)) throw new Error(`--peer-loadgen is ${PEER_LOADGENS.join(" or ")}, got ${peerLoadgen}`);
   const count = (name: string, fallback: number, max: number) => {
     const text = flag(name);
     const value = text === undefined ? fallback : Number(text);
@@ -95,6 +103,7 @@ function parseArgs(argv: string[]): BenchOptions {
     httpClient: httpClient === "node-http" ? "node-http" : "raw",
     peers: { mlserver: argv.includes("--mlserver"), mlserverWorkers: count("--mlserver-workers", cpus().length, 64), triton: argv.includes("--triton") },
     rounds: count("--rounds", 2, 10),
+    peerLoadgen: peerLoadgen as PeerLoadgen,
   };
 }
 
@@ -165,23 +174,56 @@ class Bench {
     }
   }
 
+  /**
+   * One closed-loop point driven by an external client (wrk, ghz): a warm-up run, then the measured
+   * one; `serverPid`, when given, is the process whose CPU time per answer the point records.
+   */
+  async external(
+    scenario: string,
+    labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
+    run: (durationS: number) => Promise<LoadResult & { clientCpuMs: number }>,
+    serverPid?: number,
+  ): Promise<void> {
+    if (!this.selected(scenario)) return;
+    await this.measure(scenario, labels, async () => {
+      await run(this.options.warmupMs / 1000);
+      const serverCpuBefore = serverPid === undefined ? 0 : cpuMs(serverPid);
+      const { clientCpuMs, ...result } = await run(this.options.durationMs / 1000);
+      const serverCpuUsPerAnswer =
+        serverPid === undefined ? undefined : ((cpuMs(serverPid) - serverCpuBefore) * 1000) / Math.max(1, result.ok + result.defaults);
+      return { result, clientCpuMs, serverCpuUsPerAnswer };
+    });
+  }
+
   private async measure(
     scenario: string,
     labels: Omit<Point, keyof LoadResult | "scenario" | "loadgenCpuCores" | "backgroundCpuCores">,
-    run: () => Promise<LoadResult>,
+    run: () => Promise<LoadResult | { result: LoadResult; clientCpuMs: number; serverCpuUsPerAnswer: number | undefined }>,
   ): Promise<void> {
     const backgroundCpuCores = (await waitForQuiet(cpus().length, QUIET_CORES, this.options.quick ? 5_000 : 20_000)) ?? null;
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
-    const result = await run();
+    const outcome = await run();
     const cpu = process.cpuUsage(cpuBefore);
-    const loadgenCpuCores = (cpu.user + cpu.system) / 1000 / (performance.now() - started);
-    const point: Point = { scenario, ...labels, ...result, loadgenCpuCores, backgroundCpuCores };
+    const elapsedMs = performance.now() - started;
+    // An external client's own CPU (it ran in a child process) over its measured run; ours otherwise.
+    const [result, loadgenCpuCores, serverCpuUsPerAnswer] =
+      "clientCpuMs" in outcome
+        ? [outcome.result, outcome.clientCpuMs / (outcome.result.durationS * 1000), outcome.serverCpuUsPerAnswer]
+        : [outcome, (cpu.user + cpu.system) / 1000 / elapsedMs, undefined];
+    const point: Point = {
+      scenario,
+      ...labels,
+      ...result,
+      loadgenCpuCores,
+      backgroundCpuCores,
+      ...(serverCpuUsPerAnswer === undefined ? {} : { serverCpuUsPerAnswer }),
+    };
     this.points.push(point);
     const load = point.mode === "closed" ? `c=${point.concurrency}` : `rate=${point.targetRate}/s`;
     console.log(
       `${scenario.padEnd(28)} ${load.padEnd(11)} ${point.throughput.toFixed(0).padStart(7)}/s  p50 ${point.p50Ms.toFixed(2)} p99 ${point.p99Ms.toFixed(2)} ms` +
-        `  bg ${backgroundCpuCores?.toFixed(2) ?? "?"} cores  default ${(point.defaultRate * 100).toFixed(1)}% err ${(point.errorRate * 100).toFixed(1)}%${point.firstError ? ` (${point.firstError.slice(0, 80)})` : ""}`,
+        `  bg ${backgroundCpuCores?.toFixed(2) ?? "?"} cores${serverCpuUsPerAnswer === undefined ? "" : `  gateway ${serverCpuUsPerAnswer.toFixed(0)} µs/answer`}  default ${(point.defaultRate * 100).toFixed(1)}% err ${(point.errorRate * 100).toFixed(1)}%${point.firstError ? ` (${point.firstError.slice(0, 80)})` : ""}`,
     );
   }
 }
@@ -193,7 +235,7 @@ class Bench {
 async function comparePeers(
   bench: Bench,
   helpers: Helper[],
-  ours: { restBase: string; grpcAddress: string; mixes: Record<PeerModel, InputMix>; digits: number[][]; small: number[] },
+  ours: { restBase: string; grpcAddress: string; gatewayPid: number; mixes: Record<PeerModel, InputMix>; digits: number[][]; small: number[] },
 ): Promise<void> {
   const { options } = bench;
   const python = peersVenvPython(benchDir);
@@ -215,15 +257,20 @@ async function comparePeers(
   bench.peerServers.push(...servers);
   bench.notes.push(
     `Peers: ${peers.map((p) => p.name).join(", ")} (mlserver-batched: parallel_workers=${options.peers.mlserverWorkers}, adaptive batching; ` +
-      `triton: dynamic batching), ${options.rounds} rounds alternating systems; all over OIP with FP64 [1, k] JSON/fp64_contents.`,
+      `triton: dynamic batching), ${options.rounds} rounds alternating systems; all over OIP with FP64 [1, k] JSON/fp64_contents; ` +
+      `load generator: ${options.peerLoadgen === "wrk-ghz" ? "wrk (REST) and ghz (gRPC), one body per model" : "ours (Node)"}.`,
   );
   await measurePeers({
     servers,
     rounds: options.rounds,
     concurrencies: options.concurrencies,
     mixes: ours.mixes,
+    loadgen: options.peerLoadgen,
     httpClient: options.httpClient,
-    measure: (scenario, labels, makeTarget, concurrency) => bench.closed(scenario, labels, makeTarget, [concurrency]),
+    measure: (scenario, labels, concurrency, driver: PeerDriver) =>
+      driver.kind === "node"
+        ? bench.closed(scenario, labels, driver.makeTarget, [concurrency])
+        : bench.external(scenario, labels, driver.run, labels.system === "clipper" ? ours.gatewayPid : undefined),
   });
   const perfAnalyzer = process.env.CLIPPER_PERF_ANALYZER;
   const triton = servers.filter((s) => s.family === "triton");
@@ -235,7 +282,8 @@ async function comparePeers(
       libs: process.env.CLIPPER_PERF_ANALYZER_LIBS ?? "",
       servers: [clipper, ...triton],
       concurrency: 64,
-      measurementMs: options.durationMs,
+      // Up to three windows per run (its stability trials), twelve runs: bounded to keep the run short.
+      measurementMs: Math.min(options.durationMs, 5_000),
     });
     bench.perfAnalyzer.push(...runs);
   } catch (err) {
@@ -437,6 +485,7 @@ async function main(): Promise<void> {
       await comparePeers(bench, helpers, {
         restBase: gw,
         grpcAddress: gateway,
+        gatewayPid: system.pid("gateway") ?? 0,
         mixes: { noop: unique, sklearn: uniqueDigits, fixed: unique },
         digits,
         small,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseGhzSummary } from "./ghz.js";
+import { ghzLoadResult, parseGhzSummary } from "./ghz.js";
 
 // ghz v0.93.0's summary of a -n 200 run against a grpc-js server, with the status and error lines of a loaded -z run added.
 const SUMMARY = `
@@ -49,11 +49,19 @@ describe("parseGhzSummary", () => {
     expect(s.rps).toBe(682.91);
     expect(s.p99Ms).toBe(154.61);
     expect(s.ok).toBe(200);
+    expect([s.p50Ms, s.p90Ms, s.meanMs, s.maxMs, s.count, s.totalS]).toEqual([2.5, 4.42, 5.69, 155.27, 200, 0.29286]);
   });
 
   it("counts the server's errors, not the calls a -z run cuts at its end", () => {
     const s = parseGhzSummary(SUMMARY);
     expect(s.errors).toEqual([{ count: 21, message: expect.stringContaining("code = ResourceExhausted") }]);
+  });
+
+  it("makes a closed-loop point of it, errors counted", () => {
+    const p = ghzLoadResult(parseGhzSummary(SUMMARY), 64);
+    expect(p.requests).toBe(221);
+    expect(p.errorRate).toBeCloseTo(21 / 221, 5);
+    expect(p.throughput).toBeCloseTo(200 / 0.29286, 1);
   });
 
   it("refuses text that is not a ghz summary", () => {

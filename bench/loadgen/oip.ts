@@ -122,3 +122,11 @@ function tensorNumbers(res: ModelInferResponse, index: number): number[] {
   if (c.intContents.length > 0) return c.intContents;
   return c.boolContents.map((b) => (b ? 1 : 0));
 }
+
+/** ModelInfer's request as the JSON ghz sends: one FP64 tensor of shape [1, k] in fp64_contents. */
+export function oipGhzRequest(model: string, values: number[]): string {
+  return JSON.stringify({ model_name: model, inputs: [{ name: "input", datatype: "FP64", shape: [1, values.length], contents: { fp64_contents: values } }] });
+}
+
+/** The marker of our gateway's default answer in a one-row JSON infer response (its BOOL `default` tensor); peers answer FP64 only. */
+export const OIP_REST_DEFAULT_MARKER = '"data":[true]';

@@ -29,7 +29,12 @@ import noop
 import sklearn_digits
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton.triton import Triton, TritonConfig
+from pytriton.triton import (
+    DEFAULT_PROTECTED_ENDPOINTS,
+    Triton,
+    TritonConfig,
+    TritonSecurityConfig,
+)
 
 # Our fixed-batched application's batch bound.
 MAX_BATCH_SIZE = 256
@@ -64,7 +69,15 @@ def main() -> None:
         "sklearn": sklearn_digits.predict,
         "fixed": fixed_cost.predict,
     }
-    with Triton(config=config) as triton:
+    # pytriton restricts some of tritonserver's APIs to callers sending its random
+    # triton-access-token; perf_analyzer reads the statistics API before and after
+    # each measurement, so that one is left open (loopback only, for the benchmark).
+    security = TritonSecurityConfig(
+        restricted_endpoints=[
+            e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"
+        ]
+    )
+    with Triton(config=config, security_config=security) as triton:
         for name, predict in models.items():
             triton.bind(
                 model_name=name,
