@@ -5,12 +5,15 @@
  */
 import type { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { parseInputType } from "../services/shared/index.js";
+import type { ServiceAddresses } from "./addresses.js";
 import type { KubernetesSystem } from "./kubernetes-system.js";
 import type { ContainerManagerClient, ManagementClient } from "./management-commands.js";
 import type { Output } from "./output.js";
 import type { ProgressOptions } from "./progress.js";
 
 /** What the CLI needs from its surroundings; main.ts passes the real process's. */
+export type { ServiceAddresses };
+
 export interface CliEnvironment {
   stdout: Output;
   stderr: Output;
@@ -33,13 +36,6 @@ export interface OptionDef {
 
 /** Flags as node:util parseArgs returns them, by name without the dashes. */
 export type FlagValues = Record<string, string | boolean | undefined>;
-
-/** host:port of each service the CLI talks to. */
-export interface ServiceAddresses {
-  registry: string;
-  containerManager: string;
-  gateway: string;
-}
 
 export interface CommandDef {
   /** e.g. "model deploy". */

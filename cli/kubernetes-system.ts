@@ -6,9 +6,9 @@
  * (docs/kubernetes.md, "From Python and the CLI").
  */
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
+import type { ServiceAddresses } from "./addresses.js";
 import { CliError } from "./cli-error.js";
 import { DEFAULT_CLUSTER } from "./clusters.js";
-import type { ServiceAddresses } from "./invocation.js";
 import { formatTable, indent, type Output } from "./output.js";
 
 export const KUBERNETES_DEFAULTS = {
