@@ -65,6 +65,9 @@ export interface RunningGateway {
 /** Node's own default, 511, overflows when thousands of clients connect at once (see GatewayOptions.listenBacklog). */
 export const DEFAULT_LISTEN_BACKLOG = 4096;
 
+/** How long an idle HTTP/1.1 connection is kept open (see startGateway). */
+const HTTP_KEEP_ALIVE_MS = 65_000;
+
 const SERVICE_PREFIX = `/${PredictionService.typeName}/`;
 /** Requests of one OIP ModelStreamInfer stream answered at once (the Predictor's --max-in-flight bounds them all). */
 const OIP_STREAM_MAX_IN_FLIGHT = 256;
@@ -139,6 +142,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     else rest(req, res);
   });
 
+  // Longer than the idle timeout of the load balancers and clients in front (60 s on AWS's, undici's 4 s): a connection
+  // closed by the server as the client reuses it fails that request ("other side closed"); node's default is 5 s.
+  httpServer.keepAliveTimeout = HTTP_KEEP_ALIVE_MS;
   const sockets = new Set<net.Socket>();
   const route = {
     http2: (socket: net.Socket) => injector.injectConnection(socket),
