@@ -17,6 +17,15 @@ describe.skipIf(!asRoot)("replicas run as --replica-user nobody under a root con
   const system = new TestSystem({ dataDir, args: { "container-manager": ["--replica-user", "nobody"] } });
 
   beforeAll(async () => {
+    // The replica runs from the checkout: as nobody it must be able to enter every directory above it.
+    for (let dir = repoRoot; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      const mode = fs.statSync(dir).mode;
+      if ((mode & 0o001) === 0) {
+        throw new Error(
+          `${dir} (mode ${(mode & 0o777).toString(8)}) cannot be entered by other users, so a replica run as nobody cannot read the checkout: clone it where others may enter (chmod o+x)`,
+        );
+      }
+    }
     fs.chmodSync(dataDir, 0o755);
     fs.writeFileSync(rootOnly, "root's secret\n", { mode: 0o600 });
     fs.writeFileSync(shared, "readable by all\n", { mode: 0o644 });
