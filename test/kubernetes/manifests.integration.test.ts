@@ -26,6 +26,7 @@ import {
   type V1Deployment,
   type V1NetworkPolicy,
   type V1PodTemplateSpec,
+  type V1Service,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -228,8 +229,31 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
       "clipper-router": ["grpc", "grpc"],
     });
     // The model pods' port (the backend's) is the one their NetworkPolicy opens.
-    const modelPolicy = ofKind<V1NetworkPolicy>("NetworkPolicy").find((p) => p.metadata?.name === "clipper-model-pods");
+    const policies = ofKind<V1NetworkPolicy>("NetworkPolicy");
+    const modelPolicy = policies.find((p) => p.metadata?.name === "clipper-model-pods");
     expect(modelPolicy?.spec?.ingress?.[0]?.ports?.[0]?.port).toBe(DEFAULT_KUBERNETES_OPTIONS.containerPort);
+    // The model pods fetch their artifact from the URL the container-manager gives them: its Service, on the Service's
+    // artifacts port, which leads to the container port its artifact server listens on, the one the policy opens to them.
+    const manager = containerOf("clipper-container-manager");
+    const flag = (name: string) => {
+      const at = manager.args?.indexOf(name) ?? -1;
+      return at < 0 ? undefined : manager.args?.[at + 1];
+    };
+    const artifactsUrl = new URL(flag("--artifacts-url") ?? "");
+    const service = ofKind<V1Service>("Service").find((s) => s.metadata?.name === "clipper-container-manager");
+    const servicePort = service?.spec?.ports?.find((p) => p.name === "artifacts");
+    expect(artifactsUrl.protocol).toBe("http:");
+    expect(artifactsUrl.hostname).toBe(service?.metadata?.name);
+    expect(artifactsUrl.pathname).toBe("/");
+    expect(Number(artifactsUrl.port)).toBe(servicePort?.port);
+    expect(servicePort?.targetPort).toBe("artifacts");
+    const containerPort = manager.ports?.find((p) => p.name === "artifacts")?.containerPort;
+    expect(containerPort).toBe(Number(flag("--artifacts-port")));
+    const managerPolicy = policies.find((p) => p.metadata?.name === "clipper-container-manager");
+    const modelRules = (managerPolicy?.spec?.ingress ?? []).filter((r) =>
+      r._from?.some((peer) => peer.podSelector?.matchLabels?.["app.kubernetes.io/name"] === "clipper-model"),
+    );
+    expect(modelRules.flatMap((r) => r.ports?.map((p) => p.port) ?? [])).toEqual([containerPort]);
   });
 
   it("passes `kubectl apply --dry-run=server -k deploy/kubernetes` (once its Namespace exists) and creates nothing by it", async () => {
@@ -329,7 +353,7 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
       "clipper-gateway": [1337],
       "clipper-registry": [1338, 9338],
       "clipper-router": [1339, 9339],
-      "clipper-container-manager": [1340, 9340],
+      "clipper-container-manager": [1340, 9340, 1342],
       "clipper-redis": [6379],
     };
     const endpointsWanted = { "clipper-gateway": 2, "clipper-registry": 1, "clipper-router": 2, "clipper-container-manager": 1, "clipper-redis": 1 };
@@ -399,6 +423,7 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
       ["outside → registry:1338", outside, pods.registry, 1338, false],
       ["outside → router:1339", outside, pods.router, 1339, false],
       ["outside → container-manager:1340", outside, pods.manager, 1340, false],
+      ["outside → container-manager artifacts:1342", outside, pods.manager, 1342, false],
       ["outside → redis:6379", outside, pods.redis, 6379, false],
       ["outside → model:7000", outside, model, 7000, false],
       ["outside → registry metrics:9338", outside, pods.registry, 9338, false],
@@ -409,6 +434,11 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
       ["router → model:7000", from(pods.router), model, 7000, true],
       ["gateway → model:7000", from(pods.gateway), model, 7000, true],
       ["gateway → container-manager:1340", from(pods.gateway), pods.manager, 1340, true],
+      ["gateway → container-manager artifacts:1342", from(pods.gateway), pods.manager, 1342, false],
+      ["router → container-manager artifacts:1342", from(pods.router), pods.manager, 1342, false],
+      ["model → container-manager artifacts:1342", from(model), pods.manager, 1342, true],
+      ["model → container-manager:1340", from(model), pods.manager, 1340, false],
+      ["model → container-manager metrics:9340", from(model), pods.manager, 9340, false],
       ["registry → redis:6379", from(pods.registry), pods.redis, 6379, true],
       ["router → redis:6379", from(pods.router), pods.redis, 6379, false],
       ["registry → router:1339", from(pods.registry), pods.router, 1339, false],
@@ -426,7 +456,7 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
     const kubeconfig = cluster.writeKubeconfig({ token, namespace: NAMESPACE, user: SERVICE_ACCOUNT });
     // The manifest's own flags and image, minus what only makes sense in the pod (its address, the registry's Service name, its volume).
     const manager = containerOf("clipper-container-manager");
-    const podOnly = new Set(["--host", "--port", "--metrics-port", "--registry", "--data-dir"]);
+    const podOnly = new Set(["--host", "--port", "--metrics-port", "--registry", "--data-dir", "--artifacts-port", "--artifacts-url"]);
     const args: string[] = [];
     const manifestArgs = manager.args ?? [];
     for (let i = 0; i < manifestArgs.length; i += 2) {
@@ -435,7 +465,8 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
     }
     expect(args).toEqual(["--insecure", "true", "--backend", "kubernetes", "--cluster-name", "default"]);
     const image = manager.env?.find((e) => e.name === "CLIPPER_MODEL_IMAGE")?.value ?? "";
-    const system = new TestSystem({ args: { "container-manager": [...args, "--image", image, "--kubeconfig", kubeconfig] } });
+    // Any free artifacts port: test files running at once must not share 1342 on this machine.
+    const system = new TestSystem({ args: { "container-manager": [...args, "--image", image, "--kubeconfig", kubeconfig, "--artifacts-port", "0"] } });
     const node = cluster.nodeNames[0] ?? "";
     try {
       await system.startService("registry");
@@ -469,6 +500,17 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
         true,
       );
       expect(admits(policies, { outside: true }, modelPod?.metadata?.labels ?? {}, DEFAULT_KUBERNETES_OPTIONS.containerPort)).toBe(false);
+      // And reach the container-manager's artifact server, nothing else of it.
+      const managerPod = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/name=clipper-container-manager" })).items[0];
+      const managerPorts = (managerPod?.spec?.containers[0]?.ports ?? []).map((p) => [
+        p.name,
+        admits(policies, { pod: modelPod?.metadata?.labels ?? {} }, managerPod?.metadata?.labels ?? {}, p.containerPort),
+      ]);
+      expect(managerPorts).toEqual([
+        ["grpc", false],
+        ["metrics", false],
+        ["artifacts", true],
+      ]);
 
       await system.containerManager().scaleModel({ name: "sum", version: "1", replicas: 1, timeoutSeconds: 30 });
       await waitFor("1 READY replica after scaling down", () => readyInRegistry("sum", 1), 30_000);

@@ -23,7 +23,11 @@ export interface SystemPodsOnLoopback {
   kubelet: LoopbackKubelet;
   proxy: LoopbackServiceProxy;
   redis: TestRedisServer;
-  /** The directory every pod's /var/lib/clipper is (the container-manager's artifacts, which the model pods read). */
+  /**
+   * Where /var/lib/clipper maps for a pod with no volume of its own there. The registry's and the container-manager's pods and
+   * each model pod mount an emptyDir at that path, each a directory of that pod's own: the model pods fetch their artifact from the
+   * container-manager's artifact server, they do not read its store.
+   */
   dataDir: string;
   stop(): Promise<void>;
 }
