@@ -272,7 +272,9 @@ def test_perf_analyzer_runs_against_the_endpoint(system, protocol):
     """perf_analyzer (tritonclient 2.41.1's binary) reads ModelMetadata and ModelConfig and
     drives ModelInfer: a short functional run, not a benchmark (stability is not asked)."""
     command = [PERF_ANALYZER, "-m", "sum", "-u", system, "-i", protocol, "--shape", "input:1,4"]
-    command += ["--concurrency-range", "1:1", "--measurement-interval", "500", "--max-trials", "3", "-s", "100"]
+    # perf_analyzer fails a run whose windows differ more than -s percent (it failed at 100% on a CI machine at
+    # load 9): a functional run accepts any spread, over up to ten windows.
+    command += ["--concurrency-range", "1:1", "--measurement-interval", "500", "--max-trials", "10", "-s", "10000"]
     libs = os.pathsep.join(p for p in [PERF_ANALYZER_LIBS, os.environ.get("LD_LIBRARY_PATH", "")] if p)
     env = dict(os.environ, LD_LIBRARY_PATH=libs)
     run = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
