@@ -273,8 +273,9 @@ try {
     }
   }
 
-  // Warm the model and the router's latency model.
-  await phase("warm-up, 64 clients", { clients: 64 }, 0);
+  // Warm the model and the router's latency model at half the capacity's load: more would be an overload already.
+  const warmClients = Math.ceil(model.capacityClients / 2);
+  await phase(`warm-up, ${warmClients} clients`, { clients: warmClients }, 0);
   const baselineRss = rssMiB();
   const capacity = (await phase(`capacity: closed loop, ${model.capacityClients} clients`, { clients: model.capacityClients }, 0)).goodputPerS;
   for (const factor of [1, 2, 5, 10]) {
