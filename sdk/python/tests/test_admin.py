@@ -19,6 +19,7 @@ from clipper.v1 import resources_pb2
 from clipper_admin import ClipperConnection, ClipperException, ContainerManager, LocalContainerManager
 from clipper_admin.container_manager import find_cli, find_repo_root
 from clipper_admin.deployers import python as python_deployer
+from clipper_admin.deployers import sklearn as sklearn_deployer
 from clipper_runtime import load_artifact
 
 
@@ -173,6 +174,38 @@ def test_deploy_model_with_a_command_runtime(conn, fake):
     assert deploy.model.max_batch_size == 16
     with pytest.raises(ClipperException, match="runtime must be"):
         conn.deploy_model("cmd", "v3", "strings", 42)
+
+
+def test_resources_reach_the_model_from_every_deployer(conn, fake):
+    resources = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"nvidia.com/gpu": "1"}}
+    python_deployer.deploy_python_closure(conn, "res", 1, "doubles", lambda xs: ["a"] * len(xs), resources=resources)
+    conn.deploy_model("res-cmd", 1, "doubles", ["python3", "serve.py"], resources={"limits": {"memory": "1Gi"}})
+    sklearn_deployer.deploy_sklearn_model(conn, "res-sk", 1, "doubles", _fitted_regression(), resources=resources)
+    closure, command, framework = (d.model.resources for d in requests_of(fake.container_manager, "DeployModel"))
+    for deployed in (closure, framework):
+        assert dict(deployed.requests) == {"cpu": "500m", "memory": "256Mi"}
+        assert dict(deployed.limits) == {"nvidia.com/gpu": "1"}
+    assert (dict(command.requests), dict(command.limits)) == ({}, {"memory": "1Gi"})
+
+
+@pytest.mark.parametrize(
+    ("resources", "problem"),
+    [
+        ({"cpu": "1"}, "keys requests and/or limits"),
+        ({"requests": {"cpu": 1}}, r'resources\["requests"\] must map resource names to quantity strings'),
+        ("1 cpu", "keys requests and/or limits"),
+    ],
+)
+def test_malformed_resources_are_refused_naming_the_problem(conn, fake, resources, problem):
+    with pytest.raises(ClipperException, match=problem):
+        conn.deploy_model("bad", 1, "doubles", ["python3", "serve.py"], resources=resources)
+    assert requests_of(fake.container_manager, "DeployModel") == []
+
+
+def _fitted_regression():
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression().fit(np.array([[0.0], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0]))
 
 
 def test_models_links_versions_and_replicas(conn, fake):

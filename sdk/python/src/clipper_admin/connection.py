@@ -404,10 +404,15 @@ class ClipperConnection:
         batch_size: int = -1,
         set_current: bool = True,
         timeout_seconds: int = 0,
+        resources: dict[str, dict[str, str]] | None = None,
     ) -> None:
         """Registers a model version and waits until its replicas are ready,
         logging progress. `batch_size=-1` means no batch limit; the new version
-        becomes current unless `set_current=False`."""
+        becomes current unless `set_current=False`. `resources`, as
+        Kubernetes writes them (`{"requests": {"cpu": "500m", "memory":
+        "512Mi"}, "limits": {"nvidia.com/gpu": "1"}}`), become each replica's
+        requests and limits on the Kubernetes backend; the registry checks
+        names and quantities."""
         try:
             type_value = parse_input_type(input_type)
         except ValueError as error:
@@ -420,6 +425,7 @@ class ClipperConnection:
             max_batch_size=max(0, int(batch_size)),
             labels=dict(labels or {}),
             desired_replicas=int(num_replicas),
+            resources=model_resources(resources),
         )
         request = cm_pb2.DeployModelRequest(model=model, set_current=set_current, timeout_seconds=int(timeout_seconds))
         deadline = timeout_seconds + 60.0 if timeout_seconds > 0 else _DEFAULT_DEPLOY_DEADLINE_SECONDS
@@ -573,3 +579,22 @@ class ClipperConnection:
         names = dict.fromkeys(m.name for m in self._list_models().models)
         for name in names:
             self._stop(name, [])
+
+
+def model_resources(resources: dict[str, dict[str, str]] | None) -> resources_pb2.ModelResources:
+    """`{"requests": {...}, "limits": {...}}` as the Model's ModelResources,
+    or a ClipperException naming what is wrong."""
+    if resources is None:
+        return resources_pb2.ModelResources()
+    if not isinstance(resources, dict) or not set(resources) <= {"requests", "limits"}:
+        raise ClipperException(
+            f"resources must be a dict with the keys requests and/or limits (as in Kubernetes), got {resources!r}"
+        )
+    parts: dict[str, dict[str, str]] = {}
+    for kind, values in resources.items():
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise ClipperException(f'resources["{kind}"] must map resource names to quantity strings, got {values!r}')
+        parts[kind] = dict(values)
+    return resources_pb2.ModelResources(**parts)

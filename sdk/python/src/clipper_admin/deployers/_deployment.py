@@ -36,6 +36,8 @@ class ReplicaOptions:
     batch_size: int = -1
     set_current: bool = True
     timeout_seconds: int = 0
+    #: Each replica's requests and limits, as Kubernetes writes them (ClipperConnection.deploy_model).
+    resources: dict[str, dict[str, str]] | None = None
 
     def deploy(self, conn: ClipperConnection, name: str, version: str | int, input_type: str, runtime: Runtime) -> None:
         conn.deploy_model(
@@ -48,6 +50,7 @@ class ReplicaOptions:
             batch_size=self.batch_size,
             set_current=self.set_current,
             timeout_seconds=self.timeout_seconds,
+            resources=self.resources,
         )
 
 

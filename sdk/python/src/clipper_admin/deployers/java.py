@@ -56,6 +56,7 @@ def deploy_java_model(
     batch_size: int = -1,
     set_current: bool = True,
     timeout_seconds: int = 0,
+    resources: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Uploads the jar at `jar_path` to the container-manager's artifact store and
     deploys `class_name` in it as model `name:version`, waiting until its
@@ -78,7 +79,7 @@ def deploy_java_model(
     digest = clipper_conn.upload_artifact(data)
     log.info("jar %s for %s:%s uploaded (%d bytes, class %s)", jar_path, name, version, len(data), class_name)
     runtime = resources_pb2.JavaClassRuntime(jar_digest=digest, class_name=class_name, jvm_options=options)
-    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds, resources)
     replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 

@@ -81,7 +81,8 @@ def deploy_keras_model(
     `interpreter` as deploy_python_closure's do.
 
     `replica_options` are those of every deployer: labels, num_replicas,
-    batch_size (-1: no limit), set_current, timeout_seconds.
+    batch_size (-1: no limit), set_current, timeout_seconds, resources
+    (requests and limits, as in ClipperConnection.deploy_model).
     """
     check_input_type(input_type, NUMERIC_INPUT_TYPES, "keras")
     saved = save_keras_model(model, pkgs_to_install)

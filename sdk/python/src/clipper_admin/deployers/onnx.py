@@ -85,7 +85,8 @@ def deploy_onnx_model(
     deploy_python_closure's do.
 
     `replica_options` are those of every deployer: labels, num_replicas,
-    batch_size (-1: no limit), set_current, timeout_seconds.
+    batch_size (-1: no limit), set_current, timeout_seconds, resources
+    (requests and limits, as in ClipperConnection.deploy_model).
     """
     check_input_type(input_type, (*NUMERIC_INPUT_TYPES, "strings"), "onnx")
     saved = save_onnx_model(model, output, pkgs_to_install)

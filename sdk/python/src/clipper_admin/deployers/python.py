@@ -68,6 +68,7 @@ def deploy_python_closure(
     pkgs_to_install: list[str] | None = None,
     set_current: bool = True,
     timeout_seconds: int = 0,
+    resources: dict[str, dict[str, str]] | None = None,
     interpreter: str | None = None,
 ) -> None:
     """Pickles `func`, uploads it to the container-manager and deploys it as
@@ -83,7 +84,8 @@ def deploy_python_closure(
     fails the deploy with a ClipperException naming the missing module.
 
     `base_image` and `registry` are Docker options of Clipper's and ignored
-    here: replicas are local processes.
+    here: replicas are local processes. `resources` are each replica's
+    requests and limits on Kubernetes (ClipperConnection.deploy_model).
     """
     if base_image != "default" or registry is not None:
         log.info("base_image and registry are ignored: closures run as local processes")
@@ -99,7 +101,7 @@ def deploy_python_closure(
         chosen or "the container-manager's default Python",
     )
     runtime = python_runtime(clipper_conn, closure.data, closure.packages, chosen)
-    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds, resources)
     replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 

@@ -58,6 +58,7 @@ def deploy_r_model(
     batch_size: int = -1,
     set_current: bool = True,
     timeout_seconds: int = 0,
+    resources: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Uploads the R model at `model_path` (an .rds from clippermodel::save_model,
     or an .R script defining `predict`) to the container-manager's artifact store
@@ -72,7 +73,7 @@ def deploy_r_model(
     digest = clipper_conn.upload_artifact(data)
     log.info("R model %s for %s:%s uploaded (%d bytes, %s)", model_path, name, version, len(data), model_format)
     runtime = resources_pb2.RFunctionRuntime(artifact_digest=digest, format=model_format, packages=list(packages or []))
-    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds)
+    replicas = ReplicaOptions(labels, num_replicas, batch_size, set_current, timeout_seconds, resources)
     replicas.deploy(clipper_conn, name, version, input_type, runtime)
 
 

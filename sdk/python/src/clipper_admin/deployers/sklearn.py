@@ -86,7 +86,8 @@ def deploy_sklearn_model(
     Replicas run with `interpreter` as deploy_python_closure's do (by default
     this process's own Python, which has scikit-learn).
     `replica_options` are those of every deployer: labels, num_replicas,
-    batch_size (-1: no limit), set_current, timeout_seconds.
+    batch_size (-1: no limit), set_current, timeout_seconds, resources
+    (requests and limits, as in ClipperConnection.deploy_model).
     """
     saved = save_sklearn_model(model, method, pkgs_to_install)
     deploy_saved_model(clipper_conn, name, version, input_type, saved, interpreter, replica_options)

@@ -88,7 +88,8 @@ def deploy_xgboost_model(
     Replicas run with `interpreter` as deploy_python_closure's do.
 
     `replica_options` are those of every deployer: labels, num_replicas,
-    batch_size (-1: no limit), set_current, timeout_seconds.
+    batch_size (-1: no limit), set_current, timeout_seconds, resources
+    (requests and limits, as in ClipperConnection.deploy_model).
     """
     check_input_type(input_type, NUMERIC_INPUT_TYPES, "xgboost")
     saved = save_xgboost_model(model, method, pkgs_to_install)
