@@ -293,7 +293,10 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
       await cluster.restartApiserver({ signal, downMs: 500 });
       const before = ready(backend, "sum").map((r) => r.id);
       await core.deleteNamespacedPod({ name: before[0]!, namespace });
-      await eventually(`after ${signal}: the deleted pod's replacement is reported`, 30_000, async () => {
+      // The replacement is the controller-manager's to make, and after a SIGKILLed apiserver its own watches and the
+      // apiserver's RBAC caches recover first ("Forbidden" meanwhile): 20-39 s alone here, past 30 s once in a full CI
+      // run. The backend's part, reporting the new pod, is what is checked; the bound leaves the cluster its time.
+      await eventually(`after ${signal}: the deleted pod's replacement is reported`, 60_000, async () => {
         const list = await readyCount(backend, "sum", 2)();
         return list !== undefined && !list.some((r) => r.id === before[0]) ? list : undefined;
       });
@@ -304,7 +307,7 @@ describe.skipIf(skipKubernetesTests())("KubernetesBackend on a real cluster on l
     console.log(`watch errors during the restarts: ${backend.watchErrors - errorsBefore}`);
     // The apiserver's downtime may fail a request in flight; anything logged as an error before this point is a failure.
     expect(problems).toEqual([]);
-  }, 120_000);
+  }, 180_000);
 
   it("a restarted backend adopts the Deployment and its pods: no duplicate, scaling goes on from there", async () => {
     const before = ready(backend, "sum").map((r) => r.id);
