@@ -1,8 +1,8 @@
 /**
  * A Clipper system on Kubernetes, as the CLI finds it with `--kubeconfig FILE [--namespace NS] [--cluster NAME]`:
  * the services deploy/kubernetes runs in the namespace (applied by Python's KubernetesContainerManager or by
- * `kubectl apply -k`), reached at the ready endpoints of their Services, and the state of the system's Deployments
- * and pods for `clipper status`. Python's clipper_admin.kubernetes_container_manager finds them the same way
+ * `kubectl apply -k`), reached at the ready endpoints of their Services (named by the cluster name: objectName), and
+ * the state of the system's Deployments and pods for `clipper status`. Python's clipper_admin.kubernetes_container_manager finds them the same way
  * (docs/kubernetes.md, "From Python and the CLI").
  */
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
@@ -20,7 +20,16 @@ export const KUBERNETES_DEFAULTS = {
 /** The label deploy/kubernetes's objects get for a cluster name (Python's start_clipper), which the model Deployments also carry. */
 export const CLUSTER_LABEL = "clipper.ai/cluster";
 
-/** The Services of deploy/kubernetes and the port each client uses. */
+/**
+ * The name deploy/kubernetes's object `name` has for a cluster name: "default" keeps the manifests' names, any other
+ * prefixes them with `<cluster>-` (Python's start_clipper, kubernetes_container_manager.object_name: several systems in
+ * one namespace).
+ */
+export function objectName(cluster: string, name: string): string {
+  return cluster === DEFAULT_CLUSTER ? name : `${cluster}-${name}`;
+}
+
+/** The Services of deploy/kubernetes (named for the "default" cluster) and the port each client uses. */
 const SERVICES = {
   registry: { service: "clipper-registry", port: "grpc" },
   containerManager: { service: "clipper-container-manager", port: "grpc" },
@@ -71,12 +80,13 @@ export class KubernetesSystem {
    * apiserver is asked once); a service without one fails only the command that needs it, with what to do.
    */
   async addresses(flags: Record<keyof ServiceAddresses, string | undefined>): Promise<ServiceAddresses> {
-    const { namespace } = this.target;
+    const { namespace, cluster } = this.target;
     const pods = this.core.listNamespacedPod({ namespace }).then((r) => r.items);
     const resolve = async (name: keyof ServiceAddresses): Promise<string | CliError> => {
       const given = flags[name];
       if (given !== undefined) return given;
-      const { service, port } = SERVICES[name];
+      const service = objectName(cluster, SERVICES[name].service);
+      const { port } = SERVICES[name];
       const found = await this.core.readNamespacedService({ name: service, namespace }).catch((err: unknown) => {
         if ((err as { code?: number }).code === 404) return undefined;
         throw err;
@@ -86,7 +96,7 @@ export class KubernetesSystem {
       return (
         ready[0] ??
         new CliError(
-          `Service ${service} in namespace ${namespace} has ${found === undefined ? "not been created" : "no ready endpoint"}: is Clipper running there? ` +
+          `Service ${service} in namespace ${namespace} has ${found === undefined ? "not been created" : "no ready endpoint"}: is Clipper${cluster === DEFAULT_CLUSTER ? "" : ` cluster ${cluster}`} running there? ` +
             `From outside the cluster's network, give --${name === "containerManager" ? "container-manager" : name} (a LoadBalancer, or kubectl -n ${namespace} port-forward service/${service} ...)`,
         )
       );

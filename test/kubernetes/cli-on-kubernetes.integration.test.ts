@@ -88,7 +88,8 @@ describe.skipIf(skipKubernetesTests())("the CLI against a system on Kubernetes (
       ["clipper-registry", "1/1"],
       ["clipper-router", "2/2"],
     ]) {
-      expect(status.stdout).toMatch(new RegExp(`${name}\\s+up\\s+${ready}\\s+0\\s+127\\.`));
+      // Named by the cluster name (a prefix: several systems share a namespace).
+      expect(status.stdout).toMatch(new RegExp(`\\s${CLUSTER}-${name}\\s+up\\s+${ready}\\s+0\\s+127\\.`));
     }
     // The model Deployment the container-manager made carries the cluster's label too.
     expect(status.stdout).toMatch(new RegExp(`clipper-${CLUSTER}-sum-model-1-\\S+\\s+up\\s+1/1`));

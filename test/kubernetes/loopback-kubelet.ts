@@ -536,9 +536,11 @@ export class LoopbackKubelet {
         kind: "Node",
         metadata: { name: this.nodeName, labels: { "kubernetes.io/hostname": this.nodeName, "kubernetes.io/os": "linux", ...this.o.labels } },
         spec: { taints: this.o.taints },
+        // 4 CPUs advertised: the processes share this machine and nothing is reserved for a request, but the scheduler
+        // counts requests, and two systems side by side request 2.4 CPUs (test_e2e_kubernetes.py).
         status: {
-          capacity: { cpu: "2", memory: "4Gi", pods: String(this.o.maxPods) },
-          allocatable: { cpu: "2", memory: "4Gi", pods: String(this.o.maxPods) },
+          capacity: { cpu: "4", memory: "4Gi", pods: String(this.o.maxPods) },
+          allocatable: { cpu: "4", memory: "4Gi", pods: String(this.o.maxPods) },
           addresses: [
             { type: "InternalIP", address: "127.0.0.1" },
             { type: "Hostname", address: this.nodeName },

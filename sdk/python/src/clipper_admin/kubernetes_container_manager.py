@@ -34,6 +34,25 @@ REGISTRY_SERVICE = ("clipper-registry", "grpc")
 CONTAINER_MANAGER_SERVICE = ("clipper-container-manager", "grpc")
 SYSTEM_DEPLOYMENTS = ("clipper-registry", "clipper-router", "clipper-gateway", "clipper-container-manager")
 
+# The container args of deploy/kubernetes/base that name another of its Services, per (Deployment, container): the
+# Service and the arg around its name. A cluster name other than "default" prefixes every object's name
+# (kustomize's namePrefix renames the references kustomize knows itself: selectors' Services, ConfigMap, Secret and
+# ServiceAccount refs); these addresses are strings to kustomize, so the overlay renames them with `replacements`,
+# each finding its arg by its whole value: a manifest that no longer has it fails the apply.
+_SERVICE_ADDRESS_ARGS = {
+    ("clipper-router", "router"): (("clipper-registry", "{}:1338"),),
+    ("clipper-gateway", "gateway"): (("clipper-router", "{}:1339"), ("clipper-registry", "{}:1338")),
+    ("clipper-container-manager", "container-manager"): (
+        ("clipper-registry", "{}:1338"),
+        ("clipper-container-manager", "http://{}:1342"),
+    ),
+}
+# The registry's ConfigMap (base/kustomization.yaml's configMapGenerator): the Redis StatefulSet's Service in its URL.
+_REDIS_URL = "redis://{}:6379"
+_REDIS_SERVICE = "clipper-redis"
+# A ConfigMap kustomize keeps to itself (not applied): the source of the renamed addresses.
+_ADDRESSES_CONFIGMAP = "clipper-cluster-addresses"
+
 # Where --cluster-name sits in the container-manager's args in deploy/kubernetes/base/container-manager.yaml (the
 # overlay's patch tests it before replacing the value, so a changed manifest fails the apply instead of being misread).
 _CLUSTER_NAME_ARG_INDEX = 12
@@ -49,17 +68,26 @@ _SYSTEM_KINDS = (
 )
 
 
+def object_name(cluster_name: str, name: str) -> str:
+    """The name deploy/kubernetes's object `name` has for a cluster name: "default" keeps the manifests' names, any
+    other prefixes them with `<cluster_name>-` (several systems in one namespace)."""
+    return name if cluster_name == "default" else f"{cluster_name}-{name}"
+
+
 class KubernetesContainerManager(ContainerManager):
     """Clipper in namespace `namespace` of a Kubernetes cluster (Clipper's
     KubernetesContainerManager, on today's APIs).
 
     `start_clipper()` applies deploy/kubernetes (kustomize) into `namespace`,
     with the container-manager's `--cluster-name` set to `cluster_name` and
-    every object labelled `clipper.ai/cluster=<cluster_name>`, and waits until
-    the registry, router, gateway and container-manager are rolled out;
-    `connect()` reaches a system already there. `stop_all()` deletes what
-    start_clipper applied (by that label: the Namespace too when start_clipper
-    created it) and the model Deployments of `cluster_name`, nothing else.
+    every object labelled `clipper.ai/cluster=<cluster_name>` (in the
+    selectors too), and waits until the registry, router, gateway and
+    container-manager are rolled out; `connect()` reaches a system already
+    there. A cluster name other than "default" prefixes every object's name
+    (`<cluster_name>-clipper-gateway`, ...), so several systems share one
+    namespace (overlay()). `stop_all()` deletes what start_clipper applied (by
+    that label) and the model Deployments of `cluster_name`, nothing else; the
+    Namespace too when a start_clipper created it and no other system is left.
 
     The cluster: `kubeconfig` (default: kubectl's, $KUBECONFIG or
     ~/.kube/config) and `kubernetes_api_ip` (an apiserver address,
@@ -99,6 +127,12 @@ class KubernetesContainerManager(ContainerManager):
             )
         self.namespace = namespace
         self.cluster_name = validate_cluster_name(cluster_name)
+        longest = object_name(self.cluster_name, CONTAINER_MANAGER_SERVICE[0])
+        if len(longest) > 63:
+            raise ClipperException(
+                f"cluster name {cluster_name!r} is too long for Kubernetes: its Service {longest} would be "
+                f"{len(longest)} characters, a Service's name is at most 63"
+            )
         self.kubeconfig = str(kubeconfig) if kubeconfig is not None else None
         self.kubernetes_api_ip = kubernetes_api_ip
         self._kubectl = kubectl
@@ -199,12 +233,13 @@ class KubernetesContainerManager(ContainerManager):
         given = self._given[service[0]]
         if given:
             return given
-        ready = self.service_endpoints(*service)
+        name = object_name(self.cluster_name, service[0])
+        ready = self.service_endpoints(name, service[1])
         if not ready:
             raise ClipperException(
-                f"Service {service[0]} in namespace {self.namespace} has no ready endpoint: is Clipper running there "
-                "(start_clipper())? From outside the cluster's network, pass its address "
-                f"(a LoadBalancer, or kubectl -n {self.namespace} port-forward service/{service[0]} ...)"
+                f"Service {name} in namespace {self.namespace} has no ready endpoint: is Clipper cluster "
+                f"{self.cluster_name} running there (start_clipper())? From outside the cluster's network, pass its "
+                f"address (a LoadBalancer, or kubectl -n {self.namespace} port-forward service/{name} ...)"
             )
         return ready[0]
 
@@ -272,9 +307,7 @@ class KubernetesContainerManager(ContainerManager):
             "kind": "Kustomization",
             "resources": ["../manifests/base"],
             "namespace": self.namespace,
-            "labels": [
-                {"pairs": {CLUSTER_LABEL: self.cluster_name}, "includeSelectors": False, "includeTemplates": True}
-            ],
+            "labels": self._cluster_labels(),
             "patches": patches,
         }
         if self.redis_url is not None:
@@ -282,7 +315,73 @@ class KubernetesContainerManager(ContainerManager):
             overlay["secretGenerator"] = [{"name": "clipper-external-redis", "literals": [f"url={self.redis_url}"]}]
         if self.images:
             overlay["images"] = [{"name": name, "newName": new} for name, new in self.images.items()]
+        if self.cluster_name != "default":
+            overlay.update(self._renamed_objects())
         return overlay
+
+    def _cluster_labels(self) -> list[dict[str, Any]]:
+        """clipper.ai/cluster on every object and pod template, and in the selectors, so that one system's Services,
+        NetworkPolicies and PodDisruptionBudgets never select another's pods. "default" adds it only to those
+        (mutable) selectors, not to its Deployments' and StatefulSet's, which are immutable: a system applied before
+        the label was in the selectors is re-applied in place."""
+        pairs = {CLUSTER_LABEL: self.cluster_name}
+        if self.cluster_name != "default":
+            return [{"pairs": pairs, "includeSelectors": True, "includeTemplates": True}]
+        selectors = [
+            {"kind": "Service", "path": "spec/selector"},
+            {"kind": "NetworkPolicy", "path": "spec/podSelector/matchLabels"},
+            {"kind": "NetworkPolicy", "path": "spec/ingress/from/podSelector/matchLabels"},
+            {"kind": "PodDisruptionBudget", "path": "spec/selector/matchLabels"},
+        ]
+        return [
+            {"pairs": pairs, "includeSelectors": False, "includeTemplates": True},
+            {"pairs": pairs, "fields": [{**field, "create": False} for field in selectors]},
+        ]
+
+    def _renamed_objects(self) -> dict[str, Any]:
+        """The overlay's part for a cluster name other than "default": every object's name prefixed, and the
+        addresses in args and in the registry's ConfigMap renamed with them (_SERVICE_ADDRESS_ARGS). The registry's
+        Redis keys get the cluster name in their prefix too, so two systems can share one external Redis."""
+        literals: list[str] = []
+        replacements: list[dict[str, Any]] = []
+        for (deployment, container), addresses in _SERVICE_ADDRESS_ARGS.items():
+            for service, template in addresses:
+                key = f"address-{len(literals)}"
+                literals.append(f"{key}={template.format(object_name(self.cluster_name, service))}")
+                replacements.append(
+                    {
+                        "source": {"kind": "ConfigMap", "name": _ADDRESSES_CONFIGMAP, "fieldPath": f"data.{key}"},
+                        "targets": [
+                            {
+                                "select": {"kind": "Deployment", "name": deployment},
+                                "fieldPaths": [
+                                    f"spec.template.spec.containers.[name={container}].args.[={template.format(service)}]"
+                                ],
+                            }
+                        ],
+                    }
+                )
+        registry_config = [f"CLIPPER_REDIS_PREFIX=clipper:{self.cluster_name}:"]
+        if self.redis_url is None:
+            registry_config.append(
+                f"CLIPPER_REDIS_URL={_REDIS_URL.format(object_name(self.cluster_name, _REDIS_SERVICE))}"
+            )
+        return {
+            "namePrefix": f"{self.cluster_name}-",
+            "configMapGenerator": [
+                {
+                    "name": _ADDRESSES_CONFIGMAP,
+                    "literals": literals,
+                    "options": {
+                        "disableNameSuffixHash": True,
+                        # kustomize's own: a replacement's source, never applied.
+                        "annotations": {"config.kubernetes.io/local-config": "true"},
+                    },
+                },
+                {"name": "clipper-registry", "behavior": "merge", "literals": registry_config},
+            ],
+            "replacements": replacements,
+        }
 
     def start_clipper(self) -> None:
         """Applies deploy/kubernetes for this cluster name and namespace, and returns once the
@@ -299,7 +398,8 @@ class KubernetesContainerManager(ContainerManager):
                 ["apply", "-k", str(overlay_dir)], f"apply deploy/kubernetes to namespace {self.namespace}"
             )
         log.info("applied deploy/kubernetes to namespace %s (cluster %s)", self.namespace, self.cluster_name)
-        for deployment in SYSTEM_DEPLOYMENTS:
+        for base_name in SYSTEM_DEPLOYMENTS:
+            deployment = object_name(self.cluster_name, base_name)
             remaining = max(1.0, deadline - time.monotonic())
             self._kubectl_run(
                 ["-n", self.namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={int(remaining)}s"],
@@ -307,10 +407,11 @@ class KubernetesContainerManager(ContainerManager):
                 timeout=remaining + 10,
             )
         for service in (REGISTRY_SERVICE, CONTAINER_MANAGER_SERVICE, GATEWAY_SERVICE):
-            while not self._given[service[0]] and not self.service_endpoints(*service):
+            name = object_name(self.cluster_name, service[0])
+            while not self._given[service[0]] and not self.service_endpoints(name, service[1]):
                 if time.monotonic() > deadline:
                     raise ClipperException(
-                        f"Service {service[0]} has no ready endpoint {self.timeout_seconds:g} s after the apply"
+                        f"Service {name} has no ready endpoint {self.timeout_seconds:g} s after the apply"
                     )
                 time.sleep(0.5)
 
@@ -331,9 +432,10 @@ class KubernetesContainerManager(ContainerManager):
         )
 
     def stop_all(self, remove_data: bool = False) -> None:
-        """Deletes what start_clipper applied for this cluster name (by its label; the Namespace
-        only when start_clipper created it) and the model Deployments of this cluster name,
-        and waits until their pods are gone. `remove_data`: the Redis StatefulSet's volume claim too."""
+        """Deletes what start_clipper applied for this cluster name (by its label; the Namespace only
+        when a start_clipper created it and no other Clipper system is left there) and the model
+        Deployments of this cluster name, and waits until their pods are gone. `remove_data`: the
+        Redis StatefulSet's volume claim too."""
         ns = ["-n", self.namespace]
         label = f"{CLUSTER_LABEL}={self.cluster_name}"
         timeout = f"--timeout={int(self.timeout_seconds)}s"
@@ -351,20 +453,37 @@ class KubernetesContainerManager(ContainerManager):
         )
         if remove_data:
             self._kubectl_run(
-                [*ns, "delete", "pvc", "data-clipper-redis-0", "--ignore-not-found"], "delete Redis's volume claim"
+                [
+                    *ns,
+                    "delete",
+                    "pvc",
+                    f"data-{object_name(self.cluster_name, _REDIS_SERVICE)}-0",
+                    "--ignore-not-found",
+                ],
+                "delete Redis's volume claim",
             )
         self._wait_pods_gone(label)
-        self._kubectl_run(
-            [
-                "delete",
-                "namespace",
-                "-l",
-                label,
-                "--field-selector",
-                f"metadata.name={self.namespace}",
-                "--wait=true",
-                timeout,
-            ],
-            f"delete namespace {self.namespace}",
-        )
+        # The namespace, when a start_clipper created it (only then does it carry the label), goes with the last
+        # Clipper system in it: another cluster name's system there keeps it.
+        others = self._kubectl_run(
+            [*ns, "get", "deployments.apps,statefulsets.apps", "-l", CLUSTER_LABEL, "-o", "name"],
+            "look for other Clipper systems in the namespace",
+            30.0,
+        ).strip()
+        if others:
+            log.info("namespace %s kept: other Clipper systems run there (%s)", self.namespace, others.splitlines()[0])
+        else:
+            self._kubectl_run(
+                [
+                    "delete",
+                    "namespace",
+                    "-l",
+                    CLUSTER_LABEL,
+                    "--field-selector",
+                    f"metadata.name={self.namespace}",
+                    "--wait=true",
+                    timeout,
+                ],
+                f"delete namespace {self.namespace}",
+            )
         log.info("deleted Clipper cluster %s from namespace %s", self.cluster_name, self.namespace)
