@@ -26,6 +26,7 @@ import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { InputType } from "../gen/clipper/common/v1/data_pb.js";
 import { ReplicaState } from "../gen/clipper/v1/resources_pb.js";
 import { ClusterBinariesMissing, type LoopbackCluster, startLoopbackCluster } from "../services/container-manager/testing/loopback-cluster.js";
+import { kubernetesBackendArgs } from "../test/kubernetes/container-manager-role.js";
 import { repoRoot, TestSystem } from "../test/system.js";
 
 /** Stops what is running now (the scenario's services, the cluster), for a signal. */
@@ -259,14 +260,7 @@ async function runScenario(cluster: LoopbackCluster, core: CoreV1Api, auditLog: 
   const system = new TestSystem({
     args: {
       "container-manager": [
-        "--backend",
-        "kubernetes",
-        "--kubeconfig",
-        kubeconfig,
-        "--cluster-name",
-        `b${s.versions}x${s.replicas}`,
-        "--image",
-        "registry.invalid/clipper/runtime:bench",
+        ...kubernetesBackendArgs({ kubeconfig, clusterName: `b${s.versions}x${s.replicas}`, image: "registry.invalid/clipper/runtime:bench" }),
       ],
     },
   });

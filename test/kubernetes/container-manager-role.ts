@@ -25,3 +25,8 @@ export async function namespaceUnderContainerManagerRole(
   admin.loadFromFile(cluster.kubeconfigPath);
   return { namespace, kubeconfigPath, admin };
 }
+
+/** The container-manager's flags for the Kubernetes backend: the cluster by a kubeconfig, the model pods' image, the cluster name. */
+export function kubernetesBackendArgs(o: { kubeconfig: string; clusterName: string; image: string }): string[] {
+  return ["--backend", "kubernetes", "--kubeconfig", o.kubeconfig, "--cluster-name", o.clusterName, "--image", o.image];
+}

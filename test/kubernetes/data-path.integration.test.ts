@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { type Replica, ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { postJson, repoRoot, TestSystem, waitFor } from "../system.js";
-import { namespaceUnderContainerManagerRole } from "./container-manager-role.js";
+import { kubernetesBackendArgs, namespaceUnderContainerManagerRole } from "./container-manager-role.js";
 import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from "./loopback-cluster.js";
 import { LoopbackKubelet } from "./loopback-kubelet.js";
 
@@ -75,14 +75,7 @@ describe.skipIf(skipKubernetesTests())("predictions through pods the scheduler p
     system = new TestSystem({
       args: {
         "container-manager": [
-          "--backend",
-          "kubernetes",
-          "--kubeconfig",
-          kubeconfig,
-          "--cluster-name",
-          CLUSTER_NAME,
-          "--image",
-          "registry.invalid/clipper/model-runtime:test",
+          ...kubernetesBackendArgs({ kubeconfig, clusterName: CLUSTER_NAME, image: "registry.invalid/clipper/model-runtime:test" }),
           "--model-node-selector",
           `${POOL.label}=${POOL.value}`,
           "--model-tolerations",

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputType } from "../../gen/clipper/common/v1/data_pb.js";
 import { ReplicaState } from "../../gen/clipper/v1/resources_pb.js";
 import { TestSystem, waitFor } from "../system.js";
-import { namespaceUnderContainerManagerRole } from "./container-manager-role.js";
+import { kubernetesBackendArgs, namespaceUnderContainerManagerRole } from "./container-manager-role.js";
 import { type LoopbackCluster, skipKubernetesTests, startLoopbackCluster } from "./loopback-cluster.js";
 
 describe.skipIf(skipKubernetesTests())("the container-manager process with --backend kubernetes", () => {
@@ -32,14 +32,7 @@ describe.skipIf(skipKubernetesTests())("the container-manager process with --bac
     system = new TestSystem({
       args: {
         "container-manager": [
-          "--backend",
-          "kubernetes",
-          "--kubeconfig",
-          kubeconfig,
-          "--cluster-name",
-          "sys1",
-          "--image",
-          "registry.invalid/clipper/runtime:t",
+          ...kubernetesBackendArgs({ kubeconfig, clusterName: "sys1", image: "registry.invalid/clipper/runtime:t" }),
           "--artifacts-port",
           "0",
         ],
