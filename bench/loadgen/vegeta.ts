@@ -8,11 +8,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
-import os, { tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { runClient } from "./external-client.js";
 import type { InputMix } from "./inputs.js";
-import { cpuMs } from "./processes.js";
 
 /** Where vegeta is: CLIPPER_VEGETA, else .tools/bin/vegeta (`GOBIN=$PWD/.tools/bin go install github.com/tsenart/vegeta/v12@v12.12.0`). */
 export function vegetaPath(repoRoot: string): string | undefined {
@@ -83,7 +83,8 @@ export async function runVegeta(options: VegetaOptions, record: (r: VegetaResult
       `-max-connections=${options.workers}`,
       ...(options.ratePerSecond === undefined ? ["-rate=0"] : [`-rate=${Math.round(options.ratePerSecond)}/s`]),
     ];
-    const cpuMs = await runSampled(options.vegeta, args);
+    // CLIPPER_VEGETA_NICE: the generator at a lower priority (runClient).
+    const { cpuMs } = await runClient(options.vegeta, args, seconds * 1000 + 60_000, Number(process.env.CLIPPER_VEGETA_NICE ?? 0));
     const encode = spawn(options.vegeta, ["encode", "--to", "csv", resultsFile], { stdio: ["ignore", "pipe", "inherit"] });
     let first: number | undefined;
     let reported = 0;
@@ -121,27 +122,4 @@ async function writeTargets(file: string, options: VegetaOptions, count: number)
   }
   out.end();
   await once(out, "finish");
-}
-
-/** Runs the command to its end; resolves with the CPU time it used. */
-async function runSampled(command: string, args: string[]): Promise<number> {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-  // CLIPPER_VEGETA_NICE: the generator yields the shared cores to the system under test, as clients on other machines would.
-  const nice = Number(process.env.CLIPPER_VEGETA_NICE ?? 0);
-  if (nice > 0 && child.pid !== undefined) os.setPriority(child.pid, Math.min(19, nice));
-  let cpu = 0;
-  const sampler = setInterval(() => {
-    try {
-      cpu = cpuMs(child.pid ?? 0);
-    } catch {
-      // exited between two samples
-    }
-  }, 100);
-  try {
-    const [code] = await once(child, "exit");
-    if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}`);
-    return cpu;
-  } finally {
-    clearInterval(sampler);
-  }
 }
