@@ -65,4 +65,26 @@ describe("BatchSizer", () => {
     expect(s.size(1, 0)).toBe(1);
     expect(s.size(1000, 12)).toBe(12);
   });
+
+  it("tells a replica that runs batches one after the other from one that runs them side by side", () => {
+    // Each batch of n takes 5 + 0.5n ms of the replica; another batch in flight is answered a varying 0-4 ms after it is sent.
+    const feed = (serial: boolean) => {
+      const s = new BatchSizer();
+      for (let i = 0; i < 64; i++) {
+        const size = 1 + (i % 8);
+        const own = 5 + 0.5 * size;
+        const aheadAnsweredAfter = i % 5;
+        // Back to back, it starts when that one is answered; side by side, at once.
+        const latency = serial ? aheadAnsweredAfter + own : own;
+        s.observe(size, latency, 1000, latency - aheadAnsweredAfter);
+      }
+      return s;
+    };
+    const serial = feed(true);
+    expect(serial.serial).toBe(true);
+    expect(serial.model.mean(4)).toBeCloseTo(7, 6);
+    const sideBySide = feed(false);
+    expect(sideBySide.serial).toBe(false);
+    expect(sideBySide.model.mean(4)).toBeCloseTo(7, 6);
+  });
 });

@@ -24,7 +24,7 @@ export class LatencyModel {
   private count = 0;
   private next = 0;
   private sinceFit = 0;
-  private fit: { fixed: number; perItem: number; residualP99: number; largest: number } | undefined;
+  private fit: { fixed: number; perItem: number; residualP99: number; spread: number; largest: number } | undefined;
   private smoothedMs: number | undefined;
 
   constructor(private readonly options: LatencyModelOptions = defaultLatencyModelOptions) {
@@ -56,6 +56,17 @@ export class LatencyModel {
   p99(size: number): number | undefined {
     const f = this.fit;
     return f === undefined ? undefined : f.fixed + f.perItem * size + f.residualP99;
+  }
+
+  /** Predicted mean latency (ms) of a batch of `size` (the fitted line, without the residual margin), or undefined while there is too little data. */
+  mean(size: number): number | undefined {
+    const f = this.fit;
+    return f === undefined ? undefined : f.fixed + f.perItem * size;
+  }
+
+  /** How far batches fall from the fitted line on average (ms, mean absolute residual); undefined without a fit. */
+  spreadMs(): number | undefined {
+    return this.fit?.spread;
   }
 
   /** The largest batch size this model has seen in its window: predictions far beyond it are guesses. */
@@ -115,9 +126,14 @@ export class LatencyModel {
       perItem = my / Math.max(mx, 1e-9);
     }
     const residuals = new Float64Array(n);
-    for (let i = 0; i < n; i++) residuals[i] = (this.latencies[i] as number) - (fixed + perItem * (this.sizes[i] as number));
+    let spread = 0;
+    for (let i = 0; i < n; i++) {
+      const r = (this.latencies[i] as number) - (fixed + perItem * (this.sizes[i] as number));
+      residuals[i] = r;
+      spread += Math.abs(r);
+    }
     residuals.sort();
     const residualP99 = Math.max(0, residuals[Math.min(n - 1, Math.ceil(0.99 * n) - 1)] as number);
-    this.fit = { fixed, perItem, residualP99, largest };
+    this.fit = { fixed, perItem, residualP99, spread: spread / n, largest };
   }
 }

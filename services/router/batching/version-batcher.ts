@@ -117,14 +117,6 @@ export const defaultVersionBatcherOptions: Omit<VersionBatcherOptions, "clock"> 
 /** How long before a replica's batch in flight is expected back its next batch is sent, as a fraction of that batch's latency. */
 const PIPELINE_LEAD_FRACTION = 0.25;
 
-/** Weight of one batch's evidence in ReplicaState.serial. */
-const SERIAL_EVIDENCE_WEIGHT = 0.2;
-/**
- * Back to back: a batch came back at least this fraction of its predicted latency after the one ahead of it. Below a
- * half because the latency learned (from sending to answer) includes a serial replica's wait behind the other batch.
- */
-const SERIAL_GAP_FRACTION = 0.4;
-
 /** Busy time (ms) a replica's throughput is measured over before admission trusts it. */
 const MIN_MEASURED_BUSY_MS = 20;
 
@@ -167,11 +159,11 @@ class ReplicaState {
   /** When its last batch came back. */
   lastFinishedAt = Number.NEGATIVE_INFINITY;
   /**
-   * How sure the router is (0-1, a moving average) that it runs its batches one
-   * after the other: a batch sent while another was in flight came back at
-   * least half its own latency after that one (back to back), not with it.
+   * For a back-to-back replica: when it is expected to have answered every
+   * batch it holds (each starts when the one ahead ends). A batch sent now
+   * starts then, so its size, its hold and what is hopeless count from then.
    */
-  serial = 0;
+  freeAt = Number.NEGATIVE_INFINITY;
   active = true;
 
   constructor(
@@ -343,8 +335,11 @@ export class VersionBatcher<T extends BatchItem> {
     const giveUp: T[] = [];
     if (r !== undefined) {
       if (outcome.kind === "ok") {
-        this.learnSerial(r, d, now);
-        r.sizer.observe(d.padTo, now - d.sentAt, d.budgetMs);
+        // Were the replica back to back, it started this batch when it answered the one ahead (BatchSizer tells
+        // which from both times); its wait in line depends on what else was sent and is accounted by freeAt.
+        const startedAt = Math.max(d.sentAt, r.lastFinishedAt);
+        r.lastFinishedAt = now;
+        r.sizer.observe(d.padTo, now - d.sentAt, d.budgetMs, now - startedAt);
         r.observedAt = now;
       } else if (outcome.kind === "abandoned") {
         // Aborted because every query in it expired: the replica was too slow for this batch.
@@ -366,6 +361,7 @@ export class VersionBatcher<T extends BatchItem> {
       }
       for (const item of retry) item.queued = this.queue.push(item, item.deadline, now) as QueueNode<unknown>;
     }
+    if (r !== undefined) this.refreshFreeAt(r, now);
     if (r !== undefined && !r.active && r.inFlight.size === 0) this.replicas.delete(r.endpoint);
     this.pump();
     return giveUp;
@@ -410,9 +406,10 @@ export class VersionBatcher<T extends BatchItem> {
       const first = order === "earliest" ? head : (this.queue.peekLatest() as QueueNode<T>);
       const cap = this.settings.maxBatchSize;
       const fixed = this.settings.fixedSize && cap > 0;
-      const target = fixed ? cap : replica.sizer.size(first.deadline - now, cap);
+      const startsAt = this.startsAt(replica, now);
+      const target = fixed ? cap : replica.sizer.size(first.deadline - startsAt, cap);
       if (this.queue.length < target) {
-        const fill = order === "earliest" ? this.holdUntil(head, target, replica, fixed) : Number.NEGATIVE_INFINITY;
+        const fill = order === "earliest" ? this.holdUntil(head, target, replica, fixed, startsAt - now) : Number.NEGATIVE_INFINITY;
         const until = Math.max(fill, this.pipelineHoldUntil(first, target, replica));
         if (until > now) {
           this.wakeAt(until, now);
@@ -445,8 +442,9 @@ export class VersionBatcher<T extends BatchItem> {
    * domino effect). True when it dropped any.
    */
   private dropHopeless(replica: ReplicaState, now: number): boolean {
-    const returnMs = replica.sizer.model.recentMeanMs();
-    if (returnMs === undefined) return false;
+    const batchMs = replica.sizer.model.recentMeanMs();
+    if (batchMs === undefined) return false;
+    const returnMs = this.startsAt(replica, now) - now + batchMs;
     const hopeless: T[] = [];
     for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
       if (head.deadline - now >= returnMs || head.deadline - head.enqueuedAt < returnMs) break;
@@ -476,26 +474,28 @@ export class VersionBatcher<T extends BatchItem> {
   }
 
   /** Until when to hold a batch open for more queries (≤ now: send now). Never past the head's deadline minus the predicted latency. */
-  private holdUntil(head: QueueNode<T>, target: number, replica: ReplicaState, fixed: boolean): number {
+  private holdUntil(head: QueueNode<T>, target: number, replica: ReplicaState, fixed: boolean, waitMs: number): number {
     const window = fixed ? (this.settings.maxWaitMs ?? Number.POSITIVE_INFINITY) : (this.settings.maxWaitMs ?? this.autoWaitMs(replica));
     if (window <= 0) return Number.NEGATIVE_INFINITY;
     const predicted = replica.sizer.model.p99(target) ?? (head.deadline - head.enqueuedAt) / 2;
-    return Math.min(head.enqueuedAt + window, head.deadline - predicted);
+    return Math.min(head.enqueuedAt + window, head.deadline - waitMs - predicted);
   }
 
-  /**
-   * Learns from `d`, answered now, whether the replica runs batches one after
-   * the other: it came back well after the batch that was ahead of it, not
-   * with it.
-   */
-  private learnSerial(r: ReplicaState, d: Dispatch<T>, now: number): void {
-    const ahead = r.lastFinishedAt;
-    r.lastFinishedAt = now;
-    if (!(ahead > d.sentAt)) return;
-    const expected = r.sizer.model.p99(d.padTo) ?? r.sizer.model.recentMeanMs();
-    if (expected === undefined) return;
-    const backToBack = now - ahead >= SERIAL_GAP_FRACTION * expected ? 1 : 0;
-    r.serial = (1 - SERIAL_EVIDENCE_WEIGHT) * r.serial + SERIAL_EVIDENCE_WEIGHT * backToBack;
+  /** When a batch sent to the replica now would start: at once, or, for a back-to-back replica, when it has answered what it holds. */
+  private startsAt(r: ReplicaState, now: number): number {
+    return r.sizer.serial && r.inFlight.size > 0 ? Math.max(now, r.freeAt) : now;
+  }
+
+  /** A batch's expected latency on the replica: the fitted mean (a chain of p99s would overshoot), else the recent mean. */
+  private expectedMs(r: ReplicaState, size: number): number {
+    return r.sizer.model.mean(size) ?? r.sizer.model.recentMeanMs() ?? 0;
+  }
+
+  /** freeAt from the batches in flight: one after the other from now, each its predicted latency (in service, or waiting). */
+  private refreshFreeAt(r: ReplicaState, now: number): void {
+    let at = now;
+    for (const d of r.inFlight) at += this.expectedMs(r, d.padTo);
+    r.freeAt = at;
   }
 
   /**
@@ -508,19 +508,14 @@ export class VersionBatcher<T extends BatchItem> {
    * cost on few queries: with a 20 ms + 0.5 ms per query model, sending at once
    * kept batches at 2-16 and the replica at half its capacity (measured on the
    * fake clock: 279 answers/s of 571; 480 with the hold). Only for a replica
-   * seen to answer back to back (ReplicaState.serial); once a full batch is
+   * seen to answer back to back (BatchSizer.serial); once a full batch is
    * waiting it goes at once.
    */
   private pipelineHoldUntil(head: QueueNode<T>, target: number, replica: ReplicaState): number {
-    if (replica.serial < 0.5) return Number.NEGATIVE_INFINITY;
-    let back = Number.NEGATIVE_INFINITY;
-    for (const d of replica.inFlight) {
-      const expected = d.predictedMs ?? replica.sizer.model.recentMeanMs();
-      if (expected !== undefined) back = Math.max(back, d.sentAt + (1 - PIPELINE_LEAD_FRACTION) * expected);
-    }
-    if (back === Number.NEGATIVE_INFINITY) return back;
-    const predicted = replica.sizer.model.p99(target) ?? (head.deadline - head.enqueuedAt) / 2;
-    return Math.min(back, head.deadline - predicted);
+    if (!replica.sizer.serial || replica.inFlight.size === 0) return Number.NEGATIVE_INFINITY;
+    const predicted = replica.sizer.model.p99(target) ?? replica.sizer.model.recentMeanMs();
+    if (predicted === undefined) return Number.NEGATIVE_INFINITY;
+    return Math.min(replica.freeAt - PIPELINE_LEAD_FRACTION * predicted, head.deadline - predicted);
   }
 
   /**
@@ -604,6 +599,7 @@ export class VersionBatcher<T extends BatchItem> {
       item.attempts++;
     }
     this.accountBusy(r, now);
+    r.freeAt = Math.max(now, r.freeAt) + this.expectedMs(r, padTo);
     r.inFlight.add(d as Dispatch<unknown>);
     r.inFlightItems += items.length;
     r.busy = true;
