@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
 // Two projects: "unit" (pure code beside the sources: no process, no socket; seconds) and
@@ -14,6 +15,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Vitest's default is one worker per core but one: a single worker on a 2-core machine, where the
+    // integration files spend most of their time waiting on the processes they start. Two halve the run
+    // (every test starts its processes on free ports and names its own clusters, containers and dirs).
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     projects: [
       { extends: true, test: { name: "unit", include: UNIT, exclude: ["**/*.integration.test.ts", "**/node_modules/**"] } },
       { extends: true, test: { name: "integration", include: INTEGRATION, exclude: ["**/node_modules/**", ...INTEGRATION_EXCLUDE] } },
