@@ -22,8 +22,8 @@ const SERIAL_SPREAD_RATIO = 0.7;
 
 /**
  * Chooses how many queries one replica gets in its next batch. With a fitted
- * `LatencyModel`: the largest batch whose predicted p99 still meets the
- * tightest deadline in it, but at most twice the largest batch seen so far
+ * `LatencyModel`: the batch expected to answer the most queries by the
+ * tightest deadline in it (LatencyModel.mostInTime), but at most twice the largest batch seen so far
  * (growth explores with real queries, never padding). Without one: AIMD,
  * growing after full batches that met their deadline, shrinking after misses.
  *
@@ -61,11 +61,10 @@ export class BatchSizer {
   /** The batch size for a batch whose tightest deadline is `budgetMs` away; `cap` is max_batch_size (0: none). */
   size(budgetMs: number, cap: number): number {
     const limit = cap > 0 ? Math.min(cap, this.options.hardMax) : this.options.hardMax;
-    const fitted = this.model.largestWithin(budgetMs);
     let n = this.aimdLimit;
-    if (fitted !== undefined) {
+    if (this.model.ready()) {
       const largest = this.model.largestObserved();
-      n = Math.min(fitted, Math.max(2 * largest, largest + this.options.additiveStep));
+      n = this.model.mostInTime(budgetMs, Math.min(limit, Math.max(2 * largest, largest + this.options.additiveStep))) ?? n;
     }
     // The head query goes even when no size is predicted to fit: it may still make it.
     return Math.max(1, Math.min(limit, n));

@@ -397,8 +397,9 @@ describe("VersionBatcher", () => {
         h.clock.advance(3 * latency(16));
         for (const d of [...h.open]) h.complete(d);
       }
-      // Taking the slowed rate for the capacity would predict about 3x; the rate it had lately holds instead.
-      expect(backlog(h)).toBeLessThan(1.2 * healthy);
+      // Taking the slowed rate for the capacity predicts 66 ms against 37 healthy; the rate it had lately holds instead, and
+      // only the last batch's latency, which is the slowed replica's, adds to the prediction.
+      expect(backlog(h)).toBeLessThan(1.5 * healthy);
     });
 
     it("admits without a fitted latency model, with nothing ahead, and when the model is too slow even when idle (not overload)", () => {
