@@ -64,7 +64,7 @@ describe("BatchSizer", () => {
     expect(s.size(100, 2)).toBe(2);
   });
 
-  it("with a model, takes the largest batch whose predicted p99 meets the budget, growing at most twofold", () => {
+  it("with a model, takes the batch that answers the most in time, growing at most twofold", () => {
     const s = new BatchSizer({ initialLimit: 4, additiveStep: 2, decreaseFactor: 0.5, hardMax: 1000 });
     for (let i = 0; i < 16; i++) {
       const size = 1 + (i % 8);
