@@ -426,13 +426,13 @@ export class VersionBatcher<T extends BatchItem> {
     for (let head = this.queue.peek(); head !== undefined; head = this.queue.peek()) {
       const replica = this.pickReplica(now);
       if (replica === undefined) return;
-      if (this.dropHopeless(replica, now)) continue;
+      const startsAt = this.startsAt(replica, now);
+      if (this.dropHopeless(replica, now, startsAt)) continue;
       const order = this.takeOrder(head, now);
       const first = order === "earliest" ? head : (this.queue.peekLatest() as QueueNode<T>);
       const cap = this.settings.maxBatchSize;
       const fixed = this.settings.fixedSize && cap > 0;
-      const startsAt = this.startsAt(replica, now);
-      const target = fixed ? cap : replica.sizer.size(first.deadline - startsAt, cap);
+      const target = this.batchSize(replica, first.deadline - startsAt);
       if (this.queue.length < target) {
         const fill = order === "earliest" ? this.holdUntil(head, target, replica, fixed, startsAt - now) : Number.NEGATIVE_INFINITY;
         const until = Math.max(fill, this.pipelineHoldUntil(first, target, replica));
@@ -471,13 +471,11 @@ export class VersionBatcher<T extends BatchItem> {
    * 10-11 for the first seconds at 2x a 20 ms + 0.5 ms/query model's
    * capacity). True when it dropped any.
    */
-  private dropHopeless(replica: ReplicaState, now: number): boolean {
+  private dropHopeless(replica: ReplicaState, now: number, startsAt: number): boolean {
     const recentMs = replica.sizer.model.recentMeanMs();
     if (recentMs === undefined) return false;
-    const startsAt = this.startsAt(replica, now);
     const latest = this.queue.peekLatest();
-    const cap = this.settings.maxBatchSize;
-    const full = latest === undefined ? 0 : this.settings.fixedSize && cap > 0 ? cap : replica.sizer.size(latest.deadline - startsAt, cap);
+    const full = latest === undefined ? 0 : this.batchSize(replica, latest.deadline - startsAt);
     const fullMs = this.queue.length >= full ? replica.sizer.model.mean(full) : undefined;
     const returnMs = startsAt - now + (fullMs ?? recentMs);
     const hopeless: T[] = [];
@@ -514,6 +512,12 @@ export class VersionBatcher<T extends BatchItem> {
     if (window <= 0) return Number.NEGATIVE_INFINITY;
     const predicted = replica.sizer.model.p99(target) ?? (head.deadline - head.enqueuedAt) / 2;
     return Math.min(head.enqueuedAt + window, head.deadline - waitMs - predicted);
+  }
+
+  /** The size of the replica's next batch when its tightest deadline is `budgetMs` from its start: max_batch_size in fixed-size mode. */
+  private batchSize(replica: ReplicaState, budgetMs: number): number {
+    const cap = this.settings.maxBatchSize;
+    return this.settings.fixedSize && cap > 0 ? cap : replica.sizer.size(budgetMs, cap);
   }
 
   /** When a batch sent to the replica now would start: at once, or, for a back-to-back replica, when it has answered what it holds. */
