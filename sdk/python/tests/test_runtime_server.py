@@ -213,6 +213,24 @@ def test_predict_stream_runs_batches_at_once_with_concurrency(serve_model):
     assert sorted((a.batch_id, list(a.outputs)[0].value) for a in answers) == [(1, "1.0"), (2, "2.0")]
 
 
+def test_predict_stream_answers_every_batch_before_it_ends(serve_model):
+    """The stream ends once all is answered, never ahead of an answer still being
+    queued. A tiny thread switch interval makes the old window (a future is done
+    before its done-callback queues the answer) show within a few streams."""
+    import sys
+
+    stub, _ = serve_model(lambda xs: [str(x[0]) for x in xs], concurrency=2)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(200):
+            batches = [(i, pack_inputs([[float(i)]], data_pb2.INPUT_TYPE_DOUBLES)) for i in range(1, 5)]
+            answers = list(stub.PredictStream(stream_requests(*batches), timeout=30))
+            assert sorted(a.batch_id for a in answers) == [1, 2, 3, 4]
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_predict_stream_refuses_a_batch_past_the_open_bound_and_answers_the_rest(serve_model):
     import threading
 

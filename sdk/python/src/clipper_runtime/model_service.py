@@ -193,9 +193,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                         )
                         continue
                     self._batch_started(stream)
-                    future = pool.submit(self._stream_answer, request)
-                    future.add_done_callback(answered)
-                    pending.append(future)
+                    pending.append(pool.submit(run_batch, request))
             except grpc.RpcError:
                 pass  # the caller went away; nothing more to read
             finally:
@@ -204,8 +202,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
         stream = self._open_stream(context, lambda: answers.put(done))
 
-        def answered(future: futures.Future) -> None:
-            answers.put(future.result())
+        # The answer is queued inside the task, not by a done-callback: a
+        # future counts as done before its callbacks run, so the reader's
+        # wait could end the stream ahead of an answer still to be queued.
+        def run_batch(request) -> None:
+            answers.put(self._stream_answer(request))
             if self._batch_answered(stream):
                 answers.put(done)
 
