@@ -1,4 +1,5 @@
-import { create, type DescFile, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescFile, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { file_clipper_common_v1_data } from "../../gen/clipper/common/v1/data_pb.js";
@@ -9,6 +10,12 @@ import { file_clipper_v1_prediction_service } from "../../gen/clipper/v1/predict
 import { file_clipper_v1_query_service, QueryStreamRequestSchema, QueryStreamResponseSchema } from "../../gen/clipper/v1/query_service_pb.js";
 import { file_clipper_v1_resources } from "../../gen/clipper/v1/resources_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  file_inference_grpc_predict_v2,
+  ModelInferRequestSchema,
+  ModelInferResponseSchema,
+  ModelMetadataResponseSchema,
+} from "../../gen/inference/grpc_predict_v2_pb.js";
 import { binaryCodec } from "./binary-codec.js";
 import { messageInit as arbitraryInit } from "./testing/arbitrary-message.js";
 
@@ -21,6 +28,7 @@ const files: DescFile[] = [
   file_clipper_v1_query_service,
   file_clipper_v1_resources,
   file_grpc_health_v1_health,
+  file_inference_grpc_predict_v2,
 ];
 
 function messagesOf(file: DescFile): DescMessage[] {
@@ -50,14 +58,72 @@ function outcome(decode: () => unknown): { ok: true; value: unknown } | { ok: fa
 }
 
 describe("binaryCodec", () => {
-  it("is compiled for the messages on the query path, and falls back where it must (maps)", () => {
+  it("is compiled for the messages on the query path and for every message of ours and OIP's, maps with string keys included", () => {
     for (const schema of [QueryStreamRequestSchema, QueryStreamResponseSchema, PredictStreamRequestSchema, PredictStreamResponseSchema]) {
       expect(binaryCodec(schema).compiled, schema.typeName).toBe(true);
     }
-    const withMaps = messages.filter((m) => m.fields.some((f) => f.fieldKind === "map"));
-    expect(withMaps.length).toBeGreaterThan(0);
-    for (const m of withMaps) expect(binaryCodec(m).compiled, m.typeName).toBe(false);
-    expect(compiled.length).toBeGreaterThan(30);
+    // OIP's requests and answers carry `parameters` maps of InferParameter messages.
+    for (const schema of [ModelInferRequestSchema, ModelInferResponseSchema]) expect(binaryCodec(schema).compiled, schema.typeName).toBe(true);
+    expect(messages.filter((m) => m.fields.some((f) => f.fieldKind === "map")).length).toBeGreaterThan(5);
+    expect(compiled).toEqual(messages);
+  });
+
+  it("falls back to protobuf-es for a map whose keys are not strings", () => {
+    const { OPTIONAL, REPEATED } = FieldDescriptorProto_Label;
+    const registry = createFileRegistry(
+      create(FileDescriptorProtoSchema, {
+        name: "int_keys.proto",
+        package: "t",
+        syntax: "proto3",
+        messageType: [
+          {
+            name: "M",
+            field: [{ name: "m", jsonName: "m", number: 1, label: REPEATED, type: FieldDescriptorProto_Type.MESSAGE, typeName: ".t.M.MEntry" }],
+            nestedType: [
+              {
+                name: "MEntry",
+                options: { mapEntry: true },
+                field: [
+                  { name: "key", jsonName: "key", number: 1, label: OPTIONAL, type: FieldDescriptorProto_Type.INT32 },
+                  { name: "value", jsonName: "value", number: 2, label: OPTIONAL, type: FieldDescriptorProto_Type.STRING },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+      () => undefined,
+    );
+    const desc = registry.getMessage("t.M") as DescMessage;
+    const codec = binaryCodec(desc);
+    expect(codec.compiled).toBe(false);
+    const bytes = codec.encode({ m: { 7: "seven" } } as never);
+    expect(codec.decode(bytes)).toStrictEqual(fromBinary(desc, bytes));
+    expect((codec.decode(bytes) as unknown as { m: Record<string, string> }).m).toEqual({ 7: "seven" });
+  });
+
+  it("writes a map's entries with their key and value even when zero, and reads the last of a repeated key", () => {
+    const codec = binaryCodec(ModelInferRequestSchema);
+    const init = { modelName: "m", parameters: { a: { parameterChoice: { case: "int64Param" as const, value: 0n } }, "": {} } };
+    const expected = Buffer.from(toBinary(ModelInferRequestSchema, create(ModelInferRequestSchema, init)));
+    expect(codec.encode(init)).toEqual(expected);
+    // Two entries of key "k": the second wins, in both codecs.
+    // Field 4 (parameters), an entry of 7 bytes: key "k" (field 1), value (field 2) an InferParameter of int64_param (its field 2).
+    const entry = (value: number) => [0x22, 7, 0x0a, 1, 0x6b, 0x12, 2, 0x10, value];
+    const twice = Buffer.from([...entry(1), ...entry(2)]);
+    expect(codec.decode(twice)).toStrictEqual(fromBinary(ModelInferRequestSchema, twice));
+    expect(codec.decode(twice).parameters.k?.parameterChoice).toEqual({ case: "int64Param", value: 2n });
+  });
+
+  it("writes an init shape's own __proto__ map key where protobuf-es does: dropped with message values, kept with strings", () => {
+    const own = <V>(value: V) => Object.defineProperty({}, "__proto__", { value, enumerable: true, writable: true, configurable: true }) as Record<string, V>;
+    const messages = { modelName: "m", parameters: own({ parameterChoice: { case: "boolParam" as const, value: true } }) };
+    expect(binaryCodec(ModelInferRequestSchema).encode(messages)).toEqual(
+      Buffer.from(toBinary(ModelInferRequestSchema, create(ModelInferRequestSchema, messages))),
+    );
+    const strings = { name: "m", properties: own("x") };
+    const expected = Buffer.from(toBinary(ModelMetadataResponseSchema, create(ModelMetadataResponseSchema, strings)));
+    expect(binaryCodec(ModelMetadataResponseSchema).encode(strings)).toEqual(expected);
   });
 
   it.each(compiled.map((m) => [m.typeName, m] as const))("writes %s byte for byte as protobuf-es and reads it back the same", (_name, desc) => {

@@ -22,7 +22,8 @@ import { Edition } from "@bufbuild/protobuf/wkt";
  * from the same descriptors: it sizes a message first, then writes it into one
  * Buffer, and reads with protobuf-es's own BinaryReader into plain messages of
  * the shape protobuf-es creates. It covers proto3 messages made of scalars,
- * enums, messages, repeated fields and oneofs; a type with anything else (maps,
+ * enums, messages, repeated fields, oneofs and maps with string keys (all the
+ * maps of our protos and OIP's); a type with anything else (other map keys,
  * groups, well-known types, proto2 or editions files) keeps protobuf-es's codec.
  * Its output is byte-for-byte protobuf-es's, and what it reads is what
  * protobuf-es reads, or both fail (binary-codec.test.ts checks both for every
@@ -64,7 +65,11 @@ function isCompilable(desc: DescMessage, visiting: Set<DescMessage>): boolean {
   if (desc.file.edition !== Edition.EDITION_PROTO3 || desc.file.name.startsWith("google/protobuf/")) return false;
   visiting.add(desc);
   return desc.fields.every((f) => {
-    if (f.fieldKind === "map") return false;
+    if (f.fieldKind === "map") {
+      if (f.mapKey !== ScalarType.STRING) return false;
+      if (f.mapKind === "enum") return f.enum.open;
+      return f.mapKind !== "message" || isCompilable(f.message, visiting);
+    }
     if (f.fieldKind === "enum" && !f.enum.open) return false;
     if (f.fieldKind === "list" && f.listKind === "enum" && !f.enum.open) return false;
     if (f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message")) {
@@ -79,7 +84,7 @@ interface FieldPlan {
   name: string;
   /** The oneof's property when the field is a member of one. */
   oneof: string | undefined;
-  kind: "scalar" | "message" | "list";
+  kind: "scalar" | "message" | "list" | "map";
   /** Enums are int32 on the wire. */
   scalar: ScalarType;
   /** Only fields with implicit presence skip their zero value. */
@@ -91,8 +96,13 @@ interface FieldPlan {
   /** List elements written one by one carry this tag. */
   elementTag: number[];
   message: MessagePlan | undefined;
+  /** A map's value, as field 2 of each entry (its key is field 1, a string). */
+  mapValue: FieldPlan | undefined;
   zero: () => unknown;
 }
+
+/** Field 1 of a map entry, a string: its tag. */
+const MAP_KEY_TAG = (1 << 3) | WireType.LengthDelimited;
 
 interface MessagePlan {
   typeName: string;
@@ -135,6 +145,7 @@ function planOf(desc: DescMessage): MessagePlan {
 const IMPLICIT = 2;
 
 function fieldPlan(f: DescField): FieldPlan {
+  if (f.fieldKind === "map") return mapPlan(f);
   const scalar = f.fieldKind === "scalar" || (f.fieldKind === "list" && f.listKind === "scalar") ? f.scalar : ScalarType.INT32;
   const isMessage = messageOf(f) !== undefined;
   const packed = f.fieldKind === "list" && f.packed;
@@ -152,7 +163,46 @@ function fieldPlan(f: DescField): FieldPlan {
     tag: varintBytes(((f.number << 3) | (packed ? WireType.LengthDelimited : elementWireType)) >>> 0),
     elementTag: varintBytes(((f.number << 3) | elementWireType) >>> 0),
     message: messageOf(f) === undefined ? undefined : planOf(messageOf(f) as DescMessage),
+    mapValue: undefined,
     zero: kind === "list" ? () => [] : kind === "message" ? () => undefined : zeroOf(scalar),
+  };
+}
+
+/** A map field: on the wire a repeated message of a key (1) and a value (2), in memory a plain object. */
+function mapPlan(f: DescField & { fieldKind: "map" }): FieldPlan {
+  const message = f.mapKind === "message" ? planOf(f.message) : undefined;
+  const scalar = f.mapKind === "scalar" ? f.scalar : ScalarType.INT32;
+  const wireType = message ? WireType.LengthDelimited : wireTypeOf(scalar);
+  const value: FieldPlan = {
+    number: 2,
+    name: "value",
+    oneof: undefined,
+    kind: message ? "message" : "scalar",
+    scalar,
+    implicit: false,
+    packed: false,
+    utf8Validation: f.utf8Validation,
+    tag: varintBytes((2 << 3) | wireType),
+    elementTag: [],
+    message,
+    mapValue: undefined,
+    zero: message ? () => undefined : zeroOf(scalar),
+  };
+  const tag = varintBytes(((f.number << 3) | WireType.LengthDelimited) >>> 0);
+  return {
+    number: f.number,
+    name: f.localName,
+    oneof: undefined,
+    kind: "map",
+    scalar: ScalarType.STRING,
+    implicit: false,
+    packed: false,
+    utf8Validation: f.utf8Validation,
+    tag,
+    elementTag: tag,
+    message: undefined,
+    mapValue: value,
+    zero: () => ({}),
   };
 }
 
@@ -237,8 +287,26 @@ function setValue(field: FieldPlan, msg: Message): unknown {
   const value = msg[field.name];
   if (value == null) return undefined;
   if (field.kind === "list") return (value as unknown[]).length > 0 ? value : undefined;
+  if (field.kind === "map") return hasKeys(value as object) ? value : undefined;
   if (field.implicit && isZero(field.scalar, value)) return undefined;
   return value;
+}
+
+/**
+ * A map's keys in protobuf-es's order (Object.keys). An init shape's own
+ * "__proto__" key is dropped where create() copies the map into a new object
+ * (message and bytes values: assigning that key sets the copy's prototype), so
+ * protobuf-es writes it only for the other values.
+ */
+function entryKeys(map: object, value: FieldPlan): string[] {
+  const keys = Object.keys(map);
+  const copied = value.message !== undefined || value.scalar === ScalarType.BYTES;
+  return copied && keys.includes("__proto__") ? keys.filter((k) => k !== "__proto__") : keys;
+}
+
+function hasKeys(map: object): boolean {
+  for (const _ in map) return true;
+  return false;
 }
 
 function isZero(scalar: ScalarType, value: unknown): boolean {
@@ -268,7 +336,9 @@ function sizeOfMessage(plan: MessagePlan, msg: Message, sizes: number[]): number
   for (const field of plan.fields) {
     const value = setValue(field, msg);
     if (value === undefined) continue;
-    if (field.kind === "list") {
+    if (field.kind === "map") {
+      size += sizeOfMap(field, value as Record<string, unknown>, sizes);
+    } else if (field.kind === "list") {
       const list = value as unknown[];
       if (field.packed) {
         let payload = 0;
@@ -286,6 +356,25 @@ function sizeOfMessage(plan: MessagePlan, msg: Message, sizes: number[]): number
     }
   }
   for (const u of msg.$unknown ?? []) size += varintSize(((u.no << 3) | u.wireType) >>> 0) + u.data.byteLength;
+  return size;
+}
+
+/** Every entry: its tag, its length (pushed to `sizes` ahead of its key's and value's), the key, the value; both always written, as protobuf-es does. */
+function sizeOfMap(field: FieldPlan, map: Record<string, unknown>, sizes: number[]): number {
+  const value = field.mapValue as FieldPlan;
+  let size = 0;
+  for (const key of entryKeys(map, value)) {
+    const slot = sizes.length;
+    sizes.push(0);
+    const item = map[key];
+    const entry =
+      1 +
+      sizeOfScalar(ScalarType.STRING, key, sizes) +
+      value.tag.length +
+      (value.message ? sizeOfNested(value.message, (item ?? {}) as Message, sizes) : sizeOfScalar(value.scalar, item, sizes));
+    sizes[slot] = entry;
+    size += field.tag.length + varintSize(entry) + entry;
+  }
   return size;
 }
 
@@ -399,7 +488,9 @@ class Writer {
     for (const field of plan.fields) {
       const value = setValue(field, msg);
       if (value === undefined) continue;
-      if (field.kind === "list") {
+      if (field.kind === "map") {
+        this.map(field, value as Record<string, unknown>);
+      } else if (field.kind === "list") {
         const list = value as unknown[];
         if (field.packed) {
           this.raw(field.tag);
@@ -423,6 +514,20 @@ class Writer {
       this.varint(((u.no << 3) | u.wireType) >>> 0);
       this.buf.set(u.data, this.pos);
       this.pos += u.data.byteLength;
+    }
+  }
+
+  private map(field: FieldPlan, map: Record<string, unknown>): void {
+    const value = field.mapValue as FieldPlan;
+    for (const key of entryKeys(map, value)) {
+      const item = map[key];
+      this.raw(field.tag);
+      this.varint(this.sizes[this.slot++] as number);
+      this.buf[this.pos++] = MAP_KEY_TAG;
+      this.scalar(ScalarType.STRING, key);
+      this.raw(value.tag);
+      if (value.message) this.nested(value.message, (item ?? {}) as Message);
+      else this.scalar(value.scalar, item);
     }
   }
 
@@ -576,6 +681,10 @@ function readMessage(plan: MessagePlan, reader: Reader, length: number, msg: Mes
       unknown.push({ no: number, wireType, data: reader.skip(wireType, number, RECURSION_LIMIT - depth) });
       continue;
     }
+    if (field.kind === "map") {
+      readMapEntry(field, reader, msg[field.name] as Record<string, unknown>, depth);
+      continue;
+    }
     if (field.kind === "list") {
       const list = msg[field.name] as unknown[];
       if (field.message) {
@@ -605,6 +714,29 @@ function readMessage(plan: MessagePlan, reader: Reader, length: number, msg: Mes
   }
   if (unknown.length > 0) msg.$unknown = unknown;
   return msg;
+}
+
+/**
+ * One entry into `map`, as protobuf-es's readMapEntry reads it: the last key and
+ * value win, a missing one is its zero, and any other field number is passed
+ * over without reading its value (protobuf-es does not skip it either).
+ */
+function readMapEntry(field: FieldPlan, reader: Reader, map: Record<string, unknown>, depth: number): void {
+  const valueField = field.mapValue as FieldPlan;
+  const length = reader.uint32();
+  const end = reader.pos + length;
+  let key: string | undefined;
+  let value: unknown;
+  while (reader.pos < end) {
+    const number = reader.rawTag() >>> 3;
+    if (number === 1) key = readString(reader, field.utf8Validation);
+    else if (number === 2) {
+      value = valueField.message
+        ? readMessage(valueField.message, reader, reader.uint32(), zeroMessage(valueField.message), depth)
+        : readScalar(reader, valueField);
+    }
+  }
+  map[key ?? ""] = value ?? (valueField.message ? zeroMessage(valueField.message) : valueField.zero());
 }
 
 function readScalar(reader: Reader, field: FieldPlan): unknown {
