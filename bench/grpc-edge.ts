@@ -1,22 +1,27 @@
 // The gateway's gRPC edge against its REST edge, each driven by an independent client, alternating
 // within every round so that both see the same machine (its speed moves 1.5x within minutes here):
-//   node --import tsx bench/grpc-edge.ts [--rounds 3] [--duration 10] [--concurrency 64] [--clients wrk,ghz,ghz-oip,python,java]
-// wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client; ghz-oip: OIP ModelInfer of the same input), python (grpcio, bench/grpc_edge_client.py),
+//   node --import tsx bench/grpc-edge.ts [--rounds 3] [--duration 10] [--concurrency 64] [--clients wrk,ghz,ghz-oip,h2load,h2load-oip,python,java]
+// wrk (REST, JSON body of 3 doubles), ghz (Go gRPC client; ghz-oip: OIP ModelInfer of the same input), h2load (nghttp2's C HTTP/2
+// client sending the same Predict / ModelInfer as raw gRPC frames: about wrk's cost per call), python (grpcio, bench/grpc_edge_client.py),
 // java (grpc-java, bench/java-client). Every client's answers are checked before timing. Per round and client:
 // requests/s, p99, and the gateway's CPU time per request (from /proc). CLIPPER_CPU_PROF_DIR profiles the services.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { PredictRequestSchema } from "../gen/clipper/v1/prediction_service_pb.js";
+import { ModelInferRequestSchema } from "../gen/inference/grpc_predict_v2_pb.js";
 import { TestSystem } from "../test/system.js";
 import { benchDir, nodeModel, systemPython } from "./deploy.js";
 import { runClient } from "./loadgen/external-client.js";
-import { ghzArgs, ghzPath, runGhz } from "./loadgen/ghz.js";
+import { GHZ_CALLS, ghzArgs, ghzPath, runGhz } from "./loadgen/ghz.js";
+import { runH2load } from "./loadgen/h2load.js";
 import { waitForQuiet } from "./loadgen/machine-load.js";
 import { cpuMs } from "./loadgen/processes.js";
 import { runWrk, writeWrkPostScript } from "./loadgen/wrk.js";
 
-const CLIENTS = ["wrk", "ghz", "ghz-oip", "python", "java"] as const;
+const CLIENTS = ["wrk", "ghz", "ghz-oip", "h2load", "h2load-oip", "python", "java"] as const;
 type Client = (typeof CLIENTS)[number];
 
 interface Options {
@@ -83,10 +88,31 @@ class EdgeBench {
       : ghzArgs(this.gateway, "oipModelInfer", this.oipRequest, concurrency);
   }
 
+  /** The same two calls for h2load: method path and serialized request. */
+  private readonly h2loadCalls = {
+    h2load: { path: `/${GHZ_CALLS.predict.call}`, message: toBinary(PredictRequestSchema, fromJsonString(PredictRequestSchema, this.grpcRequest)) },
+    "h2load-oip": {
+      path: `/${GHZ_CALLS.oipModelInfer.call}`,
+      message: toBinary(ModelInferRequestSchema, fromJsonString(ModelInferRequestSchema, this.oipRequest)),
+    },
+  } as const;
+
   constructor(
     private readonly gateway: string,
     private readonly options: Options,
   ) {}
+
+  /** The gateway's count of gRPC and OIP-gRPC requests it did not answer with a model's output: h2load cannot read grpc-status. */
+  private async unansweredGrpc(): Promise<number> {
+    const text = await (await fetch(`http://${this.gateway}/metrics`)).text();
+    let n = 0;
+    for (const line of text.split("\n")) {
+      if (line.startsWith("clipper_gateway_requests_total{") && /protocol="(grpc|oip-grpc)"/.test(line) && !line.includes('outcome="answered"')) {
+        n += Number(line.slice(line.lastIndexOf(" ") + 1));
+      }
+    }
+    return n;
+  }
 
   close(): void {
     rmSync(this.tmp, { recursive: true, force: true });
@@ -108,6 +134,15 @@ class EdgeBench {
       case "ghz-oip": {
         const { stdout: out } = await runClient(ghzPath, [...this.ghz(client, 1), "-n", "1"], 30_000);
         if (!/\[OK\]\s+1 responses/.test(out)) throw new Error(`ghz's one call did not answer OK:\n${out}`);
+        return;
+      }
+      case "h2load":
+      case "h2load-oip": {
+        // Its calls are ghz's, sent as bytes: one ghz call checks the answer, then one h2load call must be answered too.
+        const before = await this.unansweredGrpc();
+        const r = await runH2load({ target: this.gateway, ...this.h2loadCalls[client], concurrency: 1, durationS: 1, workDir: this.tmp });
+        if (r.requests === 0 || r.errors > 0 || (await this.unansweredGrpc()) > before)
+          throw new Error(`h2load's calls were not answered: ${JSON.stringify(r)}`);
         return;
       }
       case "python":
@@ -136,6 +171,12 @@ class EdgeBench {
         const errors = summary.errors.reduce((n, e) => n + e.count, 0);
         return { rps: summary.rps, p99Ms: summary.p99Ms, requests: summary.ok, errors, clientCpuMs: summary.clientCpuMs };
       }
+      case "h2load":
+      case "h2load-oip": {
+        const before = await this.unansweredGrpc();
+        const r = await runH2load({ target: this.gateway, ...this.h2loadCalls[client], concurrency, durationS, workDir: this.tmp });
+        return { rps: r.rps, p99Ms: r.p99Ms, requests: r.requests, errors: r.errors + ((await this.unansweredGrpc()) - before), clientCpuMs: r.clientCpuMs };
+      }
       case "python":
       case "java": {
         const command = client === "python" ? systemPython : "java";
@@ -154,7 +195,15 @@ class EdgeBench {
 }
 
 function label(client: Client): string {
-  return { wrk: "REST (wrk)", ghz: "gRPC (ghz)", "ghz-oip": "OIP ModelInfer (ghz)", python: "gRPC (Python grpcio)", java: "gRPC (Java grpc-java)" }[client];
+  return {
+    wrk: "REST (wrk)",
+    ghz: "gRPC (ghz)",
+    "ghz-oip": "OIP ModelInfer (ghz)",
+    h2load: "gRPC (h2load)",
+    "h2load-oip": "OIP ModelInfer (h2load)",
+    python: "gRPC (Python grpcio)",
+    java: "gRPC (Java grpc-java)",
+  }[client];
 }
 
 async function main(): Promise<void> {
