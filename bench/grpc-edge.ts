@@ -60,6 +60,8 @@ const QUIET_WAIT_MS = 30_000;
 const APP = "edge-noop";
 const MODEL = "edge-noop-node";
 const INPUT = [1.1, 2.2, 3.3];
+/** The key of grpcOutcomes's count of defaults. */
+const DEFAULTS = "(default)";
 const javaJar = join(benchDir, "java-client", "target", "grpc-edge-client.jar");
 
 interface Measured {
@@ -102,16 +104,45 @@ class EdgeBench {
     private readonly options: Options,
   ) {}
 
-  /** The gateway's count of gRPC and OIP-gRPC requests it did not answer with a model's output: h2load cannot read grpc-status. */
-  private async unansweredGrpc(): Promise<number> {
+  /**
+   * The gateway's count of gRPC and OIP-gRPC requests it answered with an error, by code: h2load cannot read
+   * grpc-status. The application's defaults are answers here, as for the other clients (said on stderr:
+   * they are mostly the calls in flight when a run ends, whose closed streams the router answers so);
+   * cancelled calls are left out: they are the calls in flight when h2load stops and closes its connections
+   * (ghz leaves out the calls its -z cuts the same way).
+   */
+  private async grpcOutcomes(): Promise<Map<string, number>> {
     const text = await (await fetch(`http://${this.gateway}/metrics`)).text();
-    let n = 0;
+    const byCode = new Map<string, number>();
+    let defaults = 0;
     for (const line of text.split("\n")) {
-      if (line.startsWith("clipper_gateway_requests_total{") && /protocol="(grpc|oip-grpc)"/.test(line) && !line.includes('outcome="answered"')) {
-        n += Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (!line.startsWith("clipper_gateway_requests_total{") || !/protocol="(grpc|oip-grpc)"/.test(line)) continue;
+      const code = /code="([^"]*)"/.exec(line)?.[1] ?? "?";
+      if (line.includes('outcome="answered"') || code === "cancelled") continue;
+      if (line.includes('outcome="default"')) {
+        defaults += Number(line.slice(line.lastIndexOf(" ") + 1));
+        continue;
       }
+      byCode.set(code, (byCode.get(code) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
     }
-    return n;
+    byCode.set(DEFAULTS, defaults);
+    return byCode;
+  }
+
+  /** The gateway's failed gRPC calls since `before`, each code (and the defaults) said on stderr. */
+  private async grpcErrorsSince(before: Map<string, number>): Promise<number> {
+    let total = 0;
+    for (const [code, n] of await this.grpcOutcomes()) {
+      const since = n - (before.get(code) ?? 0);
+      if (since <= 0) continue;
+      if (code === DEFAULTS) {
+        console.error(`gateway: ${since} gRPC calls answered the application's default`);
+        continue;
+      }
+      console.error(`gateway: ${since} gRPC calls failed: ${code}`);
+      total += since;
+    }
+    return total;
   }
 
   close(): void {
@@ -139,9 +170,9 @@ class EdgeBench {
       case "h2load":
       case "h2load-oip": {
         // Its calls are ghz's, sent as bytes: one ghz call checks the answer, then one h2load call must be answered too.
-        const before = await this.unansweredGrpc();
+        const before = await this.grpcOutcomes();
         const r = await runH2load({ target: this.gateway, ...this.h2loadCalls[client], concurrency: 1, durationS: 1, workDir: this.tmp });
-        if (r.requests === 0 || r.errors > 0 || (await this.unansweredGrpc()) > before)
+        if (r.requests === 0 || r.errors > 0 || (await this.grpcErrorsSince(before)) > 0)
           throw new Error(`h2load's calls were not answered: ${JSON.stringify(r)}`);
         return;
       }
@@ -173,9 +204,9 @@ class EdgeBench {
       }
       case "h2load":
       case "h2load-oip": {
-        const before = await this.unansweredGrpc();
+        const before = await this.grpcOutcomes();
         const r = await runH2load({ target: this.gateway, ...this.h2loadCalls[client], concurrency, durationS, workDir: this.tmp });
-        return { rps: r.rps, p99Ms: r.p99Ms, requests: r.requests, errors: r.errors + ((await this.unansweredGrpc()) - before), clientCpuMs: r.clientCpuMs };
+        return { rps: r.rps, p99Ms: r.p99Ms, requests: r.requests, errors: r.errors + (await this.grpcErrorsSince(before)), clientCpuMs: r.clientCpuMs };
       }
       case "python":
       case "java": {
