@@ -12,7 +12,7 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { CoreV1Api, type KubeConfig, ListWatch, type V1Pod, type V1Service, Watch } from "@kubernetes/client-node";
 import { readyEndpoints } from "../../cli/kubernetes-system.js";
-import { AddressPool } from "./loopback-kubelet.js";
+import { AddressPool } from "./loopback-pod.js";
 
 export interface LoopbackServiceProxyOptions {
   /** An identity that may list and watch Services and pods in `namespace` (the test's admin). */

@@ -1,7 +1,7 @@
 /** The loopback kubelet's pure parts: path mapping, $(VAR) expansion, probes, a pod's process, addresses, its status. */
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { AddressPool, expandVariables, LineRing, localProcess, mapPaths, podStatus, readinessCheck } from "./loopback-kubelet.js";
+import { AddressPool, expandVariables, LineRing, localProcess, mapPaths, podStatus, readinessCheck } from "./loopback-pod.js";
 
 const pathMap = { "/opt/clipper": "/home/me/clipper", "/var/lib/clipper": "/tmp/data" };
 
