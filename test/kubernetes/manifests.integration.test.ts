@@ -463,8 +463,11 @@ describe.skipIf(skipKubernetesTests())("deploy/kubernetes on the loopback cluste
       const [flag = "", value = ""] = manifestArgs.slice(i, i + 2);
       if (!podOnly.has(flag)) args.push(flag, value);
     }
-    expect(args).toEqual(["--insecure", "true", "--backend", "kubernetes", "--cluster-name", "default"]);
-    const image = manager.env?.find((e) => e.name === "CLIPPER_MODEL_IMAGE")?.value ?? "";
+    expect(args).toEqual(["--insecure", "true", "--backend", "kubernetes"]);
+    const envOf = (name: string) => manager.env?.find((e) => e.name === name)?.value ?? "";
+    expect(envOf("CLIPPER_CLUSTER_NAME")).toBe("default");
+    args.push("--cluster-name", envOf("CLIPPER_CLUSTER_NAME"));
+    const image = envOf("CLIPPER_MODEL_IMAGE");
     // Any free artifacts port: test files running at once must not share 1342 on this machine.
     const system = new TestSystem({ args: { "container-manager": [...args, "--image", image, "--kubeconfig", kubeconfig, "--artifacts-port", "0"] } });
     const node = cluster.nodeNames[0] ?? "";

@@ -53,9 +53,10 @@ _REDIS_SERVICE = "clipper-redis"
 # A ConfigMap kustomize keeps to itself (not applied): the source of the renamed addresses.
 _ADDRESSES_CONFIGMAP = "clipper-cluster-addresses"
 
-# Where --cluster-name sits in the container-manager's args in deploy/kubernetes/base/container-manager.yaml (the
-# overlay's patch tests it before replacing the value, so a changed manifest fails the apply instead of being misread).
-_CLUSTER_NAME_ARG_INDEX = 12
+# The container-manager's container and the variable that names its cluster in
+# deploy/kubernetes/base/container-manager.yaml (the overlay sets it by a strategic merge on these names).
+_CONTAINER_MANAGER_CONTAINER = "container-manager"
+_CLUSTER_NAME_ENV = "CLIPPER_CLUSTER_NAME"
 
 # A namespace's name is a DNS label (RFC 1123).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -79,7 +80,7 @@ class KubernetesContainerManager(ContainerManager):
     KubernetesContainerManager, on today's APIs).
 
     `start_clipper()` applies deploy/kubernetes (kustomize) into `namespace`,
-    with the container-manager's `--cluster-name` set to `cluster_name` and
+    with the container-manager's `CLIPPER_CLUSTER_NAME` set to `cluster_name` and
     every object labelled `clipper.ai/cluster=<cluster_name>` (in the
     selectors too), and waits until the registry, router, gateway and
     container-manager are rolled out; `connect()` reaches a system already
@@ -278,18 +279,23 @@ class KubernetesContainerManager(ContainerManager):
             {
                 "target": {"kind": "Deployment", "name": "clipper-container-manager"},
                 "patch": json.dumps(
-                    [
-                        {
-                            "op": "test",
-                            "path": f"/spec/template/spec/containers/0/args/{_CLUSTER_NAME_ARG_INDEX}",
-                            "value": "--cluster-name",
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "metadata": {"name": "clipper-container-manager"},
+                        "spec": {
+                            "template": {
+                                "spec": {
+                                    "containers": [
+                                        {
+                                            "name": _CONTAINER_MANAGER_CONTAINER,
+                                            "env": [{"name": _CLUSTER_NAME_ENV, "value": self.cluster_name}],
+                                        }
+                                    ]
+                                }
+                            }
                         },
-                        {
-                            "op": "replace",
-                            "path": f"/spec/template/spec/containers/0/args/{_CLUSTER_NAME_ARG_INDEX + 1}",
-                            "value": self.cluster_name,
-                        },
-                    ]
+                    }
                 ),
             }
         ]
