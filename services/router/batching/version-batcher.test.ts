@@ -172,8 +172,8 @@ describe("VersionBatcher", () => {
     ]);
   });
 
-  it("waits automatically only where the learned fixed cost makes it pay", () => {
-    const h = harness(settings({ maxWaitMs: undefined, maxBatchSize: 8, maxInFlightPerReplica: 1 }));
+  it("waits automatically only where the learned fixed cost makes it pay, and only behind a batch in flight", () => {
+    const h = harness(settings({ maxWaitMs: undefined, maxBatchSize: 8, maxInFlightPerReplica: 2 }));
     h.batcher.enqueue(h.items(1, 1000));
     expect(h.sent).toHaveLength(1);
     // A model costing 2 ms per batch plus 0.05 ms per item, with queries arriving every 0.5 ms.
@@ -184,10 +184,87 @@ describe("VersionBatcher", () => {
       h.batcher.enqueue(h.items(1, 1000));
     }
     while (h.open.size > 0) h.complete([...h.open][0] as Dispatch<Item>);
+    // Idle: sent at once.
     const before = h.sent.length;
     h.batcher.enqueue(h.items(1, 1000));
-    expect(h.sent.length).toBe(before);
+    expect(h.sent.length).toBe(before + 1);
+    // Behind it, a second batch is held for the fixed cost to fill.
+    h.batcher.enqueue(h.items(1, 1000));
+    expect(h.sent.length).toBe(before + 1);
     expect(h.clock.pending()).toBe(1);
+    h.clock.advance(2.1);
+    expect(h.sent.length).toBe(before + 2);
+    // A cheap model (0.5 ms per batch) never waits.
+    const cheap = harness(settings({ maxWaitMs: undefined, maxBatchSize: 8, maxInFlightPerReplica: 2 }));
+    for (let i = 0; i < 16; i++) cheap.batcher.sizerOf("a")?.observe(1 + (i % 8), 0.5 + 0.05 * (1 + (i % 8)), 100);
+    for (let i = 0; i < 20; i++) {
+      cheap.clock.advance(0.1);
+      cheap.batcher.enqueue(cheap.items(1, 1000));
+      while (cheap.open.size > 1) cheap.complete([...cheap.open][0] as Dispatch<Item>);
+    }
+    expect(cheap.clock.pending()).toBe(0);
+  });
+
+  it("sends to an idle replica at once, so a closed loop of callers does not fall into lockstep in one batch", () => {
+    /**
+     * `clients` callers on a fake clock, each asking again once answered: its next query reaches the router 2 ms
+     * after the answer plus 0.04 ms of the gateway's one thread per query (so a batch's answers come back as a
+     * burst that trickles in), to one back-to-back replica of 1.5 + 2 + 0.05n ms per batch, max_batch_size 256,
+     * 100 ms SLO. Answers per second over 3 s after 2 s of warm-up, and the mean batch.
+     */
+    function closedLoop(clients: number) {
+      const clock = new FakeClock();
+      let counting = false;
+      let [answered, batches, batched, busyUntil, frontFreeAt] = [0, 0, 0, 0, 0];
+      type Caller = BatchItem & { done: () => void };
+      const batcher: VersionBatcher<Caller> = new VersionBatcher<Caller>(
+        "m:1",
+        { maxBatchSize: 256, fixedSize: false, maxWaitMs: undefined, maxInFlightPerReplica: 2, maxQueueLength: 10_000 },
+        {
+          send: (d) => {
+            busyUntil = Math.max(clock.now(), busyUntil) + 1.5 + 2 + 0.05 * d.padTo;
+            if (counting) [batches, batched] = [batches + 1, batched + d.items.length];
+            clock.setTimer(busyUntil - clock.now(), () => {
+              batcher.finished(d, { kind: "ok" });
+              for (const item of d.items) {
+                if (item.settled) continue;
+                item.settled = true;
+                if (counting && clock.now() <= item.deadline) answered++;
+                item.done();
+              }
+            });
+          },
+          hopeless: (items) => {
+            for (const item of items) {
+              item.settled = true;
+              item.done();
+            }
+          },
+        },
+        { clock },
+      );
+      batcher.setReplicas(["a"]);
+      const ask = () => {
+        frontFreeAt = Math.max(clock.now() + 2, frontFreeAt) + 0.04;
+        clock.setTimer(frontFreeAt - clock.now(), () => {
+          const deadline = clock.now() + 100;
+          const item: Caller = { deadline, settled: false, queued: undefined, inFlight: undefined, attempts: 0, done: ask };
+          if (batcher.lateAdmission(1, deadline) === undefined) batcher.enqueue([item]);
+          else clock.setTimer(1, ask);
+        });
+      };
+      for (let c = 0; c < clients; c++) ask();
+      clock.advance(2000);
+      counting = true;
+      clock.advance(3000);
+      counting = false;
+      return { perS: answered / 3, meanBatch: batched / batches };
+    }
+    // Held idle to fill: 64 callers moved as one batch of ~62 (5,227/s), and 8 as one of 8 (845/s).
+    const many = closedLoop(64);
+    expect(many.meanBatch).toBeLessThan(40);
+    expect(many.perS).toBeGreaterThan(6000);
+    expect(closedLoop(8).perS).toBeGreaterThan(1000);
   });
 
   it("gives faster replicas more work and skips one far behind its predicted latency", () => {

@@ -560,9 +560,16 @@ export class VersionBatcher<T extends BatchItem> {
   /**
    * The automatic wait window: on only where it pays, i.e. the replica has a
    * fitted fixed cost per batch worth sharing and queries arrive faster than
-   * that cost, so waiting it out is expected to bring at least one more query.
+   * that cost, so waiting it out is expected to bring at least one more query;
+   * and only behind a batch in flight. An idle replica gets what is queued at
+   * once: holding it idle to fill put a closed loop of callers in lockstep,
+   * every caller in one batch and the replica idle while the answers went back
+   * and the next queries came (measured: 64 callers of a 2 ms + 0.05 ms/query
+   * model, one batch of 64 every 15 ms, 4.2k answers/s; 5.8k/s sent at once,
+   * in two batches of ~30 taking turns).
    */
   private autoWaitMs(replica: ReplicaState): number {
+    if (replica.inFlight.size === 0) return 0;
     const fixedCost = replica.sizer.model.fixedCostMs();
     if (fixedCost === undefined || fixedCost < this.options.autoWaitMinFixedCostMs) return 0;
     const window = Math.min(fixedCost, this.options.autoWaitMaxMs);
