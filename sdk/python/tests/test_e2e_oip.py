@@ -261,6 +261,32 @@ def test_v2_errors_are_json_with_an_error_field(system):
     assert "not valid JSON" in json.loads(refused.value.read())["error"]
 
 
+# A Python with KServe's SDK (`pip install kserve`), in a venv of its own: kserve pins protobuf < 7, the SDK's has 7.
+KSERVE_PYTHON = os.environ.get("CLIPPER_KSERVE_PYTHON", "")
+
+
+@pytest.mark.skipif(KSERVE_PYTHON == "", reason="set CLIPPER_KSERVE_PYTHON to a Python with kserve installed to run")
+def test_kserve_python_clients_over_rest_and_grpc(system):
+    """KServe's own clients, as a KServe user's code calls a predictor (kserve_client_check.py): InferenceRESTClient
+    (v2 protocol) and InferenceGRPCClient, health, readiness, infer, and an unknown model refused."""
+    check = os.path.join(os.path.dirname(__file__), "kserve_client_check.py")
+    run = subprocess.run([KSERVE_PYTHON, check, system], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout)
+    assert got == {
+        "rest_live": True,
+        "rest_ready": True,
+        "rest_model_ready": True,
+        # The current version is 2 (ten times the sum).
+        "rest_infer": {"model": "sum", "outputs": {"output": [30.0, 70.0], "default": [False, False]}},
+        "rest_unknown": 404,
+        "grpc_live": True,
+        "grpc_ready": True,
+        "grpc_model_ready": True,
+        "grpc_infer": {"model": "sum", "version": "1", "outputs": {"output": [4.0], "default": [False]}},
+    }
+
+
 PERF_ANALYZER = os.environ.get("CLIPPER_PERF_ANALYZER", "")
 # Where its libcudart.so.12 is (PyPI's nvidia-cuda-runtime-cu12), for its LD_LIBRARY_PATH alone.
 PERF_ANALYZER_LIBS = os.environ.get("CLIPPER_PERF_ANALYZER_LIBS", "")
