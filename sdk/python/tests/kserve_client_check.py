@@ -16,7 +16,9 @@ from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRe
 
 
 def request(model: str, rows: list[list[float]], version: str | None = None) -> InferRequest:
-    tensor = InferInput(name="input", shape=[len(rows), len(rows[0])], datatype="FP64", data=rows)
+    """The rows as one FP64 tensor, its data flattened in row-major order (as kserve's gRPC conversion takes it)."""
+    flat = [float(v) for row in rows for v in row]
+    tensor = InferInput(name="input", shape=[len(rows), len(rows[0])], datatype="FP64", data=flat)
     return InferRequest(model_name=model, infer_inputs=[tensor], model_version=version)
 
 
@@ -42,7 +44,7 @@ async def main(address: str) -> dict:
             got["rest_unknown"] = getattr(getattr(error, "response", None), "status_code", repr(error))
     finally:
         await rest.close()
-    grpc_client = InferenceGRPCClient(address, timeout=30, retries=1)
+    grpc_client = InferenceGRPCClient(address, timeout=30)
     try:
         got["grpc_live"] = await grpc_client.is_server_live()
         got["grpc_ready"] = await grpc_client.is_server_ready()
