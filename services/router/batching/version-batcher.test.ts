@@ -77,6 +77,55 @@ function harness(s: BatcherSettings, replicas: string[] = ["a"]) {
 
 const ids = (d: Dispatch<Item> | undefined) => d?.items.map((i) => i.id);
 
+/** A query of a caller on a fake clock: `done` runs once it is answered or refused. */
+type Caller = BatchItem & { done: (() => void) | undefined };
+
+/**
+ * A batcher (max_batch_size `maxBatchSize`, automatic wait) in front of one replica on `clock` that answers its
+ * batches one after the other (the Python runtime's default), each taking `batchMs(padTo)`. `sent` sees each batch
+ * as it leaves, `answered` each query answered in one, before its caller's `done`.
+ */
+function backToBackBatcher(
+  clock: FakeClock,
+  o: {
+    maxBatchSize: number;
+    maxInFlightPerReplica: number;
+    batchMs: (padTo: number) => number;
+    sent: (d: Dispatch<Caller>) => void;
+    answered: (item: Caller) => void;
+  },
+): VersionBatcher<Caller> {
+  let busyUntil = 0;
+  const batcher: VersionBatcher<Caller> = new VersionBatcher<Caller>(
+    "m:1",
+    { maxBatchSize: o.maxBatchSize, fixedSize: false, maxWaitMs: undefined, maxInFlightPerReplica: o.maxInFlightPerReplica, maxQueueLength: 10_000 },
+    {
+      send: (d) => {
+        busyUntil = Math.max(clock.now(), busyUntil) + o.batchMs(d.padTo);
+        o.sent(d);
+        clock.setTimer(busyUntil - clock.now(), () => {
+          batcher.finished(d, { kind: "ok" });
+          for (const item of d.items) {
+            if (item.settled) continue;
+            item.settled = true;
+            o.answered(item);
+            item.done?.();
+          }
+        });
+      },
+      hopeless: (items) => {
+        for (const item of items) {
+          item.settled = true;
+          item.done?.();
+        }
+      },
+    },
+    { clock },
+  );
+  batcher.setReplicas(["a"]);
+  return batcher;
+}
+
 describe("VersionBatcher", () => {
   it("sends at once while a replica has capacity, then batches what queued meanwhile, within max_batch_size", () => {
     const h = harness(settings({ maxBatchSize: 3, maxInFlightPerReplica: 1 }));
@@ -215,35 +264,18 @@ describe("VersionBatcher", () => {
     function closedLoop(clients: number) {
       const clock = new FakeClock();
       let counting = false;
-      let [answered, batches, batched, busyUntil, frontFreeAt] = [0, 0, 0, 0, 0];
-      type Caller = BatchItem & { done: () => void };
-      const batcher: VersionBatcher<Caller> = new VersionBatcher<Caller>(
-        "m:1",
-        { maxBatchSize: 256, fixedSize: false, maxWaitMs: undefined, maxInFlightPerReplica: 2, maxQueueLength: 10_000 },
-        {
-          send: (d) => {
-            busyUntil = Math.max(clock.now(), busyUntil) + 1.5 + 2 + 0.05 * d.padTo;
-            if (counting) [batches, batched] = [batches + 1, batched + d.items.length];
-            clock.setTimer(busyUntil - clock.now(), () => {
-              batcher.finished(d, { kind: "ok" });
-              for (const item of d.items) {
-                if (item.settled) continue;
-                item.settled = true;
-                if (counting && clock.now() <= item.deadline) answered++;
-                item.done();
-              }
-            });
-          },
-          hopeless: (items) => {
-            for (const item of items) {
-              item.settled = true;
-              item.done();
-            }
-          },
+      let [answered, batches, batched, frontFreeAt] = [0, 0, 0, 0];
+      const batcher = backToBackBatcher(clock, {
+        maxBatchSize: 256,
+        maxInFlightPerReplica: 2,
+        batchMs: (padTo) => 1.5 + 2 + 0.05 * padTo,
+        sent: (d) => {
+          if (counting) [batches, batched] = [batches + 1, batched + d.items.length];
         },
-        { clock },
-      );
-      batcher.setReplicas(["a"]);
+        answered: (item) => {
+          if (counting && clock.now() <= item.deadline) answered++;
+        },
+      });
       const ask = () => {
         frontFreeAt = Math.max(clock.now() + 2, frontFreeAt) + 0.04;
         clock.setTimer(frontFreeAt - clock.now(), () => {
@@ -604,39 +636,21 @@ describe("VersionBatcher", () => {
       let inTime = 0;
       let batches = 0;
       let batched = 0;
-      let busyUntil = 0;
-      type Caller = Item & { done: (() => void) | undefined };
-      const batcher: VersionBatcher<Caller> = new VersionBatcher<Caller>(
-        "m:1",
-        { maxBatchSize: 16, fixedSize: false, maxWaitMs: undefined, maxInFlightPerReplica, maxQueueLength: 10_000 },
-        {
-          send: (d) => {
-            busyUntil = Math.max(clock.now(), busyUntil) + (o.overheadMs ?? 0) + 20 + 0.5 * d.padTo;
-            if (counting) [batches, batched] = [batches + 1, batched + d.items.length];
-            clock.setTimer(busyUntil - clock.now(), () => {
-              batcher.finished(d, { kind: "ok" });
-              for (const item of d.items) {
-                if (item.settled) continue;
-                item.settled = true;
-                if (counting && clock.now() <= item.deadline) inTime++;
-                item.done?.();
-              }
-            });
-          },
-          hopeless: (items) => {
-            for (const item of items) {
-              item.settled = true;
-              item.done?.();
-            }
-          },
+      const batcher = backToBackBatcher(clock, {
+        maxBatchSize: 16,
+        maxInFlightPerReplica,
+        batchMs: (padTo) => (o.overheadMs ?? 0) + 20 + 0.5 * padTo,
+        sent: (d) => {
+          if (counting) [batches, batched] = [batches + 1, batched + d.items.length];
         },
-        { clock },
-      );
-      batcher.setReplicas(["a"]);
+        answered: (item) => {
+          if (counting && clock.now() <= item.deadline) inTime++;
+        },
+      });
       /** Asks once; `done` runs when it is answered or refused. */
       const ask = (done?: () => void) => {
         const deadline = clock.now() + 100;
-        const item: Caller = { id: 0, answers: [], deadline, settled: false, queued: undefined, inFlight: undefined, attempts: 0, done };
+        const item: Caller = { deadline, settled: false, queued: undefined, inFlight: undefined, attempts: 0, done };
         if (batcher.lateAdmission(1, deadline) === undefined) batcher.enqueue([item]);
         else if (done) clock.setTimer(1, done);
       };
